@@ -1,0 +1,193 @@
+//! The `memberdesk` command line. Every failure ends in one clear line on
+//! stderr and a non-zero exit, never a panic or a backtrace.
+
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use secrecy::SecretString;
+use sqlx::PgPool;
+
+use crate::config::{self, Settings};
+use crate::domain::{Actor, accounts};
+use crate::error::AppError;
+use crate::{db, graphql, http, seed};
+
+#[derive(Parser)]
+#[command(name = "memberdesk", version, about = "Administer the members and staff of an application, safely.")]
+#[command(long_about = "Administer the members and staff of an application over GraphQL: deactivate, \
+reactivate, policy-aware delete and anonymize, all audited.\n\nThe database comes from DATABASE_URL \
+(default postgres://localhost/memberdesk).")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (creates the database and applies migrations first).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "MEMBERDESK_BIND", default_value = config::DEFAULT_BIND)]
+        bind: String,
+        /// Load the demo data first (as `seed-demo` does) and print how to log in.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Create an active staff superuser.
+    Createsuperuser {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input (else from
+        /// MEMBERDESK_PASSWORD, else a prompt on the terminal).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Print the GraphQL schema (SDL); it equals schema.graphql.
+    ExportSchema,
+    /// Load the demo data (idempotent): an `admin` superuser, `rani-editor` in
+    /// group Editors, some questions and votes.
+    SeedDemo,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::ExportSchema = cli.command {
+        print!("{}", graphql::sdl());
+        return ExitCode::SUCCESS;
+    }
+    init_logging();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(message),
+    }
+}
+
+fn fail(message: String) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MEMBERDESK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("memberdesk=info,poem=warn,sqlx=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn open(create_if_missing: bool) -> Result<(PgPool, String), String> {
+    let url = config::database_url();
+    let pool = db::connect(&url, create_if_missing).await.map_err(|e| e.to_string())?;
+    db::migrate(&pool, &url).await.map_err(|e| e.to_string())?;
+    Ok((pool, url))
+}
+
+async fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Serve { bind, demo } => serve(&bind, demo).await,
+        Command::Migrate => {
+            let (_, url) = open(true).await?;
+            println!("migrations applied to {}", db::describe(&url));
+            Ok(())
+        }
+        Command::Createsuperuser { username, email, password_stdin } => {
+            let password = read_password(password_stdin)?;
+            let (pool, _) = open(true).await?;
+            let input = accounts::NewUserInput {
+                username,
+                email,
+                password,
+                first_name: String::new(),
+                last_name: String::new(),
+                is_staff: true,
+                is_superuser: true,
+            };
+            let user = accounts::create_user(&pool, &Actor::System, input).await.map_err(describe_error)?;
+            println!("superuser '{}' created", user.username);
+            Ok(())
+        }
+        Command::SeedDemo => {
+            let (pool, _) = open(true).await?;
+            let report = seed::seed_demo(&pool).await.map_err(describe_error)?;
+            println!("{report}");
+            Ok(())
+        }
+        Command::ExportSchema => unreachable!("handled before the runtime starts"),
+    }
+}
+
+async fn serve(bind: &str, demo: bool) -> Result<(), String> {
+    let (pool, url) = open(true).await?;
+    if demo {
+        let report = seed::seed_demo(&pool).await.map_err(describe_error)?;
+        tracing::info!("{report}");
+    }
+    crate::auth::password::warm_up().await;
+    let server = http::bind(bind).await.map_err(|e| format!("cannot listen on {bind}: {e}"))?;
+    let base = format!("http://{}", server.addr);
+    tracing::info!(database = %db::describe(&url), "memberdesk ready: playground at {base}/ , GraphQL at {base}/graphql");
+    if demo {
+        tracing::info!("log in from the playground with: {}", seed::DEMO_LOGIN_HINT);
+    }
+    server.serve(pool, Settings::default(), shutdown_signal()).await.map_err(|e| format!("server error: {e}"))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+fn read_password(from_stdin: bool) -> Result<SecretString, String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+        return Ok(SecretString::from(line.trim_end_matches(['\r', '\n']).to_owned()));
+    }
+    if let Ok(pw) = std::env::var("MEMBERDESK_PASSWORD") {
+        return Ok(SecretString::from(pw));
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err("no password given: use --password-stdin, set MEMBERDESK_PASSWORD, or run on a terminal".into());
+    }
+    let first = rpassword::prompt_password("Password: ").map_err(|e| format!("cannot read the password: {e}"))?;
+    let again = rpassword::prompt_password("Password (again): ").map_err(|e| format!("cannot read the password: {e}"))?;
+    if first != again {
+        return Err("the passwords do not match".into());
+    }
+    Ok(SecretString::from(first))
+}
+
+/// A domain error as one line for the terminal.
+fn describe_error(err: AppError) -> String {
+    match err {
+        AppError::InvalidInput { field, message } => format!("{field}: {message}"),
+        AppError::Internal(inner) => format!("internal error: {inner}"),
+        other => other.message(),
+    }
+}

@@ -1,0 +1,275 @@
+//! Accounts: logging in and out, and creating and editing users.
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde_json::json;
+use sqlx::PgPool;
+
+use super::access::{ensure_may_manage, ensure_may_set_flags};
+use super::actor::CurrentUser;
+use super::audit::{self, AuditAction, By, Target};
+use super::{Actor, validation};
+use crate::auth::{password, token};
+use crate::config::Settings;
+use crate::error::{AppError, AppResult, OnConstraint};
+use crate::store::login_failures::{self, Scope};
+use crate::store::users::{self, UserRow};
+use crate::store::sessions;
+
+pub struct LoginOutcome {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub user: UserRow,
+}
+
+/// Checks a username and password and starts a session.
+///
+/// Unknown usernames and wrong passwords give the same error after the same
+/// amount of work (one argon2 verification). Failures are counted per
+/// username and per client address in PostgreSQL; past the limit every
+/// attempt is refused without checking the password, whatever it is.
+pub async fn login(
+    pool: &PgPool,
+    settings: &Settings,
+    username: &str,
+    password: SecretString,
+    client_address: Option<&str>,
+) -> AppResult<LoginOutcome> {
+    let limit = settings.login_limit;
+    // Overlong input names nobody; it is still checked (and costs) like any other.
+    let key: String = validation::username_key(username).chars().take(validation::MAX_USERNAME + 1).collect();
+
+    let by_name = login_failures::current(pool, Scope::Username, &key, limit.window).await?;
+    let by_address = match client_address {
+        Some(addr) => login_failures::current(pool, Scope::Address, addr, limit.window).await?,
+        None => 0,
+    };
+    if by_name >= limit.per_username || by_address >= limit.per_address {
+        return Err(AppError::RateLimited);
+    }
+
+    let credentials = users::find_credentials(pool, &key).await?;
+    let (user_id, is_active, stored) = match credentials {
+        Some(c) => (Some(c.id), c.is_active, c.password_hash),
+        None => (None, false, None),
+    };
+    let password_ok = password::verify_password(password, stored).await?;
+
+    if !password_ok {
+        let mut tx = pool.begin().await?;
+        login_failures::record(&mut *tx, Scope::Username, &key, limit.window).await?;
+        if let Some(addr) = client_address {
+            login_failures::record(&mut *tx, Scope::Address, addr, limit.window).await?;
+        }
+        let target_user = match user_id {
+            Some(id) => users::find(&mut *tx, id).await?,
+            None => None,
+        };
+        let target = match &target_user {
+            Some(user) => Target::User(user),
+            None => Target::Name(&key),
+        };
+        let details = json!({ "reason": "invalid credentials", "clientAddress": client_address });
+        audit::record(&mut *tx, None, AuditAction::LoginFailed, target, None, Some(details)).await?;
+        tx.commit().await?;
+        return Err(AppError::InvalidCredentials);
+    }
+    let user_id = user_id.expect("a password only matches a stored hash");
+
+    let mut tx = pool.begin().await?;
+    let user = users::find_for_update(&mut *tx, user_id).await?.ok_or(AppError::InvalidCredentials)?;
+    if !is_active || !user.is_active {
+        let details = json!({ "reason": "account inactive", "clientAddress": client_address });
+        audit::record(&mut *tx, None, AuditAction::LoginFailed, Target::User(&user), None, Some(details)).await?;
+        tx.commit().await?;
+        return Err(AppError::AccountInactive);
+    }
+    let issued = token::issue();
+    let now = Utc::now();
+    let expires_at = now + settings.session_ttl;
+    sessions::insert(&mut *tx, user.id, &issued.digest, expires_at).await?;
+    users::touch_last_login(&mut *tx, user.id, now).await?;
+    login_failures::clear(&mut *tx, Scope::Username, &key).await?;
+    let details = json!({ "clientAddress": client_address });
+    audit::record(&mut *tx, Some(By::user(&user)), AuditAction::Login, Target::User(&user), None, Some(details)).await?;
+    tx.commit().await?;
+    let user = UserRow { last_login: Some(now), ..user };
+    Ok(LoginOutcome { token: issued.reveal(), expires_at, user })
+}
+
+/// The caller behind a bearer token, or `None` when the token is unknown,
+/// expired, revoked or its user is no longer active.
+pub async fn authenticate(pool: &PgPool, bearer: &str) -> AppResult<Option<CurrentUser>> {
+    if bearer.is_empty() || bearer.len() > 256 {
+        return Ok(None);
+    }
+    Ok(sessions::find_live(pool, &token::digest(bearer)).await?.map(CurrentUser::from))
+}
+
+pub async fn logout(pool: &PgPool, current: &CurrentUser) -> AppResult<bool> {
+    let mut tx = pool.begin().await?;
+    let revoked = sessions::revoke(&mut *tx, current.session_id).await?;
+    if revoked {
+        let me = users::find(&mut *tx, current.id).await?.ok_or(AppError::Unauthenticated)?;
+        audit::record(&mut *tx, Some(By::user(&me)), AuditAction::Logout, Target::User(&me), None, None).await?;
+    }
+    tx.commit().await?;
+    Ok(revoked)
+}
+
+pub struct NewUserInput {
+    pub username: String,
+    pub email: String,
+    pub password: SecretString,
+    pub first_name: String,
+    pub last_name: String,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+}
+
+pub async fn create_user(pool: &PgPool, actor: &Actor, input: NewUserInput) -> AppResult<UserRow> {
+    if input.is_staff || input.is_superuser {
+        ensure_may_set_flags(actor)?;
+    }
+    let username = validation::username("username", &input.username)?;
+    let email = validation::email("email", &input.email)?;
+    let first_name = validation::line("firstName", &input.first_name, validation::MAX_NAME, false)?;
+    let last_name = validation::line("lastName", &input.last_name, validation::MAX_NAME, false)?;
+    validation::password("password", &input.password, &username)?;
+    let key = validation::username_key(&username);
+    let hash = password::hash_password(input.password).await?;
+
+    let mut tx = pool.begin().await?;
+    let user = users::insert(
+        &mut *tx,
+        &users::NewUser {
+            username: &username,
+            username_key: &key,
+            email: &email,
+            first_name: &first_name,
+            last_name: &last_name,
+            password_hash: Some(&hash),
+            is_staff: input.is_staff,
+            is_superuser: input.is_superuser,
+        },
+    )
+    .await
+    .on_constraint(users::USERNAME_UNIQUE, username_taken)?;
+    let details = json!({ "isStaff": user.is_staff, "isSuperuser": user.is_superuser });
+    audit::record(&mut *tx, Some(actor.into()), AuditAction::UserCreated, Target::User(&user), None, Some(details)).await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+fn username_taken() -> AppError {
+    AppError::invalid("username", "a user with that username already exists")
+}
+
+/// The fields `updateUser` may change; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct UserPatch {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub is_staff: Option<bool>,
+    pub is_superuser: Option<bool>,
+}
+
+pub async fn update_user(pool: &PgPool, actor: &Actor, user_id: i64, patch: UserPatch) -> AppResult<UserRow> {
+    let mut tx = pool.begin().await?;
+    let user = users::find_for_update(&mut *tx, user_id).await?.ok_or(AppError::NotFound("user"))?;
+    if user.anonymized_at.is_some() {
+        return Err(AppError::Anonymized);
+    }
+    ensure_may_manage(actor, &user)?;
+    let is_staff = patch.is_staff.unwrap_or(user.is_staff);
+    let is_superuser = patch.is_superuser.unwrap_or(user.is_superuser);
+    if is_staff != user.is_staff || is_superuser != user.is_superuser {
+        ensure_may_set_flags(actor)?;
+    }
+    if user.is_active && user.is_superuser && !is_superuser && users::lock_other_active_superusers(&mut *tx, user.id).await? == 0
+    {
+        return Err(AppError::LastSuperuser);
+    }
+    let username = match &patch.username {
+        Some(raw) => validation::username("username", raw)?,
+        None => user.username.clone(),
+    };
+    let email = match &patch.email {
+        Some(raw) => validation::email("email", raw)?,
+        None => user.email.clone(),
+    };
+    let first_name = match &patch.first_name {
+        Some(raw) => validation::line("firstName", raw, validation::MAX_NAME, false)?,
+        None => user.first_name.clone(),
+    };
+    let last_name = match &patch.last_name {
+        Some(raw) => validation::line("lastName", raw, validation::MAX_NAME, false)?,
+        None => user.last_name.clone(),
+    };
+    let key = validation::username_key(&username);
+    let updated = users::update_profile(
+        &mut *tx,
+        user.id,
+        &users::Profile {
+            username: &username,
+            username_key: &key,
+            email: &email,
+            first_name: &first_name,
+            last_name: &last_name,
+            is_staff,
+            is_superuser,
+        },
+    )
+    .await
+    .on_constraint(users::USERNAME_UNIQUE, username_taken)?;
+    // Field names only: values would keep personal data in the log.
+    let changed: Vec<&str> = [
+        ("username", updated.username != user.username),
+        ("email", updated.email != user.email),
+        ("firstName", updated.first_name != user.first_name),
+        ("lastName", updated.last_name != user.last_name),
+        ("isStaff", updated.is_staff != user.is_staff),
+        ("isSuperuser", updated.is_superuser != user.is_superuser),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect();
+    if !changed.is_empty() {
+        let details = json!({ "changed": changed, "isStaff": updated.is_staff, "isSuperuser": updated.is_superuser });
+        audit::record(&mut *tx, Some(actor.into()), AuditAction::UserUpdated, Target::User(&updated), None, Some(details)).await?;
+    }
+    tx.commit().await?;
+    Ok(updated)
+}
+
+/// Sets a password: your own, or (with `auth.change_user`) someone else's.
+/// Every other session of the user is revoked; your own current one stays.
+pub async fn set_password(pool: &PgPool, actor: &CurrentUser, user_id: i64, new_password: SecretString) -> AppResult<bool> {
+    let acting = Actor::User(actor.clone());
+    let is_self = actor.id == user_id;
+    if !is_self && !(actor.is_staff && actor.has_perm("auth.change_user")) {
+        return Err(AppError::forbidden("you may only change your own password without 'auth.change_user'"));
+    }
+    let target = users::find(pool, user_id).await?.ok_or(AppError::NotFound("user"))?;
+    if target.anonymized_at.is_some() {
+        return Err(AppError::Anonymized);
+    }
+    ensure_may_manage(&acting, &target)?;
+    validation::password("password", &new_password, &target.username)?;
+    let hash = password::hash_password(new_password).await?;
+
+    let mut tx = pool.begin().await?;
+    let target = users::find_for_update(&mut *tx, user_id).await?.ok_or(AppError::NotFound("user"))?;
+    if target.anonymized_at.is_some() {
+        return Err(AppError::Anonymized);
+    }
+    users::set_password_hash(&mut *tx, user_id, &hash).await?;
+    let keep = is_self.then_some(actor.session_id);
+    let revoked = sessions::revoke_all_for_user(&mut *tx, user_id, keep).await?;
+    let details = json!({ "sessionsRevoked": revoked });
+    audit::record(&mut *tx, Some((&acting).into()), AuditAction::PasswordChanged, Target::User(&target), None, Some(details)).await?;
+    tx.commit().await?;
+    Ok(true)
+}

@@ -1,0 +1,73 @@
+//! Who is acting: a logged-in user, or the system itself (the CLI).
+
+use std::collections::BTreeSet;
+
+use crate::store::sessions::SessionUser;
+
+#[derive(Debug, Clone)]
+pub enum Actor {
+    User(CurrentUser),
+    /// The operator at the command line (`createsuperuser`, `seed-demo`).
+    System,
+}
+
+/// An authenticated, active user and their effective permissions, as read
+/// for this request.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub id: i64,
+    pub username: String,
+    pub session_id: i64,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+    pub permissions: BTreeSet<String>,
+}
+
+impl From<SessionUser> for CurrentUser {
+    fn from(s: SessionUser) -> Self {
+        CurrentUser {
+            id: s.user_id,
+            username: s.username,
+            session_id: s.session_id,
+            is_staff: s.is_staff,
+            is_superuser: s.is_superuser,
+            permissions: s.permissions.into_iter().collect(),
+        }
+    }
+}
+
+impl CurrentUser {
+    pub fn has_perm(&self, key: &str) -> bool {
+        self.is_superuser || self.permissions.contains(key)
+    }
+}
+
+impl Actor {
+    pub fn user_id(&self) -> Option<i64> {
+        match self {
+            Actor::User(u) => Some(u.id),
+            Actor::System => None,
+        }
+    }
+
+    pub fn username(&self) -> &str {
+        match self {
+            Actor::User(u) => &u.username,
+            Actor::System => "system",
+        }
+    }
+
+    pub fn is_superuser(&self) -> bool {
+        match self {
+            Actor::User(u) => u.is_superuser,
+            Actor::System => true,
+        }
+    }
+
+    pub fn has_perm(&self, key: &str) -> bool {
+        match self {
+            Actor::User(u) => u.has_perm(key),
+            Actor::System => true,
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! What gets written to the audit log, and how.
+
+use serde_json::Value;
+use sqlx::PgExecutor;
+
+use super::Actor;
+use crate::store::audit::{self, NewEntry};
+use crate::store::users::UserRow;
+
+/// Every kind of change memberdesk audits, stored under its SCREAMING_CASE
+/// name. The derive makes this very enum the API's `AuditAction`, so the log
+/// and the API cannot drift apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+pub enum AuditAction {
+    Login,
+    LoginFailed,
+    Logout,
+    UserCreated,
+    UserUpdated,
+    PasswordChanged,
+    GroupCreated,
+    GroupPermissionsSet,
+    UserAddedToGroup,
+    UserRemovedFromGroup,
+    PermissionGranted,
+    PermissionRevoked,
+    QuestionCreated,
+    UserDeactivated,
+    UserReactivated,
+    UserDeleted,
+    UserAnonymized,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        use async_graphql::resolver_utils::EnumType;
+        Self::items().iter().find(|item| item.value == self).map(|item| item.name).expect("every variant is an item")
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        use async_graphql::resolver_utils::EnumType;
+        Self::items().iter().find(|item| item.name == name).map(|item| item.value)
+    }
+}
+
+/// What an entry is about: a user (kept as a reference and a snapshot of
+/// their username), or something else described in words.
+pub enum Target<'a> {
+    User(&'a UserRow),
+    /// A username that names no account (a failed login for an unknown name).
+    Name(&'a str),
+    Other(String),
+}
+
+/// Who did it, as the entry records it: a reference and a snapshot of the
+/// username (`system` for the command line).
+#[derive(Clone, Copy)]
+pub struct By<'a> {
+    pub id: Option<i64>,
+    pub username: &'a str,
+}
+
+impl<'a> From<&'a Actor> for By<'a> {
+    fn from(actor: &'a Actor) -> Self {
+        By { id: actor.user_id(), username: actor.username() }
+    }
+}
+
+impl<'a> By<'a> {
+    /// The user themselves (a login, a logout).
+    pub fn user(user: &'a UserRow) -> Self {
+        By { id: Some(user.id), username: &user.username }
+    }
+}
+
+pub async fn record<'a>(
+    ex: impl PgExecutor<'_>,
+    by: Option<By<'a>>,
+    action: AuditAction,
+    target: Target<'_>,
+    reason: Option<&str>,
+    details: Option<Value>,
+) -> sqlx::Result<i64> {
+    let (target_user_id, target_repr) = match target {
+        Target::User(user) => (Some(user.id), user.username.clone()),
+        Target::Name(name) => (None, name.to_owned()),
+        Target::Other(repr) => (None, repr),
+    };
+    audit::insert(
+        ex,
+        NewEntry {
+            action: action.as_str(),
+            actor_id: by.and_then(|b| b.id),
+            actor_username: by.map(|b| b.username),
+            target_user_id,
+            target_repr: &target_repr,
+            reason,
+            details,
+        },
+    )
+    .await
+}

@@ -1,0 +1,17 @@
+//! The business rules of memberdesk, independent of GraphQL and HTTP.
+//!
+//! Every operation takes the [`Actor`] performing it, checks the rules that
+//! depend on who acts on whom (the per-operation permission is checked by the
+//! guard declared on the GraphQL field, and again here where the rule depends
+//! on the target), runs in one transaction and writes its audit entry in that
+//! same transaction: it happens completely, audited, or not at all.
+
+pub mod access;
+pub mod accounts;
+pub mod actor;
+pub mod audit;
+pub mod groups;
+pub mod polls;
+pub mod validation;
+
+pub use actor::Actor;

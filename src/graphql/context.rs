@@ -1,0 +1,80 @@
+//! What a resolver can reach: the pool and settings (schema-wide), and the
+//! caller and DataLoader (per request, see [`RequestContext`]).
+
+use std::sync::Arc;
+
+use async_graphql::Context;
+use async_graphql::dataloader::DataLoader;
+use sqlx::PgPool;
+
+use super::loaders::Loaders;
+use crate::config::Settings;
+use crate::domain::Actor;
+use crate::domain::actor::CurrentUser;
+use crate::error::AppError;
+
+/// Who sent the request, as the `Authorization` header says.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// No `Authorization` header.
+    Anonymous,
+    /// A token that is unknown, expired, revoked, or whose user is inactive.
+    Rejected,
+    User(CurrentUser),
+}
+
+/// Per-request data, built by the HTTP layer for every request.
+pub struct RequestContext {
+    pub caller: Caller,
+    pub client_address: Option<String>,
+    /// Created per request: a DataLoader shared across requests would share
+    /// its batches (and any cache) across users.
+    pub loader: DataLoader<Loaders>,
+}
+
+impl RequestContext {
+    pub fn new(pool: PgPool, caller: Caller, client_address: Option<String>) -> Self {
+        RequestContext { caller, client_address, loader: DataLoader::new(Loaders::new(pool), tokio::spawn) }
+    }
+}
+
+pub trait ContextExt {
+    fn pool(&self) -> &PgPool;
+    fn settings(&self) -> &Settings;
+    fn request(&self) -> &RequestContext;
+    fn loader(&self) -> &DataLoader<Loaders> {
+        &self.request().loader
+    }
+    /// The authenticated caller, or `UNAUTHENTICATED`.
+    fn current_user(&self) -> Result<&CurrentUser, AppError> {
+        match &self.request().caller {
+            Caller::User(user) => Ok(user),
+            Caller::Anonymous | Caller::Rejected => Err(AppError::Unauthenticated),
+        }
+    }
+    fn actor(&self) -> Result<Actor, AppError> {
+        self.current_user().map(|user| Actor::User(user.clone()))
+    }
+}
+
+impl ContextExt for Context<'_> {
+    fn pool(&self) -> &PgPool {
+        self.data_unchecked::<PgPool>()
+    }
+    fn settings(&self) -> &Settings {
+        self.data_unchecked::<Arc<Settings>>()
+    }
+    fn request(&self) -> &RequestContext {
+        self.data_unchecked::<RequestContext>()
+    }
+}
+
+/// Loads through the request's DataLoader, turning a database failure into
+/// the one error type.
+pub async fn load<K>(ctx: &Context<'_>, key: K) -> Result<Option<<Loaders as async_graphql::dataloader::Loader<K>>::Value>, AppError>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    Loaders: async_graphql::dataloader::Loader<K, Error = super::loaders::LoadError>,
+{
+    ctx.loader().load_one(key).await.map_err(AppError::internal)
+}

@@ -1,0 +1,169 @@
+//! DataLoaders for nested fields: one SQL statement per kind of field per
+//! batch, so a page of 100 users with their groups, permissions and vote
+//! counts costs the same few statements as a page of 2.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::Loader;
+use sqlx::PgPool;
+
+use crate::store::groups::{self, GroupRow};
+use crate::store::permissions::{self, PermissionRow};
+use crate::store::polls::{self, ChoiceRow, QuestionRow};
+use crate::store::users::{self, UserRow};
+
+pub struct Loaders {
+    pool: PgPool,
+}
+
+impl Loaders {
+    pub fn new(pool: PgPool) -> Self {
+        Loaders { pool }
+    }
+}
+
+pub type LoadError = Arc<sqlx::Error>;
+
+macro_rules! key {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        $( $(#[$doc])* #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)] pub struct $name(pub i64); )*
+    };
+}
+
+key! {
+    UserById,
+    QuestionById,
+    ChoiceById,
+    /// The groups of a user.
+    GroupsOfUser,
+    /// A user's direct grants.
+    DirectPermissionsOfUser,
+    /// A user's effective `app.codename` keys.
+    EffectivePermissionsOfUser,
+    VoteCountOfUser,
+    PermissionsOfGroup,
+    MemberCountOfGroup,
+    ChoicesOfQuestion,
+    VoteCountOfChoice,
+}
+
+fn ids<K: Copy>(keys: &[K], id: impl Fn(K) -> i64) -> Vec<i64> {
+    keys.iter().map(|k| id(*k)).collect()
+}
+
+/// Groups `(owner, value)` rows by owner, giving every requested key an entry
+/// (an empty list when it owns nothing).
+fn grouped<K: Copy + Eq + std::hash::Hash, V>(keys: &[K], wrap: impl Fn(i64) -> K, rows: Vec<(i64, V)>) -> HashMap<K, Vec<V>> {
+    let mut map: HashMap<K, Vec<V>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+    for (owner, value) in rows {
+        map.entry(wrap(owner)).or_default().push(value);
+    }
+    map
+}
+
+/// Counts per owner, zero for keys with no rows.
+fn counted<K: Copy + Eq + std::hash::Hash>(keys: &[K], wrap: impl Fn(i64) -> K, rows: Vec<(i64, i64)>) -> HashMap<K, i64> {
+    let mut map: HashMap<K, i64> = keys.iter().map(|k| (*k, 0)).collect();
+    map.extend(rows.into_iter().map(|(owner, n)| (wrap(owner), n)));
+    map
+}
+
+impl Loader<UserById> for Loaders {
+    type Value = UserRow;
+    type Error = LoadError;
+    async fn load(&self, keys: &[UserById]) -> Result<HashMap<UserById, UserRow>, LoadError> {
+        let rows = users::find_many(&self.pool, &ids(keys, |k| k.0)).await?;
+        Ok(rows.into_iter().map(|u| (UserById(u.id), u)).collect())
+    }
+}
+
+impl Loader<QuestionById> for Loaders {
+    type Value = QuestionRow;
+    type Error = LoadError;
+    async fn load(&self, keys: &[QuestionById]) -> Result<HashMap<QuestionById, QuestionRow>, LoadError> {
+        let rows = polls::find_questions(&self.pool, &ids(keys, |k| k.0)).await?;
+        Ok(rows.into_iter().map(|q| (QuestionById(q.id), q)).collect())
+    }
+}
+
+impl Loader<ChoiceById> for Loaders {
+    type Value = ChoiceRow;
+    type Error = LoadError;
+    async fn load(&self, keys: &[ChoiceById]) -> Result<HashMap<ChoiceById, ChoiceRow>, LoadError> {
+        let rows = polls::find_choices(&self.pool, &ids(keys, |k| k.0)).await?;
+        Ok(rows.into_iter().map(|c| (ChoiceById(c.id), c)).collect())
+    }
+}
+
+impl Loader<GroupsOfUser> for Loaders {
+    type Value = Vec<GroupRow>;
+    type Error = LoadError;
+    async fn load(&self, keys: &[GroupsOfUser]) -> Result<HashMap<GroupsOfUser, Vec<GroupRow>>, LoadError> {
+        let rows = groups::for_users(&self.pool, &ids(keys, |k| k.0)).await?;
+        Ok(grouped(keys, GroupsOfUser, rows))
+    }
+}
+
+impl Loader<DirectPermissionsOfUser> for Loaders {
+    type Value = Vec<PermissionRow>;
+    type Error = LoadError;
+    async fn load(&self, keys: &[DirectPermissionsOfUser]) -> Result<HashMap<DirectPermissionsOfUser, Vec<PermissionRow>>, LoadError> {
+        let rows = permissions::direct_for_users(&self.pool, &ids(keys, |k| k.0)).await?;
+        Ok(grouped(keys, DirectPermissionsOfUser, rows))
+    }
+}
+
+impl Loader<EffectivePermissionsOfUser> for Loaders {
+    type Value = Vec<String>;
+    type Error = LoadError;
+    async fn load(&self, keys: &[EffectivePermissionsOfUser]) -> Result<HashMap<EffectivePermissionsOfUser, Vec<String>>, LoadError> {
+        let rows = permissions::effective_keys_for_users(&self.pool, &ids(keys, |k| k.0)).await?;
+        Ok(grouped(keys, EffectivePermissionsOfUser, rows))
+    }
+}
+
+impl Loader<VoteCountOfUser> for Loaders {
+    type Value = i64;
+    type Error = LoadError;
+    async fn load(&self, keys: &[VoteCountOfUser]) -> Result<HashMap<VoteCountOfUser, i64>, LoadError> {
+        let rows = polls::vote_counts_by_user(&self.pool, &ids(keys, |k| k.0)).await?;
+        Ok(counted(keys, VoteCountOfUser, rows))
+    }
+}
+
+impl Loader<PermissionsOfGroup> for Loaders {
+    type Value = Vec<PermissionRow>;
+    type Error = LoadError;
+    async fn load(&self, keys: &[PermissionsOfGroup]) -> Result<HashMap<PermissionsOfGroup, Vec<PermissionRow>>, LoadError> {
+        let rows = permissions::for_groups(&self.pool, &ids(keys, |k| k.0)).await?;
+        Ok(grouped(keys, PermissionsOfGroup, rows))
+    }
+}
+
+impl Loader<MemberCountOfGroup> for Loaders {
+    type Value = i64;
+    type Error = LoadError;
+    async fn load(&self, keys: &[MemberCountOfGroup]) -> Result<HashMap<MemberCountOfGroup, i64>, LoadError> {
+        let rows = groups::member_counts(&self.pool, &ids(keys, |k| k.0)).await?;
+        Ok(counted(keys, MemberCountOfGroup, rows))
+    }
+}
+
+impl Loader<ChoicesOfQuestion> for Loaders {
+    type Value = Vec<ChoiceRow>;
+    type Error = LoadError;
+    async fn load(&self, keys: &[ChoicesOfQuestion]) -> Result<HashMap<ChoicesOfQuestion, Vec<ChoiceRow>>, LoadError> {
+        let rows = polls::choices_of_questions(&self.pool, &ids(keys, |k| k.0)).await?;
+        Ok(grouped(keys, ChoicesOfQuestion, rows.into_iter().map(|c| (c.question_id, c)).collect()))
+    }
+}
+
+impl Loader<VoteCountOfChoice> for Loaders {
+    type Value = i64;
+    type Error = LoadError;
+    async fn load(&self, keys: &[VoteCountOfChoice]) -> Result<HashMap<VoteCountOfChoice, i64>, LoadError> {
+        let rows = polls::vote_counts_by_choice(&self.pool, &ids(keys, |k| k.0)).await?;
+        Ok(counted(keys, VoteCountOfChoice, rows))
+    }
+}

@@ -1,0 +1,87 @@
+//! Relay connections: `first`/`after` arguments, keyset cursors, `totalCount`.
+
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{Context, Object, OutputType};
+
+use super::context::ContextExt;
+use super::types::User;
+use crate::error::AppError;
+use crate::ids::Cursor;
+use crate::store::{audit, polls, users};
+
+pub const DEFAULT_PAGE: i32 = 20;
+pub const MAX_PAGE: i32 = 100;
+
+/// A connection whose `totalCount` is counted only when asked for.
+pub type Conn<N> = Connection<String, N, TotalCount, EmptyFields>;
+
+/// Checks `first` (default 20, at most 100) and returns it as a row limit.
+pub fn page_size(first: Option<i32>) -> Result<i64, AppError> {
+    match first.unwrap_or(DEFAULT_PAGE) {
+        n if (0..=MAX_PAGE).contains(&n) => Ok(n as i64),
+        _ => Err(AppError::invalid("first", format!("first must be between 0 and {MAX_PAGE}"))),
+    }
+}
+
+/// What `totalCount` counts.
+pub enum TotalCount {
+    Users(users::UserFilter),
+    VotesOfUser(i64),
+    Audit(audit::AuditFilter),
+}
+
+#[Object]
+impl TotalCount {
+    /// How many items the whole list holds, across all pages.
+    async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        let pool = ctx.pool();
+        Ok(match self {
+            TotalCount::Users(filter) => users::count(pool, filter).await.map_err(AppError::from)?,
+            TotalCount::VotesOfUser(user_id) => polls::vote_counts_by_user(pool, &[*user_id])
+                .await
+                .map_err(AppError::from)?
+                .first()
+                .map(|(_, n)| *n)
+                .unwrap_or(0),
+            TotalCount::Audit(filter) => audit::count(pool, filter).await.map_err(AppError::from)?,
+        })
+    }
+}
+
+/// Builds a connection from up to `limit + 1` rows: the extra row only tells
+/// that there is a next page.
+pub fn connection<R, N: OutputType>(
+    mut rows: Vec<R>,
+    limit: i64,
+    has_previous: bool,
+    cursor_of: impl Fn(&R) -> String,
+    node: impl Fn(R) -> N,
+    total: TotalCount,
+) -> Conn<N> {
+    let has_next = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let mut conn = Connection::with_additional_fields(has_previous, has_next, total);
+    conn.edges.extend(rows.into_iter().map(|row| Edge::new(cursor_of(&row), node(row))));
+    conn
+}
+
+/// Decodes an `after` cursor for a user list in `order`.
+pub fn user_cursor(after: Option<&str>, order: users::UserOrder) -> Result<Option<Cursor>, AppError> {
+    match after.map(Cursor::decode).transpose()? {
+        Some(cursor) if !order.accepts(&cursor) => {
+            Err(AppError::invalid("after", "'after' is a cursor of another list or order"))
+        }
+        cursor => Ok(cursor),
+    }
+}
+
+/// A page of users as a connection, with cursors for `order`.
+pub fn user_connection(
+    rows: Vec<users::UserRow>,
+    limit: i64,
+    has_previous: bool,
+    order: users::UserOrder,
+    filter: users::UserFilter,
+) -> Conn<User> {
+    connection(rows, limit, has_previous, |u| Cursor { key: order.key_of(u), id: u.id }.encode(), User, TotalCount::Users(filter))
+}

@@ -1,0 +1,204 @@
+//! The read side of the API. Resolvers are thin: decode ids and arguments,
+//! call the store, wrap rows in types. Who may read what is the guard on each field.
+
+use async_graphql::{Context, Enum, ID, InputObject, Object};
+use chrono::{DateTime, Utc};
+
+use super::context::ContextExt;
+use super::guards::{Require, VIEW_AUDIT, VIEW_GROUP, VIEW_USER, VIEW_VOTE};
+use super::pagination::{Conn, TotalCount, connection, page_size, user_connection, user_cursor};
+use super::types::{AuditEntry, Group, Permission, Question, User, Vote, votes_of_user};
+use crate::domain::audit::AuditAction;
+use crate::domain::validation;
+use crate::error::AppError;
+use crate::ids::{self, Cursor, Kind};
+use crate::store::{audit, groups, permissions, polls, users};
+
+pub struct QueryRoot;
+
+/// Filters for `users`; every field left out matches everything.
+#[derive(InputObject, Default)]
+pub struct UserFilter {
+    pub is_active: Option<bool>,
+    pub is_staff: Option<bool>,
+    pub is_superuser: Option<bool>,
+    /// Case-insensitive substring of username, email, first or last name.
+    pub search: Option<String>,
+    /// Members of this group.
+    pub group_id: Option<ID>,
+    /// Users whose last login (or, if they never logged in, whose joining) is
+    /// before this instant: the dormant accounts.
+    pub last_login_before: Option<DateTime<Utc>>,
+    /// True: users deactivated (and not reactivated since); false: the others.
+    pub deactivated: Option<bool>,
+    /// True: anonymized users only; false: the others.
+    pub anonymized: Option<bool>,
+}
+
+impl UserFilter {
+    pub fn to_store(&self) -> Result<users::UserFilter, AppError> {
+        let search = match &self.search {
+            Some(s) => Some(validation::line("search", s, validation::MAX_USERNAME, false)?).filter(|s| !s.is_empty()),
+            None => None,
+        };
+        Ok(users::UserFilter {
+            is_active: self.is_active,
+            is_staff: self.is_staff,
+            is_superuser: self.is_superuser,
+            search,
+            group_id: self.group_id.as_ref().map(|id| ids::decode(Kind::Group, id, "groupId")).transpose()?,
+            last_login_before: self.last_login_before,
+            deactivated: self.deactivated,
+            anonymized: self.anonymized,
+        })
+    }
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UserOrderBy {
+    #[default]
+    IdAsc,
+    IdDesc,
+    UsernameAsc,
+    UsernameDesc,
+    DateJoinedAsc,
+    DateJoinedDesc,
+    /// Never-logged-in users first.
+    LastLoginAsc,
+    /// Never-logged-in users last.
+    LastLoginDesc,
+}
+
+impl From<UserOrderBy> for users::UserOrder {
+    fn from(o: UserOrderBy) -> Self {
+        match o {
+            UserOrderBy::IdAsc => users::UserOrder::IdAsc,
+            UserOrderBy::IdDesc => users::UserOrder::IdDesc,
+            UserOrderBy::UsernameAsc => users::UserOrder::UsernameAsc,
+            UserOrderBy::UsernameDesc => users::UserOrder::UsernameDesc,
+            UserOrderBy::DateJoinedAsc => users::UserOrder::DateJoinedAsc,
+            UserOrderBy::DateJoinedDesc => users::UserOrder::DateJoinedDesc,
+            UserOrderBy::LastLoginAsc => users::UserOrder::LastLoginAsc,
+            UserOrderBy::LastLoginDesc => users::UserOrder::LastLoginDesc,
+        }
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct AuditFilter {
+    pub actor_id: Option<ID>,
+    pub target_user_id: Option<ID>,
+    pub action: Option<AuditAction>,
+    /// Entries at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Entries before this instant.
+    pub until: Option<DateTime<Utc>>,
+}
+
+#[Object]
+impl QueryRoot {
+    /// The logged-in user.
+    #[graphql(guard = "Require::Authenticated")]
+    async fn me(&self, ctx: &Context<'_>) -> Result<User, AppError> {
+        let me = ctx.current_user()?;
+        users::find(ctx.pool(), me.id).await?.map(User).ok_or(AppError::Unauthenticated)
+    }
+
+    /// One user, by `id` or by `username` (case-insensitive). Needs `auth.view_user`.
+    #[graphql(guard = "Require::AnyPermission(VIEW_USER)")]
+    async fn user(&self, ctx: &Context<'_>, id: Option<ID>, username: Option<String>) -> Result<Option<User>, AppError> {
+        let row = match (id, username) {
+            (Some(id), None) => users::find(ctx.pool(), ids::decode(Kind::User, &id, "id")?).await?,
+            (None, Some(name)) => users::find_by_username_key(ctx.pool(), &validation::username_key(&name)).await?,
+            _ => return Err(AppError::invalid("id", "give exactly one of id and username")),
+        };
+        Ok(row.map(User))
+    }
+
+    /// Users, filtered and ordered, as a Relay connection (`first` at most 100).
+    /// Needs `auth.view_user`.
+    #[graphql(guard = "Require::AnyPermission(VIEW_USER)")]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<UserFilter>,
+        #[graphql(default)] order_by: UserOrderBy,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<User>, AppError> {
+        let limit = page_size(first)?;
+        let filter = filter.unwrap_or_default().to_store()?;
+        let order = users::UserOrder::from(order_by);
+        let after = user_cursor(after.as_deref(), order)?;
+        let rows = users::page(ctx.pool(), &filter, order, after.as_ref(), limit + 1).await?;
+        Ok(user_connection(rows, limit, after.is_some(), order, filter))
+    }
+
+    /// Needs `auth.view_group`.
+    #[graphql(guard = "Require::AnyPermission(VIEW_GROUP)")]
+    async fn group(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Group>, AppError> {
+        Ok(groups::find(ctx.pool(), ids::decode(Kind::Group, &id, "id")?).await?.map(Group))
+    }
+
+    /// Every group, by name. Needs `auth.view_group`.
+    #[graphql(guard = "Require::AnyPermission(VIEW_GROUP)")]
+    async fn groups(&self, ctx: &Context<'_>) -> Result<Vec<Group>, AppError> {
+        Ok(groups::all(ctx.pool()).await?.into_iter().map(Group).collect())
+    }
+
+    /// Every permission there is. Any active staff member.
+    #[graphql(guard = "Require::Staff")]
+    async fn permissions(&self, ctx: &Context<'_>) -> Result<Vec<Permission>, AppError> {
+        Ok(permissions::all(ctx.pool()).await?.into_iter().map(Permission).collect())
+    }
+
+    /// Every question, newest first. Any logged-in user.
+    #[graphql(guard = "Require::Authenticated")]
+    async fn questions(&self, ctx: &Context<'_>) -> Result<Vec<Question>, AppError> {
+        Ok(polls::questions(ctx.pool()).await?.into_iter().map(Question).collect())
+    }
+
+    #[graphql(guard = "Require::Authenticated")]
+    async fn question(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Question>, AppError> {
+        let id = ids::decode(Kind::Question, &id, "id")?;
+        Ok(polls::find_questions(ctx.pool(), &[id]).await?.pop().map(Question))
+    }
+
+    /// A user's votes, newest first. Needs `polls.view_vote`.
+    #[graphql(guard = "Require::AnyPermission(VIEW_VOTE)")]
+    async fn votes(&self, ctx: &Context<'_>, user_id: ID, first: Option<i32>, after: Option<String>) -> Result<Conn<Vote>, AppError> {
+        let user_id = ids::decode(Kind::User, &user_id, "userId")?;
+        users::find(ctx.pool(), user_id).await?.ok_or(AppError::NotFound("user"))?;
+        votes_of_user(ctx, user_id, first, after).await
+    }
+
+    /// The audit log, newest first. Needs `admin.view_logentry`.
+    #[graphql(guard = "Require::AnyPermission(VIEW_AUDIT)")]
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<AuditFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<AuditEntry>, AppError> {
+        let limit = page_size(first)?;
+        let f = filter.unwrap_or_default();
+        let filter = audit::AuditFilter {
+            actor_id: f.actor_id.as_ref().map(|id| ids::decode(Kind::User, id, "actorId")).transpose()?,
+            target_user_id: f.target_user_id.as_ref().map(|id| ids::decode(Kind::User, id, "targetUserId")).transpose()?,
+            action: f.action.map(|a| a.as_str().to_owned()),
+            since: f.since,
+            until: f.until,
+        };
+        let after = after.as_deref().map(Cursor::decode).transpose()?;
+        let rows = audit::page(ctx.pool(), &filter, after.as_ref().map(|c| c.id), limit + 1).await?;
+        Ok(connection(
+            rows,
+            limit,
+            after.is_some(),
+            |e| Cursor { key: None, id: e.id }.encode(),
+            AuditEntry,
+            TotalCount::Audit(filter),
+        ))
+    }
+}

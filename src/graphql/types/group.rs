@@ -1,0 +1,66 @@
+use async_graphql::{Context, ID, Object};
+
+use super::User;
+use crate::error::AppError;
+use crate::graphql::context::{ContextExt, load};
+use crate::graphql::guards::{Require, VIEW_USER};
+use crate::graphql::loaders::{MemberCountOfGroup, PermissionsOfGroup};
+use crate::graphql::pagination::{Conn, page_size, user_connection, user_cursor};
+use crate::ids::{self, Kind};
+use crate::store::groups::GroupRow;
+use crate::store::permissions::PermissionRow;
+use crate::store::users::{self, UserFilter, UserOrder};
+
+/// A named set of permissions; members hold all of them.
+pub struct Group(pub GroupRow);
+
+#[Object]
+impl Group {
+    async fn id(&self) -> ID {
+        ID(ids::encode(Kind::Group, self.0.id))
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn permissions(&self, ctx: &Context<'_>) -> Result<Vec<Permission>, AppError> {
+        Ok(load(ctx, PermissionsOfGroup(self.0.id)).await?.unwrap_or_default().into_iter().map(Permission).collect())
+    }
+    /// The group's members, by id. Needs `auth.view_user`.
+    #[graphql(guard = "Require::AnyPermission(VIEW_USER)")]
+    async fn members(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<Conn<User>, AppError> {
+        let limit = page_size(first)?;
+        let after = user_cursor(after.as_deref(), UserOrder::IdAsc)?;
+        let filter = UserFilter { group_id: Some(self.0.id), ..Default::default() };
+        let rows = users::page(ctx.pool(), &filter, UserOrder::IdAsc, after.as_ref(), limit + 1).await?;
+        Ok(user_connection(rows, limit, after.is_some(), UserOrder::IdAsc, filter))
+    }
+    async fn member_count(&self, ctx: &Context<'_>) -> Result<i64, AppError> {
+        Ok(load(ctx, MemberCountOfGroup(self.0.id)).await?.unwrap_or(0))
+    }
+}
+
+/// A permission, Django-style: `appLabel.codename`, e.g. `auth.change_user`.
+pub struct Permission(pub PermissionRow);
+
+#[Object]
+impl Permission {
+    async fn id(&self) -> ID {
+        ID(ids::encode(Kind::Permission, self.0.id))
+    }
+    /// e.g. `change_user`.
+    async fn codename(&self) -> &str {
+        &self.0.codename
+    }
+    /// e.g. `auth`.
+    async fn app_label(&self) -> &str {
+        &self.0.app_label
+    }
+    /// Human-readable, e.g. "Can change user".
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// `appLabel.codename`, the form every permission argument takes.
+    async fn key(&self) -> String {
+        self.0.key()
+    }
+}

@@ -1,0 +1,91 @@
+use async_graphql::{Context, ID, Object};
+use chrono::{DateTime, Utc};
+
+use super::User;
+use crate::error::AppError;
+use crate::graphql::context::load;
+use crate::graphql::guards::{Require, VIEW_USER, ensure_self_or};
+use crate::graphql::loaders::{ChoiceById, ChoicesOfQuestion, QuestionById, UserById, VoteCountOfChoice};
+use crate::ids::{self, Kind};
+use crate::store::polls::{ChoiceRow, QuestionRow, VoteRow};
+
+/// A poll question. Its author may be deleted; the question stays.
+pub struct Question(pub QuestionRow);
+
+#[Object]
+impl Question {
+    async fn id(&self) -> ID {
+        ID(ids::encode(Kind::Question, self.0.id))
+    }
+    async fn text(&self) -> &str {
+        &self.0.text
+    }
+    async fn pub_date(&self) -> DateTime<Utc> {
+        self.0.pub_date
+    }
+    /// Who created the question; null once that user is deleted. Needs `auth.view_user`.
+    #[graphql(guard = "Require::AnyPermission(VIEW_USER)")]
+    async fn created_by(&self, ctx: &Context<'_>) -> Result<Option<User>, AppError> {
+        let Some(id) = self.0.created_by else { return Ok(None) };
+        Ok(load(ctx, UserById(id)).await?.map(User))
+    }
+    async fn choices(&self, ctx: &Context<'_>) -> Result<Vec<Choice>, AppError> {
+        Ok(load(ctx, ChoicesOfQuestion(self.0.id)).await?.unwrap_or_default().into_iter().map(Choice).collect())
+    }
+}
+
+pub struct Choice(pub ChoiceRow);
+
+#[Object]
+impl Choice {
+    async fn id(&self) -> ID {
+        ID(ids::encode(Kind::Choice, self.0.id))
+    }
+    async fn text(&self) -> &str {
+        &self.0.text
+    }
+    async fn question(&self, ctx: &Context<'_>) -> Result<Question, AppError> {
+        load(ctx, QuestionById(self.0.question_id)).await?.map(Question).ok_or(AppError::NotFound("question"))
+    }
+    /// The tally: every vote on this choice, detached ones included.
+    async fn vote_count(&self, ctx: &Context<'_>) -> Result<i64, AppError> {
+        Ok(load(ctx, VoteCountOfChoice(self.0.id)).await?.unwrap_or(0))
+    }
+}
+
+/// One vote. Deleting its user under SET_NULL detaches it; the tally keeps it.
+pub struct Vote(pub VoteRow);
+
+#[Object]
+impl Vote {
+    async fn id(&self) -> ID {
+        ID(ids::encode(Kind::Vote, self.0.id))
+    }
+    async fn choice(&self, ctx: &Context<'_>) -> Result<Choice, AppError> {
+        load(ctx, ChoiceById(self.0.choice_id)).await?.map(Choice).ok_or(AppError::NotFound("choice"))
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// The voter; null once detached. The voter themselves or staff with `auth.view_user`.
+    async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>, AppError> {
+        ensure_self_or(ctx, self.0.user_id, Require::AnyPermission(VIEW_USER))?;
+        match self.0.user_id {
+            Some(id) => Ok(load(ctx, UserById(id)).await?.map(User)),
+            None => Ok(None),
+        }
+    }
+    /// The voter's username, or `Deleted user` once detached or anonymized.
+    async fn voter_name(&self, ctx: &Context<'_>) -> Result<String, AppError> {
+        let user = match self.0.user_id {
+            Some(id) => load(ctx, UserById(id)).await?,
+            None => None,
+        };
+        Ok(match user {
+            Some(u) if u.anonymized_at.is_none() => u.username,
+            _ => DELETED_USER.to_owned(),
+        })
+    }
+}
+
+pub const DELETED_USER: &str = "Deleted user";

@@ -1,0 +1,152 @@
+//! `/graphql`: GraphQL over HTTP, hardened.
+//!
+//! async-graphql-poem's stock endpoint runs mutations sent by GET, parses a
+//! `text/plain` POST as JSON (a CSRF hole: a plain HTML form can send one)
+//! and has no body limit. This endpoint does the transport itself:
+//! queries only by GET (a mutation by GET is 405), POST only with a JSON
+//! content type (else 415), a bounded body (else 413), and the response type
+//! the client asks for (`application/graphql-response+json` or JSON).
+
+use std::sync::Arc;
+
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql_poem::GraphQLResponse;
+use poem::http::{HeaderValue, Method, StatusCode, header};
+use poem::{Endpoint, IntoResponse, Request, Response};
+use sqlx::PgPool;
+
+use super::playground;
+use crate::config::Settings;
+use crate::domain::accounts;
+use crate::graphql::MemberdeskSchema;
+use crate::graphql::context::{Caller, RequestContext};
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+pub struct GraphqlEndpoint {
+    pub schema: MemberdeskSchema,
+    pub pool: PgPool,
+    pub settings: Arc<Settings>,
+}
+
+/// A transport-level refusal, answered as a GraphQL error body.
+fn refuse(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": message, "extensions": { "code": "INVALID_INPUT", "field": "request" } }]
+    });
+    let mut resp = Response::builder().status(status).content_type("application/json").body(body.to_string());
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+    }
+    resp
+}
+
+fn header_str<'a>(req: &'a Request, name: header::HeaderName) -> &'a str {
+    req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+fn is_json_content_type(value: &str) -> bool {
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || essence == GRAPHQL_RESPONSE_JSON
+}
+
+/// The operation the request would run, if the document names one.
+fn operation_type(request: &mut async_graphql::Request) -> Option<OperationType> {
+    let name = request.operation_name.clone();
+    let doc = request.parsed_query().ok()?;
+    match &doc.operations {
+        DocumentOperations::Single(op) => Some(op.node.ty),
+        DocumentOperations::Multiple(ops) => match name {
+            Some(name) => ops.get(name.as_str()).map(|op| op.node.ty),
+            None if ops.len() == 1 => ops.values().next().map(|op| op.node.ty),
+            None => None,
+        },
+    }
+}
+
+impl GraphqlEndpoint {
+    async fn caller(&self, req: &Request) -> Result<Caller, Response> {
+        let Some(value) = req.headers().get(header::AUTHORIZATION) else { return Ok(Caller::Anonymous) };
+        let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+        let Some(token) = token else { return Ok(Caller::Rejected) };
+        match accounts::authenticate(&self.pool, token).await {
+            Ok(Some(user)) => Ok(Caller::User(user)),
+            Ok(None) => Ok(Caller::Rejected),
+            Err(err) => {
+                let gql: async_graphql::Error = err.into();
+                let body = serde_json::json!({ "errors": [{ "message": gql.message, "extensions": { "code": "INTERNAL" } }] });
+                Err(Response::builder()
+                    .status(StatusCode::SERVICE_UNAVAILABLE)
+                    .content_type("application/json")
+                    .body(body.to_string()))
+            }
+        }
+    }
+
+    async fn parse(&self, req: &mut Request) -> Result<async_graphql::Request, Response> {
+        match *req.method() {
+            Method::GET => async_graphql::http::parse_query_string(req.uri().query().unwrap_or_default())
+                .map_err(|e| refuse(StatusCode::BAD_REQUEST, &format!("invalid GraphQL GET request: {e}"))),
+            Method::POST => {
+                if !is_json_content_type(header_str(req, header::CONTENT_TYPE)) {
+                    return Err(refuse(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "send GraphQL requests as JSON with 'Content-Type: application/json'",
+                    ));
+                }
+                let limit = self.settings.max_body_bytes;
+                let body = req.take_body().into_bytes_limit(limit).await.map_err(|_| {
+                    refuse(StatusCode::PAYLOAD_TOO_LARGE, &format!("the request body is larger than {limit} bytes"))
+                })?;
+                let value: serde_json::Value = serde_json::from_slice(&body)
+                    .map_err(|_| refuse(StatusCode::BAD_REQUEST, "the request body is not valid JSON"))?;
+                if value.is_array() {
+                    return Err(refuse(StatusCode::BAD_REQUEST, "batched requests are not supported: send one operation per request"));
+                }
+                serde_json::from_value(value).map_err(|_| {
+                    refuse(StatusCode::BAD_REQUEST, "the body must be {\"query\": \"...\", \"variables\": {...}, \"operationName\": \"...\"}")
+                })
+            }
+            _ => Err(refuse(StatusCode::METHOD_NOT_ALLOWED, "use GET for queries or POST for any operation")),
+        }
+    }
+}
+
+impl Endpoint for GraphqlEndpoint {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let accept = header_str(&req, header::ACCEPT).to_owned();
+        if req.method() == Method::GET && accept.contains("text/html") && req.uri().query().is_none_or(|q| !q.contains("query=")) {
+            return Ok(playground::page().into_response());
+        }
+        let mut gql = match self.parse(&mut req).await {
+            Ok(gql) => gql,
+            Err(resp) => return Ok(resp),
+        };
+        if req.method() == Method::GET && operation_type(&mut gql) == Some(OperationType::Mutation) {
+            return Ok(refuse(StatusCode::METHOD_NOT_ALLOWED, "mutations must be sent by POST"));
+        }
+        let caller = match self.caller(&req).await {
+            Ok(caller) => caller,
+            Err(resp) => return Ok(resp),
+        };
+        let address = req.remote_addr().as_socket_addr().map(|a| a.ip().to_string());
+        let gql = gql.data(RequestContext::new(self.pool.clone(), caller, address));
+        let response = super::errors::with_codes(self.schema.execute(gql).await);
+
+        let wants_graphql_json = accept.contains(GRAPHQL_RESPONSE_JSON);
+        // Under the GraphQL-over-HTTP media type, a request that never ran
+        // (unparsable or invalid document) is a client error.
+        let status = if wants_graphql_json && response.is_err() && response.data == async_graphql::Value::Null {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        };
+        let mut resp = GraphQLResponse(response).into_response();
+        resp.set_status(status);
+        let content_type = if wants_graphql_json { "application/graphql-response+json; charset=utf-8" } else { "application/json" };
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        Ok(resp)
+    }
+}

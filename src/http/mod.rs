@@ -1,0 +1,88 @@
+//! The HTTP server: routes, the hardened GraphQL endpoint, the playground,
+//! health checks, and graceful shutdown.
+
+mod errors;
+mod graphql;
+mod playground;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::http::StatusCode;
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use poem::middleware::CatchPanic;
+use poem::web::Data;
+use poem::{EndpointExt, IntoResponse, Response, Route, Server, get, handler};
+use sqlx::PgPool;
+
+use crate::config::Settings;
+use crate::graphql::build_schema;
+
+pub use graphql::GraphqlEndpoint;
+
+#[handler]
+fn healthz() -> &'static str {
+    "ok"
+}
+
+#[handler]
+async fn readyz(Data(pool): Data<&PgPool>) -> Response {
+    let ping = tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(pool)).await;
+    match ping {
+        Ok(Ok(_)) => "ready".into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "PostgreSQL is not answering").into_response(),
+    }
+}
+
+#[derive(Clone)]
+struct PanicAsInternal;
+
+impl poem::middleware::PanicHandler for PanicAsInternal {
+    type Response = Response;
+    fn get_response(&self, _err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+        tracing::error!("a request handler panicked");
+        let body = r#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#;
+        Response::builder().status(StatusCode::INTERNAL_SERVER_ERROR).content_type("application/json").body(body)
+    }
+}
+
+/// All of memberdesk's HTTP routes.
+pub fn app(pool: PgPool, settings: Settings) -> impl poem::Endpoint {
+    let settings = Arc::new(settings);
+    let schema = build_schema(pool.clone(), settings.clone());
+    let graphql = GraphqlEndpoint { schema, pool: pool.clone(), settings };
+    Route::new()
+        .at("/", get(playground::index))
+        .at("/graphql", graphql)
+        .at("/playground/assets/:name", get(playground::asset))
+        .at("/healthz", get(healthz))
+        .at("/readyz", get(readyz))
+        .data(pool)
+        .with(CatchPanic::new().with_handler(PanicAsInternal))
+}
+
+/// A bound server, not yet serving: its address is known (port 0 picks a free one).
+pub struct BoundServer {
+    acceptor: TcpAcceptor,
+    pub addr: std::net::SocketAddr,
+}
+
+pub async fn bind(addr: &str) -> std::io::Result<BoundServer> {
+    let acceptor = TcpListener::bind(addr.to_owned()).into_acceptor().await?;
+    let addr = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .ok_or_else(|| std::io::Error::other("the listener has no socket address"))?;
+    Ok(BoundServer { acceptor, addr })
+}
+
+impl BoundServer {
+    /// Serves until `shutdown` completes, then lets in-flight requests finish
+    /// (for at most 30 s) and returns.
+    pub async fn serve(self, pool: PgPool, settings: Settings, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(app(pool, settings), shutdown, Some(Duration::from_secs(30)))
+            .await
+    }
+}

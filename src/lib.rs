@@ -1,0 +1,23 @@
+//! memberdesk: a GraphQL backend for administering the members and staff of
+//! an application, built so that removing a person never loses data by
+//! accident.
+//!
+//! Layers, from the outside in:
+//! - [`http`]: the poem server (transport rules, playground, health checks);
+//! - [`graphql`]: the async-graphql schema, with guards declared on each field
+//!   and DataLoaders for nested fields;
+//! - [`domain`]: the business rules, one transaction and one audit entry per
+//!   change, knowing nothing of GraphQL or HTTP;
+//! - [`store`]: all the SQL, one module per table or aggregate.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod ids;
+pub mod seed;
+pub mod store;

@@ -1,0 +1,117 @@
+//! Questions, their choices and the votes cast on them.
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgConnection, PgExecutor};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct QuestionRow {
+    pub id: i64,
+    pub text: String,
+    pub pub_date: DateTime<Utc>,
+    pub created_by: Option<i64>,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct ChoiceRow {
+    pub id: i64,
+    pub question_id: i64,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct VoteRow {
+    pub id: i64,
+    pub choice_id: i64,
+    pub question_id: i64,
+    pub user_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub const ONE_VOTE_PER_QUESTION: &str = "votes_one_per_user_per_question";
+
+pub async fn questions(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<QuestionRow>> {
+    sqlx::query_as("SELECT id, text, pub_date, created_by FROM questions ORDER BY pub_date DESC, id DESC")
+        .fetch_all(ex)
+        .await
+}
+
+pub async fn find_questions(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<QuestionRow>> {
+    sqlx::query_as("SELECT id, text, pub_date, created_by FROM questions WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(ex)
+        .await
+}
+
+pub async fn find_choices(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<ChoiceRow>> {
+    sqlx::query_as("SELECT id, question_id, text FROM choices WHERE id = ANY($1)").bind(ids).fetch_all(ex).await
+}
+
+pub async fn choices_of_questions(ex: impl PgExecutor<'_>, question_ids: &[i64]) -> sqlx::Result<Vec<ChoiceRow>> {
+    sqlx::query_as("SELECT id, question_id, text FROM choices WHERE question_id = ANY($1) ORDER BY question_id, position")
+        .bind(question_ids)
+        .fetch_all(ex)
+        .await
+}
+
+pub async fn vote_counts_by_choice(ex: impl PgExecutor<'_>, choice_ids: &[i64]) -> sqlx::Result<Vec<(i64, i64)>> {
+    sqlx::query_as("SELECT choice_id, count(*) FROM votes WHERE choice_id = ANY($1) GROUP BY choice_id")
+        .bind(choice_ids)
+        .fetch_all(ex)
+        .await
+}
+
+pub async fn vote_counts_by_user(ex: impl PgExecutor<'_>, user_ids: &[i64]) -> sqlx::Result<Vec<(i64, i64)>> {
+    sqlx::query_as("SELECT user_id, count(*) FROM votes WHERE user_id = ANY($1) GROUP BY user_id")
+        .bind(user_ids)
+        .fetch_all(ex)
+        .await
+}
+
+/// One page of a user's votes, newest first, after vote id `after`.
+pub async fn votes_of_user(ex: impl PgExecutor<'_>, user_id: i64, after: Option<i64>, limit: i64) -> sqlx::Result<Vec<VoteRow>> {
+    sqlx::query_as(
+        "SELECT id, choice_id, question_id, user_id, created_at FROM votes \
+         WHERE user_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+    )
+    .bind(user_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(ex)
+    .await
+}
+
+/// Inserts a question with its choices, in order.
+pub async fn insert_question(
+    conn: &mut PgConnection,
+    text: &str,
+    created_by: Option<i64>,
+    choices: &[String],
+) -> sqlx::Result<QuestionRow> {
+    let question: QuestionRow =
+        sqlx::query_as("INSERT INTO questions (text, created_by) VALUES ($1, $2) RETURNING id, text, pub_date, created_by")
+            .bind(text)
+            .bind(created_by)
+            .fetch_one(&mut *conn)
+            .await?;
+    sqlx::query(
+        "INSERT INTO choices (question_id, text, position) \
+         SELECT $1, t.text, t.position FROM unnest($2::text[]) WITH ORDINALITY AS t(text, position)",
+    )
+    .bind(question.id)
+    .bind(choices)
+    .execute(&mut *conn)
+    .await?;
+    Ok(question)
+}
+
+pub async fn insert_vote(ex: impl PgExecutor<'_>, choice: &ChoiceRow, user_id: i64) -> sqlx::Result<VoteRow> {
+    sqlx::query_as(
+        "INSERT INTO votes (choice_id, question_id, user_id) VALUES ($1, $2, $3) \
+         RETURNING id, choice_id, question_id, user_id, created_at",
+    )
+    .bind(choice.id)
+    .bind(choice.question_id)
+    .bind(user_id)
+    .fetch_one(ex)
+    .await
+}

@@ -1,0 +1,325 @@
+//! The `users` table.
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder};
+
+use crate::ids::Cursor;
+
+/// A user as the API shows it. The password hash is deliberately not here:
+/// it is read only by [`find_credentials`], so it cannot leak into a response.
+#[derive(Debug, Clone, FromRow)]
+pub struct UserRow {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub is_active: bool,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+    pub date_joined: DateTime<Utc>,
+    pub last_login: Option<DateTime<Utc>>,
+    pub deactivated_at: Option<DateTime<Utc>>,
+    pub deactivation_reason: Option<String>,
+    pub anonymized_at: Option<DateTime<Utc>>,
+}
+
+macro_rules! user_columns {
+    () => {
+        "id, username, email, first_name, last_name, is_active, is_staff, is_superuser, \
+         date_joined, last_login, deactivated_at, deactivation_reason, anonymized_at"
+    };
+}
+
+pub async fn find(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<UserRow>> {
+    sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(ex)
+        .await
+}
+
+/// Reads the user and locks the row until the transaction ends.
+pub async fn find_for_update(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<UserRow>> {
+    sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1 FOR UPDATE"))
+        .bind(id)
+        .fetch_optional(ex)
+        .await
+}
+
+pub async fn find_many(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<UserRow>> {
+    sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE id = ANY($1)"))
+        .bind(ids)
+        .fetch_all(ex)
+        .await
+}
+
+pub async fn find_by_username_key(ex: impl PgExecutor<'_>, key: &str) -> sqlx::Result<Option<UserRow>> {
+    sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE username_key = $1"))
+        .bind(key)
+        .fetch_optional(ex)
+        .await
+}
+
+/// What `login` needs to decide: the row id, whether it may log in, and the hash.
+#[derive(FromRow)]
+pub struct Credentials {
+    pub id: i64,
+    pub is_active: bool,
+    pub password_hash: Option<String>,
+}
+
+pub async fn find_credentials(ex: impl PgExecutor<'_>, username_key: &str) -> sqlx::Result<Option<Credentials>> {
+    sqlx::query_as("SELECT id, is_active, password_hash FROM users WHERE username_key = $1")
+        .bind(username_key)
+        .fetch_optional(ex)
+        .await
+}
+
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub username_key: &'a str,
+    pub email: &'a str,
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+    pub password_hash: Option<&'a str>,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+}
+
+pub const USERNAME_UNIQUE: &str = "users_username_key_unique";
+
+pub async fn insert(ex: impl PgExecutor<'_>, new: &NewUser<'_>) -> sqlx::Result<UserRow> {
+    sqlx::query_as(concat!(
+        "INSERT INTO users (username, username_key, email, first_name, last_name, password_hash, is_staff, is_superuser) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
+        user_columns!()
+    ))
+    .bind(new.username)
+    .bind(new.username_key)
+    .bind(new.email)
+    .bind(new.first_name)
+    .bind(new.last_name)
+    .bind(new.password_hash)
+    .bind(new.is_staff)
+    .bind(new.is_superuser)
+    .fetch_one(ex)
+    .await
+}
+
+/// The profile fields of a user after an edit; the caller fills every field.
+pub struct Profile<'a> {
+    pub username: &'a str,
+    pub username_key: &'a str,
+    pub email: &'a str,
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+}
+
+pub async fn update_profile(ex: impl PgExecutor<'_>, id: i64, p: &Profile<'_>) -> sqlx::Result<UserRow> {
+    sqlx::query_as(concat!(
+        "UPDATE users SET username = $2, username_key = $3, email = $4, first_name = $5, last_name = $6, \
+         is_staff = $7, is_superuser = $8 WHERE id = $1 RETURNING ",
+        user_columns!()
+    ))
+    .bind(id)
+    .bind(p.username)
+    .bind(p.username_key)
+    .bind(p.email)
+    .bind(p.first_name)
+    .bind(p.last_name)
+    .bind(p.is_staff)
+    .bind(p.is_superuser)
+    .fetch_one(ex)
+    .await
+}
+
+pub async fn set_password_hash(ex: impl PgExecutor<'_>, id: i64, hash: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1").bind(id).bind(hash).execute(ex).await?;
+    Ok(())
+}
+
+pub async fn touch_last_login(ex: impl PgExecutor<'_>, id: i64, at: DateTime<Utc>) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET last_login = $2 WHERE id = $1").bind(id).bind(at).execute(ex).await?;
+    Ok(())
+}
+
+/// Active superusers other than `except`, locking their rows, so two
+/// concurrent demotions cannot both see "one left".
+pub async fn lock_other_active_superusers(ex: impl PgExecutor<'_>, except: i64) -> sqlx::Result<i64> {
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM users WHERE is_active AND is_superuser AND id <> $1 ORDER BY id FOR UPDATE")
+            .bind(except)
+            .fetch_all(ex)
+            .await?;
+    Ok(ids.len() as i64)
+}
+
+/// The filters of the `users` query. `None` means "any".
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    pub is_active: Option<bool>,
+    pub is_staff: Option<bool>,
+    pub is_superuser: Option<bool>,
+    /// Substring of username, email, first or last name, case-insensitive.
+    pub search: Option<String>,
+    pub group_id: Option<i64>,
+    pub last_login_before: Option<DateTime<Utc>>,
+    pub deactivated: Option<bool>,
+    pub anonymized: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UserOrder {
+    #[default]
+    IdAsc,
+    IdDesc,
+    UsernameAsc,
+    UsernameDesc,
+    DateJoinedAsc,
+    DateJoinedDesc,
+    LastLoginAsc,
+    LastLoginDesc,
+}
+
+impl UserOrder {
+    /// The sort column (as SQL) and whether it is descending. `last_login`
+    /// sorts never-logged-in users first, as the oldest possible login.
+    fn column(self) -> (&'static str, bool) {
+        match self {
+            UserOrder::IdAsc => ("id", false),
+            UserOrder::IdDesc => ("id", true),
+            UserOrder::UsernameAsc => ("username", false),
+            UserOrder::UsernameDesc => ("username", true),
+            UserOrder::DateJoinedAsc => ("date_joined", false),
+            UserOrder::DateJoinedDesc => ("date_joined", true),
+            UserOrder::LastLoginAsc => ("COALESCE(last_login, '-infinity')", false),
+            UserOrder::LastLoginDesc => ("COALESCE(last_login, '-infinity')", true),
+        }
+    }
+
+    /// The cursor key of a row under this order.
+    pub fn key_of(self, user: &UserRow) -> Option<String> {
+        match self {
+            UserOrder::IdAsc | UserOrder::IdDesc => None,
+            UserOrder::UsernameAsc | UserOrder::UsernameDesc => Some(user.username.clone()),
+            UserOrder::DateJoinedAsc | UserOrder::DateJoinedDesc => Some(timestamp_key(user.date_joined)),
+            UserOrder::LastLoginAsc | UserOrder::LastLoginDesc => {
+                Some(user.last_login.map(timestamp_key).unwrap_or_else(|| NEVER.to_owned()))
+            }
+        }
+    }
+
+    /// Whether `cursor` could have come from a page in this order; anything
+    /// else must be refused before it reaches SQL.
+    pub fn accepts(self, cursor: &Cursor) -> bool {
+        match (self, &cursor.key) {
+            (UserOrder::IdAsc | UserOrder::IdDesc, None) => true,
+            (UserOrder::UsernameAsc | UserOrder::UsernameDesc, Some(_)) => true,
+            (UserOrder::DateJoinedAsc | UserOrder::DateJoinedDesc, Some(key)) => DateTime::parse_from_rfc3339(key).is_ok(),
+            (UserOrder::LastLoginAsc | UserOrder::LastLoginDesc, Some(key)) => {
+                key == NEVER || DateTime::parse_from_rfc3339(key).is_ok()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The cursor key of "never logged in"; PostgreSQL reads it as a timestamp.
+const NEVER: &str = "-infinity";
+
+fn timestamp_key(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn push_filter(qb: &mut QueryBuilder<Postgres>, f: &UserFilter) {
+    qb.push(" WHERE TRUE");
+    if let Some(v) = f.is_active {
+        qb.push(" AND is_active = ").push_bind(v);
+    }
+    if let Some(v) = f.is_staff {
+        qb.push(" AND is_staff = ").push_bind(v);
+    }
+    if let Some(v) = f.is_superuser {
+        qb.push(" AND is_superuser = ").push_bind(v);
+    }
+    if let Some(search) = &f.search {
+        let pattern = format!("%{}%", escape_like(search));
+        qb.push(" AND (username ILIKE ")
+            .push_bind(pattern.clone())
+            .push(" OR email ILIKE ")
+            .push_bind(pattern.clone())
+            .push(" OR first_name ILIKE ")
+            .push_bind(pattern.clone())
+            .push(" OR last_name ILIKE ")
+            .push_bind(pattern)
+            .push(")");
+    }
+    if let Some(group_id) = f.group_id {
+        qb.push(" AND id IN (SELECT user_id FROM user_groups WHERE group_id = ").push_bind(group_id).push(")");
+    }
+    if let Some(before) = f.last_login_before {
+        qb.push(" AND COALESCE(last_login, date_joined) < ").push_bind(before);
+    }
+    if let Some(v) = f.deactivated {
+        qb.push(if v { " AND deactivated_at IS NOT NULL" } else { " AND deactivated_at IS NULL" });
+    }
+    if let Some(v) = f.anonymized {
+        qb.push(if v { " AND anonymized_at IS NOT NULL" } else { " AND anonymized_at IS NULL" });
+    }
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// One page of users after `after` (already checked with [`UserOrder::accepts`]), in `order`. Keyset pagination: the cost
+/// of a page does not grow with how deep into the list it is.
+pub async fn page(
+    ex: impl PgExecutor<'_>,
+    filter: &UserFilter,
+    order: UserOrder,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> sqlx::Result<Vec<UserRow>> {
+    let (column, desc) = order.column();
+    let mut qb = QueryBuilder::new(concat!("SELECT ", user_columns!(), " FROM users"));
+    push_filter(&mut qb, filter);
+    if let Some(cursor) = after {
+        let cmp = if desc { " < " } else { " > " };
+        match (order, &cursor.key) {
+            (UserOrder::IdAsc | UserOrder::IdDesc, _) | (_, None) => {
+                qb.push(" AND id").push(cmp).push_bind(cursor.id);
+            }
+            (UserOrder::UsernameAsc | UserOrder::UsernameDesc, Some(key)) => {
+                qb.push(" AND (username, id)").push(cmp).push("(").push_bind(key.clone()).push(", ").push_bind(cursor.id).push(")");
+            }
+            (_, Some(key)) => {
+                qb.push(" AND (")
+                    .push(column)
+                    .push(", id)")
+                    .push(cmp)
+                    .push("(")
+                    .push_bind(key.clone())
+                    .push("::timestamptz, ")
+                    .push_bind(cursor.id)
+                    .push(")");
+            }
+        }
+    }
+    let dir = if desc { " DESC" } else { " ASC" };
+    if column == "id" {
+        qb.push(" ORDER BY id").push(dir);
+    } else {
+        qb.push(" ORDER BY ").push(column).push(dir).push(", id").push(dir);
+    }
+    qb.push(" LIMIT ").push_bind(limit);
+    qb.build_query_as().fetch_all(ex).await
+}
+
+pub async fn count(ex: impl PgExecutor<'_>, filter: &UserFilter) -> sqlx::Result<i64> {
+    let mut qb = QueryBuilder::new("SELECT count(*) FROM users");
+    push_filter(&mut qb, filter);
+    qb.build_query_scalar().fetch_one(ex).await
+}

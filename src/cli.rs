@@ -14,10 +14,16 @@ use crate::error::AppError;
 use crate::{db, graphql, http, seed};
 
 #[derive(Parser)]
-#[command(name = "memberdesk", version, about = "Administer the members and staff of an application, safely.")]
-#[command(long_about = "Administer the members and staff of an application over GraphQL: deactivate, \
+#[command(
+    name = "memberdesk",
+    version,
+    about = "Administer the members and staff of an application, safely."
+)]
+#[command(
+    long_about = "Administer the members and staff of an application over GraphQL: deactivate, \
 reactivate, policy-aware delete and anonymize, all audited.\n\nThe database comes from DATABASE_URL \
-(default postgres://localhost/memberdesk).")]
+(default postgres://localhost/memberdesk)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -77,14 +83,21 @@ fn fail(message: String) -> ExitCode {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MEMBERDESK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("memberdesk=info,poem=warn,sqlx=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("MEMBERDESK_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("memberdesk=info,poem=warn,sqlx=warn")
+        });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn open(create_if_missing: bool) -> Result<(PgPool, String), String> {
     let url = config::database_url();
-    let pool = db::connect(&url, create_if_missing).await.map_err(|e| e.to_string())?;
+    let pool = db::connect(&url, create_if_missing)
+        .await
+        .map_err(|e| e.to_string())?;
     db::migrate(&pool, &url).await.map_err(|e| e.to_string())?;
     Ok((pool, url))
 }
@@ -97,7 +110,11 @@ async fn run(command: Command) -> Result<(), String> {
             println!("migrations applied to {}", db::describe(&url));
             Ok(())
         }
-        Command::Createsuperuser { username, email, password_stdin } => {
+        Command::Createsuperuser {
+            username,
+            email,
+            password_stdin,
+        } => {
             let password = read_password(password_stdin)?;
             let (pool, _) = open(true).await?;
             let input = accounts::NewUserInput {
@@ -109,7 +126,9 @@ async fn run(command: Command) -> Result<(), String> {
                 is_staff: true,
                 is_superuser: true,
             };
-            let user = accounts::create_user(&pool, &Actor::System, input).await.map_err(describe_error)?;
+            let user = accounts::create_user(&pool, &Actor::System, input)
+                .await
+                .map_err(describe_error)?;
             println!("superuser '{}' created", user.username);
             Ok(())
         }
@@ -130,13 +149,18 @@ async fn serve(bind: &str, demo: bool) -> Result<(), String> {
         tracing::info!("{report}");
     }
     crate::auth::password::warm_up().await;
-    let server = http::bind(bind).await.map_err(|e| format!("cannot listen on {bind}: {e}"))?;
+    let server = http::bind(bind)
+        .await
+        .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
     let base = format!("http://{}", server.addr);
     tracing::info!(database = %db::describe(&url), "memberdesk ready: playground at {base}/ , GraphQL at {base}/graphql");
     if demo {
         tracing::info!("log in from the playground with: {}", seed::DEMO_LOGIN_HINT);
     }
-    server.serve(pool, Settings::default(), shutdown_signal()).await.map_err(|e| format!("server error: {e}"))?;
+    server
+        .serve(pool, Settings::default(), shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -166,8 +190,13 @@ async fn shutdown_signal() {
 fn read_password(from_stdin: bool) -> Result<SecretString, String> {
     if from_stdin {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("cannot read the password from stdin: {e}"))?;
-        return Ok(SecretString::from(line.trim_end_matches(['\r', '\n']).to_owned()));
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+        return Ok(SecretString::from(
+            line.trim_end_matches(['\r', '\n']).to_owned(),
+        ));
     }
     if let Ok(pw) = std::env::var("MEMBERDESK_PASSWORD") {
         return Ok(SecretString::from(pw));
@@ -175,8 +204,10 @@ fn read_password(from_stdin: bool) -> Result<SecretString, String> {
     if !std::io::stdin().is_terminal() {
         return Err("no password given: use --password-stdin, set MEMBERDESK_PASSWORD, or run on a terminal".into());
     }
-    let first = rpassword::prompt_password("Password: ").map_err(|e| format!("cannot read the password: {e}"))?;
-    let again = rpassword::prompt_password("Password (again): ").map_err(|e| format!("cannot read the password: {e}"))?;
+    let first = rpassword::prompt_password("Password: ")
+        .map_err(|e| format!("cannot read the password: {e}"))?;
+    let again = rpassword::prompt_password("Password (again): ")
+        .map_err(|e| format!("cannot read the password: {e}"))?;
     if first != again {
         return Err("the passwords do not match".into());
     }

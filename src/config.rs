@@ -30,14 +30,32 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             session_ttl: chrono::Duration::hours(12),
-            login_limit: LoginLimit { per_username: 5, per_address: 50, window: Duration::from_secs(15 * 60) },
+            login_limit: LoginLimit {
+                per_username: 5,
+                per_address: 50,
+                window: Duration::from_secs(15 * 60),
+            },
             max_body_bytes: 256 * 1024,
-            max_query_depth: 12,
+            max_query_depth: 16,
             max_query_complexity: 2_000,
         }
     }
 }
 
 pub fn database_url() -> String {
-    std::env::var("DATABASE_URL").ok().filter(|url| !url.is_empty()).unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| {
+            // libpq takes the user from the environment; a shell without
+            // one (cron, containers) would otherwise log in as "anonymous".
+            let has_user = ["PGUSER", "USER"]
+                .iter()
+                .any(|v| std::env::var(v).is_ok_and(|u| !u.is_empty()));
+            if has_user {
+                DEFAULT_DATABASE_URL.to_owned()
+            } else {
+                "postgres://postgres@localhost/memberdesk".to_owned()
+            }
+        })
 }

@@ -43,12 +43,18 @@ fn options(url: &str) -> Result<PgConnectOptions, StartupError> {
 
 /// Opens a pool; with `create_if_missing`, creates the database first.
 pub async fn connect(url: &str, create_if_missing: bool) -> Result<PgPool, StartupError> {
-    let unreachable = |e: sqlx::Error| StartupError::Unreachable { target: describe(url), reason: short_reason(&e) };
+    let unreachable = |e: sqlx::Error| StartupError::Unreachable {
+        target: describe(url),
+        reason: short_reason(&e),
+    };
     if create_if_missing && !Postgres::database_exists(url).await.map_err(unreachable)? {
         Postgres::create_database(url).await.map_err(unreachable)?;
         tracing::info!(database = %describe(url), "created database");
     }
-    let pool_size = std::env::var("MEMBERDESK_DB_POOL_SIZE").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let pool_size = std::env::var("MEMBERDESK_DB_POOL_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
     PgPoolOptions::new()
         .max_connections(pool_size)
         .acquire_timeout(Duration::from_secs(5))
@@ -61,7 +67,10 @@ pub async fn migrate(pool: &PgPool, url: &str) -> Result<(), StartupError> {
     MIGRATOR
         .run(pool)
         .await
-        .map_err(|e| StartupError::Migration { target: describe(url), reason: e.to_string() })
+        .map_err(|e| StartupError::Migration {
+            target: describe(url),
+            reason: e.to_string(),
+        })
 }
 
 fn short_reason(err: &sqlx::Error) -> String {

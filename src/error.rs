@@ -23,7 +23,10 @@ pub enum AppError {
     Unauthenticated,
     Forbidden(String),
     NotFound(&'static str),
-    InvalidInput { field: String, message: String },
+    InvalidInput {
+        field: String,
+        message: String,
+    },
     InvalidCredentials,
     AccountInactive,
     /// The verb: "deactivate", "delete", "anonymize".
@@ -39,7 +42,10 @@ pub enum AppError {
 
 impl AppError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        AppError::InvalidInput { field: field.into(), message: message.into() }
+        AppError::InvalidInput {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -110,11 +116,19 @@ impl From<tokio::task::JoinError> for AppError {
 /// Turns a unique-constraint violation on `constraint` into a field error, and
 /// leaves every other database error as it is.
 pub trait OnConstraint<T> {
-    fn on_constraint(self, constraint: &str, to_error: impl FnOnce() -> AppError) -> Result<T, AppError>;
+    fn on_constraint(
+        self,
+        constraint: &str,
+        to_error: impl FnOnce() -> AppError,
+    ) -> Result<T, AppError>;
 }
 
 impl<T> OnConstraint<T> for Result<T, sqlx::Error> {
-    fn on_constraint(self, constraint: &str, to_error: impl FnOnce() -> AppError) -> Result<T, AppError> {
+    fn on_constraint(
+        self,
+        constraint: &str,
+        to_error: impl FnOnce() -> AppError,
+    ) -> Result<T, AppError> {
         self.map_err(|err| match &err {
             sqlx::Error::Database(db) if db.constraint() == Some(constraint) => to_error(),
             _ => AppError::from(err),
@@ -138,8 +152,14 @@ impl From<AppError> for async_graphql::Error {
                         .iter()
                         .map(|rc| {
                             let mut obj = async_graphql::indexmap::IndexMap::new();
-                            obj.insert(async_graphql::Name::new("relation"), async_graphql::Value::from(rc.relation.as_str()));
-                            obj.insert(async_graphql::Name::new("count"), async_graphql::Value::from(rc.count));
+                            obj.insert(
+                                async_graphql::Name::new("relation"),
+                                async_graphql::Value::from(rc.relation.as_str()),
+                            );
+                            obj.insert(
+                                async_graphql::Name::new("count"),
+                                async_graphql::Value::from(rc.count),
+                            );
                             async_graphql::Value::Object(obj)
                         })
                         .collect();

@@ -54,11 +54,18 @@ pub fn encode(kind: Kind, id: i64) -> String {
 /// Decodes an id the API handed out. Garbage is `INVALID_INPUT` on `field`;
 /// a well-formed id of another kind names nothing of this kind: `NOT_FOUND`.
 pub fn decode(kind: Kind, value: &str, field: &str) -> Result<i64, AppError> {
-    let malformed = || AppError::invalid(field, format!("'{field}' is not a valid {} id", kind.noun()));
+    let malformed = || {
+        AppError::invalid(
+            field,
+            format!("'{field}' is not a valid {} id", kind.noun()),
+        )
+    };
     if value.len() > 64 {
         return Err(malformed());
     }
-    let raw = URL_SAFE_NO_PAD.decode(value.trim_end_matches('=')).map_err(|_| malformed())?;
+    let raw = URL_SAFE_NO_PAD
+        .decode(value.trim_end_matches('='))
+        .map_err(|_| malformed())?;
     let text = std::str::from_utf8(&raw).map_err(|_| malformed())?;
     let (tag, number) = text.split_once(':').ok_or_else(malformed)?;
     let id: i64 = number.parse().map_err(|_| malformed())?;
@@ -101,15 +108,30 @@ mod tests {
     fn ids_round_trip_and_keep_their_kind() {
         let id = encode(Kind::User, 42);
         assert_eq!(decode(Kind::User, &id, "id").unwrap(), 42);
-        assert!(matches!(decode(Kind::Group, &id, "id"), Err(AppError::NotFound("group"))));
-        assert!(matches!(decode(Kind::User, "nonsense!", "id"), Err(AppError::InvalidInput { .. })));
-        assert!(matches!(decode(Kind::User, &URL_SAFE_NO_PAD.encode("User:-1"), "id"), Err(AppError::NotFound(_))));
-        assert!(matches!(decode(Kind::User, "", "id"), Err(AppError::InvalidInput { .. })));
+        assert!(matches!(
+            decode(Kind::Group, &id, "id"),
+            Err(AppError::NotFound("group"))
+        ));
+        assert!(matches!(
+            decode(Kind::User, "nonsense!", "id"),
+            Err(AppError::InvalidInput { .. })
+        ));
+        assert!(matches!(
+            decode(Kind::User, &URL_SAFE_NO_PAD.encode("User:-1"), "id"),
+            Err(AppError::NotFound(_))
+        ));
+        assert!(matches!(
+            decode(Kind::User, "", "id"),
+            Err(AppError::InvalidInput { .. })
+        ));
     }
 
     #[test]
     fn cursors_round_trip() {
-        let c = Cursor { key: Some("alice".into()), id: 9 };
+        let c = Cursor {
+            key: Some("alice".into()),
+            id: 9,
+        };
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
         assert!(Cursor::decode("%%%").is_err());
     }

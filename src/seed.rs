@@ -12,8 +12,7 @@ use crate::store::{self, users::UserRow};
 
 /// The demo accounts' password. The demo is for a local playground only.
 pub const DEMO_PASSWORD: &str = "memberdesk-demo";
-pub const DEMO_LOGIN_HINT: &str =
-    "mutation { login(username: \"admin\", password: \"memberdesk-demo\") { token } } — then put {\"Authorization\": \"Bearer <token>\"} in the Headers tab";
+pub const DEMO_LOGIN_HINT: &str = "mutation { login(username: \"admin\", password: \"memberdesk-demo\") { token } } — then put {\"Authorization\": \"Bearer <token>\"} in the Headers tab";
 
 struct DemoUser {
     username: &'static str,
@@ -24,27 +23,78 @@ struct DemoUser {
 }
 
 const USERS: &[DemoUser] = &[
-    DemoUser { username: "admin", first_name: "Ada", last_name: "Admin", staff: true, superuser: true },
-    DemoUser { username: "rani-editor", first_name: "Rani", last_name: "Editor", staff: true, superuser: false },
-    DemoUser { username: "alice", first_name: "Alice", last_name: "Member", staff: false, superuser: false },
-    DemoUser { username: "bob", first_name: "Bob", last_name: "Member", staff: false, superuser: false },
-    DemoUser { username: "carol", first_name: "Carol", last_name: "Member", staff: false, superuser: false },
+    DemoUser {
+        username: "admin",
+        first_name: "Ada",
+        last_name: "Admin",
+        staff: true,
+        superuser: true,
+    },
+    DemoUser {
+        username: "rani-editor",
+        first_name: "Rani",
+        last_name: "Editor",
+        staff: true,
+        superuser: false,
+    },
+    DemoUser {
+        username: "alice",
+        first_name: "Alice",
+        last_name: "Member",
+        staff: false,
+        superuser: false,
+    },
+    DemoUser {
+        username: "bob",
+        first_name: "Bob",
+        last_name: "Member",
+        staff: false,
+        superuser: false,
+    },
+    DemoUser {
+        username: "carol",
+        first_name: "Carol",
+        last_name: "Member",
+        staff: false,
+        superuser: false,
+    },
 ];
 
-const EDITOR_PERMISSIONS: &[&str] =
-    &["auth.view_user", "auth.change_user", "auth.view_group", "polls.view_question", "polls.add_question", "polls.view_vote"];
+const EDITOR_PERMISSIONS: &[&str] = &[
+    "auth.view_user",
+    "auth.change_user",
+    "auth.view_group",
+    "polls.view_question",
+    "polls.add_question",
+    "polls.view_vote",
+];
 
 const QUESTIONS: &[(&str, &[&str])] = &[
     ("What's up?", &["Not much", "The sky", "Just hacking again"]),
-    ("Which release should we ship first?", &["Deactivation", "Policy-aware delete", "Anonymization"]),
+    (
+        "Which release should we ship first?",
+        &["Deactivation", "Policy-aware delete", "Anonymization"],
+    ),
 ];
 
 /// Who votes for which choice (by position) of each question.
-const VOTES: &[(&str, usize, usize)] =
-    &[("alice", 0, 2), ("bob", 0, 0), ("carol", 0, 2), ("rani-editor", 0, 1), ("alice", 1, 0), ("bob", 1, 2)];
+const VOTES: &[(&str, usize, usize)] = &[
+    ("alice", 0, 2),
+    ("bob", 0, 0),
+    ("carol", 0, 2),
+    ("rani-editor", 0, 1),
+    ("alice", 1, 0),
+    ("bob", 1, 2),
+];
 
-async fn ensure_user(pool: &PgPool, demo: &DemoUser, created: &mut Vec<String>) -> AppResult<UserRow> {
-    if let Some(user) = store::users::find_by_username_key(pool, &validation::username_key(demo.username)).await? {
+async fn ensure_user(
+    pool: &PgPool,
+    demo: &DemoUser,
+    created: &mut Vec<String>,
+) -> AppResult<UserRow> {
+    if let Some(user) =
+        store::users::find_by_username_key(pool, &validation::username_key(demo.username)).await?
+    {
         return Ok(user);
     }
     let input = accounts::NewUserInput {
@@ -68,7 +118,12 @@ pub async fn seed_demo(pool: &PgPool) -> AppResult<String> {
     for demo in USERS {
         people.push(ensure_user(pool, demo, &mut created).await?);
     }
-    let find = |name: &str| people.iter().find(|u| u.username == name).expect("seeded above");
+    let find = |name: &str| {
+        people
+            .iter()
+            .find(|u| u.username == name)
+            .expect("seeded above")
+    };
 
     let editors = match store::groups::find_by_name(pool, "Editors").await? {
         Some(group) => group,
@@ -97,14 +152,19 @@ pub async fn seed_demo(pool: &PgPool) -> AppResult<String> {
         let voter = find(voter);
         match store::polls::insert_vote(pool, &choices[*choice], voter.id).await {
             Ok(_) => votes += 1,
-            Err(sqlx::Error::Database(db)) if db.constraint() == Some(store::polls::ONE_VOTE_PER_QUESTION) => {}
+            Err(sqlx::Error::Database(db))
+                if db.constraint() == Some(store::polls::ONE_VOTE_PER_QUESTION) => {}
             Err(e) => return Err(AppError::from(e)),
         }
     }
     Ok(format!(
         "demo data ready: {} new users{}, group Editors, {} questions, {} new votes; every demo account's password is '{}'",
         created.len(),
-        if created.is_empty() { String::new() } else { format!(" ({})", created.join(", ")) },
+        if created.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", created.join(", "))
+        },
         questions.len(),
         votes,
         DEMO_PASSWORD

@@ -24,7 +24,9 @@ fn hasher() -> Argon2<'static> {
 }
 
 static HASHING_SLOTS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     Arc::new(Semaphore::new(cores))
 });
 
@@ -47,8 +49,14 @@ fn hash_blocking(password: &SecretString) -> String {
         .to_string()
 }
 
-async fn on_hashing_pool<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
-    let _slot = HASHING_SLOTS.clone().acquire_owned().await.map_err(AppError::internal)?;
+async fn on_hashing_pool<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AppError> {
+    let _slot = HASHING_SLOTS
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(AppError::internal)?;
     Ok(tokio::task::spawn_blocking(work).await?)
 }
 
@@ -60,7 +68,10 @@ pub async fn hash_password(password: SecretString) -> Result<String, AppError> {
 /// Checks `password` against `stored` (a PHC string), or against the dummy hash
 /// when there is none, so that both cases cost one argon2 verification.
 /// The comparison inside `argon2` is constant-time.
-pub async fn verify_password(password: SecretString, stored: Option<String>) -> Result<bool, AppError> {
+pub async fn verify_password(
+    password: SecretString,
+    stored: Option<String>,
+) -> Result<bool, AppError> {
     on_hashing_pool(move || {
         let (phc, real) = match &stored {
             Some(phc) => (phc.as_str(), true),
@@ -91,10 +102,27 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_use_argon2id_with_owasp_parameters() {
-        let phc = hash_password(SecretString::from("correct horse battery")).await.unwrap();
+        let phc = hash_password(SecretString::from("correct horse battery"))
+            .await
+            .unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
-        assert!(verify_password(SecretString::from("correct horse battery"), Some(phc.clone())).await.unwrap());
-        assert!(!verify_password(SecretString::from("wrong"), Some(phc)).await.unwrap());
-        assert!(!verify_password(SecretString::from("anything"), None).await.unwrap());
+        assert!(
+            verify_password(
+                SecretString::from("correct horse battery"),
+                Some(phc.clone())
+            )
+            .await
+            .unwrap()
+        );
+        assert!(
+            !verify_password(SecretString::from("wrong"), Some(phc))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !verify_password(SecretString::from("anything"), None)
+                .await
+                .unwrap()
+        );
     }
 }

@@ -18,7 +18,10 @@ pub fn issue() -> IssuedToken {
     getrandom::fill(&mut bytes).expect("the OS random source works");
     let secret = URL_SAFE_NO_PAD.encode(bytes);
     let digest = digest(&secret);
-    IssuedToken { secret: SecretString::from(secret), digest }
+    IssuedToken {
+        secret: SecretString::from(secret),
+        digest,
+    }
 }
 
 pub fn digest(token: &str) -> Vec<u8> {

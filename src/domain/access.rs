@@ -9,7 +9,9 @@ use crate::store::users::UserRow;
 /// Only a superuser may touch a superuser's account.
 pub fn ensure_may_manage(actor: &Actor, target: &UserRow) -> Result<(), AppError> {
     if target.is_superuser && !actor.is_superuser() {
-        return Err(AppError::forbidden("only a superuser may change a superuser's account"));
+        return Err(AppError::forbidden(
+            "only a superuser may change a superuser's account",
+        ));
     }
     Ok(())
 }
@@ -17,7 +19,9 @@ pub fn ensure_may_manage(actor: &Actor, target: &UserRow) -> Result<(), AppError
 /// Only a superuser may set the staff or superuser flags.
 pub fn ensure_may_set_flags(actor: &Actor) -> Result<(), AppError> {
     if !actor.is_superuser() {
-        return Err(AppError::forbidden("only a superuser may set isStaff or isSuperuser"));
+        return Err(AppError::forbidden(
+            "only a superuser may set isStaff or isSuperuser",
+        ));
     }
     Ok(())
 }
@@ -27,7 +31,9 @@ pub fn ensure_may_set_flags(actor: &Actor) -> Result<(), AppError> {
 /// group's permissions).
 pub fn ensure_holds_all(actor: &Actor, keys: &[String]) -> Result<(), AppError> {
     match keys.iter().find(|key| !actor.has_perm(key)) {
-        Some(key) => Err(AppError::forbidden(format!("you cannot grant '{key}': you do not hold it yourself"))),
+        Some(key) => Err(AppError::forbidden(format!(
+            "you cannot grant '{key}': you do not hold it yourself"
+        ))),
         None => Ok(()),
     }
 }
@@ -54,8 +60,14 @@ mod tests {
     fn no_escalation() {
         let actor = staff(&["auth.change_user", "auth.view_user"]);
         assert!(ensure_holds_all(&actor, &["auth.view_user".into()]).is_ok());
-        assert!(matches!(ensure_holds_all(&actor, &["auth.delete_user".into()]), Err(AppError::Forbidden(_))));
+        assert!(matches!(
+            ensure_holds_all(&actor, &["auth.delete_user".into()]),
+            Err(AppError::Forbidden(_))
+        ));
         assert!(ensure_holds_all(&Actor::System, &["auth.delete_user".into()]).is_ok());
-        assert!(matches!(ensure_may_set_flags(&actor), Err(AppError::Forbidden(_))));
+        assert!(matches!(
+            ensure_may_set_flags(&actor),
+            Err(AppError::Forbidden(_))
+        ));
     }
 }

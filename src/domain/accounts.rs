@@ -13,8 +13,8 @@ use crate::auth::{password, token};
 use crate::config::Settings;
 use crate::error::{AppError, AppResult, OnConstraint};
 use crate::store::login_failures::{self, Scope};
-use crate::store::users::{self, UserRow};
 use crate::store::sessions;
+use crate::store::users::{self, UserRow};
 
 pub struct LoginOutcome {
     pub token: String,
@@ -37,7 +37,10 @@ pub async fn login(
 ) -> AppResult<LoginOutcome> {
     let limit = settings.login_limit;
     // Overlong input names nobody; it is still checked (and costs) like any other.
-    let key: String = validation::username_key(username).chars().take(validation::MAX_USERNAME + 1).collect();
+    let key: String = validation::username_key(username)
+        .chars()
+        .take(validation::MAX_USERNAME + 1)
+        .collect();
 
     let by_name = login_failures::current(pool, Scope::Username, &key, limit.window).await?;
     let by_address = match client_address {
@@ -70,17 +73,35 @@ pub async fn login(
             None => Target::Name(&key),
         };
         let details = json!({ "reason": "invalid credentials", "clientAddress": client_address });
-        audit::record(&mut *tx, None, AuditAction::LoginFailed, target, None, Some(details)).await?;
+        audit::record(
+            &mut *tx,
+            None,
+            AuditAction::LoginFailed,
+            target,
+            None,
+            Some(details),
+        )
+        .await?;
         tx.commit().await?;
         return Err(AppError::InvalidCredentials);
     }
     let user_id = user_id.expect("a password only matches a stored hash");
 
     let mut tx = pool.begin().await?;
-    let user = users::find_for_update(&mut *tx, user_id).await?.ok_or(AppError::InvalidCredentials)?;
+    let user = users::find_for_update(&mut *tx, user_id)
+        .await?
+        .ok_or(AppError::InvalidCredentials)?;
     if !is_active || !user.is_active {
         let details = json!({ "reason": "account inactive", "clientAddress": client_address });
-        audit::record(&mut *tx, None, AuditAction::LoginFailed, Target::User(&user), None, Some(details)).await?;
+        audit::record(
+            &mut *tx,
+            None,
+            AuditAction::LoginFailed,
+            Target::User(&user),
+            None,
+            Some(details),
+        )
+        .await?;
         tx.commit().await?;
         return Err(AppError::AccountInactive);
     }
@@ -91,10 +112,25 @@ pub async fn login(
     users::touch_last_login(&mut *tx, user.id, now).await?;
     login_failures::clear(&mut *tx, Scope::Username, &key).await?;
     let details = json!({ "clientAddress": client_address });
-    audit::record(&mut *tx, Some(By::user(&user)), AuditAction::Login, Target::User(&user), None, Some(details)).await?;
+    audit::record(
+        &mut *tx,
+        Some(By::user(&user)),
+        AuditAction::Login,
+        Target::User(&user),
+        None,
+        Some(details),
+    )
+    .await?;
     tx.commit().await?;
-    let user = UserRow { last_login: Some(now), ..user };
-    Ok(LoginOutcome { token: issued.reveal(), expires_at, user })
+    let user = UserRow {
+        last_login: Some(now),
+        ..user
+    };
+    Ok(LoginOutcome {
+        token: issued.reveal(),
+        expires_at,
+        user,
+    })
 }
 
 /// The caller behind a bearer token, or `None` when the token is unknown,
@@ -103,15 +139,27 @@ pub async fn authenticate(pool: &PgPool, bearer: &str) -> AppResult<Option<Curre
     if bearer.is_empty() || bearer.len() > 256 {
         return Ok(None);
     }
-    Ok(sessions::find_live(pool, &token::digest(bearer)).await?.map(CurrentUser::from))
+    Ok(sessions::find_live(pool, &token::digest(bearer))
+        .await?
+        .map(CurrentUser::from))
 }
 
 pub async fn logout(pool: &PgPool, current: &CurrentUser) -> AppResult<bool> {
     let mut tx = pool.begin().await?;
     let revoked = sessions::revoke(&mut *tx, current.session_id).await?;
     if revoked {
-        let me = users::find(&mut *tx, current.id).await?.ok_or(AppError::Unauthenticated)?;
-        audit::record(&mut *tx, Some(By::user(&me)), AuditAction::Logout, Target::User(&me), None, None).await?;
+        let me = users::find(&mut *tx, current.id)
+            .await?
+            .ok_or(AppError::Unauthenticated)?;
+        audit::record(
+            &mut *tx,
+            Some(By::user(&me)),
+            AuditAction::Logout,
+            Target::User(&me),
+            None,
+            None,
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(revoked)
@@ -156,7 +204,15 @@ pub async fn create_user(pool: &PgPool, actor: &Actor, input: NewUserInput) -> A
     .await
     .on_constraint(users::USERNAME_UNIQUE, username_taken)?;
     let details = json!({ "isStaff": user.is_staff, "isSuperuser": user.is_superuser });
-    audit::record(&mut *tx, Some(actor.into()), AuditAction::UserCreated, Target::User(&user), None, Some(details)).await?;
+    audit::record(
+        &mut *tx,
+        Some(actor.into()),
+        AuditAction::UserCreated,
+        Target::User(&user),
+        None,
+        Some(details),
+    )
+    .await?;
     tx.commit().await?;
     Ok(user)
 }
@@ -176,9 +232,16 @@ pub struct UserPatch {
     pub is_superuser: Option<bool>,
 }
 
-pub async fn update_user(pool: &PgPool, actor: &Actor, user_id: i64, patch: UserPatch) -> AppResult<UserRow> {
+pub async fn update_user(
+    pool: &PgPool,
+    actor: &Actor,
+    user_id: i64,
+    patch: UserPatch,
+) -> AppResult<UserRow> {
     let mut tx = pool.begin().await?;
-    let user = users::find_for_update(&mut *tx, user_id).await?.ok_or(AppError::NotFound("user"))?;
+    let user = users::find_for_update(&mut *tx, user_id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
     if user.anonymized_at.is_some() {
         return Err(AppError::Anonymized);
     }
@@ -188,7 +251,10 @@ pub async fn update_user(pool: &PgPool, actor: &Actor, user_id: i64, patch: User
     if is_staff != user.is_staff || is_superuser != user.is_superuser {
         ensure_may_set_flags(actor)?;
     }
-    if user.is_active && user.is_superuser && !is_superuser && users::lock_other_active_superusers(&mut *tx, user.id).await? == 0
+    if user.is_active
+        && user.is_superuser
+        && !is_superuser
+        && users::lock_other_active_superusers(&mut *tx, user.id).await? == 0
     {
         return Err(AppError::LastSuperuser);
     }
@@ -238,7 +304,15 @@ pub async fn update_user(pool: &PgPool, actor: &Actor, user_id: i64, patch: User
     .collect();
     if !changed.is_empty() {
         let details = json!({ "changed": changed, "isStaff": updated.is_staff, "isSuperuser": updated.is_superuser });
-        audit::record(&mut *tx, Some(actor.into()), AuditAction::UserUpdated, Target::User(&updated), None, Some(details)).await?;
+        audit::record(
+            &mut *tx,
+            Some(actor.into()),
+            AuditAction::UserUpdated,
+            Target::User(&updated),
+            None,
+            Some(details),
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(updated)
@@ -246,13 +320,22 @@ pub async fn update_user(pool: &PgPool, actor: &Actor, user_id: i64, patch: User
 
 /// Sets a password: your own, or (with `auth.change_user`) someone else's.
 /// Every other session of the user is revoked; your own current one stays.
-pub async fn set_password(pool: &PgPool, actor: &CurrentUser, user_id: i64, new_password: SecretString) -> AppResult<bool> {
+pub async fn set_password(
+    pool: &PgPool,
+    actor: &CurrentUser,
+    user_id: i64,
+    new_password: SecretString,
+) -> AppResult<bool> {
     let acting = Actor::User(actor.clone());
     let is_self = actor.id == user_id;
     if !is_self && !(actor.is_staff && actor.has_perm("auth.change_user")) {
-        return Err(AppError::forbidden("you may only change your own password without 'auth.change_user'"));
+        return Err(AppError::forbidden(
+            "you may only change your own password without 'auth.change_user'",
+        ));
     }
-    let target = users::find(pool, user_id).await?.ok_or(AppError::NotFound("user"))?;
+    let target = users::find(pool, user_id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
     if target.anonymized_at.is_some() {
         return Err(AppError::Anonymized);
     }
@@ -261,7 +344,9 @@ pub async fn set_password(pool: &PgPool, actor: &CurrentUser, user_id: i64, new_
     let hash = password::hash_password(new_password).await?;
 
     let mut tx = pool.begin().await?;
-    let target = users::find_for_update(&mut *tx, user_id).await?.ok_or(AppError::NotFound("user"))?;
+    let target = users::find_for_update(&mut *tx, user_id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
     if target.anonymized_at.is_some() {
         return Err(AppError::Anonymized);
     }
@@ -269,7 +354,15 @@ pub async fn set_password(pool: &PgPool, actor: &CurrentUser, user_id: i64, new_
     let keep = is_self.then_some(actor.session_id);
     let revoked = sessions::revoke_all_for_user(&mut *tx, user_id, keep).await?;
     let details = json!({ "sessionsRevoked": revoked });
-    audit::record(&mut *tx, Some((&acting).into()), AuditAction::PasswordChanged, Target::User(&target), None, Some(details)).await?;
+    audit::record(
+        &mut *tx,
+        Some((&acting).into()),
+        AuditAction::PasswordChanged,
+        Target::User(&target),
+        None,
+        Some(details),
+    )
+    .await?;
     tx.commit().await?;
     Ok(true)
 }

@@ -34,12 +34,19 @@ pub enum AuditAction {
 impl AuditAction {
     pub fn as_str(self) -> &'static str {
         use async_graphql::resolver_utils::EnumType;
-        Self::items().iter().find(|item| item.value == self).map(|item| item.name).expect("every variant is an item")
+        Self::items()
+            .iter()
+            .find(|item| item.value == self)
+            .map(|item| item.name)
+            .expect("every variant is an item")
     }
 
     pub fn parse(name: &str) -> Option<Self> {
         use async_graphql::resolver_utils::EnumType;
-        Self::items().iter().find(|item| item.name == name).map(|item| item.value)
+        Self::items()
+            .iter()
+            .find(|item| item.name == name)
+            .map(|item| item.value)
     }
 }
 
@@ -62,14 +69,20 @@ pub struct By<'a> {
 
 impl<'a> From<&'a Actor> for By<'a> {
     fn from(actor: &'a Actor) -> Self {
-        By { id: actor.user_id(), username: actor.username() }
+        By {
+            id: actor.user_id(),
+            username: actor.username(),
+        }
     }
 }
 
 impl<'a> By<'a> {
     /// The user themselves (a login, a logout).
     pub fn user(user: &'a UserRow) -> Self {
-        By { id: Some(user.id), username: &user.username }
+        By {
+            id: Some(user.id),
+            username: &user.username,
+        }
     }
 }
 

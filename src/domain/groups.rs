@@ -14,7 +14,11 @@ use crate::store::users::{self, UserRow};
 const MAX_GROUP_NAME: usize = 150;
 
 /// Resolves `app.codename` keys, refusing unknown ones by name.
-async fn resolve_permissions(conn: &mut PgConnection, field: &str, keys: &[String]) -> AppResult<Vec<PermissionRow>> {
+async fn resolve_permissions(
+    conn: &mut PgConnection,
+    field: &str,
+    keys: &[String],
+) -> AppResult<Vec<PermissionRow>> {
     let mut wanted: Vec<String> = keys.iter().map(|k| k.trim().to_owned()).collect();
     wanted.sort();
     wanted.dedup();
@@ -22,9 +26,15 @@ async fn resolve_permissions(conn: &mut PgConnection, field: &str, keys: &[Strin
         return Err(AppError::invalid(field, "too many permissions"));
     }
     let found = permissions::by_keys(&mut *conn, &wanted).await?;
-    if let Some(unknown) = wanted.iter().find(|key| !found.iter().any(|p| &p.key() == *key)) {
+    if let Some(unknown) = wanted
+        .iter()
+        .find(|key| !found.iter().any(|p| &p.key() == *key))
+    {
         let shown: String = unknown.chars().take(100).collect();
-        return Err(AppError::invalid(field, format!("unknown permission '{shown}' (expected app.codename)")));
+        return Err(AppError::invalid(
+            field,
+            format!("unknown permission '{shown}' (expected app.codename)"),
+        ));
     }
     Ok(found)
 }
@@ -33,26 +43,45 @@ fn keys_of(perms: &[PermissionRow]) -> Vec<String> {
     perms.iter().map(PermissionRow::key).collect()
 }
 
-pub async fn create_group(pool: &PgPool, actor: &Actor, name: &str, permission_keys: &[String]) -> AppResult<GroupRow> {
+pub async fn create_group(
+    pool: &PgPool,
+    actor: &Actor,
+    name: &str,
+    permission_keys: &[String],
+) -> AppResult<GroupRow> {
     let name = validation::line("name", name, MAX_GROUP_NAME, true)?;
     let mut tx = pool.begin().await?;
     let perms = resolve_permissions(&mut tx, "permissions", permission_keys).await?;
     ensure_holds_all(actor, &keys_of(&perms))?;
     let group = groups::insert(&mut *tx, &name)
         .await
-        .on_constraint(groups::NAME_UNIQUE, || AppError::invalid("name", "a group with that name already exists"))?;
+        .on_constraint(groups::NAME_UNIQUE, || {
+            AppError::invalid("name", "a group with that name already exists")
+        })?;
     let ids: Vec<i64> = perms.iter().map(|p| p.id).collect();
     groups::set_permissions(&mut tx, group.id, &ids).await?;
     let details = json!({ "groupId": group.id, "permissions": keys_of(&perms) });
-    audit::record(&mut *tx, Some(actor.into()), AuditAction::GroupCreated, Target::Other(format!("group {}", group.name)), None, Some(details))
-        .await?;
+    audit::record(
+        &mut *tx,
+        Some(actor.into()),
+        AuditAction::GroupCreated,
+        Target::Other(format!("group {}", group.name)),
+        None,
+        Some(details),
+    )
+    .await?;
     tx.commit().await?;
     Ok(group)
 }
 
 /// Replaces a group's permissions. Adding a permission needs holding it;
 /// removing one does not (taking access away is never an escalation).
-pub async fn set_group_permissions(pool: &PgPool, actor: &Actor, group_id: i64, permission_keys: &[String]) -> AppResult<GroupRow> {
+pub async fn set_group_permissions(
+    pool: &PgPool,
+    actor: &Actor,
+    group_id: i64,
+    permission_keys: &[String],
+) -> AppResult<GroupRow> {
     let mut tx = pool.begin().await?;
     let group: GroupRow = sqlx::query_as("SELECT id, name FROM groups WHERE id = $1 FOR UPDATE")
         .bind(group_id)
@@ -60,12 +89,22 @@ pub async fn set_group_permissions(pool: &PgPool, actor: &Actor, group_id: i64, 
         .await?
         .ok_or(AppError::NotFound("group"))?;
     let perms = resolve_permissions(&mut tx, "permissions", permission_keys).await?;
-    let before: Vec<String> = permissions::for_groups(&mut *tx, &[group.id]).await?.into_iter().map(|(_, p)| p.key()).collect();
-    let added: Vec<String> = keys_of(&perms).into_iter().filter(|k| !before.contains(k)).collect();
+    let before: Vec<String> = permissions::for_groups(&mut *tx, &[group.id])
+        .await?
+        .into_iter()
+        .map(|(_, p)| p.key())
+        .collect();
+    let added: Vec<String> = keys_of(&perms)
+        .into_iter()
+        .filter(|k| !before.contains(k))
+        .collect();
     ensure_holds_all(actor, &added)?;
     let ids: Vec<i64> = perms.iter().map(|p| p.id).collect();
     groups::set_permissions(&mut tx, group.id, &ids).await?;
-    let removed: Vec<&String> = before.iter().filter(|k| !perms.iter().any(|p| &p.key() == *k)).collect();
+    let removed: Vec<&String> = before
+        .iter()
+        .filter(|k| !perms.iter().any(|p| &p.key() == *k))
+        .collect();
     let details = json!({ "groupId": group.id, "added": added, "removed": removed });
     audit::record(
         &mut *tx,
@@ -82,8 +121,14 @@ pub async fn set_group_permissions(pool: &PgPool, actor: &Actor, group_id: i64, 
 
 /// Locks and returns a user that `actor` may change: it exists, is not
 /// anonymized, and is not a superuser unless the actor is one.
-async fn lock_manageable_user(conn: &mut PgConnection, actor: &Actor, user_id: i64) -> AppResult<UserRow> {
-    let user = users::find_for_update(&mut *conn, user_id).await?.ok_or(AppError::NotFound("user"))?;
+async fn lock_manageable_user(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    user_id: i64,
+) -> AppResult<UserRow> {
+    let user = users::find_for_update(&mut *conn, user_id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
     if user.anonymized_at.is_some() {
         return Err(AppError::Anonymized);
     }
@@ -91,45 +136,96 @@ async fn lock_manageable_user(conn: &mut PgConnection, actor: &Actor, user_id: i
     Ok(user)
 }
 
-pub async fn add_user_to_group(pool: &PgPool, actor: &Actor, user_id: i64, group_id: i64) -> AppResult<UserRow> {
+pub async fn add_user_to_group(
+    pool: &PgPool,
+    actor: &Actor,
+    user_id: i64,
+    group_id: i64,
+) -> AppResult<UserRow> {
     let mut tx = pool.begin().await?;
     let user = lock_manageable_user(&mut tx, actor, user_id).await?;
-    let group = groups::find(&mut *tx, group_id).await?.ok_or(AppError::NotFound("group"))?;
-    let carried: Vec<String> = permissions::for_groups(&mut *tx, &[group.id]).await?.into_iter().map(|(_, p)| p.key()).collect();
+    let group = groups::find(&mut *tx, group_id)
+        .await?
+        .ok_or(AppError::NotFound("group"))?;
+    let carried: Vec<String> = permissions::for_groups(&mut *tx, &[group.id])
+        .await?
+        .into_iter()
+        .map(|(_, p)| p.key())
+        .collect();
     ensure_holds_all(actor, &carried)?;
     if groups::add_member(&mut *tx, group.id, user.id).await? {
         let details = json!({ "groupId": group.id, "group": group.name });
-        audit::record(&mut *tx, Some(actor.into()), AuditAction::UserAddedToGroup, Target::User(&user), None, Some(details)).await?;
+        audit::record(
+            &mut *tx,
+            Some(actor.into()),
+            AuditAction::UserAddedToGroup,
+            Target::User(&user),
+            None,
+            Some(details),
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(user)
 }
 
-pub async fn remove_user_from_group(pool: &PgPool, actor: &Actor, user_id: i64, group_id: i64) -> AppResult<UserRow> {
+pub async fn remove_user_from_group(
+    pool: &PgPool,
+    actor: &Actor,
+    user_id: i64,
+    group_id: i64,
+) -> AppResult<UserRow> {
     let mut tx = pool.begin().await?;
     let user = lock_manageable_user(&mut tx, actor, user_id).await?;
-    let group = groups::find(&mut *tx, group_id).await?.ok_or(AppError::NotFound("group"))?;
+    let group = groups::find(&mut *tx, group_id)
+        .await?
+        .ok_or(AppError::NotFound("group"))?;
     if groups::remove_member(&mut *tx, group.id, user.id).await? {
         let details = json!({ "groupId": group.id, "group": group.name });
-        audit::record(&mut *tx, Some(actor.into()), AuditAction::UserRemovedFromGroup, Target::User(&user), None, Some(details))
-            .await?;
+        audit::record(
+            &mut *tx,
+            Some(actor.into()),
+            AuditAction::UserRemovedFromGroup,
+            Target::User(&user),
+            None,
+            Some(details),
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(user)
 }
 
-pub async fn grant_permission(pool: &PgPool, actor: &Actor, user_id: i64, key: &str) -> AppResult<UserRow> {
+pub async fn grant_permission(
+    pool: &PgPool,
+    actor: &Actor,
+    user_id: i64,
+    key: &str,
+) -> AppResult<UserRow> {
     change_direct_grant(pool, actor, user_id, key, true).await
 }
 
-pub async fn revoke_permission(pool: &PgPool, actor: &Actor, user_id: i64, key: &str) -> AppResult<UserRow> {
+pub async fn revoke_permission(
+    pool: &PgPool,
+    actor: &Actor,
+    user_id: i64,
+    key: &str,
+) -> AppResult<UserRow> {
     change_direct_grant(pool, actor, user_id, key, false).await
 }
 
-async fn change_direct_grant(pool: &PgPool, actor: &Actor, user_id: i64, key: &str, grant: bool) -> AppResult<UserRow> {
+async fn change_direct_grant(
+    pool: &PgPool,
+    actor: &Actor,
+    user_id: i64,
+    key: &str,
+    grant: bool,
+) -> AppResult<UserRow> {
     let mut tx = pool.begin().await?;
     let user = lock_manageable_user(&mut tx, actor, user_id).await?;
-    let perm = resolve_permissions(&mut tx, "permission", &[key.to_owned()]).await?.remove(0);
+    let perm = resolve_permissions(&mut tx, "permission", &[key.to_owned()])
+        .await?
+        .remove(0);
     let changed = if grant {
         ensure_holds_all(actor, &[perm.key()])?;
         permissions::grant_to_user(&mut *tx, user.id, perm.id).await?
@@ -137,9 +233,21 @@ async fn change_direct_grant(pool: &PgPool, actor: &Actor, user_id: i64, key: &s
         permissions::revoke_from_user(&mut *tx, user.id, perm.id).await?
     };
     if changed {
-        let action = if grant { AuditAction::PermissionGranted } else { AuditAction::PermissionRevoked };
+        let action = if grant {
+            AuditAction::PermissionGranted
+        } else {
+            AuditAction::PermissionRevoked
+        };
         let details = json!({ "permission": perm.key() });
-        audit::record(&mut *tx, Some(actor.into()), action, Target::User(&user), None, Some(details)).await?;
+        audit::record(
+            &mut *tx,
+            Some(actor.into()),
+            action,
+            Target::User(&user),
+            None,
+            Some(details),
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(user)

@@ -12,24 +12,42 @@ use crate::store::polls::{self, QuestionRow, VoteRow};
 const MAX_CHOICES: usize = 20;
 const MAX_CHOICE_TEXT: usize = 200;
 
-pub async fn create_question(pool: &PgPool, actor: &Actor, text: &str, choices: &[String]) -> AppResult<QuestionRow> {
+pub async fn create_question(
+    pool: &PgPool,
+    actor: &Actor,
+    text: &str,
+    choices: &[String],
+) -> AppResult<QuestionRow> {
     let text = validation::line("text", text, validation::MAX_TEXT, true)?;
     if choices.len() < 2 || choices.len() > MAX_CHOICES {
-        return Err(AppError::invalid("choices", format!("a question needs 2 to {MAX_CHOICES} choices")));
+        return Err(AppError::invalid(
+            "choices",
+            format!("a question needs 2 to {MAX_CHOICES} choices"),
+        ));
     }
     let mut cleaned = Vec::with_capacity(choices.len());
     for choice in choices {
         let choice = validation::line("choices", choice, MAX_CHOICE_TEXT, true)?;
         if cleaned.contains(&choice) {
-            return Err(AppError::invalid("choices", format!("choice '{choice}' appears twice")));
+            return Err(AppError::invalid(
+                "choices",
+                format!("choice '{choice}' appears twice"),
+            ));
         }
         cleaned.push(choice);
     }
     let mut tx = pool.begin().await?;
     let question = polls::insert_question(&mut tx, &text, actor.user_id(), &cleaned).await?;
     let details = json!({ "questionId": question.id, "choices": cleaned.len() });
-    audit::record(&mut *tx, Some(actor.into()), AuditAction::QuestionCreated, Target::Other(format!("question {}", question.id)), None, Some(details))
-        .await?;
+    audit::record(
+        &mut *tx,
+        Some(actor.into()),
+        AuditAction::QuestionCreated,
+        Target::Other(format!("question {}", question.id)),
+        None,
+        Some(details),
+    )
+    .await?;
     tx.commit().await?;
     Ok(question)
 }
@@ -37,8 +55,13 @@ pub async fn create_question(pool: &PgPool, actor: &Actor, text: &str, choices: 
 /// One vote per user per question, enforced by a unique index so that two
 /// concurrent votes by the same user cannot both land.
 pub async fn cast_vote(pool: &PgPool, voter: &CurrentUser, choice_id: i64) -> AppResult<VoteRow> {
-    let choice = polls::find_choices(pool, &[choice_id]).await?.pop().ok_or(AppError::NotFound("choice"))?;
+    let choice = polls::find_choices(pool, &[choice_id])
+        .await?
+        .pop()
+        .ok_or(AppError::NotFound("choice"))?;
     polls::insert_vote(pool, &choice, voter.id)
         .await
-        .on_constraint(polls::ONE_VOTE_PER_QUESTION, || AppError::invalid("choiceId", "you have already voted on this question"))
+        .on_constraint(polls::ONE_VOTE_PER_QUESTION, || {
+            AppError::invalid("choiceId", "you have already voted on this question")
+        })
 }

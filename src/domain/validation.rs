@@ -29,10 +29,19 @@ pub fn username(field: &str, raw: &str) -> Result<String, AppError> {
         return Err(AppError::invalid(field, "username must not be empty"));
     }
     if name.chars().count() > MAX_USERNAME {
-        return Err(AppError::invalid(field, format!("username must be at most {MAX_USERNAME} characters")));
+        return Err(AppError::invalid(
+            field,
+            format!("username must be at most {MAX_USERNAME} characters"),
+        ));
     }
-    if !name.chars().all(|c| c.is_alphanumeric() || "@.+-_".contains(c)) {
-        return Err(AppError::invalid(field, "username may contain only letters, digits and @ . + - _"));
+    if !name
+        .chars()
+        .all(|c| c.is_alphanumeric() || "@.+-_".contains(c))
+    {
+        return Err(AppError::invalid(
+            field,
+            "username may contain only letters, digits and @ . + - _",
+        ));
     }
     Ok(name)
 }
@@ -44,14 +53,18 @@ pub fn email(field: &str, raw: &str) -> Result<String, AppError> {
         return Ok(String::new());
     }
     let bad = || AppError::invalid(field, "email must be a valid address like name@example.org");
-    if email.chars().count() > MAX_EMAIL || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if email.chars().count() > MAX_EMAIL
+        || email.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(bad());
     }
     let (local, domain) = email.rsplit_once('@').ok_or_else(bad)?;
     let domain_ok = domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
-        && domain.split('.').all(|label| !label.is_empty() && label.chars().all(|c| c.is_alphanumeric() || c == '-'));
+        && domain.split('.').all(|label| {
+            !label.is_empty() && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        });
     if local.is_empty() || local.contains('@') || !domain_ok {
         return Err(bad());
     }
@@ -63,13 +76,22 @@ pub fn email(field: &str, raw: &str) -> Result<String, AppError> {
 pub fn line(field: &str, raw: &str, max: usize, required: bool) -> Result<String, AppError> {
     let value = raw.trim();
     if required && value.is_empty() {
-        return Err(AppError::invalid(field, format!("{field} must not be empty")));
+        return Err(AppError::invalid(
+            field,
+            format!("{field} must not be empty"),
+        ));
     }
     if value.chars().count() > max {
-        return Err(AppError::invalid(field, format!("{field} must be at most {max} characters")));
+        return Err(AppError::invalid(
+            field,
+            format!("{field} must be at most {max} characters"),
+        ));
     }
     if value.chars().any(char::is_control) {
-        return Err(AppError::invalid(field, format!("{field} must not contain control characters")));
+        return Err(AppError::invalid(
+            field,
+            format!("{field} must not contain control characters"),
+        ));
     }
     Ok(value.to_owned())
 }
@@ -79,12 +101,25 @@ pub fn reason(field: &str, raw: Option<&str>) -> Result<Option<String>, AppError
     let Some(raw) = raw else { return Ok(None) };
     let value = raw.trim();
     if value.chars().count() > MAX_TEXT {
-        return Err(AppError::invalid(field, format!("{field} must be at most {MAX_TEXT} characters")));
+        return Err(AppError::invalid(
+            field,
+            format!("{field} must be at most {MAX_TEXT} characters"),
+        ));
     }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(AppError::invalid(field, format!("{field} must not contain control characters")));
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(AppError::invalid(
+            field,
+            format!("{field} must not contain control characters"),
+        ));
     }
-    Ok(if value.is_empty() { None } else { Some(value.to_owned()) })
+    Ok(if value.is_empty() {
+        None
+    } else {
+        Some(value.to_owned())
+    })
 }
 
 /// Django-style password rules: long enough, not too common, not all digits,
@@ -93,34 +128,86 @@ pub fn password(field: &str, password: &SecretString, username: &str) -> Result<
     let pw = password.expose_secret();
     let chars = pw.chars().count();
     if chars < MIN_PASSWORD {
-        return Err(AppError::invalid(field, format!("password must be at least {MIN_PASSWORD} characters")));
+        return Err(AppError::invalid(
+            field,
+            format!("password must be at least {MIN_PASSWORD} characters"),
+        ));
     }
     if chars > MAX_PASSWORD {
-        return Err(AppError::invalid(field, format!("password must be at most {MAX_PASSWORD} characters")));
+        return Err(AppError::invalid(
+            field,
+            format!("password must be at most {MAX_PASSWORD} characters"),
+        ));
     }
     if pw.contains('\0') {
-        return Err(AppError::invalid(field, "password must not contain NUL bytes"));
+        return Err(AppError::invalid(
+            field,
+            "password must not contain NUL bytes",
+        ));
     }
     if pw.chars().all(|c| c.is_ascii_digit()) {
-        return Err(AppError::invalid(field, "password must not be entirely numeric"));
+        return Err(AppError::invalid(
+            field,
+            "password must not be entirely numeric",
+        ));
     }
     let lowered = pw.to_lowercase();
     if COMMON_PASSWORDS.contains(&lowered.as_str()) {
         return Err(AppError::invalid(field, "password is too common"));
     }
     if !username.is_empty() && username_key(pw) == username_key(username) {
-        return Err(AppError::invalid(field, "password is too similar to the username"));
+        return Err(AppError::invalid(
+            field,
+            "password is too similar to the username",
+        ));
     }
     Ok(())
 }
 
 /// The most common passwords of at least eight characters (from public breach lists).
 const COMMON_PASSWORDS: &[&str] = &[
-    "password", "password1", "password123", "12345678", "123456789", "1234567890", "qwertyuiop", "qwerty123",
-    "iloveyou", "sunshine", "princess", "football", "baseball", "welcome1", "welcome123", "abc12345", "admin123",
-    "administrator", "letmein1", "trustno1", "superman", "michelle", "passw0rd", "p@ssw0rd", "changeme",
-    "11111111", "00000000", "88888888", "1q2w3e4r", "1qaz2wsx", "zaq12wsx", "qwertyui", "asdfghjkl", "starwars",
-    "whatever", "dragon123", "monkey123", "master123", "computer", "internet", "jennifer", "corvette",
+    "password",
+    "password1",
+    "password123",
+    "12345678",
+    "123456789",
+    "1234567890",
+    "qwertyuiop",
+    "qwerty123",
+    "iloveyou",
+    "sunshine",
+    "princess",
+    "football",
+    "baseball",
+    "welcome1",
+    "welcome123",
+    "abc12345",
+    "admin123",
+    "administrator",
+    "letmein1",
+    "trustno1",
+    "superman",
+    "michelle",
+    "passw0rd",
+    "p@ssw0rd",
+    "changeme",
+    "11111111",
+    "00000000",
+    "88888888",
+    "1q2w3e4r",
+    "1qaz2wsx",
+    "zaq12wsx",
+    "qwertyui",
+    "asdfghjkl",
+    "starwars",
+    "whatever",
+    "dragon123",
+    "monkey123",
+    "master123",
+    "computer",
+    "internet",
+    "jennifer",
+    "corvette",
 ];
 
 #[cfg(test)]
@@ -143,7 +230,15 @@ mod tests {
     fn emails() {
         assert_eq!(email("email", " a@b.org ").unwrap(), "a@b.org");
         assert_eq!(email("email", "").unwrap(), "");
-        for bad in ["nope", "a@b", "@b.org", "a@.org", "a b@c.org", "a@b..org", "a\0@b.org"] {
+        for bad in [
+            "nope",
+            "a@b",
+            "@b.org",
+            "a@.org",
+            "a b@c.org",
+            "a@b..org",
+            "a\0@b.org",
+        ] {
             assert!(email("email", bad).is_err(), "{bad}");
         }
     }
@@ -153,7 +248,10 @@ mod tests {
         let ok = SecretString::from("a long passphrase");
         assert!(password("password", &ok, "rani").is_ok());
         for bad in ["short", "12345678901", "Password123", "ranirani"] {
-            assert!(password("password", &SecretString::from(bad), "ranirani").is_err(), "{bad}");
+            assert!(
+                password("password", &SecretString::from(bad), "ranirani").is_err(),
+                "{bad}"
+            );
         }
     }
 

@@ -34,7 +34,11 @@ pub struct RequestContext {
 
 impl RequestContext {
     pub fn new(pool: PgPool, caller: Caller, client_address: Option<String>) -> Self {
-        RequestContext { caller, client_address, loader: DataLoader::new(Loaders::new(pool), tokio::spawn) }
+        RequestContext {
+            caller,
+            client_address,
+            loader: DataLoader::new(Loaders::new(pool), tokio::spawn),
+        }
     }
 }
 
@@ -71,7 +75,10 @@ impl ContextExt for Context<'_> {
 
 /// Loads through the request's DataLoader, turning a database failure into
 /// the one error type.
-pub async fn load<K>(ctx: &Context<'_>, key: K) -> Result<Option<<Loaders as async_graphql::dataloader::Loader<K>>::Value>, AppError>
+pub async fn load<K>(
+    ctx: &Context<'_>,
+    key: K,
+) -> Result<Option<<Loaders as async_graphql::dataloader::Loader<K>>::Value>, AppError>
 where
     K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
     Loaders: async_graphql::dataloader::Loader<K, Error = super::loaders::LoadError>,

@@ -45,11 +45,18 @@ impl Require {
             Require::Staff => Err(staff_only()),
             Require::Superuser if user.is_superuser => Ok(()),
             Require::Superuser => Err(AppError::forbidden("only a superuser may do this")),
-            Require::Permission(_) | Require::AnyPermission(_) if !user.is_staff => Err(staff_only()),
+            Require::Permission(_) | Require::AnyPermission(_) if !user.is_staff => {
+                Err(staff_only())
+            }
             Require::Permission(key) if user.has_perm(key) => Ok(()),
-            Require::Permission(key) => Err(AppError::forbidden(format!("this needs the '{key}' permission"))),
+            Require::Permission(key) => Err(AppError::forbidden(format!(
+                "this needs the '{key}' permission"
+            ))),
             Require::AnyPermission(keys) if keys.iter().any(|key| user.has_perm(key)) => Ok(()),
-            Require::AnyPermission(keys) => Err(AppError::forbidden(format!("this needs the '{}' permission", keys[0]))),
+            Require::AnyPermission(keys) => Err(AppError::forbidden(format!(
+                "this needs the '{}' permission",
+                keys[0]
+            ))),
         }
     }
 }
@@ -62,7 +69,11 @@ impl Guard for Require {
 
 /// For fields about one user: the user themselves may see them, others need
 /// `require`.
-pub fn ensure_self_or(ctx: &Context<'_>, user_id: Option<i64>, require: Require) -> Result<(), AppError> {
+pub fn ensure_self_or(
+    ctx: &Context<'_>,
+    user_id: Option<i64>,
+    require: Require,
+) -> Result<(), AppError> {
     let me = ctx.current_user()?;
     if user_id == Some(me.id) {
         return Ok(());

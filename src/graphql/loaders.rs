@@ -54,7 +54,11 @@ fn ids<K: Copy>(keys: &[K], id: impl Fn(K) -> i64) -> Vec<i64> {
 
 /// Groups `(owner, value)` rows by owner, giving every requested key an entry
 /// (an empty list when it owns nothing).
-fn grouped<K: Copy + Eq + std::hash::Hash, V>(keys: &[K], wrap: impl Fn(i64) -> K, rows: Vec<(i64, V)>) -> HashMap<K, Vec<V>> {
+fn grouped<K: Copy + Eq + std::hash::Hash, V>(
+    keys: &[K],
+    wrap: impl Fn(i64) -> K,
+    rows: Vec<(i64, V)>,
+) -> HashMap<K, Vec<V>> {
     let mut map: HashMap<K, Vec<V>> = keys.iter().map(|k| (*k, Vec::new())).collect();
     for (owner, value) in rows {
         map.entry(wrap(owner)).or_default().push(value);
@@ -63,7 +67,11 @@ fn grouped<K: Copy + Eq + std::hash::Hash, V>(keys: &[K], wrap: impl Fn(i64) -> 
 }
 
 /// Counts per owner, zero for keys with no rows.
-fn counted<K: Copy + Eq + std::hash::Hash>(keys: &[K], wrap: impl Fn(i64) -> K, rows: Vec<(i64, i64)>) -> HashMap<K, i64> {
+fn counted<K: Copy + Eq + std::hash::Hash>(
+    keys: &[K],
+    wrap: impl Fn(i64) -> K,
+    rows: Vec<(i64, i64)>,
+) -> HashMap<K, i64> {
     let mut map: HashMap<K, i64> = keys.iter().map(|k| (*k, 0)).collect();
     map.extend(rows.into_iter().map(|(owner, n)| (wrap(owner), n)));
     map
@@ -81,7 +89,10 @@ impl Loader<UserById> for Loaders {
 impl Loader<QuestionById> for Loaders {
     type Value = QuestionRow;
     type Error = LoadError;
-    async fn load(&self, keys: &[QuestionById]) -> Result<HashMap<QuestionById, QuestionRow>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[QuestionById],
+    ) -> Result<HashMap<QuestionById, QuestionRow>, LoadError> {
         let rows = polls::find_questions(&self.pool, &ids(keys, |k| k.0)).await?;
         Ok(rows.into_iter().map(|q| (QuestionById(q.id), q)).collect())
     }
@@ -99,7 +110,10 @@ impl Loader<ChoiceById> for Loaders {
 impl Loader<GroupsOfUser> for Loaders {
     type Value = Vec<GroupRow>;
     type Error = LoadError;
-    async fn load(&self, keys: &[GroupsOfUser]) -> Result<HashMap<GroupsOfUser, Vec<GroupRow>>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[GroupsOfUser],
+    ) -> Result<HashMap<GroupsOfUser, Vec<GroupRow>>, LoadError> {
         let rows = groups::for_users(&self.pool, &ids(keys, |k| k.0)).await?;
         Ok(grouped(keys, GroupsOfUser, rows))
     }
@@ -108,7 +122,10 @@ impl Loader<GroupsOfUser> for Loaders {
 impl Loader<DirectPermissionsOfUser> for Loaders {
     type Value = Vec<PermissionRow>;
     type Error = LoadError;
-    async fn load(&self, keys: &[DirectPermissionsOfUser]) -> Result<HashMap<DirectPermissionsOfUser, Vec<PermissionRow>>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[DirectPermissionsOfUser],
+    ) -> Result<HashMap<DirectPermissionsOfUser, Vec<PermissionRow>>, LoadError> {
         let rows = permissions::direct_for_users(&self.pool, &ids(keys, |k| k.0)).await?;
         Ok(grouped(keys, DirectPermissionsOfUser, rows))
     }
@@ -117,7 +134,10 @@ impl Loader<DirectPermissionsOfUser> for Loaders {
 impl Loader<EffectivePermissionsOfUser> for Loaders {
     type Value = Vec<String>;
     type Error = LoadError;
-    async fn load(&self, keys: &[EffectivePermissionsOfUser]) -> Result<HashMap<EffectivePermissionsOfUser, Vec<String>>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[EffectivePermissionsOfUser],
+    ) -> Result<HashMap<EffectivePermissionsOfUser, Vec<String>>, LoadError> {
         let rows = permissions::effective_keys_for_users(&self.pool, &ids(keys, |k| k.0)).await?;
         Ok(grouped(keys, EffectivePermissionsOfUser, rows))
     }
@@ -126,7 +146,10 @@ impl Loader<EffectivePermissionsOfUser> for Loaders {
 impl Loader<VoteCountOfUser> for Loaders {
     type Value = i64;
     type Error = LoadError;
-    async fn load(&self, keys: &[VoteCountOfUser]) -> Result<HashMap<VoteCountOfUser, i64>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[VoteCountOfUser],
+    ) -> Result<HashMap<VoteCountOfUser, i64>, LoadError> {
         let rows = polls::vote_counts_by_user(&self.pool, &ids(keys, |k| k.0)).await?;
         Ok(counted(keys, VoteCountOfUser, rows))
     }
@@ -135,7 +158,10 @@ impl Loader<VoteCountOfUser> for Loaders {
 impl Loader<PermissionsOfGroup> for Loaders {
     type Value = Vec<PermissionRow>;
     type Error = LoadError;
-    async fn load(&self, keys: &[PermissionsOfGroup]) -> Result<HashMap<PermissionsOfGroup, Vec<PermissionRow>>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[PermissionsOfGroup],
+    ) -> Result<HashMap<PermissionsOfGroup, Vec<PermissionRow>>, LoadError> {
         let rows = permissions::for_groups(&self.pool, &ids(keys, |k| k.0)).await?;
         Ok(grouped(keys, PermissionsOfGroup, rows))
     }
@@ -144,7 +170,10 @@ impl Loader<PermissionsOfGroup> for Loaders {
 impl Loader<MemberCountOfGroup> for Loaders {
     type Value = i64;
     type Error = LoadError;
-    async fn load(&self, keys: &[MemberCountOfGroup]) -> Result<HashMap<MemberCountOfGroup, i64>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[MemberCountOfGroup],
+    ) -> Result<HashMap<MemberCountOfGroup, i64>, LoadError> {
         let rows = groups::member_counts(&self.pool, &ids(keys, |k| k.0)).await?;
         Ok(counted(keys, MemberCountOfGroup, rows))
     }
@@ -153,16 +182,26 @@ impl Loader<MemberCountOfGroup> for Loaders {
 impl Loader<ChoicesOfQuestion> for Loaders {
     type Value = Vec<ChoiceRow>;
     type Error = LoadError;
-    async fn load(&self, keys: &[ChoicesOfQuestion]) -> Result<HashMap<ChoicesOfQuestion, Vec<ChoiceRow>>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[ChoicesOfQuestion],
+    ) -> Result<HashMap<ChoicesOfQuestion, Vec<ChoiceRow>>, LoadError> {
         let rows = polls::choices_of_questions(&self.pool, &ids(keys, |k| k.0)).await?;
-        Ok(grouped(keys, ChoicesOfQuestion, rows.into_iter().map(|c| (c.question_id, c)).collect()))
+        Ok(grouped(
+            keys,
+            ChoicesOfQuestion,
+            rows.into_iter().map(|c| (c.question_id, c)).collect(),
+        ))
     }
 }
 
 impl Loader<VoteCountOfChoice> for Loaders {
     type Value = i64;
     type Error = LoadError;
-    async fn load(&self, keys: &[VoteCountOfChoice]) -> Result<HashMap<VoteCountOfChoice, i64>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[VoteCountOfChoice],
+    ) -> Result<HashMap<VoteCountOfChoice, i64>, LoadError> {
         let rows = polls::vote_counts_by_choice(&self.pool, &ids(keys, |k| k.0)).await?;
         Ok(counted(keys, VoteCountOfChoice, rows))
     }

@@ -29,5 +29,7 @@ pub fn build_schema(pool: PgPool, settings: Arc<Settings>) -> MemberdeskSchema {
 
 /// The SDL of the schema, as committed in `schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(query::QueryRoot, mutation::MutationRoot, EmptySubscription).finish().sdl()
+    Schema::build(query::QueryRoot, mutation::MutationRoot, EmptySubscription)
+        .finish()
+        .sdl()
 }

@@ -68,10 +68,26 @@ impl MutationRoot {
     /// passwords give the same `INVALID_CREDENTIALS`; `ACCOUNT_INACTIVE` only
     /// with the right password; `RATE_LIMITED` after too many failures for the
     /// username or the client address.
-    async fn login(&self, ctx: &Context<'_>, username: String, password: String) -> Result<LoginPayload, AppError> {
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        username: String,
+        password: String,
+    ) -> Result<LoginPayload, AppError> {
         let address = ctx.request().client_address.as_deref();
-        let outcome = accounts::login(ctx.pool(), ctx.settings(), &username, SecretString::from(password), address).await?;
-        Ok(LoginPayload { token: outcome.token, user: User(outcome.user), expires_at: outcome.expires_at })
+        let outcome = accounts::login(
+            ctx.pool(),
+            ctx.settings(),
+            &username,
+            SecretString::from(password),
+            address,
+        )
+        .await?;
+        Ok(LoginPayload {
+            token: outcome.token,
+            user: User(outcome.user),
+            expires_at: outcome.expires_at,
+        })
     }
 
     /// Revokes the token this request was sent with.
@@ -82,7 +98,11 @@ impl MutationRoot {
 
     /// Needs `auth.add_user`; `isStaff` and `isSuperuser` only by a superuser.
     #[graphql(guard = "Require::Permission(\"auth.add_user\")")]
-    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<User, AppError> {
+    async fn create_user(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateUserInput,
+    ) -> Result<User, AppError> {
         let input = accounts::NewUserInput {
             username: input.username,
             email: input.email,
@@ -92,12 +112,19 @@ impl MutationRoot {
             is_staff: input.is_staff,
             is_superuser: input.is_superuser,
         };
-        accounts::create_user(ctx.pool(), &ctx.actor()?, input).await.map(User)
+        accounts::create_user(ctx.pool(), &ctx.actor()?, input)
+            .await
+            .map(User)
     }
 
     /// Needs `auth.change_user`; the flags and superusers' accounts only by a superuser.
     #[graphql(guard = "Require::Permission(\"auth.change_user\")")]
-    async fn update_user(&self, ctx: &Context<'_>, id: ID, input: UpdateUserInput) -> Result<User, AppError> {
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateUserInput,
+    ) -> Result<User, AppError> {
         let patch = accounts::UserPatch {
             username: input.username,
             email: input.email,
@@ -106,66 +133,146 @@ impl MutationRoot {
             is_staff: input.is_staff,
             is_superuser: input.is_superuser,
         };
-        accounts::update_user(ctx.pool(), &ctx.actor()?, user_id(&id, "id")?, patch).await.map(User)
+        accounts::update_user(ctx.pool(), &ctx.actor()?, user_id(&id, "id")?, patch)
+            .await
+            .map(User)
     }
 
     /// Your own password, or anyone's with `auth.change_user` (a superuser's
     /// only by a superuser). Revokes the user's other sessions.
     #[graphql(guard = "Require::Authenticated")]
-    async fn set_password(&self, ctx: &Context<'_>, user_id: ID, password: String) -> Result<bool, AppError> {
+    async fn set_password(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        password: String,
+    ) -> Result<bool, AppError> {
         let target = ids::decode(Kind::User, &user_id, "userId")?;
-        accounts::set_password(ctx.pool(), ctx.current_user()?, target, SecretString::from(password)).await
+        accounts::set_password(
+            ctx.pool(),
+            ctx.current_user()?,
+            target,
+            SecretString::from(password),
+        )
+        .await
     }
 
     /// Needs `auth.add_group`, and holding every permission given to the group.
     #[graphql(guard = "Require::Permission(\"auth.add_group\")")]
-    async fn create_group(&self, ctx: &Context<'_>, name: String, #[graphql(default)] permissions: Vec<String>) -> Result<Group, AppError> {
-        groups::create_group(ctx.pool(), &ctx.actor()?, &name, &permissions).await.map(Group)
+    async fn create_group(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        #[graphql(default)] permissions: Vec<String>,
+    ) -> Result<Group, AppError> {
+        groups::create_group(ctx.pool(), &ctx.actor()?, &name, &permissions)
+            .await
+            .map(Group)
     }
 
     /// Replaces the group's permissions (as `app.codename`). Needs
     /// `auth.change_group`, and holding every permission it adds.
     #[graphql(guard = "Require::Permission(\"auth.change_group\")")]
-    async fn set_group_permissions(&self, ctx: &Context<'_>, group_id: ID, permissions: Vec<String>) -> Result<Group, AppError> {
+    async fn set_group_permissions(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        permissions: Vec<String>,
+    ) -> Result<Group, AppError> {
         let id = self::group_id(&group_id, "groupId")?;
-        groups::set_group_permissions(ctx.pool(), &ctx.actor()?, id, &permissions).await.map(Group)
+        groups::set_group_permissions(ctx.pool(), &ctx.actor()?, id, &permissions)
+            .await
+            .map(Group)
     }
 
     /// Needs `auth.change_user`, and holding every permission the group carries.
     #[graphql(guard = "Require::Permission(\"auth.change_user\")")]
-    async fn add_user_to_group(&self, ctx: &Context<'_>, user_id: ID, group_id: ID) -> Result<User, AppError> {
-        let (user, group) = (self::user_id(&user_id, "userId")?, self::group_id(&group_id, "groupId")?);
-        groups::add_user_to_group(ctx.pool(), &ctx.actor()?, user, group).await.map(User)
+    async fn add_user_to_group(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        group_id: ID,
+    ) -> Result<User, AppError> {
+        let (user, group) = (
+            self::user_id(&user_id, "userId")?,
+            self::group_id(&group_id, "groupId")?,
+        );
+        groups::add_user_to_group(ctx.pool(), &ctx.actor()?, user, group)
+            .await
+            .map(User)
     }
 
     #[graphql(guard = "Require::Permission(\"auth.change_user\")")]
-    async fn remove_user_from_group(&self, ctx: &Context<'_>, user_id: ID, group_id: ID) -> Result<User, AppError> {
-        let (user, group) = (self::user_id(&user_id, "userId")?, self::group_id(&group_id, "groupId")?);
-        groups::remove_user_from_group(ctx.pool(), &ctx.actor()?, user, group).await.map(User)
+    async fn remove_user_from_group(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        group_id: ID,
+    ) -> Result<User, AppError> {
+        let (user, group) = (
+            self::user_id(&user_id, "userId")?,
+            self::group_id(&group_id, "groupId")?,
+        );
+        groups::remove_user_from_group(ctx.pool(), &ctx.actor()?, user, group)
+            .await
+            .map(User)
     }
 
     /// Grants `permission` (`app.codename`) directly. Needs `auth.change_user`
     /// and holding the permission yourself.
     #[graphql(guard = "Require::Permission(\"auth.change_user\")")]
-    async fn grant_permission(&self, ctx: &Context<'_>, user_id: ID, permission: String) -> Result<User, AppError> {
-        groups::grant_permission(ctx.pool(), &ctx.actor()?, self::user_id(&user_id, "userId")?, &permission).await.map(User)
+    async fn grant_permission(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        permission: String,
+    ) -> Result<User, AppError> {
+        groups::grant_permission(
+            ctx.pool(),
+            &ctx.actor()?,
+            self::user_id(&user_id, "userId")?,
+            &permission,
+        )
+        .await
+        .map(User)
     }
 
     #[graphql(guard = "Require::Permission(\"auth.change_user\")")]
-    async fn revoke_permission(&self, ctx: &Context<'_>, user_id: ID, permission: String) -> Result<User, AppError> {
-        groups::revoke_permission(ctx.pool(), &ctx.actor()?, self::user_id(&user_id, "userId")?, &permission).await.map(User)
+    async fn revoke_permission(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        permission: String,
+    ) -> Result<User, AppError> {
+        groups::revoke_permission(
+            ctx.pool(),
+            &ctx.actor()?,
+            self::user_id(&user_id, "userId")?,
+            &permission,
+        )
+        .await
+        .map(User)
     }
 
     /// A question with 2 to 20 choices. Needs `polls.add_question`.
     #[graphql(guard = "Require::Permission(\"polls.add_question\")")]
-    async fn create_question(&self, ctx: &Context<'_>, text: String, choices: Vec<String>) -> Result<Question, AppError> {
-        polls::create_question(ctx.pool(), &ctx.actor()?, &text, &choices).await.map(Question)
+    async fn create_question(
+        &self,
+        ctx: &Context<'_>,
+        text: String,
+        choices: Vec<String>,
+    ) -> Result<Question, AppError> {
+        polls::create_question(ctx.pool(), &ctx.actor()?, &text, &choices)
+            .await
+            .map(Question)
     }
 
     /// One vote per user per question. Any active user.
     #[graphql(guard = "Require::Authenticated")]
     async fn cast_vote(&self, ctx: &Context<'_>, choice_id: ID) -> Result<Vote, AppError> {
         let choice = ids::decode(Kind::Choice, &choice_id, "choiceId")?;
-        polls::cast_vote(ctx.pool(), ctx.current_user()?, choice).await.map(Vote)
+        polls::cast_vote(ctx.pool(), ctx.current_user()?, choice)
+            .await
+            .map(Vote)
     }
 }

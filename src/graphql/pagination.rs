@@ -19,7 +19,10 @@ pub type Conn<N> = Connection<String, N, TotalCount, EmptyFields>;
 pub fn page_size(first: Option<i32>) -> Result<i64, AppError> {
     match first.unwrap_or(DEFAULT_PAGE) {
         n if (0..=MAX_PAGE).contains(&n) => Ok(n as i64),
-        _ => Err(AppError::invalid("first", format!("first must be between 0 and {MAX_PAGE}"))),
+        _ => Err(AppError::invalid(
+            "first",
+            format!("first must be between 0 and {MAX_PAGE}"),
+        )),
     }
 }
 
@@ -36,14 +39,18 @@ impl TotalCount {
     async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
         let pool = ctx.pool();
         Ok(match self {
-            TotalCount::Users(filter) => users::count(pool, filter).await.map_err(AppError::from)?,
+            TotalCount::Users(filter) => {
+                users::count(pool, filter).await.map_err(AppError::from)?
+            }
             TotalCount::VotesOfUser(user_id) => polls::vote_counts_by_user(pool, &[*user_id])
                 .await
                 .map_err(AppError::from)?
                 .first()
                 .map(|(_, n)| *n)
                 .unwrap_or(0),
-            TotalCount::Audit(filter) => audit::count(pool, filter).await.map_err(AppError::from)?,
+            TotalCount::Audit(filter) => {
+                audit::count(pool, filter).await.map_err(AppError::from)?
+            }
         })
     }
 }
@@ -61,16 +68,23 @@ pub fn connection<R, N: OutputType>(
     let has_next = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let mut conn = Connection::with_additional_fields(has_previous, has_next, total);
-    conn.edges.extend(rows.into_iter().map(|row| Edge::new(cursor_of(&row), node(row))));
+    conn.edges.extend(
+        rows.into_iter()
+            .map(|row| Edge::new(cursor_of(&row), node(row))),
+    );
     conn
 }
 
 /// Decodes an `after` cursor for a user list in `order`.
-pub fn user_cursor(after: Option<&str>, order: users::UserOrder) -> Result<Option<Cursor>, AppError> {
+pub fn user_cursor(
+    after: Option<&str>,
+    order: users::UserOrder,
+) -> Result<Option<Cursor>, AppError> {
     match after.map(Cursor::decode).transpose()? {
-        Some(cursor) if !order.accepts(&cursor) => {
-            Err(AppError::invalid("after", "'after' is a cursor of another list or order"))
-        }
+        Some(cursor) if !order.accepts(&cursor) => Err(AppError::invalid(
+            "after",
+            "'after' is a cursor of another list or order",
+        )),
         cursor => Ok(cursor),
     }
 }
@@ -83,5 +97,18 @@ pub fn user_connection(
     order: users::UserOrder,
     filter: users::UserFilter,
 ) -> Conn<User> {
-    connection(rows, limit, has_previous, |u| Cursor { key: order.key_of(u), id: u.id }.encode(), User, TotalCount::Users(filter))
+    connection(
+        rows,
+        limit,
+        has_previous,
+        |u| {
+            Cursor {
+                key: order.key_of(u),
+                id: u.id,
+            }
+            .encode()
+        },
+        User,
+        TotalCount::Users(filter),
+    )
 }

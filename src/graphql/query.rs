@@ -38,7 +38,13 @@ pub struct UserFilter {
 impl UserFilter {
     pub fn to_store(&self) -> Result<users::UserFilter, AppError> {
         let search = match &self.search {
-            Some(s) => Some(validation::line("search", s, validation::MAX_USERNAME, false)?).filter(|s| !s.is_empty()),
+            Some(s) => Some(validation::line(
+                "search",
+                s,
+                validation::MAX_USERNAME,
+                false,
+            )?)
+            .filter(|s| !s.is_empty()),
             None => None,
         };
         Ok(users::UserFilter {
@@ -46,7 +52,11 @@ impl UserFilter {
             is_staff: self.is_staff,
             is_superuser: self.is_superuser,
             search,
-            group_id: self.group_id.as_ref().map(|id| ids::decode(Kind::Group, id, "groupId")).transpose()?,
+            group_id: self
+                .group_id
+                .as_ref()
+                .map(|id| ids::decode(Kind::Group, id, "groupId"))
+                .transpose()?,
             last_login_before: self.last_login_before,
             deactivated: self.deactivated,
             anonymized: self.anonymized,
@@ -101,16 +111,33 @@ impl QueryRoot {
     #[graphql(guard = "Require::Authenticated")]
     async fn me(&self, ctx: &Context<'_>) -> Result<User, AppError> {
         let me = ctx.current_user()?;
-        users::find(ctx.pool(), me.id).await?.map(User).ok_or(AppError::Unauthenticated)
+        users::find(ctx.pool(), me.id)
+            .await?
+            .map(User)
+            .ok_or(AppError::Unauthenticated)
     }
 
     /// One user, by `id` or by `username` (case-insensitive). Needs `auth.view_user`.
     #[graphql(guard = "Require::AnyPermission(VIEW_USER)")]
-    async fn user(&self, ctx: &Context<'_>, id: Option<ID>, username: Option<String>) -> Result<Option<User>, AppError> {
+    async fn user(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        username: Option<String>,
+    ) -> Result<Option<User>, AppError> {
         let row = match (id, username) {
-            (Some(id), None) => users::find(ctx.pool(), ids::decode(Kind::User, &id, "id")?).await?,
-            (None, Some(name)) => users::find_by_username_key(ctx.pool(), &validation::username_key(&name)).await?,
-            _ => return Err(AppError::invalid("id", "give exactly one of id and username")),
+            (Some(id), None) => {
+                users::find(ctx.pool(), ids::decode(Kind::User, &id, "id")?).await?
+            }
+            (None, Some(name)) => {
+                users::find_by_username_key(ctx.pool(), &validation::username_key(&name)).await?
+            }
+            _ => {
+                return Err(AppError::invalid(
+                    "id",
+                    "give exactly one of id and username",
+                ));
+            }
         };
         Ok(row.map(User))
     }
@@ -137,38 +164,65 @@ impl QueryRoot {
     /// Needs `auth.view_group`.
     #[graphql(guard = "Require::AnyPermission(VIEW_GROUP)")]
     async fn group(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Group>, AppError> {
-        Ok(groups::find(ctx.pool(), ids::decode(Kind::Group, &id, "id")?).await?.map(Group))
+        Ok(
+            groups::find(ctx.pool(), ids::decode(Kind::Group, &id, "id")?)
+                .await?
+                .map(Group),
+        )
     }
 
     /// Every group, by name. Needs `auth.view_group`.
     #[graphql(guard = "Require::AnyPermission(VIEW_GROUP)")]
     async fn groups(&self, ctx: &Context<'_>) -> Result<Vec<Group>, AppError> {
-        Ok(groups::all(ctx.pool()).await?.into_iter().map(Group).collect())
+        Ok(groups::all(ctx.pool())
+            .await?
+            .into_iter()
+            .map(Group)
+            .collect())
     }
 
     /// Every permission there is. Any active staff member.
     #[graphql(guard = "Require::Staff")]
     async fn permissions(&self, ctx: &Context<'_>) -> Result<Vec<Permission>, AppError> {
-        Ok(permissions::all(ctx.pool()).await?.into_iter().map(Permission).collect())
+        Ok(permissions::all(ctx.pool())
+            .await?
+            .into_iter()
+            .map(Permission)
+            .collect())
     }
 
     /// Every question, newest first. Any logged-in user.
     #[graphql(guard = "Require::Authenticated")]
     async fn questions(&self, ctx: &Context<'_>) -> Result<Vec<Question>, AppError> {
-        Ok(polls::questions(ctx.pool()).await?.into_iter().map(Question).collect())
+        Ok(polls::questions(ctx.pool())
+            .await?
+            .into_iter()
+            .map(Question)
+            .collect())
     }
 
     #[graphql(guard = "Require::Authenticated")]
     async fn question(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Question>, AppError> {
         let id = ids::decode(Kind::Question, &id, "id")?;
-        Ok(polls::find_questions(ctx.pool(), &[id]).await?.pop().map(Question))
+        Ok(polls::find_questions(ctx.pool(), &[id])
+            .await?
+            .pop()
+            .map(Question))
     }
 
     /// A user's votes, newest first. Needs `polls.view_vote`.
     #[graphql(guard = "Require::AnyPermission(VIEW_VOTE)")]
-    async fn votes(&self, ctx: &Context<'_>, user_id: ID, first: Option<i32>, after: Option<String>) -> Result<Conn<Vote>, AppError> {
+    async fn votes(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<Vote>, AppError> {
         let user_id = ids::decode(Kind::User, &user_id, "userId")?;
-        users::find(ctx.pool(), user_id).await?.ok_or(AppError::NotFound("user"))?;
+        users::find(ctx.pool(), user_id)
+            .await?
+            .ok_or(AppError::NotFound("user"))?;
         votes_of_user(ctx, user_id, first, after).await
     }
 
@@ -184,19 +238,34 @@ impl QueryRoot {
         let limit = page_size(first)?;
         let f = filter.unwrap_or_default();
         let filter = audit::AuditFilter {
-            actor_id: f.actor_id.as_ref().map(|id| ids::decode(Kind::User, id, "actorId")).transpose()?,
-            target_user_id: f.target_user_id.as_ref().map(|id| ids::decode(Kind::User, id, "targetUserId")).transpose()?,
+            actor_id: f
+                .actor_id
+                .as_ref()
+                .map(|id| ids::decode(Kind::User, id, "actorId"))
+                .transpose()?,
+            target_user_id: f
+                .target_user_id
+                .as_ref()
+                .map(|id| ids::decode(Kind::User, id, "targetUserId"))
+                .transpose()?,
             action: f.action.map(|a| a.as_str().to_owned()),
             since: f.since,
             until: f.until,
         };
         let after = after.as_deref().map(Cursor::decode).transpose()?;
-        let rows = audit::page(ctx.pool(), &filter, after.as_ref().map(|c| c.id), limit + 1).await?;
+        let rows =
+            audit::page(ctx.pool(), &filter, after.as_ref().map(|c| c.id), limit + 1).await?;
         Ok(connection(
             rows,
             limit,
             after.is_some(),
-            |e| Cursor { key: None, id: e.id }.encode(),
+            |e| {
+                Cursor {
+                    key: None,
+                    id: e.id,
+                }
+                .encode()
+            },
             AuditEntry,
             TotalCount::Audit(filter),
         ))

@@ -8,9 +8,14 @@ use async_graphql::{ErrorExtensionValues, Response, Value};
 
 pub fn with_codes(mut response: Response) -> Response {
     for error in &mut response.errors {
-        let has_code = error.extensions.as_ref().is_some_and(|ext| ext.get("code").is_some());
+        let has_code = error
+            .extensions
+            .as_ref()
+            .is_some_and(|ext| ext.get("code").is_some());
         if !has_code {
-            let ext = error.extensions.get_or_insert_with(ErrorExtensionValues::default);
+            let ext = error
+                .extensions
+                .get_or_insert_with(ErrorExtensionValues::default);
             ext.set("code", Value::from("INVALID_INPUT"));
             ext.set("field", Value::from("query"));
         }

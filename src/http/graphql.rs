@@ -34,19 +34,31 @@ fn refuse(status: StatusCode, message: &str) -> Response {
     let body = serde_json::json!({
         "errors": [{ "message": message, "extensions": { "code": "INVALID_INPUT", "field": "request" } }]
     });
-    let mut resp = Response::builder().status(status).content_type("application/json").body(body.to_string());
+    let mut resp = Response::builder()
+        .status(status)
+        .content_type("application/json")
+        .body(body.to_string());
     if status == StatusCode::METHOD_NOT_ALLOWED {
-        resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
     }
     resp
 }
 
 fn header_str<'a>(req: &'a Request, name: header::HeaderName) -> &'a str {
-    req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 fn is_json_content_type(value: &str) -> bool {
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     essence == "application/json" || essence == GRAPHQL_RESPONSE_JSON
 }
 
@@ -66,9 +78,17 @@ fn operation_type(request: &mut async_graphql::Request) -> Option<OperationType>
 
 impl GraphqlEndpoint {
     async fn caller(&self, req: &Request) -> Result<Caller, Response> {
-        let Some(value) = req.headers().get(header::AUTHORIZATION) else { return Ok(Caller::Anonymous) };
-        let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
-        let Some(token) = token else { return Ok(Caller::Rejected) };
+        let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+            return Ok(Caller::Anonymous);
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let Some(token) = token else {
+            return Ok(Caller::Rejected);
+        };
         match accounts::authenticate(&self.pool, token).await {
             Ok(Some(user)) => Ok(Caller::User(user)),
             Ok(None) => Ok(Caller::Rejected),
@@ -85,8 +105,15 @@ impl GraphqlEndpoint {
 
     async fn parse(&self, req: &mut Request) -> Result<async_graphql::Request, Response> {
         match *req.method() {
-            Method::GET => async_graphql::http::parse_query_string(req.uri().query().unwrap_or_default())
-                .map_err(|e| refuse(StatusCode::BAD_REQUEST, &format!("invalid GraphQL GET request: {e}"))),
+            Method::GET => {
+                async_graphql::http::parse_query_string(req.uri().query().unwrap_or_default())
+                    .map_err(|e| {
+                        refuse(
+                            StatusCode::BAD_REQUEST,
+                            &format!("invalid GraphQL GET request: {e}"),
+                        )
+                    })
+            }
             Method::POST => {
                 if !is_json_content_type(header_str(req, header::CONTENT_TYPE)) {
                     return Err(refuse(
@@ -96,18 +123,31 @@ impl GraphqlEndpoint {
                 }
                 let limit = self.settings.max_body_bytes;
                 let body = req.take_body().into_bytes_limit(limit).await.map_err(|_| {
-                    refuse(StatusCode::PAYLOAD_TOO_LARGE, &format!("the request body is larger than {limit} bytes"))
+                    refuse(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        &format!("the request body is larger than {limit} bytes"),
+                    )
                 })?;
-                let value: serde_json::Value = serde_json::from_slice(&body)
-                    .map_err(|_| refuse(StatusCode::BAD_REQUEST, "the request body is not valid JSON"))?;
+                let value: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
+                    refuse(
+                        StatusCode::BAD_REQUEST,
+                        "the request body is not valid JSON",
+                    )
+                })?;
                 if value.is_array() {
-                    return Err(refuse(StatusCode::BAD_REQUEST, "batched requests are not supported: send one operation per request"));
+                    return Err(refuse(
+                        StatusCode::BAD_REQUEST,
+                        "batched requests are not supported: send one operation per request",
+                    ));
                 }
                 serde_json::from_value(value).map_err(|_| {
                     refuse(StatusCode::BAD_REQUEST, "the body must be {\"query\": \"...\", \"variables\": {...}, \"operationName\": \"...\"}")
                 })
             }
-            _ => Err(refuse(StatusCode::METHOD_NOT_ALLOWED, "use GET for queries or POST for any operation")),
+            _ => Err(refuse(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "use GET for queries or POST for any operation",
+            )),
         }
     }
 }
@@ -117,36 +157,54 @@ impl Endpoint for GraphqlEndpoint {
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let accept = header_str(&req, header::ACCEPT).to_owned();
-        if req.method() == Method::GET && accept.contains("text/html") && req.uri().query().is_none_or(|q| !q.contains("query=")) {
+        if req.method() == Method::GET
+            && accept.contains("text/html")
+            && req.uri().query().is_none_or(|q| !q.contains("query="))
+        {
             return Ok(playground::page().into_response());
         }
         let mut gql = match self.parse(&mut req).await {
             Ok(gql) => gql,
             Err(resp) => return Ok(resp),
         };
-        if req.method() == Method::GET && operation_type(&mut gql) == Some(OperationType::Mutation) {
-            return Ok(refuse(StatusCode::METHOD_NOT_ALLOWED, "mutations must be sent by POST"));
+        if req.method() == Method::GET && operation_type(&mut gql) == Some(OperationType::Mutation)
+        {
+            return Ok(refuse(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "mutations must be sent by POST",
+            ));
         }
         let caller = match self.caller(&req).await {
             Ok(caller) => caller,
             Err(resp) => return Ok(resp),
         };
-        let address = req.remote_addr().as_socket_addr().map(|a| a.ip().to_string());
+        let address = req
+            .remote_addr()
+            .as_socket_addr()
+            .map(|a| a.ip().to_string());
         let gql = gql.data(RequestContext::new(self.pool.clone(), caller, address));
         let response = super::errors::with_codes(self.schema.execute(gql).await);
 
         let wants_graphql_json = accept.contains(GRAPHQL_RESPONSE_JSON);
         // Under the GraphQL-over-HTTP media type, a request that never ran
         // (unparsable or invalid document) is a client error.
-        let status = if wants_graphql_json && response.is_err() && response.data == async_graphql::Value::Null {
+        let status = if wants_graphql_json
+            && response.is_err()
+            && response.data == async_graphql::Value::Null
+        {
             StatusCode::BAD_REQUEST
         } else {
             StatusCode::OK
         };
         let mut resp = GraphQLResponse(response).into_response();
         resp.set_status(status);
-        let content_type = if wants_graphql_json { "application/graphql-response+json; charset=utf-8" } else { "application/json" };
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        let content_type = if wants_graphql_json {
+            "application/graphql-response+json; charset=utf-8"
+        } else {
+            "application/json"
+        };
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         Ok(resp)
     }
 }

@@ -27,10 +27,18 @@ fn healthz() -> &'static str {
 
 #[handler]
 async fn readyz(Data(pool): Data<&PgPool>) -> Response {
-    let ping = tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(pool)).await;
+    let ping = tokio::time::timeout(
+        Duration::from_secs(2),
+        sqlx::query("SELECT 1").execute(pool),
+    )
+    .await;
     match ping {
         Ok(Ok(_)) => "ready".into_response(),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "PostgreSQL is not answering").into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "PostgreSQL is not answering",
+        )
+            .into_response(),
     }
 }
 
@@ -42,7 +50,10 @@ impl poem::middleware::PanicHandler for PanicAsInternal {
     fn get_response(&self, _err: Box<dyn std::any::Any + Send + 'static>) -> Response {
         tracing::error!("a request handler panicked");
         let body = r#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#;
-        Response::builder().status(StatusCode::INTERNAL_SERVER_ERROR).content_type("application/json").body(body)
+        Response::builder()
+            .status(StatusCode::INTERNAL_SERVER_ERROR)
+            .content_type("application/json")
+            .body(body)
     }
 }
 
@@ -50,7 +61,11 @@ impl poem::middleware::PanicHandler for PanicAsInternal {
 pub fn app(pool: PgPool, settings: Settings) -> impl poem::Endpoint {
     let settings = Arc::new(settings);
     let schema = build_schema(pool.clone(), settings.clone());
-    let graphql = GraphqlEndpoint { schema, pool: pool.clone(), settings };
+    let graphql = GraphqlEndpoint {
+        schema,
+        pool: pool.clone(),
+        settings,
+    };
     Route::new()
         .at("/", get(playground::index))
         .at("/graphql", graphql)
@@ -80,9 +95,18 @@ pub async fn bind(addr: &str) -> std::io::Result<BoundServer> {
 impl BoundServer {
     /// Serves until `shutdown` completes, then lets in-flight requests finish
     /// (for at most 30 s) and returns.
-    pub async fn serve(self, pool: PgPool, settings: Settings, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    pub async fn serve(
+        self,
+        pool: PgPool,
+        settings: Settings,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
         Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(app(pool, settings), shutdown, Some(Duration::from_secs(30)))
+            .run_with_graceful_shutdown(
+                app(pool, settings),
+                shutdown,
+                Some(Duration::from_secs(30)),
+            )
             .await
     }
 }

@@ -7,13 +7,29 @@ use poem::http::StatusCode;
 use poem::web::{Html, Path};
 use poem::{IntoResponse, Response, handler};
 
-const INDEX: &str = "";
+const INDEX: &str = include_str!("../../assets/graphiql/index.html");
 
 const ASSETS: &[(&str, &str, &[u8])] = &[
-    ("react.production.min.js", "text/javascript", b""),
-    ("react-dom.production.min.js", "text/javascript", b""),
-    ("graphiql.min.js", "text/javascript", b""),
-    ("graphiql.min.css", "text/css", b""),
+    (
+        "react.production.min.js",
+        "text/javascript",
+        include_bytes!("../../assets/graphiql/react.production.min.js"),
+    ),
+    (
+        "react-dom.production.min.js",
+        "text/javascript",
+        include_bytes!("../../assets/graphiql/react-dom.production.min.js"),
+    ),
+    (
+        "graphiql.min.js",
+        "text/javascript",
+        include_bytes!("../../assets/graphiql/graphiql.min.js"),
+    ),
+    (
+        "graphiql.min.css",
+        "text/css",
+        include_bytes!("../../assets/graphiql/graphiql.min.css"),
+    ),
 ];
 
 pub fn page() -> Html<&'static str> {

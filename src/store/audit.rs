@@ -72,7 +72,12 @@ fn push_filter(qb: &mut sqlx::QueryBuilder<sqlx::Postgres>, f: &AuditFilter) {
 }
 
 /// A page of entries, newest first, with ids below `before_id`.
-pub async fn page(ex: impl PgExecutor<'_>, f: &AuditFilter, before_id: Option<i64>, limit: i64) -> sqlx::Result<Vec<AuditRow>> {
+pub async fn page(
+    ex: impl PgExecutor<'_>,
+    f: &AuditFilter,
+    before_id: Option<i64>,
+    limit: i64,
+) -> sqlx::Result<Vec<AuditRow>> {
     let mut qb = sqlx::QueryBuilder::new(
         "SELECT id, at, action, actor_id, actor_username, target_user_id, target_repr, reason, details FROM audit_entries",
     );

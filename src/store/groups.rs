@@ -11,32 +11,52 @@ pub struct GroupRow {
 pub const NAME_UNIQUE: &str = "groups_name_unique";
 
 pub async fn find(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<GroupRow>> {
-    sqlx::query_as("SELECT id, name FROM groups WHERE id = $1").bind(id).fetch_optional(ex).await
+    sqlx::query_as("SELECT id, name FROM groups WHERE id = $1")
+        .bind(id)
+        .fetch_optional(ex)
+        .await
 }
 
 pub async fn find_many(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<GroupRow>> {
-    sqlx::query_as("SELECT id, name FROM groups WHERE id = ANY($1)").bind(ids).fetch_all(ex).await
+    sqlx::query_as("SELECT id, name FROM groups WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(ex)
+        .await
 }
 
 pub async fn find_by_name(ex: impl PgExecutor<'_>, name: &str) -> sqlx::Result<Option<GroupRow>> {
-    sqlx::query_as("SELECT id, name FROM groups WHERE name = $1").bind(name).fetch_optional(ex).await
+    sqlx::query_as("SELECT id, name FROM groups WHERE name = $1")
+        .bind(name)
+        .fetch_optional(ex)
+        .await
 }
 
 pub async fn all(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<GroupRow>> {
-    sqlx::query_as("SELECT id, name FROM groups ORDER BY name, id").fetch_all(ex).await
+    sqlx::query_as("SELECT id, name FROM groups ORDER BY name, id")
+        .fetch_all(ex)
+        .await
 }
 
 pub async fn insert(ex: impl PgExecutor<'_>, name: &str) -> sqlx::Result<GroupRow> {
-    sqlx::query_as("INSERT INTO groups (name) VALUES ($1) RETURNING id, name").bind(name).fetch_one(ex).await
+    sqlx::query_as("INSERT INTO groups (name) VALUES ($1) RETURNING id, name")
+        .bind(name)
+        .fetch_one(ex)
+        .await
 }
 
 /// Replaces the group's permissions with exactly `permission_ids`.
-pub async fn set_permissions(conn: &mut PgConnection, group_id: i64, permission_ids: &[i64]) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM group_permissions WHERE group_id = $1 AND NOT (permission_id = ANY($2))")
-        .bind(group_id)
-        .bind(permission_ids)
-        .execute(&mut *conn)
-        .await?;
+pub async fn set_permissions(
+    conn: &mut PgConnection,
+    group_id: i64,
+    permission_ids: &[i64],
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "DELETE FROM group_permissions WHERE group_id = $1 AND NOT (permission_id = ANY($2))",
+    )
+    .bind(group_id)
+    .bind(permission_ids)
+    .execute(&mut *conn)
+    .await?;
     sqlx::query(
         "INSERT INTO group_permissions (group_id, permission_id) SELECT $1, unnest($2::bigint[]) ON CONFLICT DO NOTHING",
     )
@@ -48,7 +68,10 @@ pub async fn set_permissions(conn: &mut PgConnection, group_id: i64, permission_
 }
 
 /// The groups of each of `user_ids`, by name.
-pub async fn for_users(ex: impl PgExecutor<'_>, user_ids: &[i64]) -> sqlx::Result<Vec<(i64, GroupRow)>> {
+pub async fn for_users(
+    ex: impl PgExecutor<'_>,
+    user_ids: &[i64],
+) -> sqlx::Result<Vec<(i64, GroupRow)>> {
     let rows: Vec<(i64, i64, String)> = sqlx::query_as(
         "SELECT ug.user_id, g.id, g.name FROM user_groups ug JOIN groups g ON g.id = ug.group_id \
          WHERE ug.user_id = ANY($1) ORDER BY g.name, g.id",
@@ -56,28 +79,46 @@ pub async fn for_users(ex: impl PgExecutor<'_>, user_ids: &[i64]) -> sqlx::Resul
     .bind(user_ids)
     .fetch_all(ex)
     .await?;
-    Ok(rows.into_iter().map(|(uid, id, name)| (uid, GroupRow { id, name })).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(uid, id, name)| (uid, GroupRow { id, name }))
+        .collect())
 }
 
-pub async fn member_counts(ex: impl PgExecutor<'_>, group_ids: &[i64]) -> sqlx::Result<Vec<(i64, i64)>> {
-    sqlx::query_as("SELECT group_id, count(*) FROM user_groups WHERE group_id = ANY($1) GROUP BY group_id")
-        .bind(group_ids)
-        .fetch_all(ex)
-        .await
+pub async fn member_counts(
+    ex: impl PgExecutor<'_>,
+    group_ids: &[i64],
+) -> sqlx::Result<Vec<(i64, i64)>> {
+    sqlx::query_as(
+        "SELECT group_id, count(*) FROM user_groups WHERE group_id = ANY($1) GROUP BY group_id",
+    )
+    .bind(group_ids)
+    .fetch_all(ex)
+    .await
 }
 
 /// Adds a member; returns false when the user already was one.
-pub async fn add_member(ex: impl PgExecutor<'_>, group_id: i64, user_id: i64) -> sqlx::Result<bool> {
-    let done = sqlx::query("INSERT INTO user_groups (user_id, group_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(user_id)
-        .bind(group_id)
-        .execute(ex)
-        .await?;
+pub async fn add_member(
+    ex: impl PgExecutor<'_>,
+    group_id: i64,
+    user_id: i64,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO user_groups (user_id, group_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(user_id)
+    .bind(group_id)
+    .execute(ex)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Removes a member; returns false when the user was not one.
-pub async fn remove_member(ex: impl PgExecutor<'_>, group_id: i64, user_id: i64) -> sqlx::Result<bool> {
+pub async fn remove_member(
+    ex: impl PgExecutor<'_>,
+    group_id: i64,
+    user_id: i64,
+) -> sqlx::Result<bool> {
     let done = sqlx::query("DELETE FROM user_groups WHERE user_id = $1 AND group_id = $2")
         .bind(user_id)
         .bind(group_id)

@@ -21,7 +21,12 @@ impl Scope {
 }
 
 /// Failures counted for `key` in the window that is still open.
-pub async fn current(ex: impl PgExecutor<'_>, scope: Scope, key: &str, window: Duration) -> sqlx::Result<i32> {
+pub async fn current(
+    ex: impl PgExecutor<'_>,
+    scope: Scope,
+    key: &str,
+    window: Duration,
+) -> sqlx::Result<i32> {
     let n: Option<i32> = sqlx::query_scalar(
         "SELECT failures FROM login_failures \
          WHERE scope = $1 AND key = $2 AND window_start > now() - make_interval(secs => $3)",
@@ -35,7 +40,12 @@ pub async fn current(ex: impl PgExecutor<'_>, scope: Scope, key: &str, window: D
 }
 
 /// Counts one failure, opening a new window when the last one has closed.
-pub async fn record(ex: impl PgExecutor<'_>, scope: Scope, key: &str, window: Duration) -> sqlx::Result<()> {
+pub async fn record(
+    ex: impl PgExecutor<'_>,
+    scope: Scope,
+    key: &str,
+    window: Duration,
+) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO login_failures (scope, key, failures, window_start) VALUES ($1, $2, 1, now()) \
          ON CONFLICT (scope, key) DO UPDATE SET \
@@ -53,6 +63,10 @@ pub async fn record(ex: impl PgExecutor<'_>, scope: Scope, key: &str, window: Du
 }
 
 pub async fn clear(ex: impl PgExecutor<'_>, scope: Scope, key: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM login_failures WHERE scope = $1 AND key = $2").bind(scope.as_str()).bind(key).execute(ex).await?;
+    sqlx::query("DELETE FROM login_failures WHERE scope = $1 AND key = $2")
+        .bind(scope.as_str())
+        .bind(key)
+        .execute(ex)
+        .await?;
     Ok(())
 }

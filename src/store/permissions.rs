@@ -19,13 +19,17 @@ impl PermissionRow {
 }
 
 pub async fn all(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<PermissionRow>> {
-    sqlx::query_as("SELECT id, app_label, codename, name FROM permissions ORDER BY app_label, codename")
-        .fetch_all(ex)
-        .await
+    sqlx::query_as(
+        "SELECT id, app_label, codename, name FROM permissions ORDER BY app_label, codename",
+    )
+    .fetch_all(ex)
+    .await
 }
 
 pub async fn all_keys(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar("SELECT app_label || '.' || codename FROM permissions ORDER BY 1").fetch_all(ex).await
+    sqlx::query_scalar("SELECT app_label || '.' || codename FROM permissions ORDER BY 1")
+        .fetch_all(ex)
+        .await
 }
 
 /// The permissions named by `keys` (`app.codename`); unknown keys are simply absent.
@@ -40,7 +44,10 @@ pub async fn by_keys(ex: impl PgExecutor<'_>, keys: &[String]) -> sqlx::Result<V
 }
 
 /// Direct grants of each of `user_ids`.
-pub async fn direct_for_users(ex: impl PgExecutor<'_>, user_ids: &[i64]) -> sqlx::Result<Vec<(i64, PermissionRow)>> {
+pub async fn direct_for_users(
+    ex: impl PgExecutor<'_>,
+    user_ids: &[i64],
+) -> sqlx::Result<Vec<(i64, PermissionRow)>> {
     let rows: Vec<(i64, i64, String, String, String)> = sqlx::query_as(
         "SELECT up.user_id, p.id, p.app_label, p.codename, p.name \
          FROM user_permissions up JOIN permissions p ON p.id = up.permission_id \
@@ -49,11 +56,27 @@ pub async fn direct_for_users(ex: impl PgExecutor<'_>, user_ids: &[i64]) -> sqlx
     .bind(user_ids)
     .fetch_all(ex)
     .await?;
-    Ok(rows.into_iter().map(|(uid, id, app_label, codename, name)| (uid, PermissionRow { id, app_label, codename, name })).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(uid, id, app_label, codename, name)| {
+            (
+                uid,
+                PermissionRow {
+                    id,
+                    app_label,
+                    codename,
+                    name,
+                },
+            )
+        })
+        .collect())
 }
 
 /// The permissions of each of `group_ids`.
-pub async fn for_groups(ex: impl PgExecutor<'_>, group_ids: &[i64]) -> sqlx::Result<Vec<(i64, PermissionRow)>> {
+pub async fn for_groups(
+    ex: impl PgExecutor<'_>,
+    group_ids: &[i64],
+) -> sqlx::Result<Vec<(i64, PermissionRow)>> {
     let rows: Vec<(i64, i64, String, String, String)> = sqlx::query_as(
         "SELECT gp.group_id, p.id, p.app_label, p.codename, p.name \
          FROM group_permissions gp JOIN permissions p ON p.id = gp.permission_id \
@@ -62,14 +85,30 @@ pub async fn for_groups(ex: impl PgExecutor<'_>, group_ids: &[i64]) -> sqlx::Res
     .bind(group_ids)
     .fetch_all(ex)
     .await?;
-    Ok(rows.into_iter().map(|(gid, id, app_label, codename, name)| (gid, PermissionRow { id, app_label, codename, name })).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(gid, id, app_label, codename, name)| {
+            (
+                gid,
+                PermissionRow {
+                    id,
+                    app_label,
+                    codename,
+                    name,
+                },
+            )
+        })
+        .collect())
 }
 
 /// The effective `app.codename` keys of each of `user_ids`, as the contract
 /// defines them: none for an inactive user, all for an active superuser,
 /// otherwise direct grants ∪ grants through groups. One statement for any
 /// number of users.
-pub async fn effective_keys_for_users(ex: impl PgExecutor<'_>, user_ids: &[i64]) -> sqlx::Result<Vec<(i64, String)>> {
+pub async fn effective_keys_for_users(
+    ex: impl PgExecutor<'_>,
+    user_ids: &[i64],
+) -> sqlx::Result<Vec<(i64, String)>> {
     sqlx::query_as(
         "SELECT u.id, p.app_label || '.' || p.codename AS key \
          FROM users u CROSS JOIN permissions p \
@@ -91,7 +130,11 @@ pub async fn effective_keys_for_users(ex: impl PgExecutor<'_>, user_ids: &[i64])
 }
 
 /// Grants a permission directly; returns false when the user already had it.
-pub async fn grant_to_user(ex: impl PgExecutor<'_>, user_id: i64, permission_id: i64) -> sqlx::Result<bool> {
+pub async fn grant_to_user(
+    ex: impl PgExecutor<'_>,
+    user_id: i64,
+    permission_id: i64,
+) -> sqlx::Result<bool> {
     let done = sqlx::query("INSERT INTO user_permissions (user_id, permission_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
         .bind(user_id)
         .bind(permission_id)
@@ -101,11 +144,16 @@ pub async fn grant_to_user(ex: impl PgExecutor<'_>, user_id: i64, permission_id:
 }
 
 /// Revokes a direct grant; returns false when the user did not have it.
-pub async fn revoke_from_user(ex: impl PgExecutor<'_>, user_id: i64, permission_id: i64) -> sqlx::Result<bool> {
-    let done = sqlx::query("DELETE FROM user_permissions WHERE user_id = $1 AND permission_id = $2")
-        .bind(user_id)
-        .bind(permission_id)
-        .execute(ex)
-        .await?;
+pub async fn revoke_from_user(
+    ex: impl PgExecutor<'_>,
+    user_id: i64,
+    permission_id: i64,
+) -> sqlx::Result<bool> {
+    let done =
+        sqlx::query("DELETE FROM user_permissions WHERE user_id = $1 AND permission_id = $2")
+            .bind(user_id)
+            .bind(permission_id)
+            .execute(ex)
+            .await?;
     Ok(done.rows_affected() == 1)
 }

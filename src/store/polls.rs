@@ -30,12 +30,17 @@ pub struct VoteRow {
 pub const ONE_VOTE_PER_QUESTION: &str = "votes_one_per_user_per_question";
 
 pub async fn questions(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<QuestionRow>> {
-    sqlx::query_as("SELECT id, text, pub_date, created_by FROM questions ORDER BY pub_date DESC, id DESC")
-        .fetch_all(ex)
-        .await
+    sqlx::query_as(
+        "SELECT id, text, pub_date, created_by FROM questions ORDER BY pub_date DESC, id DESC",
+    )
+    .fetch_all(ex)
+    .await
 }
 
-pub async fn find_questions(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<QuestionRow>> {
+pub async fn find_questions(
+    ex: impl PgExecutor<'_>,
+    ids: &[i64],
+) -> sqlx::Result<Vec<QuestionRow>> {
     sqlx::query_as("SELECT id, text, pub_date, created_by FROM questions WHERE id = ANY($1)")
         .bind(ids)
         .fetch_all(ex)
@@ -43,24 +48,38 @@ pub async fn find_questions(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Resul
 }
 
 pub async fn find_choices(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<ChoiceRow>> {
-    sqlx::query_as("SELECT id, question_id, text FROM choices WHERE id = ANY($1)").bind(ids).fetch_all(ex).await
+    sqlx::query_as("SELECT id, question_id, text FROM choices WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(ex)
+        .await
 }
 
-pub async fn choices_of_questions(ex: impl PgExecutor<'_>, question_ids: &[i64]) -> sqlx::Result<Vec<ChoiceRow>> {
+pub async fn choices_of_questions(
+    ex: impl PgExecutor<'_>,
+    question_ids: &[i64],
+) -> sqlx::Result<Vec<ChoiceRow>> {
     sqlx::query_as("SELECT id, question_id, text FROM choices WHERE question_id = ANY($1) ORDER BY question_id, position")
         .bind(question_ids)
         .fetch_all(ex)
         .await
 }
 
-pub async fn vote_counts_by_choice(ex: impl PgExecutor<'_>, choice_ids: &[i64]) -> sqlx::Result<Vec<(i64, i64)>> {
-    sqlx::query_as("SELECT choice_id, count(*) FROM votes WHERE choice_id = ANY($1) GROUP BY choice_id")
-        .bind(choice_ids)
-        .fetch_all(ex)
-        .await
+pub async fn vote_counts_by_choice(
+    ex: impl PgExecutor<'_>,
+    choice_ids: &[i64],
+) -> sqlx::Result<Vec<(i64, i64)>> {
+    sqlx::query_as(
+        "SELECT choice_id, count(*) FROM votes WHERE choice_id = ANY($1) GROUP BY choice_id",
+    )
+    .bind(choice_ids)
+    .fetch_all(ex)
+    .await
 }
 
-pub async fn vote_counts_by_user(ex: impl PgExecutor<'_>, user_ids: &[i64]) -> sqlx::Result<Vec<(i64, i64)>> {
+pub async fn vote_counts_by_user(
+    ex: impl PgExecutor<'_>,
+    user_ids: &[i64],
+) -> sqlx::Result<Vec<(i64, i64)>> {
     sqlx::query_as("SELECT user_id, count(*) FROM votes WHERE user_id = ANY($1) GROUP BY user_id")
         .bind(user_ids)
         .fetch_all(ex)
@@ -68,7 +87,12 @@ pub async fn vote_counts_by_user(ex: impl PgExecutor<'_>, user_ids: &[i64]) -> s
 }
 
 /// One page of a user's votes, newest first, after vote id `after`.
-pub async fn votes_of_user(ex: impl PgExecutor<'_>, user_id: i64, after: Option<i64>, limit: i64) -> sqlx::Result<Vec<VoteRow>> {
+pub async fn votes_of_user(
+    ex: impl PgExecutor<'_>,
+    user_id: i64,
+    after: Option<i64>,
+    limit: i64,
+) -> sqlx::Result<Vec<VoteRow>> {
     sqlx::query_as(
         "SELECT id, choice_id, question_id, user_id, created_at FROM votes \
          WHERE user_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
@@ -104,7 +128,11 @@ pub async fn insert_question(
     Ok(question)
 }
 
-pub async fn insert_vote(ex: impl PgExecutor<'_>, choice: &ChoiceRow, user_id: i64) -> sqlx::Result<VoteRow> {
+pub async fn insert_vote(
+    ex: impl PgExecutor<'_>,
+    choice: &ChoiceRow,
+    user_id: i64,
+) -> sqlx::Result<VoteRow> {
     sqlx::query_as(
         "INSERT INTO votes (choice_id, question_id, user_id) VALUES ($1, $2, $3) \
          RETURNING id, choice_id, question_id, user_id, created_at",

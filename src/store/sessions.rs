@@ -9,12 +9,14 @@ pub async fn insert(
     token_digest: &[u8],
     expires_at: DateTime<Utc>,
 ) -> sqlx::Result<i64> {
-    sqlx::query_scalar("INSERT INTO sessions (token_hash, user_id, expires_at) VALUES ($1, $2, $3) RETURNING id")
-        .bind(token_digest)
-        .bind(user_id)
-        .bind(expires_at)
-        .fetch_one(ex)
-        .await
+    sqlx::query_scalar(
+        "INSERT INTO sessions (token_hash, user_id, expires_at) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(token_digest)
+    .bind(user_id)
+    .bind(expires_at)
+    .fetch_one(ex)
+    .await
 }
 
 /// The caller behind a token, with their effective permissions, read in one
@@ -31,7 +33,10 @@ pub struct SessionUser {
     pub permissions: Vec<String>,
 }
 
-pub async fn find_live(ex: impl PgExecutor<'_>, token_digest: &[u8]) -> sqlx::Result<Option<SessionUser>> {
+pub async fn find_live(
+    ex: impl PgExecutor<'_>,
+    token_digest: &[u8],
+) -> sqlx::Result<Option<SessionUser>> {
     sqlx::query_as(
         "SELECT s.id AS session_id, u.id AS user_id, u.username, u.is_staff, u.is_superuser, \
                 ARRAY(SELECT p.app_label || '.' || p.codename FROM permissions p \
@@ -49,15 +54,20 @@ pub async fn find_live(ex: impl PgExecutor<'_>, token_digest: &[u8]) -> sqlx::Re
 }
 
 pub async fn revoke(ex: impl PgExecutor<'_>, session_id: i64) -> sqlx::Result<bool> {
-    let done = sqlx::query("UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
-        .bind(session_id)
-        .execute(ex)
-        .await?;
+    let done =
+        sqlx::query("UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
+            .bind(session_id)
+            .execute(ex)
+            .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Revokes every live session of the user except `keep`; returns how many.
-pub async fn revoke_all_for_user(ex: impl PgExecutor<'_>, user_id: i64, keep: Option<i64>) -> sqlx::Result<i64> {
+pub async fn revoke_all_for_user(
+    ex: impl PgExecutor<'_>,
+    user_id: i64,
+    keep: Option<i64>,
+) -> sqlx::Result<i64> {
     let done = sqlx::query(
         "UPDATE sessions SET revoked_at = now() \
          WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now() AND id IS DISTINCT FROM $2",

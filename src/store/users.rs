@@ -32,32 +32,51 @@ macro_rules! user_columns {
 }
 
 pub async fn find(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(ex)
-        .await
+    sqlx::query_as(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(ex)
+    .await
 }
 
 /// Reads the user and locks the row until the transaction ends.
 pub async fn find_for_update(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1 FOR UPDATE"))
-        .bind(id)
-        .fetch_optional(ex)
-        .await
+    sqlx::query_as(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(ex)
+    .await
 }
 
 pub async fn find_many(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<UserRow>> {
-    sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE id = ANY($1)"))
-        .bind(ids)
-        .fetch_all(ex)
-        .await
+    sqlx::query_as(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE id = ANY($1)"
+    ))
+    .bind(ids)
+    .fetch_all(ex)
+    .await
 }
 
-pub async fn find_by_username_key(ex: impl PgExecutor<'_>, key: &str) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE username_key = $1"))
-        .bind(key)
-        .fetch_optional(ex)
-        .await
+pub async fn find_by_username_key(
+    ex: impl PgExecutor<'_>,
+    key: &str,
+) -> sqlx::Result<Option<UserRow>> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE username_key = $1"
+    ))
+    .bind(key)
+    .fetch_optional(ex)
+    .await
 }
 
 /// What `login` needs to decide: the row id, whether it may log in, and the hash.
@@ -68,7 +87,10 @@ pub struct Credentials {
     pub password_hash: Option<String>,
 }
 
-pub async fn find_credentials(ex: impl PgExecutor<'_>, username_key: &str) -> sqlx::Result<Option<Credentials>> {
+pub async fn find_credentials(
+    ex: impl PgExecutor<'_>,
+    username_key: &str,
+) -> sqlx::Result<Option<Credentials>> {
     sqlx::query_as("SELECT id, is_active, password_hash FROM users WHERE username_key = $1")
         .bind(username_key)
         .fetch_optional(ex)
@@ -117,7 +139,11 @@ pub struct Profile<'a> {
     pub is_superuser: bool,
 }
 
-pub async fn update_profile(ex: impl PgExecutor<'_>, id: i64, p: &Profile<'_>) -> sqlx::Result<UserRow> {
+pub async fn update_profile(
+    ex: impl PgExecutor<'_>,
+    id: i64,
+    p: &Profile<'_>,
+) -> sqlx::Result<UserRow> {
     sqlx::query_as(concat!(
         "UPDATE users SET username = $2, username_key = $3, email = $4, first_name = $5, last_name = $6, \
          is_staff = $7, is_superuser = $8 WHERE id = $1 RETURNING ",
@@ -136,23 +162,39 @@ pub async fn update_profile(ex: impl PgExecutor<'_>, id: i64, p: &Profile<'_>) -
 }
 
 pub async fn set_password_hash(ex: impl PgExecutor<'_>, id: i64, hash: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1").bind(id).bind(hash).execute(ex).await?;
+    sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+        .bind(id)
+        .bind(hash)
+        .execute(ex)
+        .await?;
     Ok(())
 }
 
-pub async fn touch_last_login(ex: impl PgExecutor<'_>, id: i64, at: DateTime<Utc>) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET last_login = $2 WHERE id = $1").bind(id).bind(at).execute(ex).await?;
+pub async fn touch_last_login(
+    ex: impl PgExecutor<'_>,
+    id: i64,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET last_login = $2 WHERE id = $1")
+        .bind(id)
+        .bind(at)
+        .execute(ex)
+        .await?;
     Ok(())
 }
 
 /// Active superusers other than `except`, locking their rows, so two
 /// concurrent demotions cannot both see "one left".
-pub async fn lock_other_active_superusers(ex: impl PgExecutor<'_>, except: i64) -> sqlx::Result<i64> {
-    let ids: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM users WHERE is_active AND is_superuser AND id <> $1 ORDER BY id FOR UPDATE")
-            .bind(except)
-            .fetch_all(ex)
-            .await?;
+pub async fn lock_other_active_superusers(
+    ex: impl PgExecutor<'_>,
+    except: i64,
+) -> sqlx::Result<i64> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM users WHERE is_active AND is_superuser AND id <> $1 ORDER BY id FOR UPDATE",
+    )
+    .bind(except)
+    .fetch_all(ex)
+    .await?;
     Ok(ids.len() as i64)
 }
 
@@ -204,10 +246,14 @@ impl UserOrder {
         match self {
             UserOrder::IdAsc | UserOrder::IdDesc => None,
             UserOrder::UsernameAsc | UserOrder::UsernameDesc => Some(user.username.clone()),
-            UserOrder::DateJoinedAsc | UserOrder::DateJoinedDesc => Some(timestamp_key(user.date_joined)),
-            UserOrder::LastLoginAsc | UserOrder::LastLoginDesc => {
-                Some(user.last_login.map(timestamp_key).unwrap_or_else(|| NEVER.to_owned()))
+            UserOrder::DateJoinedAsc | UserOrder::DateJoinedDesc => {
+                Some(timestamp_key(user.date_joined))
             }
+            UserOrder::LastLoginAsc | UserOrder::LastLoginDesc => Some(
+                user.last_login
+                    .map(timestamp_key)
+                    .unwrap_or_else(|| NEVER.to_owned()),
+            ),
         }
     }
 
@@ -217,7 +263,9 @@ impl UserOrder {
         match (self, &cursor.key) {
             (UserOrder::IdAsc | UserOrder::IdDesc, None) => true,
             (UserOrder::UsernameAsc | UserOrder::UsernameDesc, Some(_)) => true,
-            (UserOrder::DateJoinedAsc | UserOrder::DateJoinedDesc, Some(key)) => DateTime::parse_from_rfc3339(key).is_ok(),
+            (UserOrder::DateJoinedAsc | UserOrder::DateJoinedDesc, Some(key)) => {
+                DateTime::parse_from_rfc3339(key).is_ok()
+            }
             (UserOrder::LastLoginAsc | UserOrder::LastLoginDesc, Some(key)) => {
                 key == NEVER || DateTime::parse_from_rfc3339(key).is_ok()
             }
@@ -257,21 +305,34 @@ fn push_filter(qb: &mut QueryBuilder<Postgres>, f: &UserFilter) {
             .push(")");
     }
     if let Some(group_id) = f.group_id {
-        qb.push(" AND id IN (SELECT user_id FROM user_groups WHERE group_id = ").push_bind(group_id).push(")");
+        qb.push(" AND id IN (SELECT user_id FROM user_groups WHERE group_id = ")
+            .push_bind(group_id)
+            .push(")");
     }
     if let Some(before) = f.last_login_before {
-        qb.push(" AND COALESCE(last_login, date_joined) < ").push_bind(before);
+        qb.push(" AND COALESCE(last_login, date_joined) < ")
+            .push_bind(before);
     }
     if let Some(v) = f.deactivated {
-        qb.push(if v { " AND deactivated_at IS NOT NULL" } else { " AND deactivated_at IS NULL" });
+        qb.push(if v {
+            " AND deactivated_at IS NOT NULL"
+        } else {
+            " AND deactivated_at IS NULL"
+        });
     }
     if let Some(v) = f.anonymized {
-        qb.push(if v { " AND anonymized_at IS NOT NULL" } else { " AND anonymized_at IS NULL" });
+        qb.push(if v {
+            " AND anonymized_at IS NOT NULL"
+        } else {
+            " AND anonymized_at IS NULL"
+        });
     }
 }
 
 fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 /// One page of users after `after` (already checked with [`UserOrder::accepts`]), in `order`. Keyset pagination: the cost
@@ -293,7 +354,13 @@ pub async fn page(
                 qb.push(" AND id").push(cmp).push_bind(cursor.id);
             }
             (UserOrder::UsernameAsc | UserOrder::UsernameDesc, Some(key)) => {
-                qb.push(" AND (username, id)").push(cmp).push("(").push_bind(key.clone()).push(", ").push_bind(cursor.id).push(")");
+                qb.push(" AND (username, id)")
+                    .push(cmp)
+                    .push("(")
+                    .push_bind(key.clone())
+                    .push(", ")
+                    .push_bind(cursor.id)
+                    .push(")");
             }
             (_, Some(key)) => {
                 qb.push(" AND (")
@@ -312,7 +379,11 @@ pub async fn page(
     if column == "id" {
         qb.push(" ORDER BY id").push(dir);
     } else {
-        qb.push(" ORDER BY ").push(column).push(dir).push(", id").push(dir);
+        qb.push(" ORDER BY ")
+            .push(column)
+            .push(dir)
+            .push(", id")
+            .push(dir);
     }
     qb.push(" LIMIT ").push_bind(limit);
     qb.build_query_as().fetch_all(ex).await

@@ -15,12 +15,16 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 /// The server used to create and drop test databases.
 fn admin_url() -> String {
-    std::env::var("MEMBERDESK_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("MEMBERDESK_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 fn url_for(db: &str) -> String {
     let admin = admin_url();
-    let base = admin.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin);
+    let base = admin
+        .rsplit_once('/')
+        .map(|(base, _)| base)
+        .unwrap_or(&admin);
     format!("{base}/{db}")
 }
 
@@ -40,14 +44,28 @@ impl TestDb {
             COUNTER.fetch_add(1, Ordering::Relaxed),
             chrono::Utc::now().timestamp_micros() % 1_000_000
         );
-        let admin = PgPoolOptions::new().max_connections(1).connect(&admin_url()).await.unwrap_or_else(|e| {
-            panic!("cannot reach PostgreSQL at {} (set MEMBERDESK_TEST_DATABASE_URL): {e}", admin_url())
-        });
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&admin).await.expect("create test database");
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&admin_url())
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot reach PostgreSQL at {} (set MEMBERDESK_TEST_DATABASE_URL): {e}",
+                    admin_url()
+                )
+            });
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&admin)
+            .await
+            .expect("create test database");
         admin.close().await;
         let url = url_for(&name);
-        let pool = memberdesk::db::connect(&url, false).await.expect("connect to test database");
-        memberdesk::db::migrate(&pool, &url).await.expect("migrate test database");
+        let pool = memberdesk::db::connect(&url, false)
+            .await
+            .expect("connect to test database");
+        memberdesk::db::migrate(&pool, &url)
+            .await
+            .expect("migrate test database");
         TestDb { name, url, pool }
     }
 }
@@ -58,13 +76,22 @@ impl Drop for TestDb {
         let pool = self.pool.clone();
         // Drop runs outside async; a small runtime on its own thread does the cleanup.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 pool.close().await;
-                if let Ok(admin) = PgPoolOptions::new().max_connections(1).connect(&admin_url()).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
-                        .execute(&admin)
-                        .await;
+                if let Ok(admin) = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&admin_url())
+                    .await
+                {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    )))
+                    .execute(&admin)
+                    .await;
                 }
             });
         })
@@ -89,7 +116,11 @@ impl TestApp {
         let addr = format!("http://{}", server.addr);
         let pool = db.pool.clone();
         tokio::spawn(server.serve(pool, settings, std::future::pending()));
-        TestApp { addr, db, client: reqwest::Client::new() }
+        TestApp {
+            addr,
+            db,
+            client: reqwest::Client::new(),
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -98,7 +129,10 @@ impl TestApp {
 
     /// POSTs a GraphQL operation and returns the whole JSON response.
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        let mut req = self.client.post(format!("{}/graphql", self.addr)).json(&json!({ "query": query, "variables": variables }));
+        let mut req = self
+            .client
+            .post(format!("{}/graphql", self.addr))
+            .json(&json!({ "query": query, "variables": variables }));
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
@@ -117,7 +151,8 @@ impl TestApp {
     pub async fn err_code(&self, token: Option<&str>, query: &str, variables: Value) -> String {
         let resp = self.gql(token, query, variables).await;
         let code = resp["errors"][0]["extensions"]["code"].as_str();
-        code.unwrap_or_else(|| panic!("expected an error with a code: {resp:#}")).to_owned()
+        code.unwrap_or_else(|| panic!("expected an error with a code: {resp:#}"))
+            .to_owned()
     }
 
     pub async fn login(&self, username: &str, password: &str) -> String {
@@ -142,14 +177,23 @@ impl TestApp {
             is_staff: staff,
             is_superuser: superuser,
         };
-        accounts::create_user(self.pool(), &Actor::System, input).await.expect("create user")
+        accounts::create_user(self.pool(), &Actor::System, input)
+            .await
+            .expect("create user")
     }
 
     /// A user with the given direct permissions, logged in; returns (user, token).
     pub async fn staff_with(&self, username: &str, permissions: &[&str]) -> (UserRow, String) {
         let user = self.user(username, true, false).await;
         for perm in permissions {
-            memberdesk::domain::groups::grant_permission(self.pool(), &Actor::System, user.id, perm).await.expect("grant");
+            memberdesk::domain::groups::grant_permission(
+                self.pool(),
+                &Actor::System,
+                user.id,
+                perm,
+            )
+            .await
+            .expect("grant");
         }
         let token = self.login(username, PASSWORD).await;
         (user, token)
@@ -163,7 +207,10 @@ impl TestApp {
 
     /// Counts rows of a table (a test-only read; table names are literals).
     pub async fn count(&self, sql: &'static str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(self.pool()).await.expect("count")
+        sqlx::query_scalar(sql)
+            .fetch_one(self.pool())
+            .await
+            .expect("count")
     }
 }
 
@@ -192,7 +239,10 @@ pub async fn snapshot(pool: &PgPool) -> Value {
     ];
     let mut all = Vec::new();
     for sql in tables {
-        let v: Value = sqlx::query_scalar(sql).fetch_one(pool).await.expect("snapshot");
+        let v: Value = sqlx::query_scalar(sql)
+            .fetch_one(pool)
+            .await
+            .expect("snapshot");
         all.push(v);
     }
     Value::Array(all)

@@ -10,22 +10,43 @@ async fn login_then_me_and_wrong_password_is_refused() {
     let app = TestApp::spawn().await;
     app.user("rani", true, false).await;
     let token = app.login("RANI", PASSWORD).await;
-    let me = app.ok(Some(&token), "{ me { username isStaff lastLogin } }", json!({})).await;
+    let me = app
+        .ok(
+            Some(&token),
+            "{ me { username isStaff lastLogin } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(me["me"]["username"], "rani");
     assert!(me["me"]["lastLogin"].is_string());
     let code = app
-        .err_code(None, "mutation { login(username: \"rani\", password: \"wrong password\") { token } }", json!({}))
+        .err_code(
+            None,
+            "mutation { login(username: \"rani\", password: \"wrong password\") { token } }",
+            json!({}),
+        )
         .await;
     assert_eq!(code, "INVALID_CREDENTIALS");
     let unknown = app
-        .err_code(None, "mutation { login(username: \"nobody\", password: \"wrong password\") { token } }", json!({}))
+        .err_code(
+            None,
+            "mutation { login(username: \"nobody\", password: \"wrong password\") { token } }",
+            json!({}),
+        )
         .await;
     assert_eq!(unknown, "INVALID_CREDENTIALS");
-    assert_eq!(app.err_code(None, "{ me { username } }", json!({})).await, "UNAUTHENTICATED");
+    assert_eq!(
+        app.err_code(None, "{ me { username } }", json!({})).await,
+        "UNAUTHENTICATED"
+    );
 }
 
 #[test]
 fn schema_snapshot_matches() {
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
-    assert!(committed == memberdesk::graphql::sdl(), "schema.graphql is stale: run `cargo run -q -- export-schema > schema.graphql`");
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
+    assert!(
+        committed == memberdesk::graphql::sdl(),
+        "schema.graphql is stale: run `cargo run -q -- export-schema > schema.graphql`"
+    );
 }

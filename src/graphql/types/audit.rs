@@ -22,11 +22,14 @@ impl AuditEntry {
         self.0.at
     }
     async fn action(&self) -> Result<AuditAction, AppError> {
-        AuditAction::parse(&self.0.action).ok_or_else(|| AppError::internal(format!("unknown audit action {}", self.0.action)))
+        AuditAction::parse(&self.0.action)
+            .ok_or_else(|| AppError::internal(format!("unknown audit action {}", self.0.action)))
     }
     /// Who acted; null for the system and once the actor is deleted.
     async fn actor(&self, ctx: &Context<'_>) -> Result<Option<User>, AppError> {
-        let Some(id) = self.0.actor_id else { return Ok(None) };
+        let Some(id) = self.0.actor_id else {
+            return Ok(None);
+        };
         Ok(load(ctx, UserById(id)).await?.map(User))
     }
     /// The actor's username when they acted (`system` for the command line).
@@ -35,7 +38,9 @@ impl AuditEntry {
     }
     /// The user the entry is about; null once that user is deleted.
     async fn target_user(&self, ctx: &Context<'_>) -> Result<Option<User>, AppError> {
-        let Some(id) = self.0.target_user_id else { return Ok(None) };
+        let Some(id) = self.0.target_user_id else {
+            return Ok(None);
+        };
         Ok(load(ctx, UserById(id)).await?.map(User))
     }
     /// What the entry is about, as it was then (a username, a group, a question).

@@ -23,16 +23,42 @@ impl Group {
         &self.0.name
     }
     async fn permissions(&self, ctx: &Context<'_>) -> Result<Vec<Permission>, AppError> {
-        Ok(load(ctx, PermissionsOfGroup(self.0.id)).await?.unwrap_or_default().into_iter().map(Permission).collect())
+        Ok(load(ctx, PermissionsOfGroup(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Permission)
+            .collect())
     }
     /// The group's members, by id. Needs `auth.view_user`.
     #[graphql(guard = "Require::AnyPermission(VIEW_USER)")]
-    async fn members(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<Conn<User>, AppError> {
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<User>, AppError> {
         let limit = page_size(first)?;
         let after = user_cursor(after.as_deref(), UserOrder::IdAsc)?;
-        let filter = UserFilter { group_id: Some(self.0.id), ..Default::default() };
-        let rows = users::page(ctx.pool(), &filter, UserOrder::IdAsc, after.as_ref(), limit + 1).await?;
-        Ok(user_connection(rows, limit, after.is_some(), UserOrder::IdAsc, filter))
+        let filter = UserFilter {
+            group_id: Some(self.0.id),
+            ..Default::default()
+        };
+        let rows = users::page(
+            ctx.pool(),
+            &filter,
+            UserOrder::IdAsc,
+            after.as_ref(),
+            limit + 1,
+        )
+        .await?;
+        Ok(user_connection(
+            rows,
+            limit,
+            after.is_some(),
+            UserOrder::IdAsc,
+            filter,
+        ))
     }
     async fn member_count(&self, ctx: &Context<'_>) -> Result<i64, AppError> {
         Ok(load(ctx, MemberCountOfGroup(self.0.id)).await?.unwrap_or(0))

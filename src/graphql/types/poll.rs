@@ -5,7 +5,9 @@ use super::User;
 use crate::error::AppError;
 use crate::graphql::context::load;
 use crate::graphql::guards::{Require, VIEW_USER, ensure_self_or};
-use crate::graphql::loaders::{ChoiceById, ChoicesOfQuestion, QuestionById, UserById, VoteCountOfChoice};
+use crate::graphql::loaders::{
+    ChoiceById, ChoicesOfQuestion, QuestionById, UserById, VoteCountOfChoice,
+};
 use crate::ids::{self, Kind};
 use crate::store::polls::{ChoiceRow, QuestionRow, VoteRow};
 
@@ -26,11 +28,18 @@ impl Question {
     /// Who created the question; null once that user is deleted. Needs `auth.view_user`.
     #[graphql(guard = "Require::AnyPermission(VIEW_USER)")]
     async fn created_by(&self, ctx: &Context<'_>) -> Result<Option<User>, AppError> {
-        let Some(id) = self.0.created_by else { return Ok(None) };
+        let Some(id) = self.0.created_by else {
+            return Ok(None);
+        };
         Ok(load(ctx, UserById(id)).await?.map(User))
     }
     async fn choices(&self, ctx: &Context<'_>) -> Result<Vec<Choice>, AppError> {
-        Ok(load(ctx, ChoicesOfQuestion(self.0.id)).await?.unwrap_or_default().into_iter().map(Choice).collect())
+        Ok(load(ctx, ChoicesOfQuestion(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Choice)
+            .collect())
     }
 }
 
@@ -45,7 +54,10 @@ impl Choice {
         &self.0.text
     }
     async fn question(&self, ctx: &Context<'_>) -> Result<Question, AppError> {
-        load(ctx, QuestionById(self.0.question_id)).await?.map(Question).ok_or(AppError::NotFound("question"))
+        load(ctx, QuestionById(self.0.question_id))
+            .await?
+            .map(Question)
+            .ok_or(AppError::NotFound("question"))
     }
     /// The tally: every vote on this choice, detached ones included.
     async fn vote_count(&self, ctx: &Context<'_>) -> Result<i64, AppError> {
@@ -62,7 +74,10 @@ impl Vote {
         ID(ids::encode(Kind::Vote, self.0.id))
     }
     async fn choice(&self, ctx: &Context<'_>) -> Result<Choice, AppError> {
-        load(ctx, ChoiceById(self.0.choice_id)).await?.map(Choice).ok_or(AppError::NotFound("choice"))
+        load(ctx, ChoiceById(self.0.choice_id))
+            .await?
+            .map(Choice)
+            .ok_or(AppError::NotFound("choice"))
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at

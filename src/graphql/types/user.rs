@@ -3,11 +3,13 @@ use chrono::{DateTime, Utc};
 
 use super::{Group, Permission, Vote};
 use crate::error::AppError;
+use crate::graphql::context::ContextExt;
 use crate::graphql::context::load;
 use crate::graphql::guards::{Require, VIEW_VOTE, ensure_self_or};
-use crate::graphql::loaders::{DirectPermissionsOfUser, EffectivePermissionsOfUser, GroupsOfUser, VoteCountOfUser};
+use crate::graphql::loaders::{
+    DirectPermissionsOfUser, EffectivePermissionsOfUser, GroupsOfUser, VoteCountOfUser,
+};
 use crate::graphql::pagination::{Conn, TotalCount, connection, page_size};
-use crate::graphql::context::ContextExt;
 use crate::ids::{self, Kind};
 use crate::store::polls;
 use crate::store::users::UserRow;
@@ -64,19 +66,36 @@ impl User {
     }
     /// The groups the user belongs to.
     async fn groups(&self, ctx: &Context<'_>) -> Result<Vec<Group>, AppError> {
-        Ok(load(ctx, GroupsOfUser(self.0.id)).await?.unwrap_or_default().into_iter().map(Group).collect())
+        Ok(load(ctx, GroupsOfUser(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Group)
+            .collect())
     }
     /// Permissions granted to the user directly (not through groups).
     async fn user_permissions(&self, ctx: &Context<'_>) -> Result<Vec<Permission>, AppError> {
-        Ok(load(ctx, DirectPermissionsOfUser(self.0.id)).await?.unwrap_or_default().into_iter().map(Permission).collect())
+        Ok(load(ctx, DirectPermissionsOfUser(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Permission)
+            .collect())
     }
     /// Effective permissions as `app.codename`: direct grants and those of the
     /// user's groups; every permission for an active superuser; none for an inactive user.
     async fn all_permissions(&self, ctx: &Context<'_>) -> Result<Vec<String>, AppError> {
-        Ok(load(ctx, EffectivePermissionsOfUser(self.0.id)).await?.unwrap_or_default())
+        Ok(load(ctx, EffectivePermissionsOfUser(self.0.id))
+            .await?
+            .unwrap_or_default())
     }
     /// The user's votes, newest first. Visible to the user and to staff with `polls.view_vote`.
-    async fn votes(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<Conn<Vote>, AppError> {
+    async fn votes(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<Vote>, AppError> {
         ensure_self_or(ctx, Some(self.0.id), Require::AnyPermission(VIEW_VOTE))?;
         votes_of_user(ctx, self.0.id, first, after).await
     }
@@ -87,15 +106,30 @@ impl User {
 }
 
 /// A page of a user's votes, newest first.
-pub async fn votes_of_user(ctx: &Context<'_>, user_id: i64, first: Option<i32>, after: Option<String>) -> Result<Conn<Vote>, AppError> {
+pub async fn votes_of_user(
+    ctx: &Context<'_>,
+    user_id: i64,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<Conn<Vote>, AppError> {
     let limit = page_size(first)?;
-    let after = after.as_deref().map(crate::ids::Cursor::decode).transpose()?;
-    let rows = polls::votes_of_user(ctx.pool(), user_id, after.as_ref().map(|c| c.id), limit + 1).await?;
+    let after = after
+        .as_deref()
+        .map(crate::ids::Cursor::decode)
+        .transpose()?;
+    let rows =
+        polls::votes_of_user(ctx.pool(), user_id, after.as_ref().map(|c| c.id), limit + 1).await?;
     Ok(connection(
         rows,
         limit,
         after.is_some(),
-        |v| crate::ids::Cursor { key: None, id: v.id }.encode(),
+        |v| {
+            crate::ids::Cursor {
+                key: None,
+                id: v.id,
+            }
+            .encode()
+        },
         Vote,
         TotalCount::VotesOfUser(user_id),
     ))

@@ -126,9 +126,13 @@ impl QueryRoot {
         username: Option<String>,
     ) -> Result<Option<User>, AppError> {
         let row = match (id, username) {
-            (Some(id), None) => {
-                users::find(ctx.pool(), ids::decode(Kind::User, &id, "id")?).await?
-            }
+            // The contract: an id that names nothing is NOT_FOUND; a
+            // username is a search, so an unknown one is simply null.
+            (Some(id), None) => Some(
+                users::find(ctx.pool(), ids::decode(Kind::User, &id, "id")?)
+                    .await?
+                    .ok_or(AppError::NotFound("user"))?,
+            ),
             (None, Some(name)) => {
                 users::find_by_username_key(ctx.pool(), &validation::username_key(&name)).await?
             }
@@ -164,11 +168,8 @@ impl QueryRoot {
     /// Needs `auth.view_group`.
     #[graphql(guard = "Require::AnyPermission(VIEW_GROUP)")]
     async fn group(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Group>, AppError> {
-        Ok(
-            groups::find(ctx.pool(), ids::decode(Kind::Group, &id, "id")?)
-                .await?
-                .map(Group),
-        )
+        let group = groups::find(ctx.pool(), ids::decode(Kind::Group, &id, "id")?).await?;
+        Ok(Some(Group(group.ok_or(AppError::NotFound("group"))?)))
     }
 
     /// Every group, by name. Needs `auth.view_group`.
@@ -204,10 +205,10 @@ impl QueryRoot {
     #[graphql(guard = "Require::Authenticated")]
     async fn question(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Question>, AppError> {
         let id = ids::decode(Kind::Question, &id, "id")?;
-        Ok(polls::find_questions(ctx.pool(), &[id])
-            .await?
-            .pop()
-            .map(Question))
+        let question = polls::find_questions(ctx.pool(), &[id]).await?.pop();
+        Ok(Some(Question(
+            question.ok_or(AppError::NotFound("question"))?,
+        )))
     }
 
     /// A user's votes, newest first. Needs `polls.view_vote`.

@@ -182,8 +182,9 @@ impl Endpoint for GraphqlEndpoint {
             .remote_addr()
             .as_socket_addr()
             .map(|a| a.ip().to_string());
-        let gql = gql.data(RequestContext::new(self.pool.clone(), caller, address));
-        let response = super::errors::with_codes(self.schema.execute(gql).await);
+        let (context, loader_tasks) = RequestContext::new(self.pool.clone(), caller, address);
+        let execution = self.schema.execute(gql.data(context));
+        let response = super::errors::with_codes(loader_tasks.run_alongside(execution).await);
 
         let wants_graphql_json = accept.contains(GRAPHQL_RESPONSE_JSON);
         // Under the GraphQL-over-HTTP media type, a request that never ran

@@ -1,0 +1,244 @@
+//! The `memberdesk` binary as an operator runs it: exit codes, one clear
+//! line on failure (never a panic), and logs that never carry a secret.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::{PASSWORD, TestDb};
+use serde_json::json;
+
+fn memberdesk(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
+        .args(args)
+        .env("DATABASE_URL", db)
+        .env_remove("MEMBERDESK_PASSWORD")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run memberdesk");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A failure an operator can act on: non-zero, short, no Rust internals.
+fn assert_clear_failure(out: &Output, needle: &str) {
+    let all = text(out);
+    assert!(!out.status.success(), "should fail: {all}");
+    assert!(
+        all.to_lowercase().contains(needle),
+        "mentions {needle:?}: {all}"
+    );
+    for internal in ["panicked", "RUST_BACKTRACE", "stack backtrace", "Error {"] {
+        assert!(!all.contains(internal), "no internals ({internal}): {all}");
+    }
+    assert!(all.trim().lines().count() <= 2, "one clear line: {all}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_is_idempotent() {
+    let db = TestDb::new().await;
+    let applied = "SELECT count(*) FROM _sqlx_migrations";
+    let before: i64 = sqlx::query_scalar(applied)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let out = memberdesk(&db.url, &["migrate"], None);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let after: i64 = sqlx::query_scalar(applied)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(before, after);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn createsuperuser_creates_once_and_refuses_duplicates_and_weak_passwords() {
+    let db = TestDb::new().await;
+    let create = |name: &str, password: &str| {
+        memberdesk(
+            &db.url,
+            &[
+                "createsuperuser",
+                "--username",
+                name,
+                "--email",
+                "boss@example.org",
+                "--password-stdin",
+            ],
+            Some(&format!("{password}\n")),
+        )
+    };
+    let out = create("boss", PASSWORD);
+    assert!(out.status.success(), "{}", text(&out));
+    let row: (bool, bool, bool, String) = sqlx::query_as(
+        "SELECT is_active, is_staff, is_superuser, password_hash FROM users WHERE username = 'boss'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!((row.0, row.1, row.2), (true, true, true));
+    assert!(
+        row.3.starts_with("$argon2id$"),
+        "stored as an argon2id PHC string"
+    );
+    assert!(!text(&out).contains(PASSWORD));
+
+    let users = "SELECT count(*) FROM users";
+    let before: i64 = sqlx::query_scalar(users).fetch_one(&db.pool).await.unwrap();
+    // Case and width variants are the same username.
+    assert_clear_failure(&create("BOSS", PASSWORD), "username");
+    assert_clear_failure(&create("ｂｏｓｓ", PASSWORD), "username");
+    assert_clear_failure(&create("other", "12345678"), "password");
+    assert_clear_failure(&create("other", "short"), "password");
+    let after: i64 = sqlx::query_scalar(users).fetch_one(&db.pool).await.unwrap();
+    assert_eq!(before, after, "refusals create nothing");
+}
+
+#[test]
+fn unreachable_database_and_bad_arguments_give_one_clear_line() {
+    let nowhere = "postgres://postgres@127.0.0.1:1/memberdesk";
+    for args in [
+        &["migrate"][..],
+        &["seed-demo"],
+        &["serve", "--bind", "127.0.0.1:0"],
+    ] {
+        assert_clear_failure(&memberdesk(nowhere, args, None), "postgresql");
+    }
+    assert_clear_failure(&memberdesk("not a url", &["migrate"], None), "database_url");
+    let out = memberdesk(nowhere, &["frobnicate"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("Usage"), "{}", text(&out));
+    let out = memberdesk(nowhere, &["serve", "--bind", "not-an-address"], None);
+    assert!(!out.status.success());
+    assert!(!text(&out).contains("panicked"), "{}", text(&out));
+}
+
+#[test]
+fn export_schema_prints_the_committed_snapshot() {
+    let out = memberdesk("postgres://unused", &["export-schema"], None);
+    assert!(out.status.success());
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), committed);
+}
+
+/// Runs the real server with every log enabled, logs in, fails a login and
+/// changes a password; the log must name none of the secrets involved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_logs_never_contain_passwords_hashes_or_tokens() {
+    let db = TestDb::new().await;
+    let log_path = std::env::temp_dir().join(format!("memberdesk-log-{}.txt", db.name));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("DATABASE_URL", &db.url)
+        .env("MEMBERDESK_LOG", "trace")
+        .env("NO_COLOR", "1")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let out = memberdesk(
+        &db.url,
+        &[
+            "createsuperuser",
+            "--username",
+            "boss",
+            "--email",
+            "b@example.org",
+            "--password-stdin",
+        ],
+        Some(PASSWORD),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+
+    let started = Instant::now();
+    let url = loop {
+        let logged = std::fs::read_to_string(&log_path).unwrap();
+        if let Some(at) = logged.find("GraphQL at ") {
+            let rest = &logged[at + "GraphQL at ".len()..];
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "server did not start: {logged}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let client = reqwest::Client::new();
+    let post = |query: &'static str, variables: serde_json::Value, token: Option<String>| {
+        let mut req = client
+            .post(&url)
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        async move {
+            req.send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let login =
+        "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token } }";
+    let wrong_password = "not the password at all";
+    let new_password = "a brand new long passphrase";
+    let resp = post(login, json!({ "u": "boss", "p": PASSWORD }), None).await;
+    let token = resp["data"]["login"]["token"].as_str().unwrap().to_owned();
+    post(login, json!({ "u": "boss", "p": wrong_password }), None).await;
+    let me = post("{ me { id } }", json!({}), Some(token.clone())).await;
+    let set = post(
+        "mutation($id: ID!, $p: String!) { setPassword(userId: $id, password: $p) }",
+        json!({ "id": me["data"]["me"]["id"], "p": new_password }),
+        Some(token.clone()),
+    )
+    .await;
+    assert_eq!(set["data"]["setPassword"], true, "{set}");
+    let hash: String =
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE username = 'boss'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+
+    let _ = Command::new("kill").arg(server.id().to_string()).status();
+    let _ = server.wait();
+    let logged = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    assert!(
+        logged.contains("sqlx::query"),
+        "trace logging was really on"
+    );
+    for secret in [
+        PASSWORD,
+        wrong_password,
+        new_password,
+        &token,
+        &hash,
+        "$argon2",
+    ] {
+        assert!(
+            !logged.contains(secret),
+            "the log contains a secret ({secret})"
+        );
+    }
+}

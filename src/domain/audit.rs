@@ -7,9 +7,10 @@ use super::Actor;
 use crate::store::audit::{self, NewEntry};
 use crate::store::users::UserRow;
 
-/// Every kind of change memberdesk audits, stored under its SCREAMING_CASE
-/// name. The derive makes this very enum the API's `AuditAction`, so the log
-/// and the API cannot drift apart.
+// The derive makes this very enum the API's `AuditAction`, and entries are
+// stored under the same SCREAMING_CASE names, so the log and the API cannot
+// drift apart.
+/// Every kind of change memberdesk records in the audit log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
 pub enum AuditAction {
     Login,

@@ -83,9 +83,7 @@ pub async fn set_group_permissions(
     permission_keys: &[String],
 ) -> AppResult<GroupRow> {
     let mut tx = pool.begin().await?;
-    let group: GroupRow = sqlx::query_as("SELECT id, name FROM groups WHERE id = $1 FOR UPDATE")
-        .bind(group_id)
-        .fetch_optional(&mut *tx)
+    let group = groups::find_for_update(&mut *tx, group_id)
         .await?
         .ok_or(AppError::NotFound("group"))?;
     let perms = resolve_permissions(&mut tx, "permissions", permission_keys).await?;

@@ -17,6 +17,14 @@ pub async fn find(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<Group
         .await
 }
 
+/// The group, locked until the transaction ends (for read-modify-write).
+pub async fn find_for_update(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<GroupRow>> {
+    sqlx::query_as("SELECT id, name FROM groups WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(ex)
+        .await
+}
+
 pub async fn find_many(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<GroupRow>> {
     sqlx::query_as("SELECT id, name FROM groups WHERE id = ANY($1)")
         .bind(ids)

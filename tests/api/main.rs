@@ -1,6 +1,11 @@
 //! End-to-end tests: a real server per test, over HTTP, against real PostgreSQL.
 
+mod auth;
+mod cli;
+mod guards;
 mod helpers;
+mod reads;
+mod transport;
 
 use helpers::{PASSWORD, TestApp};
 use serde_json::json;

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde_json::json;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use super::access::{ensure_may_manage, ensure_may_set_flags};
 use super::actor::CurrentUser;
@@ -28,6 +28,10 @@ pub struct LoginOutcome {
 /// amount of work (one argon2 verification). Failures are counted per
 /// username and per client address in PostgreSQL; past the limit every
 /// attempt is refused without checking the password, whatever it is.
+///
+/// Each attempt is counted before its password is checked and taken back
+/// once it proves right: counting only after the check would let a burst of
+/// parallel guesses all pass the limit while none of them was counted yet.
 pub async fn login(
     pool: &PgPool,
     settings: &Settings,
@@ -42,28 +46,56 @@ pub async fn login(
         .take(validation::MAX_USERNAME + 1)
         .collect();
 
-    let by_name = login_failures::current(pool, Scope::Username, &key, limit.window).await?;
-    let by_address = match client_address {
-        Some(addr) => login_failures::current(pool, Scope::Address, addr, limit.window).await?,
-        None => 0,
-    };
-    if by_name >= limit.per_username || by_address >= limit.per_address {
+    let mut tx = pool.begin().await?;
+    let mut reserved = login_failures::reserve(
+        &mut *tx,
+        Scope::Username,
+        &key,
+        limit.window,
+        limit.per_username,
+    )
+    .await?;
+    if reserved && let Some(addr) = client_address {
+        reserved = login_failures::reserve(
+            &mut *tx,
+            Scope::Address,
+            addr,
+            limit.window,
+            limit.per_address,
+        )
+        .await?;
+    }
+    if !reserved {
+        // Refused attempts are not checked, so they must not count either.
+        tx.rollback().await?;
         return Err(AppError::RateLimited);
     }
+    tx.commit().await?;
 
-    let credentials = users::find_credentials(pool, &key).await?;
-    let (user_id, is_active, stored) = match credentials {
-        Some(c) => (Some(c.id), c.is_active, c.password_hash),
-        None => (None, false, None),
+    let checked = async {
+        let credentials = users::find_credentials(pool, &key).await?;
+        let (user_id, is_active, stored) = match credentials {
+            Some(c) => (Some(c.id), c.is_active, c.password_hash),
+            None => (None, false, None),
+        };
+        let password_ok = password::verify_password(password, stored).await?;
+        AppResult::Ok((user_id, is_active, password_ok))
+    }
+    .await;
+    let (user_id, is_active, password_ok) = match checked {
+        Ok(checked) => checked,
+        Err(err) => {
+            // Nothing was guessed, so the attempt is not a failure; the
+            // original error matters more than one failing to undo it.
+            if let Ok(mut conn) = pool.acquire().await {
+                let _ = release_attempt(&mut conn, &key, client_address).await;
+            }
+            return Err(err);
+        }
     };
-    let password_ok = password::verify_password(password, stored).await?;
 
     if !password_ok {
         let mut tx = pool.begin().await?;
-        login_failures::record(&mut *tx, Scope::Username, &key, limit.window).await?;
-        if let Some(addr) = client_address {
-            login_failures::record(&mut *tx, Scope::Address, addr, limit.window).await?;
-        }
         let target_user = match user_id {
             Some(id) => users::find(&mut *tx, id).await?,
             None => None,
@@ -92,6 +124,8 @@ pub async fn login(
         .await?
         .ok_or(AppError::InvalidCredentials)?;
     if !is_active || !user.is_active {
+        // The right password is no failed guess, whatever the account's state.
+        release_attempt(&mut tx, &key, client_address).await?;
         let details = json!({ "reason": "account inactive", "clientAddress": client_address });
         audit::record(
             &mut *tx,
@@ -111,6 +145,9 @@ pub async fn login(
     sessions::insert(&mut *tx, user.id, &issued.digest, expires_at).await?;
     users::touch_last_login(&mut *tx, user.id, now).await?;
     login_failures::clear(&mut *tx, Scope::Username, &key).await?;
+    if let Some(addr) = client_address {
+        login_failures::release(&mut *tx, Scope::Address, addr).await?;
+    }
     let details = json!({ "clientAddress": client_address });
     audit::record(
         &mut *tx,
@@ -131,6 +168,19 @@ pub async fn login(
         expires_at,
         user,
     })
+}
+
+/// Takes back the attempt `login` counted before checking the password.
+async fn release_attempt(
+    conn: &mut PgConnection,
+    key: &str,
+    client_address: Option<&str>,
+) -> sqlx::Result<()> {
+    login_failures::release(&mut *conn, Scope::Username, key).await?;
+    if let Some(addr) = client_address {
+        login_failures::release(&mut *conn, Scope::Address, addr).await?;
+    }
+    Ok(())
 }
 
 /// The caller behind a bearer token, or `None` when the token is unknown,
@@ -254,7 +304,7 @@ pub async fn update_user(
     if user.is_active
         && user.is_superuser
         && !is_superuser
-        && users::lock_other_active_superusers(&mut *tx, user.id).await? == 0
+        && users::lock_superusers_and_count_others(&mut tx, &[user.id]).await? == 0
     {
         return Err(AppError::LastSuperuser);
     }

@@ -60,6 +60,18 @@ pub enum Target<'a> {
     Other(String),
 }
 
+/// One entry per user in `user_ids`, `details[i]` for the i-th (bulk operations).
+pub async fn record_for_users(
+    ex: impl PgExecutor<'_>,
+    by: By<'_>,
+    action: AuditAction,
+    user_ids: &[i64],
+    reason: Option<&str>,
+    details: &[Value],
+) -> sqlx::Result<u64> {
+    audit::insert_for_users(ex, action.as_str(), by.id, by.username, user_ids, reason, details).await
+}
+
 /// Who did it, as the entry records it: a reference and a snapshot of the
 /// username (`system` for the command line).
 #[derive(Clone, Copy)]

@@ -10,7 +10,10 @@ pub mod access;
 pub mod accounts;
 pub mod actor;
 pub mod audit;
+pub mod deletion;
+pub mod export;
 pub mod groups;
+pub mod lifecycle;
 pub mod polls;
 pub mod validation;
 

@@ -25,6 +25,8 @@ pub enum Require {
     Permission(&'static str),
     /// Active staff holding at least one of these (e.g. view or change).
     AnyPermission(&'static [&'static str]),
+    /// Active staff holding every one of these.
+    AllPermissions(&'static [&'static str]),
     /// An active superuser.
     Superuser,
 }
@@ -34,6 +36,8 @@ pub const VIEW_USER: &[&str] = &["auth.view_user", "auth.change_user"];
 pub const VIEW_GROUP: &[&str] = &["auth.view_group", "auth.change_group"];
 pub const VIEW_VOTE: &[&str] = &["polls.view_vote"];
 pub const VIEW_AUDIT: &[&str] = &["admin.view_logentry"];
+/// An export shows the user, their votes and their audit trail.
+pub const EXPORT_USER_DATA: &[&str] = &["auth.view_user", "polls.view_vote", "admin.view_logentry"];
 
 impl Require {
     pub fn check_now(&self, ctx: &Context<'_>) -> Result<(), AppError> {
@@ -45,7 +49,9 @@ impl Require {
             Require::Staff => Err(staff_only()),
             Require::Superuser if user.is_superuser => Ok(()),
             Require::Superuser => Err(AppError::forbidden("only a superuser may do this")),
-            Require::Permission(_) | Require::AnyPermission(_) if !user.is_staff => {
+            Require::Permission(_) | Require::AnyPermission(_) | Require::AllPermissions(_)
+                if !user.is_staff =>
+            {
                 Err(staff_only())
             }
             Require::Permission(key) if user.has_perm(key) => Ok(()),
@@ -57,6 +63,12 @@ impl Require {
                 "this needs the '{}' permission",
                 keys[0]
             ))),
+            Require::AllPermissions(keys) => match keys.iter().find(|key| !user.has_perm(key)) {
+                Some(key) => Err(AppError::forbidden(format!(
+                    "this needs the '{key}' permission"
+                ))),
+                None => Ok(()),
+            },
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod context;
 pub mod guards;
+pub mod lifecycle;
 pub mod loaders;
 pub mod mutation;
 pub mod pagination;
@@ -16,10 +17,20 @@ use sqlx::PgPool;
 
 use crate::config::Settings;
 
-pub type MemberdeskSchema = Schema<query::QueryRoot, mutation::MutationRoot, EmptySubscription>;
+/// The read side: the base queries and the lifecycle previews, under one root.
+#[derive(async_graphql::MergedObject, Default)]
+#[graphql(name = "QueryRoot")]
+pub struct Query(query::QueryRoot, lifecycle::LifecycleQuery);
+
+/// The write side: the admin writes and the lifecycle operations.
+#[derive(async_graphql::MergedObject, Default)]
+#[graphql(name = "MutationRoot")]
+pub struct Mutation(mutation::MutationRoot, lifecycle::LifecycleMutation);
+
+pub type MemberdeskSchema = Schema<Query, Mutation, EmptySubscription>;
 
 pub fn build_schema(pool: PgPool, settings: Arc<Settings>) -> MemberdeskSchema {
-    let builder = Schema::build(query::QueryRoot, mutation::MutationRoot, EmptySubscription)
+    let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(settings.max_query_depth)
         .limit_complexity(settings.max_query_complexity)
         .limit_recursive_depth(32)
@@ -29,7 +40,7 @@ pub fn build_schema(pool: PgPool, settings: Arc<Settings>) -> MemberdeskSchema {
 
 /// The SDL of the schema, as committed in `schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(query::QueryRoot, mutation::MutationRoot, EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .finish()
         .sdl()
 }

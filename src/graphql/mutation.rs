@@ -12,6 +12,7 @@ use crate::domain::{accounts, groups, polls};
 use crate::error::AppError;
 use crate::ids::{self, Kind};
 
+#[derive(Default)]
 pub struct MutationRoot;
 
 #[derive(SimpleObject)]
@@ -62,7 +63,9 @@ fn group_id(id: &ID, field: &str) -> Result<i64, AppError> {
     ids::decode(Kind::Group, id, field)
 }
 
-#[Object]
+// Merged into the schema's root (see `graphql::Query`/`Mutation`); this
+// name never reaches the SDL.
+#[Object(name = "BaseMutation")]
 impl MutationRoot {
     /// Starts a session and sets `lastLogin`. Unknown usernames and wrong
     /// passwords give the same `INVALID_CREDENTIALS`; `ACCOUNT_INACTIVE` only

@@ -14,6 +14,7 @@ use crate::error::AppError;
 use crate::ids::{self, Cursor, Kind};
 use crate::store::{audit, groups, permissions, polls, users};
 
+#[derive(Default)]
 pub struct QueryRoot;
 
 /// Filters for `users`; every field left out matches everything.
@@ -105,7 +106,9 @@ pub struct AuditFilter {
     pub until: Option<DateTime<Utc>>,
 }
 
-#[Object]
+// Merged into the schema's root (see `graphql::Query`/`Mutation`); this
+// name never reaches the SDL.
+#[Object(name = "BaseQuery")]
 impl QueryRoot {
     /// The logged-in user.
     #[graphql(guard = "Require::Authenticated")]

@@ -62,6 +62,52 @@ fn is_json_content_type(value: &str) -> bool {
     essence == "application/json" || essence == GRAPHQL_RESPONSE_JSON
 }
 
+/// The GET parameters of GraphQL over HTTP. async-graphql's own
+/// `parse_query_string` only knows `operation_name`, so a standard client's
+/// `operationName` would be dropped; the snake_case spelling stays accepted
+/// because the mutation-by-GET refusal must hold for it too.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetParams {
+    #[serde(default)]
+    query: String,
+    #[serde(alias = "operation_name")]
+    operation_name: Option<String>,
+    /// URL-encoded JSON, as the spec has it.
+    variables: Option<String>,
+    extensions: Option<String>,
+}
+
+fn get_request(req: &Request) -> Result<async_graphql::Request, String> {
+    let params: GetParams = req.params().map_err(|e| e.to_string())?;
+    let mut gql = async_graphql::Request::new(params.query);
+    gql.operation_name = params.operation_name.filter(|name| !name.is_empty());
+    if let Some(raw) = params.variables.filter(|v| !v.is_empty()) {
+        gql.variables =
+            serde_json::from_str(&raw).map_err(|e| format!("invalid variables: {e}"))?;
+    }
+    if let Some(raw) = params.extensions.filter(|v| !v.is_empty()) {
+        gql.extensions =
+            serde_json::from_str(&raw).map_err(|e| format!("invalid extensions: {e}"))?;
+    }
+    Ok(gql)
+}
+
+/// Whether the response comes from a request that never reached execution.
+///
+/// async-graphql answers a parse, validation or operation-selection failure
+/// with `data: null` and errors that carry no `path`, before any resolver
+/// runs. Once execution starts, every error a resolver, argument, guard or
+/// non-null check raises goes through `Context::set_error_path`, so it
+/// carries the path of its field; and `data` can only end up null there by
+/// such an error propagating up. So null data with no path on any error
+/// means the document was never executed.
+fn never_executed(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
 /// The operation the request would run, if the document names one.
 fn operation_type(request: &mut async_graphql::Request) -> Option<OperationType> {
     let name = request.operation_name.clone();
@@ -105,15 +151,12 @@ impl GraphqlEndpoint {
 
     async fn parse(&self, req: &mut Request) -> Result<async_graphql::Request, Response> {
         match *req.method() {
-            Method::GET => {
-                async_graphql::http::parse_query_string(req.uri().query().unwrap_or_default())
-                    .map_err(|e| {
-                        refuse(
-                            StatusCode::BAD_REQUEST,
-                            &format!("invalid GraphQL GET request: {e}"),
-                        )
-                    })
-            }
+            Method::GET => get_request(req).map_err(|e| {
+                refuse(
+                    StatusCode::BAD_REQUEST,
+                    &format!("invalid GraphQL GET request: {e}"),
+                )
+            }),
             Method::POST => {
                 if !is_json_content_type(header_str(req, header::CONTENT_TYPE)) {
                     return Err(refuse(
@@ -188,11 +231,9 @@ impl Endpoint for GraphqlEndpoint {
 
         let wants_graphql_json = accept.contains(GRAPHQL_RESPONSE_JSON);
         // Under the GraphQL-over-HTTP media type, a request that never ran
-        // (unparsable or invalid document) is a client error.
-        let status = if wants_graphql_json
-            && response.is_err()
-            && response.data == async_graphql::Value::Null
-        {
+        // (unparsable or invalid document) is a client error; one that ran
+        // is 200 even when a field error nulled all of `data`.
+        let status = if wants_graphql_json && never_executed(&response) {
             StatusCode::BAD_REQUEST
         } else {
             StatusCode::OK

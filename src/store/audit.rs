@@ -43,6 +43,56 @@ pub async fn insert(ex: impl PgExecutor<'_>, e: NewEntry<'_>) -> sqlx::Result<i6
     .await
 }
 
+/// One entry per user of `user_ids` (with `details[i]` for the i-th), the
+/// target snapshots read from the users table: a bulk operation's audit
+/// trail in one statement.
+pub async fn insert_for_users(
+    ex: impl PgExecutor<'_>,
+    action: &str,
+    actor_id: Option<i64>,
+    actor_username: &str,
+    user_ids: &[i64],
+    reason: Option<&str>,
+    details: &[serde_json::Value],
+) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "INSERT INTO audit_entries (action, actor_id, actor_username, target_user_id, target_repr, reason, details)
+         SELECT $1, $2, $3, u.id, u.username, $5, d.details
+           FROM unnest($4::bigint[], $6::jsonb[]) WITH ORDINALITY AS d(user_id, details, n)
+           JOIN users u ON u.id = d.user_id
+          ORDER BY d.n",
+    )
+    .bind(action)
+    .bind(actor_id)
+    .bind(actor_username)
+    .bind(user_ids)
+    .bind(reason)
+    .bind(details)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Replaces the snapshots of `user_id`'s username with `pseudonym`, as actor
+/// and as target (anonymization; the append-only trigger allows only this).
+pub async fn rename_snapshots(
+    ex: &mut sqlx::PgConnection,
+    user_id: i64,
+    pseudonym: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE audit_entries SET actor_username = $2 WHERE actor_id = $1")
+        .bind(user_id)
+        .bind(pseudonym)
+        .execute(&mut *ex)
+        .await?;
+    sqlx::query("UPDATE audit_entries SET target_repr = $2 WHERE target_user_id = $1")
+        .bind(user_id)
+        .bind(pseudonym)
+        .execute(&mut *ex)
+        .await?;
+    Ok(())
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     pub actor_id: Option<i64>,

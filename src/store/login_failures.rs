@@ -20,43 +20,52 @@ impl Scope {
     }
 }
 
-/// Failures counted for `key` in the window that is still open.
-pub async fn current(
+/// Counts one attempt against `key` before its password is checked, unless
+/// the window still open already holds `limit` attempts; `false` means the
+/// caller is over the limit and nothing was counted.
+///
+/// The check and the count are one statement, so parallel attempts
+/// serialize on the row lock: a burst cannot all pass a check made before
+/// any of them has been counted. A closed window restarts at one.
+pub async fn reserve(
     ex: impl PgExecutor<'_>,
     scope: Scope,
     key: &str,
     window: Duration,
-) -> sqlx::Result<i32> {
-    let n: Option<i32> = sqlx::query_scalar(
-        "SELECT failures FROM login_failures \
-         WHERE scope = $1 AND key = $2 AND window_start > now() - make_interval(secs => $3)",
-    )
-    .bind(scope.as_str())
-    .bind(key)
-    .bind(window.as_secs_f64())
-    .fetch_optional(ex)
-    .await?;
-    Ok(n.unwrap_or(0))
-}
-
-/// Counts one failure, opening a new window when the last one has closed.
-pub async fn record(
-    ex: impl PgExecutor<'_>,
-    scope: Scope,
-    key: &str,
-    window: Duration,
-) -> sqlx::Result<()> {
-    sqlx::query(
+    limit: i32,
+) -> sqlx::Result<bool> {
+    if limit <= 0 {
+        return Ok(false);
+    }
+    let counted: Option<i32> = sqlx::query_scalar(
         "INSERT INTO login_failures (scope, key, failures, window_start) VALUES ($1, $2, 1, now()) \
          ON CONFLICT (scope, key) DO UPDATE SET \
            failures = CASE WHEN login_failures.window_start > now() - make_interval(secs => $3) \
                            THEN login_failures.failures + 1 ELSE 1 END, \
            window_start = CASE WHEN login_failures.window_start > now() - make_interval(secs => $3) \
-                               THEN login_failures.window_start ELSE now() END",
+                               THEN login_failures.window_start ELSE now() END \
+         WHERE login_failures.window_start <= now() - make_interval(secs => $3) \
+            OR login_failures.failures < $4 \
+         RETURNING failures",
     )
     .bind(scope.as_str())
     .bind(key)
     .bind(window.as_secs_f64())
+    .bind(limit)
+    .fetch_optional(ex)
+    .await?;
+    Ok(counted.is_some())
+}
+
+/// Takes back one attempt counted by [`reserve`] that turned out not to be
+/// a failed guess (the right password).
+pub async fn release(ex: impl PgExecutor<'_>, scope: Scope, key: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE login_failures SET failures = failures - 1 \
+         WHERE scope = $1 AND key = $2 AND failures > 0",
+    )
+    .bind(scope.as_str())
+    .bind(key)
     .execute(ex)
     .await?;
     Ok(())

@@ -6,6 +6,9 @@
 //! parameter, never spliced into the statement.
 
 pub mod audit;
+pub mod deactivations;
+pub mod deletion;
+pub mod export;
 pub mod groups;
 pub mod login_failures;
 pub mod permissions;

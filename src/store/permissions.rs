@@ -43,6 +43,15 @@ pub async fn by_keys(ex: impl PgExecutor<'_>, keys: &[String]) -> sqlx::Result<V
     .await
 }
 
+pub async fn by_ids(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<PermissionRow>> {
+    sqlx::query_as(
+        "SELECT id, app_label, codename, name FROM permissions WHERE id = ANY($1) ORDER BY app_label, codename",
+    )
+    .bind(ids)
+    .fetch_all(ex)
+    .await
+}
+
 /// Direct grants of each of `user_ids`.
 pub async fn direct_for_users(
     ex: impl PgExecutor<'_>,

@@ -183,21 +183,6 @@ pub async fn touch_last_login(
     Ok(())
 }
 
-/// Active superusers other than `except`, locking their rows, so two
-/// concurrent demotions cannot both see "one left".
-pub async fn lock_other_active_superusers(
-    ex: impl PgExecutor<'_>,
-    except: i64,
-) -> sqlx::Result<i64> {
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM users WHERE is_active AND is_superuser AND id <> $1 ORDER BY id FOR UPDATE",
-    )
-    .bind(except)
-    .fetch_all(ex)
-    .await?;
-    Ok(ids.len() as i64)
-}
-
 /// The filters of the `users` query. `None` means "any".
 #[derive(Debug, Clone, Default)]
 pub struct UserFilter {
@@ -393,4 +378,98 @@ pub async fn count(ex: impl PgExecutor<'_>, filter: &UserFilter) -> sqlx::Result
     let mut qb = QueryBuilder::new("SELECT count(*) FROM users");
     push_filter(&mut qb, filter);
     qb.build_query_scalar().fetch_one(ex).await
+}
+
+/// Ids of every user matching `filter`, locked, for a bulk operation.
+pub async fn lock_matching(
+    ex: impl PgExecutor<'_>,
+    filter: &UserFilter,
+) -> sqlx::Result<Vec<UserRow>> {
+    let mut qb = QueryBuilder::new(concat!("SELECT ", user_columns!(), " FROM users"));
+    push_filter(&mut qb, filter);
+    qb.push(" ORDER BY id FOR UPDATE");
+    qb.build_query_as().fetch_all(ex).await
+}
+
+/// The users with these ids, locked, in id order (a fixed order, so two
+/// bulk operations cannot deadlock on each other).
+pub async fn lock_many(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<UserRow>> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+    ))
+    .bind(ids)
+    .fetch_all(ex)
+    .await
+}
+
+/// Serializes every change that could remove an active superuser, then
+/// counts the active superusers other than `except`. A transaction-scoped
+/// advisory lock: two superusers deactivating each other at the same instant
+/// run one after the other, and the second sees the first's result.
+pub async fn lock_superusers_and_count_others(
+    ex: &mut sqlx::PgConnection,
+    except: &[i64],
+) -> sqlx::Result<i64> {
+    sqlx::query("SELECT pg_advisory_xact_lock(7263001)")
+        .execute(&mut *ex)
+        .await?;
+    sqlx::query_scalar(
+        "SELECT count(*) FROM users WHERE is_active AND is_superuser AND NOT id = ANY($1)",
+    )
+    .bind(except)
+    .fetch_one(&mut *ex)
+    .await
+}
+
+/// Erases everything that identifies the user and the access they held;
+/// returns how many live sessions were revoked. The row and its id stay.
+pub async fn anonymize(ex: &mut sqlx::PgConnection, id: i64) -> sqlx::Result<i64> {
+    let old_key: String = sqlx::query_scalar(
+        "UPDATE users u SET username = 'deleted-user-' || u.id, username_key = 'deleted-user-' || u.id,
+             email = '', first_name = '', last_name = '', password_hash = NULL,
+             is_active = false, is_staff = false, is_superuser = false,
+             deactivation_reason = NULL, anonymized_at = now()
+         FROM users old WHERE u.id = $1 AND old.id = u.id
+         RETURNING old.username_key",
+    )
+    .bind(id)
+    .fetch_one(&mut *ex)
+    .await?;
+    for sql in [
+        "DELETE FROM user_groups WHERE user_id = $1",
+        "DELETE FROM user_permissions WHERE user_id = $1",
+        "UPDATE deactivations SET ended_at = now() WHERE user_id = $1 AND ended_at IS NULL",
+    ] {
+        sqlx::query(sql).bind(id).execute(&mut *ex).await?;
+    }
+    sqlx::query("DELETE FROM login_failures WHERE scope = 'username' AND key = $1")
+        .bind(&old_key)
+        .execute(&mut *ex)
+        .await?;
+    let revoked = sqlx::query(
+        "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()",
+    )
+    .bind(id)
+    .execute(&mut *ex)
+    .await?
+    .rows_affected();
+    crate::store::audit::rename_snapshots(ex, id, &format!("deleted-user-{id}")).await?;
+    Ok(revoked as i64)
+}
+
+/// Ids of users matching `filter` with an id above `after`, in id order: the
+/// batches of a long bulk run.
+pub async fn matching_ids(
+    ex: impl PgExecutor<'_>,
+    filter: &UserFilter,
+    after: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<i64>> {
+    let mut qb = QueryBuilder::new("SELECT id FROM users");
+    push_filter(&mut qb, filter);
+    qb.push(" AND id > ").push_bind(after);
+    qb.push(" ORDER BY id LIMIT ").push_bind(limit);
+    qb.build_query_scalar().fetch_all(ex).await
 }

@@ -417,8 +417,6 @@ async fn aliased_logins_across_usernames_hit_the_address_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "product bug: the failed-login limit is checked before and counted after the \
-            password check, so a burst of parallel logins gets every guess checked"]
 async fn concurrent_failed_logins_do_not_exceed_the_limit() {
     let app = TestApp::spawn_with(limits(3, 1000, Duration::from_secs(600))).await;
     app.user("rani", false, false).await;

@@ -2,8 +2,10 @@
 
 mod auth;
 mod cli;
+mod deletion;
 mod guards;
 mod helpers;
+mod lifecycle;
 mod reads;
 mod transport;
 

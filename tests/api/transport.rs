@@ -145,8 +145,6 @@ async fn get_refuses_mutations_without_running_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "product bug: GET ignores the standard `operationName` parameter (async-graphql's \
-            parser reads `operation_name`), so multi-operation documents fail by GET"]
 async fn get_selects_the_operation_named_by_operation_name() {
     let app = TestApp::spawn().await;
     let resp = app
@@ -423,7 +421,6 @@ async fn graphql_response_media_type_is_negotiated() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "product bug: an executed request whose data is null by error propagation gets 400 under application/graphql-response+json"]
 async fn executed_request_with_a_field_error_is_200_under_graphql_response_json() {
     let app = TestApp::spawn().await;
     // `me: User!` fails for an anonymous caller and nulls `data`, but the

@@ -1,0 +1,463 @@
+//! The member lifecycle: active → deactivated → active again, and any state →
+//! anonymized (irreversible). Deletion has its own module, [`super::deletion`].
+//!
+//! Every operation runs in one transaction with the target rows locked, checks
+//! the same rules in the same order (the caller's rights over the target, no
+//! action on oneself, never zero active superusers, nothing done to an
+//! anonymized person), and writes one audit entry per user it changed.
+//! Deactivation is the safe way out: login stops at once (the sessions are
+//! revoked in the same transaction, and every request re-checks `isActive`),
+//! and what it took away is remembered so a reactivation can give it back.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use sqlx::{PgConnection, PgPool};
+
+use super::access::{ensure_holds_all, ensure_may_manage};
+use super::audit::{self, AuditAction, Target};
+use super::{Actor, validation};
+use crate::error::{AppError, AppResult};
+use crate::store::deactivations::{self, Removal};
+use crate::store::groups::{self, GroupRow};
+use crate::store::permissions::{self, PermissionRow};
+use crate::store::users::{self, UserFilter, UserRow};
+
+/// What `deactivateUser` takes away besides the login (the contract's defaults).
+#[derive(Debug, Clone)]
+pub struct DeactivateOptions {
+    pub remove_from_groups: bool,
+    pub remove_permissions: bool,
+    pub revoke_staff: bool,
+    pub reason: Option<String>,
+}
+
+impl Default for DeactivateOptions {
+    fn default() -> Self {
+        DeactivateOptions {
+            remove_from_groups: true,
+            remove_permissions: true,
+            revoke_staff: false,
+            reason: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Deactivation {
+    pub user: UserRow,
+    pub sessions_revoked: i64,
+    /// Everything the user's open deactivation has taken away so far.
+    pub removed_groups: Vec<GroupRow>,
+    pub removed_permissions: Vec<PermissionRow>,
+    pub staff_revoked: bool,
+}
+
+#[derive(Debug)]
+pub struct Reactivation {
+    pub user: UserRow,
+    pub restored_groups: Vec<GroupRow>,
+    pub restored_permissions: Vec<PermissionRow>,
+    pub staff_restored: bool,
+    /// Groups the deactivation removed that no longer exist.
+    pub missing_group_ids: Vec<i64>,
+}
+
+/// Why a bulk deactivation left a user alone; the codes of the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    SelfAction,
+    Forbidden,
+    Anonymized,
+    NotFound,
+    LastSuperuser,
+}
+
+impl SkipReason {
+    pub fn code(self) -> &'static str {
+        match self {
+            SkipReason::SelfAction => "SELF_ACTION",
+            SkipReason::Forbidden => "FORBIDDEN",
+            SkipReason::Anonymized => "ANONYMIZED",
+            SkipReason::NotFound => "NOT_FOUND",
+            SkipReason::LastSuperuser => "LAST_SUPERUSER",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct BulkDeactivation {
+    pub deactivated: Vec<UserRow>,
+    pub skipped: Vec<(i64, SkipReason)>,
+}
+
+/// Which users a bulk deactivation is about.
+pub enum Selection {
+    Ids(Vec<i64>),
+    Filter(UserFilter),
+}
+
+/// The rule shared by every lifecycle operation on one target.
+fn check_target(actor: &Actor, target: &UserRow, verb: &'static str) -> AppResult<()> {
+    if actor.user_id() == Some(target.id) {
+        return Err(AppError::SelfAction(verb));
+    }
+    if target.anonymized_at.is_some() {
+        return Err(AppError::Anonymized);
+    }
+    ensure_may_manage(actor, target)
+}
+
+/// Refuses when taking `targets` out would leave no active superuser.
+async fn ensure_superusers_remain(tx: &mut PgConnection, targets: &[&UserRow]) -> AppResult<()> {
+    let leaving: Vec<i64> = targets
+        .iter()
+        .filter(|u| u.is_active && u.is_superuser)
+        .map(|u| u.id)
+        .collect();
+    if !leaving.is_empty() && users::lock_superusers_and_count_others(tx, &leaving).await? == 0 {
+        return Err(AppError::LastSuperuser);
+    }
+    Ok(())
+}
+
+fn removal(options: &DeactivateOptions) -> Removal {
+    Removal {
+        groups: options.remove_from_groups,
+        permissions: options.remove_permissions,
+        staff: options.revoke_staff,
+    }
+}
+
+/// Deactivates one user. Idempotent: deactivating an inactive user again
+/// removes whatever is still there (per `options`) and keeps the first
+/// deactivation's time, reason and record.
+pub async fn deactivate_user(
+    pool: &PgPool,
+    actor: &Actor,
+    user_id: i64,
+    options: DeactivateOptions,
+) -> AppResult<Deactivation> {
+    let reason = validation::reason("reason", options.reason.as_deref())?;
+    let mut tx = pool.begin().await?;
+    let target = users::find_for_update(&mut *tx, user_id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    check_target(actor, &target, "deactivate")?;
+    ensure_superusers_remain(&mut tx, &[&target]).await?;
+    let (records, sessions) =
+        deactivations::deactivate(&mut tx, &[target.id], removal(&options), reason.as_deref())
+            .await?;
+    let record = records
+        .into_iter()
+        .next()
+        .ok_or_else(|| AppError::internal("no deactivation record"))?;
+    let sessions_revoked = sessions.first().map_or(0, |(_, n)| *n);
+    let removed_groups = groups::find_many(&mut *tx, &record.group_ids).await?;
+    let removed_permissions = permissions::by_ids(&mut *tx, &record.permission_ids).await?;
+    let user = users::find(&mut *tx, target.id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    let details = json!({
+        "sessionsRevoked": sessions_revoked,
+        "removedGroups": removed_groups.iter().map(|g| &g.name).collect::<Vec<_>>(),
+        "removedPermissions": removed_permissions.iter().map(PermissionRow::key).collect::<Vec<_>>(),
+        "staffRevoked": record.staff_revoked,
+        "wasActive": target.is_active,
+    });
+    audit::record(
+        &mut *tx,
+        Some(actor.into()),
+        AuditAction::UserDeactivated,
+        Target::User(&user),
+        reason.as_deref(),
+        Some(details),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Deactivation {
+        user,
+        sessions_revoked,
+        removed_groups,
+        removed_permissions,
+        staff_revoked: record.staff_revoked,
+    })
+}
+
+/// Deactivates many users at once with set-based statements. Users that may
+/// not be touched are skipped with the code a single deactivation would
+/// have given; the others are deactivated together, all or none.
+pub async fn deactivate_users(
+    pool: &PgPool,
+    actor: &Actor,
+    selection: Selection,
+    options: DeactivateOptions,
+) -> AppResult<BulkDeactivation> {
+    let reason = validation::reason("reason", options.reason.as_deref())?;
+    let mut tx = pool.begin().await?;
+    let (found, mut skipped) = match selection {
+        Selection::Ids(ids) => {
+            let found = users::lock_many(&mut *tx, &ids).await?;
+            let missing = ids
+                .iter()
+                .filter(|id| !found.iter().any(|u| u.id == **id))
+                .map(|id| (*id, SkipReason::NotFound))
+                .collect::<Vec<_>>();
+            (found, missing)
+        }
+        Selection::Filter(filter) => (users::lock_matching(&mut *tx, &filter).await?, Vec::new()),
+    };
+    let mut eligible = Vec::new();
+    for user in &found {
+        match check_target(actor, user, "deactivate") {
+            Ok(()) => eligible.push(user),
+            Err(AppError::SelfAction(_)) => skipped.push((user.id, SkipReason::SelfAction)),
+            Err(AppError::Anonymized) => skipped.push((user.id, SkipReason::Anonymized)),
+            Err(_) => skipped.push((user.id, SkipReason::Forbidden)),
+        }
+    }
+    // A bulk run by the system (or a superuser) could include every active
+    // superuser; the last ones standing are skipped rather than failing the run.
+    let leaving: Vec<i64> = eligible
+        .iter()
+        .filter(|u| u.is_active && u.is_superuser)
+        .map(|u| u.id)
+        .collect();
+    if !leaving.is_empty() {
+        let others = users::lock_superusers_and_count_others(&mut tx, &leaving).await?;
+        if others == 0 {
+            let keep = *leaving.iter().min().expect("not empty");
+            eligible.retain(|u| u.id != keep);
+            skipped.push((keep, SkipReason::LastSuperuser));
+        }
+    }
+    skipped.sort_by_key(|(id, _)| *id);
+    if eligible.is_empty() {
+        tx.commit().await?;
+        return Ok(BulkDeactivation {
+            deactivated: Vec::new(),
+            skipped,
+        });
+    }
+    let ids: Vec<i64> = eligible.iter().map(|u| u.id).collect();
+    let was_active: BTreeMap<i64, bool> = eligible.iter().map(|u| (u.id, u.is_active)).collect();
+    let (records, sessions) =
+        deactivations::deactivate(&mut tx, &ids, removal(&options), reason.as_deref()).await?;
+    let sessions: BTreeMap<i64, i64> = sessions.into_iter().collect();
+    let details: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| {
+            json!({
+                "sessionsRevoked": sessions.get(&r.user_id).copied().unwrap_or(0),
+                "removedGroupIds": r.group_ids,
+                "removedPermissionIds": r.permission_ids,
+                "staffRevoked": r.staff_revoked,
+                "wasActive": was_active.get(&r.user_id).copied().unwrap_or(false),
+                "bulk": true,
+            })
+        })
+        .collect();
+    let record_ids: Vec<i64> = records.iter().map(|r| r.user_id).collect();
+    audit::record_for_users(
+        &mut *tx,
+        actor.into(),
+        AuditAction::UserDeactivated,
+        &record_ids,
+        reason.as_deref(),
+        &details,
+    )
+    .await?;
+    let deactivated = users::find_many(&mut *tx, &ids).await?;
+    tx.commit().await?;
+    Ok(BulkDeactivation {
+        deactivated,
+        skipped,
+    })
+}
+
+/// Reactivates a user. With `restore_access`, gives back what the open
+/// deactivation took away (groups deleted meanwhile are skipped and
+/// reported). Restoring access is granting it, so the no-escalation rule
+/// applies: the caller must hold every permission it brings back, and only a
+/// superuser restores the staff flag.
+pub async fn reactivate_user(
+    pool: &PgPool,
+    actor: &Actor,
+    user_id: i64,
+    restore_access: bool,
+    reason: Option<String>,
+) -> AppResult<Reactivation> {
+    let reason = validation::reason("reason", reason.as_deref())?;
+    let mut tx = pool.begin().await?;
+    let target = users::find_for_update(&mut *tx, user_id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    check_target(actor, &target, "reactivate")?;
+    if target.is_active {
+        // Already active: nothing to do, nothing to audit.
+        tx.commit().await?;
+        return Ok(Reactivation {
+            user: target,
+            restored_groups: Vec::new(),
+            restored_permissions: Vec::new(),
+            staff_restored: false,
+            missing_group_ids: Vec::new(),
+        });
+    }
+    let record = deactivations::end(&mut tx, target.id).await?;
+    let mut outcome = Reactivation {
+        user: target.clone(),
+        restored_groups: Vec::new(),
+        restored_permissions: Vec::new(),
+        staff_restored: false,
+        missing_group_ids: Vec::new(),
+    };
+    if let (true, Some(record)) = (restore_access, record) {
+        let restored_permissions = permissions::by_ids(&mut *tx, &record.permission_ids).await?;
+        let existing_groups = groups::find_many(&mut *tx, &record.group_ids).await?;
+        let group_ids: Vec<i64> = existing_groups.iter().map(|g| g.id).collect();
+        let mut granted: Vec<String> = restored_permissions
+            .iter()
+            .map(PermissionRow::key)
+            .collect();
+        granted.extend(
+            permissions::for_groups(&mut *tx, &group_ids)
+                .await?
+                .into_iter()
+                .map(|(_, p)| p.key()),
+        );
+        ensure_holds_all(actor, &granted)?;
+        if record.staff_revoked && !actor.is_superuser() {
+            return Err(AppError::forbidden(
+                "only a superuser may restore the staff flag",
+            ));
+        }
+        deactivations::restore_groups(&mut tx, target.id, &group_ids).await?;
+        deactivations::restore_permissions(&mut tx, target.id, &record.permission_ids).await?;
+        outcome.missing_group_ids = record
+            .group_ids
+            .iter()
+            .filter(|id| !group_ids.contains(id))
+            .copied()
+            .collect();
+        outcome.restored_groups = existing_groups;
+        outcome.restored_permissions = restored_permissions;
+        outcome.staff_restored = record.staff_revoked;
+    }
+    deactivations::reactivate(&mut tx, target.id, outcome.staff_restored).await?;
+    outcome.user = users::find(&mut *tx, target.id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    let details = json!({
+        "restoreAccess": restore_access,
+        "restoredGroups": outcome.restored_groups.iter().map(|g| &g.name).collect::<Vec<_>>(),
+        "restoredPermissions": outcome.restored_permissions.iter().map(PermissionRow::key).collect::<Vec<_>>(),
+        "staffRestored": outcome.staff_restored,
+        "missingGroupIds": outcome.missing_group_ids,
+    });
+    audit::record(
+        &mut *tx,
+        Some(actor.into()),
+        AuditAction::UserReactivated,
+        Target::User(&outcome.user),
+        reason.as_deref(),
+        Some(details),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+#[derive(Debug)]
+pub struct Anonymization {
+    pub user: UserRow,
+    pub sessions_revoked: i64,
+}
+
+/// Erases the person and keeps the history: the row and its id stay (votes
+/// and audit entries still join), everything identifying goes, and the
+/// audit snapshots that named them take the pseudonym. Votes are not
+/// touched, so the cost does not grow with them.
+pub async fn anonymize_user(
+    pool: &PgPool,
+    actor: &Actor,
+    user_id: i64,
+    reason: Option<String>,
+) -> AppResult<Anonymization> {
+    let reason = validation::reason("reason", reason.as_deref())?;
+    let mut tx = pool.begin().await?;
+    let target = users::find_for_update(&mut *tx, user_id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    check_target(actor, &target, "anonymize")?;
+    ensure_superusers_remain(&mut tx, &[&target]).await?;
+    let sessions_revoked = users::anonymize(&mut tx, target.id).await?;
+    let user = users::find(&mut *tx, target.id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    audit::record(
+        &mut *tx,
+        Some(actor.into()),
+        AuditAction::UserAnonymized,
+        Target::User(&user),
+        reason.as_deref(),
+        Some(json!({ "sessionsRevoked": sessions_revoked })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Anonymization {
+        user,
+        sessions_revoked,
+    })
+}
+
+/// Active, never-anonymized users whose last login (or joining, if they
+/// never logged in) is older than `days`.
+pub fn dormant_filter(days: u32) -> UserFilter {
+    UserFilter {
+        is_active: Some(true),
+        anonymized: Some(false),
+        last_login_before: Some(chrono::Utc::now() - chrono::Duration::days(i64::from(days))),
+        ..UserFilter::default()
+    }
+}
+
+/// The outcome of a dormant-account run, batch by batch.
+#[derive(Debug, Default)]
+pub struct DormantRun {
+    pub matched: i64,
+    pub deactivated: usize,
+    pub skipped: Vec<(i64, SkipReason)>,
+}
+
+/// Deactivates dormant accounts in batches of `batch` users, each batch one
+/// transaction (a run that is cut short keeps the batches it finished and can
+/// simply be started again). `progress` hears after every batch.
+pub async fn deactivate_dormant(
+    pool: &PgPool,
+    actor: &Actor,
+    days: u32,
+    batch: i64,
+    mut progress: impl FnMut(&DormantRun),
+) -> AppResult<DormantRun> {
+    let filter = dormant_filter(days);
+    let mut run = DormantRun {
+        matched: users::count(pool, &filter).await?,
+        ..DormantRun::default()
+    };
+    let options = DeactivateOptions {
+        reason: Some(format!("dormant for more than {days} days")),
+        ..DeactivateOptions::default()
+    };
+    let mut after = 0;
+    loop {
+        let ids = users::matching_ids(pool, &filter, after, batch).await?;
+        let Some(&last) = ids.last() else { break };
+        after = last;
+        let done = deactivate_users(pool, actor, Selection::Ids(ids), options.clone()).await?;
+        run.deactivated += done.deactivated.len();
+        run.skipped.extend(done.skipped);
+        progress(&run);
+    }
+    Ok(run)
+}

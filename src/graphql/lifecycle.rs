@@ -1,0 +1,366 @@
+//! The lifecycle operations of the API: deactivate, reactivate, delete (with
+//! its plan), anonymize and export. Thin resolvers: each declares its guard,
+//! decodes ids and calls one operation of `domain::lifecycle`,
+//! `domain::deletion` or `domain::export`.
+
+use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
+
+use super::context::ContextExt;
+use super::guards::{EXPORT_USER_DATA, Require};
+use super::query::UserFilter;
+use super::types::{Group, Permission, User};
+use crate::domain::deletion::{self, DeletePolicy};
+use crate::domain::export;
+use crate::domain::lifecycle::{self, DeactivateOptions, Selection};
+use crate::error::{AppError, RelationCount};
+use crate::ids::{self, Kind};
+
+fn user_id(id: &ID, field: &str) -> Result<i64, AppError> {
+    ids::decode(Kind::User, id, field)
+}
+
+/// What `deactivateUser` takes away besides the login.
+#[derive(InputObject)]
+pub struct DeactivateUserInput {
+    /// Remove the user from every group (remembered for `reactivateUser`).
+    #[graphql(default = true)]
+    pub remove_from_groups: bool,
+    /// Revoke every direct permission (remembered for `reactivateUser`).
+    #[graphql(default = true)]
+    pub remove_permissions: bool,
+    /// Also clear `isStaff` (remembered for `reactivateUser`).
+    #[graphql(default)]
+    pub revoke_staff: bool,
+    /// Why; kept on the user and in the audit log.
+    pub reason: Option<String>,
+}
+
+/// The contract's defaults, also when `input` is left out.
+impl Default for DeactivateUserInput {
+    fn default() -> Self {
+        let defaults = DeactivateOptions::default();
+        DeactivateUserInput {
+            remove_from_groups: defaults.remove_from_groups,
+            remove_permissions: defaults.remove_permissions,
+            revoke_staff: defaults.revoke_staff,
+            reason: None,
+        }
+    }
+}
+
+impl From<DeactivateUserInput> for DeactivateOptions {
+    fn from(input: DeactivateUserInput) -> Self {
+        DeactivateOptions {
+            remove_from_groups: input.remove_from_groups,
+            remove_permissions: input.remove_permissions,
+            revoke_staff: input.revoke_staff,
+            reason: input.reason,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct DeactivateUserPayload {
+    pub user: User,
+    /// Sessions ended by this deactivation: the user's tokens stop working at once.
+    pub sessions_revoked: i32,
+    /// Groups the deactivation took the user out of (and remembers).
+    pub removed_groups: Vec<Group>,
+    /// Direct permissions it revoked (and remembers).
+    pub removed_permissions: Vec<Permission>,
+    pub staff_revoked: bool,
+}
+
+#[derive(SimpleObject)]
+pub struct ReactivateUserPayload {
+    pub user: User,
+    pub restored_groups: Vec<Group>,
+    pub restored_permissions: Vec<Permission>,
+    pub staff_restored: bool,
+    /// Groups the deactivation removed that have since been deleted: not restored.
+    pub missing_group_ids: Vec<ID>,
+}
+
+/// A user a bulk deactivation left alone, and why.
+#[derive(SimpleObject)]
+pub struct SkippedUser {
+    pub id: ID,
+    /// `SELF_ACTION`, `FORBIDDEN`, `ANONYMIZED`, `NOT_FOUND` or `LAST_SUPERUSER`.
+    pub code: String,
+}
+
+#[derive(SimpleObject)]
+pub struct BulkDeactivatePayload {
+    pub deactivated: Vec<User>,
+    pub skipped: Vec<SkippedUser>,
+}
+
+/// Rows of one relation of the user and how many there are.
+#[derive(SimpleObject)]
+#[graphql(name = "RelationCount")]
+pub struct RelationCountObject {
+    /// `votes`, `questions`, `sessions`, `groupMemberships`, `userPermissions`,
+    /// `deactivations`, `auditEntries` (as actor) or `auditEntriesAsTarget`.
+    pub relation: String,
+    pub count: i64,
+}
+
+fn relation_counts(counts: Vec<RelationCount>) -> Vec<RelationCountObject> {
+    counts
+        .into_iter()
+        .map(|c| RelationCountObject {
+            relation: c.relation,
+            count: c.count,
+        })
+        .collect()
+}
+
+/// What deleting a user under a policy would do, counted, never loaded.
+#[derive(SimpleObject)]
+pub struct DeletionPlan {
+    pub user: User,
+    pub policy: DeletePolicy,
+    /// False when `PROTECT` finds contributions (then see `protected`).
+    pub allowed: bool,
+    /// Relations that block the deletion under this policy.
+    pub protected: Vec<RelationCountObject>,
+    /// Rows that would be deleted with the user.
+    pub deleted: Vec<RelationCountObject>,
+    /// Rows that would stay, no longer pointing at the user (the audit trail among them).
+    pub detached: Vec<RelationCountObject>,
+    /// Pass to `deleteUser(planToken:)` to delete exactly this plan or nothing (`PLAN_CHANGED`).
+    pub token: String,
+}
+
+impl From<deletion::DeletionPlan> for DeletionPlan {
+    fn from(plan: deletion::DeletionPlan) -> Self {
+        DeletionPlan {
+            user: User(plan.user),
+            policy: plan.policy,
+            allowed: plan.allowed,
+            protected: relation_counts(plan.protected),
+            deleted: relation_counts(plan.deleted),
+            detached: relation_counts(plan.detached),
+            token: plan.token,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct DeleteUserPayload {
+    pub plan: DeletionPlan,
+    /// False for a dry run.
+    pub deleted: bool,
+}
+
+#[derive(SimpleObject)]
+pub struct AnonymizeUserPayload {
+    pub user: User,
+    pub sessions_revoked: i32,
+}
+
+#[derive(Default)]
+pub struct LifecycleQuery;
+
+#[Object]
+impl LifecycleQuery {
+    /// What `deleteUser` would do under `policy`; changes nothing. Needs `auth.delete_user`.
+    #[graphql(guard = "Require::Permission(\"auth.delete_user\")")]
+    async fn deletion_plan(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        #[graphql(default_with = "Some(DeletePolicy::Protect)")] policy: Option<DeletePolicy>,
+    ) -> Result<DeletionPlan, AppError> {
+        let id = self::user_id(&user_id, "userId")?;
+        deletion::plan(ctx.pool(), &ctx.actor()?, id, policy.unwrap_or_default())
+            .await
+            .map(Into::into)
+    }
+
+    /// Everything held about a user (profile, groups, permissions, votes with
+    /// their questions, questions created, deactivations, sessions, audit
+    /// entries) as one JSON document: for an erasure or access request. Needs
+    /// `auth.view_user`, `polls.view_vote` and `admin.view_logentry`.
+    #[graphql(guard = "Require::AllPermissions(EXPORT_USER_DATA)")]
+    async fn export_user_data(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+    ) -> Result<Json<serde_json::Value>, AppError> {
+        let id = self::user_id(&user_id, "userId")?;
+        export::export_user_data(ctx.pool(), id).await.map(Json)
+    }
+}
+
+#[derive(Default)]
+pub struct LifecycleMutation;
+
+#[Object]
+impl LifecycleMutation {
+    /// Blocks the user's login at once (every session is revoked) and, as
+    /// asked, takes away groups, direct permissions and the staff flag,
+    /// remembering them. Idempotent. Needs `auth.change_user`; a superuser's
+    /// account only by a superuser; never yourself.
+    #[graphql(guard = "Require::Permission(\"auth.change_user\")")]
+    async fn deactivate_user(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: Option<DeactivateUserInput>,
+    ) -> Result<DeactivateUserPayload, AppError> {
+        let id = self::user_id(&id, "id")?;
+        let done = lifecycle::deactivate_user(
+            ctx.pool(),
+            &ctx.actor()?,
+            id,
+            input.unwrap_or_default().into(),
+        )
+        .await?;
+        Ok(DeactivateUserPayload {
+            user: User(done.user),
+            sessions_revoked: done.sessions_revoked as i32,
+            removed_groups: done.removed_groups.into_iter().map(Group).collect(),
+            removed_permissions: done
+                .removed_permissions
+                .into_iter()
+                .map(Permission)
+                .collect(),
+            staff_revoked: done.staff_revoked,
+        })
+    }
+
+    /// Lets the user log in again. With `restoreAccess`, gives back the groups,
+    /// direct permissions and staff flag the deactivation took (you must hold
+    /// every permission that brings back; the staff flag only by a superuser).
+    /// Needs `auth.change_user`.
+    #[graphql(guard = "Require::Permission(\"auth.change_user\")")]
+    async fn reactivate_user(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(default_with = "Some(false)")] restore_access: Option<bool>,
+        reason: Option<String>,
+    ) -> Result<ReactivateUserPayload, AppError> {
+        let id = self::user_id(&id, "id")?;
+        let done = lifecycle::reactivate_user(
+            ctx.pool(),
+            &ctx.actor()?,
+            id,
+            restore_access.unwrap_or(false),
+            reason,
+        )
+        .await?;
+        Ok(ReactivateUserPayload {
+            user: User(done.user),
+            restored_groups: done.restored_groups.into_iter().map(Group).collect(),
+            restored_permissions: done
+                .restored_permissions
+                .into_iter()
+                .map(Permission)
+                .collect(),
+            staff_restored: done.staff_restored,
+            missing_group_ids: done
+                .missing_group_ids
+                .into_iter()
+                .map(|id| ID(ids::encode(Kind::Group, id)))
+                .collect(),
+        })
+    }
+
+    /// Deactivates the users named by `ids`, or every user matching `filter`
+    /// (e.g. `{lastLoginBefore: …, isActive: true}` for dormant accounts), in
+    /// one transaction. Users you may not act on are skipped with a code.
+    /// Needs `auth.change_user`.
+    #[graphql(guard = "Require::Permission(\"auth.change_user\")")]
+    async fn deactivate_users(
+        &self,
+        ctx: &Context<'_>,
+        ids: Option<Vec<ID>>,
+        filter: Option<UserFilter>,
+        input: Option<DeactivateUserInput>,
+    ) -> Result<BulkDeactivatePayload, AppError> {
+        let selection = match (ids, filter) {
+            (Some(ids), None) => Selection::Ids(
+                ids.iter()
+                    .map(|id| self::user_id(id, "ids"))
+                    .collect::<Result<_, _>>()?,
+            ),
+            (None, Some(filter)) => Selection::Filter(filter.to_store()?),
+            _ => {
+                return Err(AppError::invalid(
+                    "ids",
+                    "give exactly one of ids and filter",
+                ));
+            }
+        };
+        let done = lifecycle::deactivate_users(
+            ctx.pool(),
+            &ctx.actor()?,
+            selection,
+            input.unwrap_or_default().into(),
+        )
+        .await?;
+        Ok(BulkDeactivatePayload {
+            deactivated: done.deactivated.into_iter().map(User).collect(),
+            skipped: done
+                .skipped
+                .into_iter()
+                .map(|(id, why)| SkippedUser {
+                    id: ID(ids::encode(Kind::User, id)),
+                    code: why.code().to_owned(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Deletes the user under `policy` (see `DeletePolicy`); `dryRun` only
+    /// returns the plan. With `planToken` (from `deletionPlan`), deletes only
+    /// if the plan is unchanged, else `PLAN_CHANGED`. Needs `auth.delete_user`;
+    /// a superuser's account only by a superuser; never yourself.
+    #[graphql(guard = "Require::Permission(\"auth.delete_user\")")]
+    async fn delete_user(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(default_with = "Some(DeletePolicy::Protect)")] policy: Option<DeletePolicy>,
+        #[graphql(default_with = "Some(false)")] dry_run: Option<bool>,
+        plan_token: Option<String>,
+        reason: Option<String>,
+    ) -> Result<DeleteUserPayload, AppError> {
+        let id = self::user_id(&id, "id")?;
+        let done = deletion::delete_user(
+            ctx.pool(),
+            &ctx.actor()?,
+            id,
+            policy.unwrap_or_default(),
+            dry_run.unwrap_or(false),
+            plan_token.as_deref(),
+            reason,
+        )
+        .await?;
+        Ok(DeleteUserPayload {
+            plan: done.plan.into(),
+            deleted: done.deleted,
+        })
+    }
+
+    /// Erases the person, keeps the history: username becomes
+    /// `deleted-user-<n>`, email, names and password go, access and sessions
+    /// end, votes stay (shown as `Deleted user`), audit entries show the
+    /// pseudonym. Irreversible. Superusers only; never yourself.
+    #[graphql(guard = "Require::Superuser")]
+    async fn anonymize_user(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        reason: Option<String>,
+    ) -> Result<AnonymizeUserPayload, AppError> {
+        let id = self::user_id(&id, "id")?;
+        let done = lifecycle::anonymize_user(ctx.pool(), &ctx.actor()?, id, reason).await?;
+        Ok(AnonymizeUserPayload {
+            user: User(done.user),
+            sessions_revoked: done.sessions_revoked as i32,
+        })
+    }
+}

@@ -145,6 +145,26 @@ pub async fn deactivate_user(
         .ok_or(AppError::NotFound("user"))?;
     check_target(actor, &target, "deactivate")?;
     ensure_superusers_remain(&mut tx, &[&target]).await?;
+    if !target.is_active
+        && !deactivations::has_anything_to_remove(&mut tx, target.id, removal(&options)).await?
+    {
+        // Already done: report what the deactivation holds, change nothing, audit nothing.
+        let record = deactivations::open(&mut tx, target.id).await?;
+        let (group_ids, permission_ids, staff_revoked) = record
+            .map_or((Vec::new(), Vec::new(), false), |r| {
+                (r.group_ids, r.permission_ids, r.staff_revoked)
+            });
+        let removed_groups = groups::find_many(&mut *tx, &group_ids).await?;
+        let removed_permissions = permissions::by_ids(&mut *tx, &permission_ids).await?;
+        tx.commit().await?;
+        return Ok(Deactivation {
+            user: target,
+            sessions_revoked: 0,
+            removed_groups,
+            removed_permissions,
+            staff_revoked,
+        });
+    }
     let (records, sessions) =
         deactivations::deactivate(&mut tx, &[target.id], removal(&options), reason.as_deref())
             .await?;

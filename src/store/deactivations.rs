@@ -157,3 +157,36 @@ pub async fn restore_permissions(
     .await?;
     Ok(())
 }
+
+/// Whether deactivating the (already inactive) user with `removal` would
+/// change anything: a repeated deactivation that changes nothing must not
+/// write an audit entry either.
+pub async fn has_anything_to_remove(
+    ex: &mut PgConnection,
+    user_id: i64,
+    removal: Removal,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT ($2 AND EXISTS (SELECT 1 FROM user_groups WHERE user_id = $1))
+             OR ($3 AND EXISTS (SELECT 1 FROM user_permissions WHERE user_id = $1))
+             OR ($4 AND EXISTS (SELECT 1 FROM users WHERE id = $1 AND is_staff))
+             OR EXISTS (SELECT 1 FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now())",
+    )
+    .bind(user_id)
+    .bind(removal.groups)
+    .bind(removal.permissions)
+    .bind(removal.staff)
+    .fetch_one(ex)
+    .await
+}
+
+/// The user's open deactivation record, if any.
+pub async fn open(ex: &mut PgConnection, user_id: i64) -> sqlx::Result<Option<Record>> {
+    sqlx::query_as(
+        "SELECT user_id, group_ids, permission_ids, staff_revoked FROM deactivations
+          WHERE user_id = $1 AND ended_at IS NULL",
+    )
+    .bind(user_id)
+    .fetch_optional(ex)
+    .await
+}

@@ -1,5 +1,6 @@
 //! End-to-end tests: a real server per test, over HTTP, against real PostgreSQL.
 
+mod audit;
 mod auth;
 mod cli;
 mod deletion;

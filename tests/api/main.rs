@@ -9,6 +9,7 @@ mod helpers;
 mod lifecycle;
 mod reads;
 mod transport;
+mod validation;
 
 use helpers::{PASSWORD, TestApp};
 use serde_json::json;

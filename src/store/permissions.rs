@@ -11,6 +11,20 @@ pub struct PermissionRow {
     pub name: String,
 }
 
+/// A permission and the user or group it is granted to.
+#[derive(FromRow)]
+struct Granted {
+    owner_id: i64,
+    #[sqlx(flatten)]
+    permission: PermissionRow,
+}
+
+impl Granted {
+    fn pair(self) -> (i64, PermissionRow) {
+        (self.owner_id, self.permission)
+    }
+}
+
 impl PermissionRow {
     /// The `app.codename` form used everywhere in the API.
     pub fn key(&self) -> String {
@@ -57,28 +71,15 @@ pub async fn direct_for_users(
     ex: impl PgExecutor<'_>,
     user_ids: &[i64],
 ) -> sqlx::Result<Vec<(i64, PermissionRow)>> {
-    let rows: Vec<(i64, i64, String, String, String)> = sqlx::query_as(
-        "SELECT up.user_id, p.id, p.app_label, p.codename, p.name \
+    let rows: Vec<Granted> = sqlx::query_as(
+        "SELECT up.user_id AS owner_id, p.id, p.app_label, p.codename, p.name \
          FROM user_permissions up JOIN permissions p ON p.id = up.permission_id \
          WHERE up.user_id = ANY($1) ORDER BY p.app_label, p.codename",
     )
     .bind(user_ids)
     .fetch_all(ex)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(uid, id, app_label, codename, name)| {
-            (
-                uid,
-                PermissionRow {
-                    id,
-                    app_label,
-                    codename,
-                    name,
-                },
-            )
-        })
-        .collect())
+    Ok(rows.into_iter().map(Granted::pair).collect())
 }
 
 /// The permissions of each of `group_ids`.
@@ -86,28 +87,15 @@ pub async fn for_groups(
     ex: impl PgExecutor<'_>,
     group_ids: &[i64],
 ) -> sqlx::Result<Vec<(i64, PermissionRow)>> {
-    let rows: Vec<(i64, i64, String, String, String)> = sqlx::query_as(
-        "SELECT gp.group_id, p.id, p.app_label, p.codename, p.name \
+    let rows: Vec<Granted> = sqlx::query_as(
+        "SELECT gp.group_id AS owner_id, p.id, p.app_label, p.codename, p.name \
          FROM group_permissions gp JOIN permissions p ON p.id = gp.permission_id \
          WHERE gp.group_id = ANY($1) ORDER BY p.app_label, p.codename",
     )
     .bind(group_ids)
     .fetch_all(ex)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(gid, id, app_label, codename, name)| {
-            (
-                gid,
-                PermissionRow {
-                    id,
-                    app_label,
-                    codename,
-                    name,
-                },
-            )
-        })
-        .collect())
+    Ok(rows.into_iter().map(Granted::pair).collect())
 }
 
 /// The effective `app.codename` keys of each of `user_ids`, as the contract

@@ -289,9 +289,7 @@ pub async fn update_user(
     patch: UserPatch,
 ) -> AppResult<UserRow> {
     let mut tx = pool.begin().await?;
-    let user = users::find_for_update(&mut *tx, user_id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
+    let user = super::lifecycle::lock_target(&mut tx, user_id).await?;
     if user.anonymized_at.is_some() {
         return Err(AppError::Anonymized);
     }

@@ -69,7 +69,16 @@ pub async fn record_for_users(
     reason: Option<&str>,
     details: &[Value],
 ) -> sqlx::Result<u64> {
-    audit::insert_for_users(ex, action.as_str(), by.id, by.username, user_ids, reason, details).await
+    audit::insert_for_users(
+        ex,
+        action.as_str(),
+        by.id,
+        by.username,
+        user_ids,
+        reason,
+        details,
+    )
+    .await
 }
 
 /// Who did it, as the entry records it: a reference and a snapshot of the

@@ -237,9 +237,7 @@ pub async fn delete_user(
 ) -> AppResult<DeleteOutcome> {
     let reason = validation::reason("reason", reason.as_deref())?;
     let mut tx = pool.begin().await?;
-    let user = users::find_for_update(&mut *tx, user_id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
+    let user = super::lifecycle::lock_target(&mut tx, user_id).await?;
     check_target(actor, &user)?;
     let plan = plan_for(&mut tx, user, policy).await?;
     if plan_token.is_some_and(|token| token != plan.token) {

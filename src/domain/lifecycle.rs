@@ -97,6 +97,28 @@ pub enum Selection {
     Filter(UserFilter),
 }
 
+/// Locks the target of a lifecycle operation. When the target is a
+/// superuser, the superuser lock comes first: taken after the row lock, two
+/// superusers acting on each other would each hold the other's row while
+/// waiting for it, and the audit entry's foreign key to the actor (which
+/// needs a share lock on the actor's row) would deadlock them.
+pub(super) async fn lock_target(tx: &mut PgConnection, user_id: i64) -> AppResult<UserRow> {
+    let peek = users::find(&mut *tx, user_id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    if peek.is_superuser {
+        users::lock_superuser_changes(&mut *tx).await?;
+    }
+    let target = users::find_for_update(&mut *tx, user_id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    if target.is_superuser && !peek.is_superuser {
+        // Promoted in between: rare, and the lock is still taken before any change.
+        users::lock_superuser_changes(&mut *tx).await?;
+    }
+    Ok(target)
+}
+
 /// The rule shared by every lifecycle operation on one target.
 fn check_target(actor: &Actor, target: &UserRow, verb: &'static str) -> AppResult<()> {
     if actor.user_id() == Some(target.id) {
@@ -140,9 +162,7 @@ pub async fn deactivate_user(
 ) -> AppResult<Deactivation> {
     let reason = validation::reason("reason", options.reason.as_deref())?;
     let mut tx = pool.begin().await?;
-    let target = users::find_for_update(&mut *tx, user_id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
+    let target = lock_target(&mut tx, user_id).await?;
     check_target(actor, &target, "deactivate")?;
     ensure_superusers_remain(&mut tx, &[&target]).await?;
     if !target.is_active
@@ -309,9 +329,7 @@ pub async fn reactivate_user(
 ) -> AppResult<Reactivation> {
     let reason = validation::reason("reason", reason.as_deref())?;
     let mut tx = pool.begin().await?;
-    let target = users::find_for_update(&mut *tx, user_id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
+    let target = lock_target(&mut tx, user_id).await?;
     check_target(actor, &target, "reactivate")?;
     if target.is_active {
         // Already active: nothing to do, nothing to audit.
@@ -406,9 +424,7 @@ pub async fn anonymize_user(
 ) -> AppResult<Anonymization> {
     let reason = validation::reason("reason", reason.as_deref())?;
     let mut tx = pool.begin().await?;
-    let target = users::find_for_update(&mut *tx, user_id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
+    let target = lock_target(&mut tx, user_id).await?;
     check_target(actor, &target, "anonymize")?;
     ensure_superusers_remain(&mut tx, &[&target]).await?;
     let sessions_revoked = users::anonymize(&mut tx, target.id).await?;

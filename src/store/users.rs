@@ -404,17 +404,24 @@ pub async fn lock_many(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec
     .await
 }
 
-/// Serializes every change that could remove an active superuser, then
-/// counts the active superusers other than `except`. A transaction-scoped
-/// advisory lock: two superusers deactivating each other at the same instant
-/// run one after the other, and the second sees the first's result.
+/// Serializes every change that could remove an active superuser: a
+/// transaction-scoped advisory lock (re-entrant; released at commit or
+/// rollback), so two superusers acting on each other at the same instant run
+/// one after the other and the second sees the first's result.
+pub async fn lock_superuser_changes(ex: &mut sqlx::PgConnection) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(7263001)")
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Takes [`lock_superuser_changes`], then counts the active superusers other
+/// than `except`.
 pub async fn lock_superusers_and_count_others(
     ex: &mut sqlx::PgConnection,
     except: &[i64],
 ) -> sqlx::Result<i64> {
-    sqlx::query("SELECT pg_advisory_xact_lock(7263001)")
-        .execute(&mut *ex)
-        .await?;
+    lock_superuser_changes(&mut *ex).await?;
     sqlx::query_scalar(
         "SELECT count(*) FROM users WHERE is_active AND is_superuser AND NOT id = ANY($1)",
     )

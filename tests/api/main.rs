@@ -4,6 +4,7 @@ mod audit;
 mod auth;
 mod cli;
 mod deletion;
+mod faults;
 mod guards;
 mod helpers;
 mod lifecycle;

@@ -1,0 +1,157 @@
+//! The server under faults: cut database connections, a shutdown with
+//! requests in flight. It must keep answering with contract errors, recover
+//! by itself, and lose nothing half done.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, TestApp, TestDb, snapshot};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovers_by_itself_when_database_connections_are_cut() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.superuser("root").await;
+    let page = "{ users(first: 5) { totalCount } }";
+    app.ok(Some(&token), page, json!({})).await;
+    let before = snapshot(app.pool()).await;
+
+    // Kill every server connection to the test database, as a failover or an
+    // operator's pg_terminate_backend would.
+    let admin = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND pid <> pg_backend_pid()) t",
+    )
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert!(killed > 0);
+
+    // A request may meet a dead connection once; it gets a contract error,
+    // never a hang or a dropped connection, and the server heals itself.
+    let started = Instant::now();
+    let mut recovered = false;
+    while started.elapsed() < Duration::from_secs(10) {
+        let resp = app.gql(Some(&token), page, json!({})).await;
+        if resp.get("errors").is_none() {
+            recovered = true;
+            break;
+        }
+        let code = resp["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            ["INTERNAL", "UNAUTHENTICATED"].contains(&code.as_str()),
+            "{resp}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "the server did not recover without a restart");
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    admin.close().await;
+    assert_eq!(snapshot(app.pool()).await, before, "nothing half done");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
+    let db = TestDb::new().await;
+    let out = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
+        .args([
+            "createsuperuser",
+            "--username",
+            "boss",
+            "--email",
+            "b@example.org",
+        ])
+        .env("DATABASE_URL", &db.url)
+        .env("MEMBERDESK_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", &db.url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while client.get(format!("{url}/healthz")).send().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Logins are the slowest requests (one argon2 verification each).
+    let login = json!({ "query": format!("mutation {{ login(username: \"boss\", password: \"{PASSWORD}\") {{ token }} }}") });
+    let in_flight: Vec<_> = (0..8)
+        .map(|_| {
+            let req = client.post(format!("{url}/graphql")).json(&login).send();
+            tokio::spawn(async move {
+                let resp = req.await?;
+                let status = resp.status();
+                let body: serde_json::Value = resp.json().await?;
+                Ok::<_, reqwest::Error>((status, body["data"]["login"]["token"].is_string()))
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let _ = Command::new("kill").arg(server.id().to_string()).status();
+    let (mut finished, mut logged_in) = (0, 0);
+    for request in in_flight {
+        if let Ok((status, got_token)) = request.await.unwrap() {
+            assert_eq!(status, 200);
+            finished += 1;
+            logged_in += i64::from(got_token);
+        }
+    }
+    assert!(finished > 0, "in-flight requests were cut off");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        client.get(format!("{url}/healthz")).send().await.is_err(),
+        "new requests are refused"
+    );
+    let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    // Beyond the per-username limit, parallel logins are refused before their
+    // password is checked, so not every answer is a session.
+    assert_eq!(
+        sessions, logged_in,
+        "each successful login left exactly its session"
+    );
+}

@@ -3,6 +3,7 @@
 mod audit;
 mod auth;
 mod cli;
+mod concurrency;
 mod deletion;
 mod faults;
 mod guards;

@@ -155,3 +155,114 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
         "each successful login left exactly its session"
     );
 }
+
+async fn serve_with(pool: sqlx::PgPool) -> String {
+    let server = memberdesk::http::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", server.addr);
+    tokio::spawn(server.serve(
+        pool,
+        memberdesk::config::Settings::default(),
+        std::future::pending(),
+    ));
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_down_is_503_on_readyz_and_a_prompt_internal_error() {
+    let nowhere = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_lazy("postgres://postgres@127.0.0.1:1/memberdesk")
+        .unwrap();
+    let url = serve_with(nowhere).await;
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client
+            .get(format!("{url}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(format!("{url}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+    let started = Instant::now();
+    let resp: serde_json::Value = client
+        .post(format!("{url}/graphql"))
+        .json(&json!({ "query": "mutation { login(username: \"a\", password: \"b\") { token } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp["errors"][0]["extensions"]["code"], "INTERNAL",
+        "{resp}"
+    );
+    assert_eq!(
+        resp["errors"][0]["message"], "internal error",
+        "no details leak"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "not prompt: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_pool_gives_a_prompt_error_then_recovers() {
+    let db = TestDb::new().await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(1))
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let url = serve_with(pool.clone()).await;
+    let client = reqwest::Client::new();
+    let query = json!({ "query": "mutation { login(username: \"nobody\", password: \"not this one\") { token } }" });
+    let held = pool.acquire().await.unwrap();
+    let started = Instant::now();
+    let resp: serde_json::Value = client
+        .post(format!("{url}/graphql"))
+        .json(&query)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp["errors"][0]["extensions"]["code"], "INTERNAL",
+        "{resp}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a hang: {:?}",
+        started.elapsed()
+    );
+    drop(held);
+    let resp: serde_json::Value = client
+        .post(format!("{url}/graphql"))
+        .json(&query)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // The database answered this time: the login itself is refused.
+    assert_eq!(
+        resp["errors"][0]["extensions"]["code"], "INVALID_CREDENTIALS",
+        "{resp}"
+    );
+}

@@ -102,6 +102,24 @@ fn get_request(req: &Request) -> Result<async_graphql::Request, String> {
 /// carries the path of its field; and `data` can only end up null there by
 /// such an error propagating up. So null data with no path on any error
 /// means the document was never executed.
+/// The GraphQL-over-HTTP request parameters: `query` a string, the others
+/// absent, null, or of their type. A body that is JSON but not this is a bad
+/// request (400), not a GraphQL document to try.
+fn has_valid_parameters(body: &serde_json::Value) -> bool {
+    let Some(fields) = body.as_object() else {
+        return false;
+    };
+    let optional = |name: &str, ok: fn(&serde_json::Value) -> bool| {
+        fields.get(name).is_none_or(|v| v.is_null() || ok(v))
+    };
+    fields
+        .get("query")
+        .is_some_and(serde_json::Value::is_string)
+        && optional("variables", serde_json::Value::is_object)
+        && optional("operationName", serde_json::Value::is_string)
+        && optional("extensions", serde_json::Value::is_object)
+}
+
 fn never_executed(response: &async_graphql::Response) -> bool {
     response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
@@ -183,6 +201,12 @@ impl GraphqlEndpoint {
                         "batched requests are not supported: send one operation per request",
                     ));
                 }
+                if !has_valid_parameters(&value) {
+                    return Err(refuse(
+                        StatusCode::BAD_REQUEST,
+                        "the body must be {\"query\": \"...\", \"variables\": {...}, \"operationName\": \"...\"}",
+                    ));
+                }
                 serde_json::from_value(value).map_err(|_| {
                     refuse(StatusCode::BAD_REQUEST, "the body must be {\"query\": \"...\", \"variables\": {...}, \"operationName\": \"...\"}")
                 })
@@ -238,7 +262,21 @@ impl Endpoint for GraphqlEndpoint {
         } else {
             StatusCode::OK
         };
+        // A request that never ran has no `data` entry at all (GraphQL spec,
+        // "Response Format"): `data: null` would claim an execution.
+        let omit_data = never_executed(&response);
         let mut resp = GraphQLResponse(response).into_response();
+        if omit_data {
+            let body = resp.take_body().into_bytes().await.unwrap_or_default();
+            if let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&body) {
+                if let Some(fields) = json.as_object_mut() {
+                    fields.remove("data");
+                }
+                resp.set_body(json.to_string());
+            } else {
+                resp.set_body(body);
+            }
+        }
         resp.set_status(status);
         let content_type = if wants_graphql_json {
             "application/graphql-response+json; charset=utf-8"

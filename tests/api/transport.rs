@@ -525,3 +525,34 @@ async fn unknown_assets_are_404() {
         assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_parameters_are_400_and_unexecuted_requests_have_no_data() {
+    let app = TestApp::spawn().await;
+    let url = format!("{}/graphql", app.addr);
+    for body in [
+        json!({ "qeury": "{ __typename }" }),
+        json!({ "query": 42 }),
+        json!({ "query": "{ __typename }", "variables": "x" }),
+        json!({ "query": "{ __typename }", "operationName": 1 }),
+        json!("{ __typename }"),
+    ] {
+        let resp = app.client.post(&url).json(&body).send().await.unwrap();
+        assert_eq!(resp.status(), 400, "{body}");
+    }
+    let resp = app
+        .client
+        .post(&url)
+        .header("accept", "application/graphql-response+json")
+        .json(&json!({ "query": "{ nope" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        body.get("data").is_none(),
+        "a request that never ran has no data entry: {body}"
+    );
+    assert!(body["errors"].is_array());
+}

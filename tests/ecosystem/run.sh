@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Outside checks with real tools against a real memberdesk (demo data, fresh
+# database): the graphql-http package's server audits (every MUST, SHOULD and
+# MAY of GraphQL over HTTP) and the playground in headless Chromium with no
+# internet access. Needs Node.js 18+, Chromium (installed from Debian's
+# packages when missing) and a built debug binary (`cargo test` builds it).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+target="${CARGO_TARGET_DIR:-$here/../../target}"
+bin="$target/debug/memberdesk"
+db="memberdesk_ecosystem_$$"
+base="${MEMBERDESK_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+export DATABASE_URL="${base%/*}/$db"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+
+if ! command -v chromium >/dev/null; then
+  echo "installing Chromium (Debian package) for the playground test"
+  apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+fi
+(cd "$here" && npm ci --no-audit --no-fund --silent)
+
+"$bin" serve --demo --bind "127.0.0.1:$port" >"$here/server.log" 2>&1 &
+server=$!
+cleanup() {
+  kill "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
+  psql "$base" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+for _ in $(seq 1 150); do
+  curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break
+  sleep 0.2
+done
+
+node "$here/graphql-http-audit.mjs" "http://127.0.0.1:$port/graphql"
+node "$here/playground.mjs" "http://127.0.0.1:$port" "$target/playground.png"

@@ -2,7 +2,8 @@
 # Outside checks with real tools against a real memberdesk (demo data, fresh
 # database): the graphql-http package's server audits (every MUST, SHOULD and
 # MAY of GraphQL over HTTP) and the playground in headless Chromium with no
-# internet access. Needs Node.js 18+, Chromium (installed from Debian's
+# internet access, the schema in graphql-js, and the member story through
+# Python's gql client. Needs Python 3 with pip, Node.js 18+, Chromium (installed from Debian's
 # packages when missing) and a built debug binary (`cargo test` builds it).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -18,6 +19,7 @@ if ! command -v chromium >/dev/null; then
   apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 fi
 (cd "$here" && npm ci --no-audit --no-fund --silent)
+python3 -m pip install -q --disable-pip-version-check -r "$here/requirements.txt" 2>/dev/null
 
 "$bin" serve --demo --bind "127.0.0.1:$port" >"$here/server.log" 2>&1 &
 server=$!
@@ -33,4 +35,7 @@ for _ in $(seq 1 150); do
 done
 
 node "$here/graphql-http-audit.mjs" "http://127.0.0.1:$port/graphql"
+node "$here/schema-check.mjs" "$here/../../schema.graphql"
 node "$here/playground.mjs" "http://127.0.0.1:$port" "$target/playground.png"
+# Last: it anonymizes a demo user.
+python3 "$here/client_story.py" "http://127.0.0.1:$port/graphql"

@@ -28,6 +28,15 @@ reactivate, policy-aware delete and anonymize, all audited.\n\nThe database come
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as human-readable text or as JSON objects (one per line).
+    #[arg(long, global = true, env = "MEMBERDESK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -81,7 +90,7 @@ pub fn main() -> ExitCode {
         print!("{}", graphql::sdl());
         return ExitCode::SUCCESS;
     }
-    init_logging();
+    init_logging(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
@@ -97,15 +106,19 @@ fn fail(message: String) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("MEMBERDESK_LOG").unwrap_or_else(|_| {
             tracing_subscriber::EnvFilter::new("memberdesk=info,poem=warn,sqlx=warn")
         });
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        // Span fields (the request id) go with every line.
+        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),
+    }
 }
 
 async fn open(create_if_missing: bool) -> Result<(PgPool, String), String> {

@@ -13,6 +13,8 @@ use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql_poem::GraphQLResponse;
 use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Request, Response};
+
+use super::request_id::RequestId;
 use sqlx::PgPool;
 
 use super::playground;
@@ -251,7 +253,11 @@ impl Endpoint for GraphqlEndpoint {
             .map(|a| a.ip().to_string());
         let (context, loader_tasks) = RequestContext::new(self.pool.clone(), caller, address);
         let execution = self.schema.execute(gql.data(context));
-        let response = super::errors::with_codes(loader_tasks.run_alongside(execution).await);
+        let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
+        let response = super::errors::with_codes(
+            loader_tasks.run_alongside(execution).await,
+            request_id.as_deref(),
+        );
 
         let wants_graphql_json = accept.contains(GRAPHQL_RESPONSE_JSON);
         // Under the GraphQL-over-HTTP media type, a request that never ran

@@ -4,6 +4,7 @@
 mod errors;
 mod graphql;
 mod playground;
+pub mod request_id;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,6 +75,7 @@ pub fn app(pool: PgPool, settings: Settings) -> impl poem::Endpoint {
         .at("/readyz", get(readyz))
         .data(pool)
         .with(CatchPanic::new().with_handler(PanicAsInternal))
+        .around(request_id::around)
 }
 
 /// A bound server, not yet serving: its address is known (port 0 picks a free one).

@@ -242,3 +242,72 @@ async fn trace_logs_never_contain_passwords_hashes_or_tokens() {
         );
     }
 }
+
+/// Operators correlate a user's error with the server's log through the
+/// request id, in JSON logs as in the error's extensions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_and_errors_carry_the_request_id() {
+    let db = TestDb::new().await;
+    let log_path = std::env::temp_dir().join(format!("memberdesk-json-{}.txt", db.name));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json"])
+        .env("DATABASE_URL", &db.url)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let url = loop {
+        let logged = std::fs::read_to_string(&log_path).unwrap();
+        if let Some(at) = logged.find("GraphQL at ") {
+            let rest = &logged[at + "GraphQL at ".len()..];
+            break rest
+                .split(|c: char| c.is_whitespace() || c == '"')
+                .next()
+                .unwrap()
+                .to_owned();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "server did not start: {logged}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .header("x-request-id", "support-ticket-42")
+        .json(&json!({ "query": "{ me { id } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "support-ticket-42");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["requestId"], "support-ticket-42",
+        "{body}"
+    );
+    let fresh = reqwest::Client::new()
+        .get(url.replace("/graphql", "/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        fresh.headers()["x-request-id"].len(),
+        16,
+        "a fresh id when the client sends none"
+    );
+
+    let _ = Command::new("kill").arg(server.id().to_string()).status();
+    let _ = server.wait();
+    let logged = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    let lines: Vec<serde_json::Value> = logged
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["span"]["request_id"] == "support-ticket-42" && l["fields"]["status"] == 200),
+        "{logged}"
+    );
+}

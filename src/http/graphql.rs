@@ -14,6 +14,7 @@ use async_graphql_poem::GraphQLResponse;
 use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
+use super::metrics::{Metrics, RootFields};
 use super::request_id::RequestId;
 use sqlx::PgPool;
 
@@ -29,6 +30,7 @@ pub struct GraphqlEndpoint {
     pub schema: MemberdeskSchema,
     pub pool: PgPool,
     pub settings: Arc<Settings>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// A transport-level refusal, answered as a GraphQL error body.
@@ -95,15 +97,6 @@ fn get_request(req: &Request) -> Result<async_graphql::Request, String> {
     Ok(gql)
 }
 
-/// Whether the response comes from a request that never reached execution.
-///
-/// async-graphql answers a parse, validation or operation-selection failure
-/// with `data: null` and errors that carry no `path`, before any resolver
-/// runs. Once execution starts, every error a resolver, argument, guard or
-/// non-null check raises goes through `Context::set_error_path`, so it
-/// carries the path of its field; and `data` can only end up null there by
-/// such an error propagating up. So null data with no path on any error
-/// means the document was never executed.
 /// The GraphQL-over-HTTP request parameters: `query` a string, the others
 /// absent, null, or of their type. A body that is JSON but not this is a bad
 /// request (400), not a GraphQL document to try.
@@ -122,6 +115,15 @@ fn has_valid_parameters(body: &serde_json::Value) -> bool {
         && optional("extensions", serde_json::Value::is_object)
 }
 
+/// Whether the response comes from a request that never reached execution.
+///
+/// async-graphql answers a parse, validation or operation-selection failure
+/// with `data: null` and errors that carry no `path`, before any resolver
+/// runs. Once execution starts, every error a resolver, argument, guard or
+/// non-null check raises goes through `Context::set_error_path`, so it
+/// carries the path of its field; and `data` can only end up null there by
+/// such an error propagating up. So null data with no path on any error
+/// means the document was never executed.
 fn never_executed(response: &async_graphql::Response) -> bool {
     response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
@@ -251,6 +253,12 @@ impl Endpoint for GraphqlEndpoint {
             .remote_addr()
             .as_socket_addr()
             .map(|a| a.ip().to_string());
+        let operation_name = gql.operation_name.clone();
+        let fields = match gql.parsed_query() {
+            Ok(doc) => RootFields::of(doc, operation_name.as_deref()),
+            Err(_) => RootFields::none(),
+        };
+        let started = std::time::Instant::now();
         let (context, loader_tasks) = RequestContext::new(self.pool.clone(), caller, address);
         let execution = self.schema.execute(gql.data(context));
         let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
@@ -258,6 +266,15 @@ impl Endpoint for GraphqlEndpoint {
             loader_tasks.run_alongside(execution).await,
             request_id.as_deref(),
         );
+
+        // An invalid document's field names are the client's words, not the
+        // schema's: they must not become metric labels.
+        let fields = if never_executed(&response) {
+            RootFields::none()
+        } else {
+            fields
+        };
+        self.metrics.observe(&fields, &response, started.elapsed());
 
         let wants_graphql_json = accept.contains(GRAPHQL_RESPONSE_JSON);
         // Under the GraphQL-over-HTTP media type, a request that never ran

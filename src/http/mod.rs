@@ -3,6 +3,7 @@
 
 mod errors;
 mod graphql;
+pub mod metrics;
 mod playground;
 pub mod request_id;
 
@@ -43,6 +44,13 @@ async fn readyz(Data(pool): Data<&PgPool>) -> Response {
     }
 }
 
+#[handler]
+fn prometheus(Data(metrics): Data<&Arc<metrics::Metrics>>, Data(pool): Data<&PgPool>) -> Response {
+    Response::builder()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(metrics.render(pool))
+}
+
 #[derive(Clone)]
 struct PanicAsInternal;
 
@@ -62,10 +70,12 @@ impl poem::middleware::PanicHandler for PanicAsInternal {
 pub fn app(pool: PgPool, settings: Settings) -> impl poem::Endpoint {
     let settings = Arc::new(settings);
     let schema = build_schema(pool.clone(), settings.clone());
+    let metrics = Arc::new(metrics::Metrics::default());
     let graphql = GraphqlEndpoint {
         schema,
         pool: pool.clone(),
         settings,
+        metrics: metrics.clone(),
     };
     Route::new()
         .at("/", get(playground::index))
@@ -73,7 +83,9 @@ pub fn app(pool: PgPool, settings: Settings) -> impl poem::Endpoint {
         .at("/playground/assets/:name", get(playground::asset))
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
+        .at("/metrics", get(prometheus))
         .data(pool)
+        .data(metrics)
         .with(CatchPanic::new().with_handler(PanicAsInternal))
         .around(request_id::around)
 }

@@ -20,7 +20,9 @@ fn from_client(req: &Request) -> Option<String> {
     let value = req.headers().get(HEADER)?.to_str().ok()?;
     let sane = !value.is_empty()
         && value.len() <= 64
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     sane.then(|| value.to_owned())
 }
 

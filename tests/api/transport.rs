@@ -556,3 +556,44 @@ async fn invalid_parameters_are_400_and_unexecuted_requests_have_no_data() {
     );
     assert!(body["errors"].is_array());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_operations_errors_and_lifecycle() {
+    let app = TestApp::spawn().await;
+    let (_, root) = app.superuser("root").await;
+    let bob = app.user("bob", false, false).await;
+    app.gql(None, "{ me { id } }", json!({})).await;
+    app.gql(None, "{ nope }", json!({})).await;
+    app.ok(
+        Some(&root),
+        "mutation($id: ID!) { deactivateUser(id: $id) { sessionsRevoked } }",
+        json!({ "id": crate::helpers::user_id(&bob) }),
+    )
+    .await;
+    let resp = app
+        .client
+        .get(format!("{}/metrics", app.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let text = resp.text().await.unwrap();
+    for line in [
+        "memberdesk_graphql_requests_total{operation=\"me\"} 1",
+        "memberdesk_graphql_requests_total{operation=\"none\"} 1",
+        "memberdesk_graphql_errors_total{code=\"UNAUTHENTICATED\"} 1",
+        "memberdesk_graphql_errors_total{code=\"INVALID_INPUT\"} 1",
+        "memberdesk_lifecycle_operations_total{operation=\"deactivateUser\"} 1",
+        "memberdesk_graphql_request_duration_seconds_count{operation=\"deactivateUser\"} 1",
+        "memberdesk_db_pool_connections{state=\"idle\"}",
+    ] {
+        assert!(text.contains(line), "missing {line}:\n{text}");
+    }
+    assert!(!text.contains("nope"), "client words never become labels");
+}

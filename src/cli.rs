@@ -117,7 +117,11 @@ fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Text => logs.init(),
         // Span fields (the request id) go with every line.
-        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
     }
 }
 
@@ -179,6 +183,7 @@ async fn run(command: Command) -> Result<(), String> {
 }
 
 async fn serve(bind: &str, demo: bool) -> Result<(), String> {
+    let settings = Settings::from_env()?;
     let (pool, url) = open(true).await?;
     if demo {
         let report = seed::seed_demo(&pool).await.map_err(describe_error)?;
@@ -194,7 +199,7 @@ async fn serve(bind: &str, demo: bool) -> Result<(), String> {
         tracing::info!("log in from the playground with: {}", seed::DEMO_LOGIN_HINT);
     }
     server
-        .serve(pool, Settings::default(), shutdown_signal())
+        .serve(pool, settings, shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"))?;
     tracing::info!("stopped");

@@ -42,6 +42,99 @@ impl Default for Settings {
     }
 }
 
+/// The environment variables that tune [`Settings`] (see the README's
+/// configuration table): name, what it sets, and its unit.
+pub const TUNABLES: &[(&str, &str)] = &[
+    (
+        "MEMBERDESK_SESSION_TTL_MINUTES",
+        "session lifetime, minutes",
+    ),
+    (
+        "MEMBERDESK_LOGIN_LIMIT_PER_USERNAME",
+        "failed logins per username per window",
+    ),
+    (
+        "MEMBERDESK_LOGIN_LIMIT_PER_ADDRESS",
+        "failed logins per client address per window",
+    ),
+    (
+        "MEMBERDESK_LOGIN_WINDOW_SECONDS",
+        "failed-login window, seconds",
+    ),
+    (
+        "MEMBERDESK_MAX_BODY_BYTES",
+        "largest /graphql request body, bytes",
+    ),
+    ("MEMBERDESK_MAX_QUERY_DEPTH", "deepest query accepted"),
+    (
+        "MEMBERDESK_MAX_QUERY_COMPLEXITY",
+        "most complex query accepted",
+    ),
+];
+
+impl Settings {
+    /// The defaults, overridden by whichever [`TUNABLES`] are set. A value
+    /// that is not a positive whole number is an error naming the variable.
+    pub fn from_env() -> Result<Settings, String> {
+        Settings::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
+        let number = |name: &str| -> Result<Option<u64>, String> {
+            match lookup(name).filter(|v| !v.trim().is_empty()) {
+                None => Ok(None),
+                Some(v) => match v.trim().parse::<u64>() {
+                    Ok(n) if n > 0 && n <= i32::MAX as u64 => Ok(Some(n)),
+                    _ => Err(format!("{name} must be a positive whole number, not '{v}'")),
+                },
+            }
+        };
+        let mut s = Settings::default();
+        if let Some(n) = number("MEMBERDESK_SESSION_TTL_MINUTES")? {
+            s.session_ttl = chrono::Duration::minutes(n as i64);
+        }
+        if let Some(n) = number("MEMBERDESK_LOGIN_LIMIT_PER_USERNAME")? {
+            s.login_limit.per_username = n as i32;
+        }
+        if let Some(n) = number("MEMBERDESK_LOGIN_LIMIT_PER_ADDRESS")? {
+            s.login_limit.per_address = n as i32;
+        }
+        if let Some(n) = number("MEMBERDESK_LOGIN_WINDOW_SECONDS")? {
+            s.login_limit.window = Duration::from_secs(n);
+        }
+        if let Some(n) = number("MEMBERDESK_MAX_BODY_BYTES")? {
+            s.max_body_bytes = n as usize;
+        }
+        if let Some(n) = number("MEMBERDESK_MAX_QUERY_DEPTH")? {
+            s.max_query_depth = n as usize;
+        }
+        if let Some(n) = number("MEMBERDESK_MAX_QUERY_COMPLEXITY")? {
+            s.max_query_complexity = n as usize;
+        }
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_defaults_and_bad_values_are_named() {
+        let s = Settings::from_lookup(|name| {
+            (name == "MEMBERDESK_SESSION_TTL_MINUTES").then(|| "30".into())
+        })
+        .unwrap();
+        assert_eq!(s.session_ttl, chrono::Duration::minutes(30));
+        assert_eq!(s.max_query_depth, Settings::default().max_query_depth);
+        let err = Settings::from_lookup(|name| {
+            (name == "MEMBERDESK_MAX_BODY_BYTES").then(|| "-1".into())
+        })
+        .unwrap_err();
+        assert!(err.contains("MEMBERDESK_MAX_BODY_BYTES"), "{err}");
+    }
+}
+
 pub fn database_url() -> String {
     std::env::var("DATABASE_URL")
         .ok()

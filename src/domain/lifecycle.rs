@@ -235,6 +235,10 @@ pub async fn deactivate_users(
 ) -> AppResult<BulkDeactivation> {
     let reason = validation::reason("reason", options.reason.as_deref())?;
     let mut tx = pool.begin().await?;
+    // A bulk run may include superusers: as in `lock_target`, the superuser
+    // lock comes before any row lock, or it could deadlock with a single
+    // deactivation of the same people.
+    users::lock_superuser_changes(&mut tx).await?;
     let (found, mut skipped) = match selection {
         Selection::Ids(ids) => {
             let found = users::lock_many(&mut *tx, &ids).await?;

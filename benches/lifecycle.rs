@@ -365,6 +365,15 @@ async fn main() {
                 )
                 .await
                 .unwrap();
+                // The floor writes the audit trail too: one entry per user.
+                sqlx::query(
+                    "INSERT INTO audit_entries (action, actor_username, target_user_id, target_repr, details)
+                     SELECT 'USER_DEACTIVATED', 'bench', id, username, '{}'::jsonb FROM users WHERE id = ANY($1)",
+                )
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
                 tx.commit().await.unwrap();
             })
             .await,

@@ -87,7 +87,8 @@ impl SkipReason {
 
 #[derive(Debug, Default)]
 pub struct BulkDeactivation {
-    pub deactivated: Vec<UserRow>,
+    /// Ids of the users deactivated, in id order (loaded only if asked for).
+    pub deactivated: Vec<i64>,
     pub skipped: Vec<(i64, SkipReason)>,
 }
 
@@ -311,7 +312,7 @@ pub async fn deactivate_users(
         &details,
     )
     .await?;
-    let deactivated = users::find_many(&mut *tx, &ids).await?;
+    let deactivated = ids;
     tx.commit().await?;
     Ok(BulkDeactivation {
         deactivated,

@@ -90,9 +90,22 @@ pub struct SkippedUser {
 }
 
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct BulkDeactivatePayload {
-    pub deactivated: Vec<User>,
+    #[graphql(skip)]
+    pub deactivated_ids: Vec<i64>,
     pub skipped: Vec<SkippedUser>,
+}
+
+#[async_graphql::ComplexObject]
+impl BulkDeactivatePayload {
+    /// The users deactivated, in id order. Loaded only when asked for: a bulk run
+    /// over ten thousand dormant accounts need not send them all back.
+    async fn deactivated(&self, ctx: &Context<'_>) -> Result<Vec<User>, AppError> {
+        let mut users = crate::store::users::find_many(ctx.pool(), &self.deactivated_ids).await?;
+        users.sort_by_key(|u| u.id);
+        Ok(users.into_iter().map(User).collect())
+    }
 }
 
 /// Rows of one relation of the user and how many there are.
@@ -302,7 +315,7 @@ impl LifecycleMutation {
         )
         .await?;
         Ok(BulkDeactivatePayload {
-            deactivated: done.deactivated.into_iter().map(User).collect(),
+            deactivated_ids: done.deactivated,
             skipped: done
                 .skipped
                 .into_iter()

@@ -178,8 +178,14 @@ async fn setup(a: &Args) -> Bench {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let db = format!("memberdesk_bench_{}", std::process::id());
     let url = format!("{}/{db}", admin_url.rsplit_once('/').unwrap().0);
-    let pool = memberdesk::db::connect(&url, true).await.expect("connect");
-    memberdesk::db::migrate(&pool, &url).await.expect("migrate");
+    let server_pool = memberdesk::db::connect(&url, true).await.expect("connect");
+    memberdesk::db::migrate(&server_pool, &url)
+        .await
+        .expect("migrate");
+    server_pool.close().await;
+    // The bench's own connections: seeding a million votes may take longer
+    // than the server's statement timeout, and the floor has none either.
+    let pool = PgPool::connect(&url).await.expect("connect");
     let seed = format!(
         "CREATE SEQUENCE bench_victims;
          INSERT INTO questions (text) SELECT 'Question ' || n FROM generate_series(1, {votes}) n;

@@ -156,6 +156,16 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
     );
 }
 
+async fn post(client: &reqwest::Client, url: &str, body: &serde_json::Value) -> serde_json::Value {
+    let resp = client
+        .post(format!("{url}/graphql"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    resp.json().await.unwrap()
+}
+
 async fn serve_with(pool: sqlx::PgPool) -> String {
     let server = memberdesk::http::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", server.addr);
@@ -194,15 +204,9 @@ async fn database_down_is_503_on_readyz_and_a_prompt_internal_error() {
         503
     );
     let started = Instant::now();
-    let resp: serde_json::Value = client
-        .post(format!("{url}/graphql"))
-        .json(&json!({ "query": "mutation { login(username: \"a\", password: \"b\") { token } }" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let login =
+        json!({ "query": "mutation { login(username: \"a\", password: \"b\") { token } }" });
+    let resp = post(&client, &url, &login).await;
     assert_eq!(
         resp["errors"][0]["extensions"]["code"], "INTERNAL",
         "{resp}"
@@ -232,15 +236,7 @@ async fn an_exhausted_pool_gives_a_prompt_error_then_recovers() {
     let query = json!({ "query": "mutation { login(username: \"nobody\", password: \"not this one\") { token } }" });
     let held = pool.acquire().await.unwrap();
     let started = Instant::now();
-    let resp: serde_json::Value = client
-        .post(format!("{url}/graphql"))
-        .json(&query)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resp = post(&client, &url, &query).await;
     assert_eq!(
         resp["errors"][0]["extensions"]["code"], "INTERNAL",
         "{resp}"
@@ -251,15 +247,7 @@ async fn an_exhausted_pool_gives_a_prompt_error_then_recovers() {
         started.elapsed()
     );
     drop(held);
-    let resp: serde_json::Value = client
-        .post(format!("{url}/graphql"))
-        .json(&query)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resp = post(&client, &url, &query).await;
     // The database answered this time: the login itself is refused.
     assert_eq!(
         resp["errors"][0]["extensions"]["code"], "INVALID_CREDENTIALS",

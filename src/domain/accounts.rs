@@ -299,12 +299,8 @@ pub async fn update_user(
     if is_staff != user.is_staff || is_superuser != user.is_superuser {
         ensure_may_set_flags(actor)?;
     }
-    if user.is_active
-        && user.is_superuser
-        && !is_superuser
-        && users::lock_superusers_and_count_others(&mut tx, &[user.id]).await? == 0
-    {
-        return Err(AppError::LastSuperuser);
+    if !is_superuser {
+        super::lifecycle::ensure_superusers_remain(&mut tx, &[&user]).await?;
     }
     let username = match &patch.username {
         Some(raw) => validation::username("username", raw)?,

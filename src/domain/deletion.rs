@@ -252,12 +252,7 @@ pub async fn delete_user(
     if !plan.allowed {
         return Err(AppError::DeleteProtected(plan.protected.clone()));
     }
-    if plan.user.is_active
-        && plan.user.is_superuser
-        && users::lock_superusers_and_count_others(&mut tx, &[plan.user.id]).await? == 0
-    {
-        return Err(AppError::LastSuperuser);
-    }
+    super::lifecycle::ensure_superusers_remain(&mut tx, &[&plan.user]).await?;
     // The entry is written first and then detached like every other entry
     // about the user: it keeps the username snapshot, not a dangling id.
     let details = json!({

@@ -132,7 +132,10 @@ fn check_target(actor: &Actor, target: &UserRow, verb: &'static str) -> AppResul
 }
 
 /// Refuses when taking `targets` out would leave no active superuser.
-async fn ensure_superusers_remain(tx: &mut PgConnection, targets: &[&UserRow]) -> AppResult<()> {
+pub(super) async fn ensure_superusers_remain(
+    tx: &mut PgConnection,
+    targets: &[&UserRow],
+) -> AppResult<()> {
     let leaving: Vec<i64> = targets
         .iter()
         .filter(|u| u.is_active && u.is_superuser)

@@ -455,15 +455,9 @@ pub async fn anonymize(ex: &mut sqlx::PgConnection, id: i64) -> sqlx::Result<i64
         .bind(&old_key)
         .execute(&mut *ex)
         .await?;
-    let revoked = sqlx::query(
-        "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()",
-    )
-    .bind(id)
-    .execute(&mut *ex)
-    .await?
-    .rows_affected();
+    let revoked = crate::store::sessions::revoke_all_for_user(&mut *ex, id, None).await?;
     crate::store::audit::rename_snapshots(ex, id, &format!("deleted-user-{id}")).await?;
-    Ok(revoked as i64)
+    Ok(revoked)
 }
 
 /// Ids of users matching `filter` with an id above `after`, in id order: the

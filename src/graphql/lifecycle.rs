@@ -7,6 +7,7 @@ use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
 
 use super::context::ContextExt;
 use super::guards::{EXPORT_USER_DATA, Require};
+use super::mutation;
 use super::query::UserFilter;
 use super::types::{Group, Permission, User};
 use crate::domain::deletion::{self, DeletePolicy};
@@ -14,10 +15,6 @@ use crate::domain::export;
 use crate::domain::lifecycle::{self, DeactivateOptions, Selection};
 use crate::error::{AppError, RelationCount};
 use crate::ids::{self, Kind};
-
-fn user_id(id: &ID, field: &str) -> Result<i64, AppError> {
-    ids::decode(Kind::User, id, field)
-}
 
 /// What `deactivateUser` takes away besides the login.
 #[derive(InputObject)]
@@ -185,7 +182,7 @@ impl LifecycleQuery {
         user_id: ID,
         #[graphql(default_with = "Some(DeletePolicy::Protect)")] policy: Option<DeletePolicy>,
     ) -> Result<DeletionPlan, AppError> {
-        let id = self::user_id(&user_id, "userId")?;
+        let id = mutation::user_id(&user_id, "userId")?;
         deletion::plan(ctx.pool(), &ctx.actor()?, id, policy.unwrap_or_default())
             .await
             .map(Into::into)
@@ -201,7 +198,7 @@ impl LifecycleQuery {
         ctx: &Context<'_>,
         user_id: ID,
     ) -> Result<Json<serde_json::Value>, AppError> {
-        let id = self::user_id(&user_id, "userId")?;
+        let id = mutation::user_id(&user_id, "userId")?;
         export::export_user_data(ctx.pool(), id).await.map(Json)
     }
 }
@@ -222,7 +219,7 @@ impl LifecycleMutation {
         id: ID,
         input: Option<DeactivateUserInput>,
     ) -> Result<DeactivateUserPayload, AppError> {
-        let id = self::user_id(&id, "id")?;
+        let id = mutation::user_id(&id, "id")?;
         let done = lifecycle::deactivate_user(
             ctx.pool(),
             &ctx.actor()?,
@@ -255,7 +252,7 @@ impl LifecycleMutation {
         #[graphql(default_with = "Some(false)")] restore_access: Option<bool>,
         reason: Option<String>,
     ) -> Result<ReactivateUserPayload, AppError> {
-        let id = self::user_id(&id, "id")?;
+        let id = mutation::user_id(&id, "id")?;
         let done = lifecycle::reactivate_user(
             ctx.pool(),
             &ctx.actor()?,
@@ -296,7 +293,7 @@ impl LifecycleMutation {
         let selection = match (ids, filter) {
             (Some(ids), None) => Selection::Ids(
                 ids.iter()
-                    .map(|id| self::user_id(id, "ids"))
+                    .map(|id| mutation::user_id(id, "ids"))
                     .collect::<Result<_, _>>()?,
             ),
             (None, Some(filter)) => Selection::Filter(filter.to_store()?),
@@ -341,7 +338,7 @@ impl LifecycleMutation {
         plan_token: Option<String>,
         reason: Option<String>,
     ) -> Result<DeleteUserPayload, AppError> {
-        let id = self::user_id(&id, "id")?;
+        let id = mutation::user_id(&id, "id")?;
         let done = deletion::delete_user(
             ctx.pool(),
             &ctx.actor()?,
@@ -369,7 +366,7 @@ impl LifecycleMutation {
         id: ID,
         reason: Option<String>,
     ) -> Result<AnonymizeUserPayload, AppError> {
-        let id = self::user_id(&id, "id")?;
+        let id = mutation::user_id(&id, "id")?;
         let done = lifecycle::anonymize_user(ctx.pool(), &ctx.actor()?, id, reason).await?;
         Ok(AnonymizeUserPayload {
             user: User(done.user),

@@ -55,7 +55,7 @@ pub struct UpdateUserInput {
     pub is_superuser: Option<bool>,
 }
 
-fn user_id(id: &ID, field: &str) -> Result<i64, AppError> {
+pub(super) fn user_id(id: &ID, field: &str) -> Result<i64, AppError> {
     ids::decode(Kind::User, id, field)
 }
 

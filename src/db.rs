@@ -35,14 +35,60 @@ pub fn describe(url: &str) -> String {
     }
 }
 
-fn options(url: &str) -> Result<PgConnectOptions, StartupError> {
-    let opts = PgConnectOptions::from_str(url).map_err(|e| StartupError::BadUrl(e.to_string()))?;
-    // A runaway statement must not hold a connection forever.
-    Ok(opts.options([("statement_timeout", "30s")]))
+/// How the pool treats the database: bounded everywhere, so a stuck database
+/// or a runaway statement gives a prompt error instead of a hang.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before it fails.
+    pub acquire_timeout: Duration,
+    /// PostgreSQL cancels any statement (lock waits included) running longer.
+    pub statement_timeout: Duration,
 }
 
-/// Opens a pool; with `create_if_missing`, creates the database first.
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl PoolSettings {
+    /// The defaults, overridden by `MEMBERDESK_DB_POOL_SIZE` and
+    /// `MEMBERDESK_STATEMENT_TIMEOUT_SECONDS` where set.
+    pub fn from_env() -> Self {
+        let mut settings = PoolSettings::default();
+        let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+        if let Some(size) = var("MEMBERDESK_DB_POOL_SIZE") {
+            settings.max_connections = size.clamp(1, u32::MAX as u64) as u32;
+        }
+        if let Some(seconds) = var("MEMBERDESK_STATEMENT_TIMEOUT_SECONDS") {
+            settings.statement_timeout = Duration::from_secs(seconds.max(1));
+        }
+        settings
+    }
+}
+
+fn options(url: &str, settings: &PoolSettings) -> Result<PgConnectOptions, StartupError> {
+    let opts = PgConnectOptions::from_str(url).map_err(|e| StartupError::BadUrl(e.to_string()))?;
+    let timeout = format!("{}ms", settings.statement_timeout.as_millis());
+    Ok(opts.options([("statement_timeout", timeout.as_str())]))
+}
+
+/// Opens a pool configured from the environment; with `create_if_missing`,
+/// creates the database first.
 pub async fn connect(url: &str, create_if_missing: bool) -> Result<PgPool, StartupError> {
+    connect_with(url, create_if_missing, &PoolSettings::from_env()).await
+}
+
+pub async fn connect_with(
+    url: &str,
+    create_if_missing: bool,
+    settings: &PoolSettings,
+) -> Result<PgPool, StartupError> {
     let unreachable = |e: sqlx::Error| StartupError::Unreachable {
         target: describe(url),
         reason: short_reason(&e),
@@ -51,14 +97,10 @@ pub async fn connect(url: &str, create_if_missing: bool) -> Result<PgPool, Start
         Postgres::create_database(url).await.map_err(unreachable)?;
         tracing::info!(database = %describe(url), "created database");
     }
-    let pool_size = std::env::var("MEMBERDESK_DB_POOL_SIZE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
     PgPoolOptions::new()
-        .max_connections(pool_size)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options(url)?)
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_with(options(url, settings)?)
         .await
         .map_err(unreachable)
 }

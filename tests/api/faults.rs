@@ -254,3 +254,55 @@ async fn an_exhausted_pool_gives_a_prompt_error_then_recovers() {
         "{resp}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_statement_is_cut_by_the_statement_timeout() {
+    let db = TestDb::new().await;
+    let settings = memberdesk::db::PoolSettings {
+        statement_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let pool = memberdesk::db::connect_with(&db.url, false, &settings)
+        .await
+        .unwrap();
+    let url = serve_with(pool).await;
+    let client = reqwest::Client::new();
+    let query = json!({ "query": "mutation { login(username: \"nobody\", password: \"not this one\") { token } }" });
+
+    // Another client holds the users table: every statement reading it waits,
+    // as it would behind a runaway migration or a stuck batch job.
+    let mut blocker = db.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let resp = post(&client, &url, &query).await;
+    let waited = started.elapsed();
+    assert_eq!(
+        resp["errors"][0]["extensions"]["code"], "INTERNAL",
+        "{resp}"
+    );
+    assert_eq!(resp["errors"][0]["message"], "internal error");
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(10),
+        "the statement was not cut by the 1 s timeout: {waited:?}"
+    );
+    blocker.rollback().await.unwrap();
+
+    // The cancelled statement left the connection usable: the next request
+    // reaches the database and is answered normally.
+    let resp = post(&client, &url, &query).await;
+    assert_eq!(
+        resp["errors"][0]["extensions"]["code"], "INVALID_CREDENTIALS",
+        "{resp}"
+    );
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM audit_entries")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap(),
+        1,
+        "only the second, answered login was audited"
+    );
+}

@@ -7,6 +7,7 @@ mod concurrency;
 mod deletion;
 mod faults;
 mod guards;
+mod hostile;
 mod helpers;
 mod lifecycle;
 mod reads;

@@ -13,7 +13,9 @@
 //! of the user's state and the counts; `deleteUser` re-plans inside its
 //! transaction with the user row locked (which also blocks new votes and
 //! sessions: their foreign keys need a share lock on that row) and refuses
-//! with `PLAN_CHANGED` when the token differs.
+//! with `PLAN_CHANGED` when the token differs. Without a token, a SET_NULL or
+//! CASCADE deletion does not count first: its own statements' row counts are
+//! the plan it reports.
 
 use async_graphql::Enum;
 use base64::Engine;
@@ -157,8 +159,13 @@ async fn plan_for(
     policy: DeletePolicy,
 ) -> AppResult<DeletionPlan> {
     let counts = deletion::count_references(ex, user.id, &table_columns()).await?;
+    Ok(plan_from_counts(user, policy, &counts))
+}
+
+/// Sorts each relation's count by what `policy` does to it.
+fn plan_from_counts(user: UserRow, policy: DeletePolicy, counts: &[i64]) -> DeletionPlan {
     let (mut protected, mut deleted, mut detached) = (Vec::new(), Vec::new(), Vec::new());
-    for (relation, count) in RELATIONS.iter().zip(&counts) {
+    for (relation, count) in RELATIONS.iter().zip(counts) {
         let entry = RelationCount {
             relation: relation.name.to_owned(),
             count: *count,
@@ -171,8 +178,8 @@ async fn plan_for(
             Effect::Detach => detached.push(entry),
         }
     }
-    let token = plan_token(&user, policy, &counts);
-    Ok(DeletionPlan {
+    let token = plan_token(&user, policy, counts);
+    DeletionPlan {
         allowed: protected.is_empty(),
         user,
         policy,
@@ -180,7 +187,7 @@ async fn plan_for(
         deleted,
         detached,
         token,
-    })
+    }
 }
 
 /// A digest of everything the deletion depends on: the user's identity and
@@ -239,50 +246,60 @@ pub async fn delete_user(
     let mut tx = pool.begin().await?;
     let user = super::lifecycle::lock_target(&mut tx, user_id).await?;
     check_target(actor, &user)?;
-    let plan = plan_for(&mut tx, user, policy).await?;
-    if plan_token.is_some_and(|token| token != plan.token) {
-        return Err(AppError::PlanChanged);
+    // Counting first is needed to preview, to compare with a confirmed plan
+    // and to find what PROTECT protects. A plain SET_NULL or CASCADE deletion
+    // skips it and reports what its statements touched instead: the same
+    // numbers (the user row is locked), without scanning every row twice.
+    let counted_first = dry_run || plan_token.is_some() || policy == DeletePolicy::Protect;
+    if counted_first {
+        let plan = plan_for(&mut tx, user.clone(), policy).await?;
+        if plan_token.is_some_and(|token| token != plan.token) {
+            return Err(AppError::PlanChanged);
+        }
+        if dry_run {
+            return Ok(DeleteOutcome {
+                plan,
+                deleted: false,
+            });
+        }
+        if !plan.allowed {
+            return Err(AppError::DeleteProtected(plan.protected.clone()));
+        }
     }
-    if dry_run {
-        return Ok(DeleteOutcome {
-            plan,
-            deleted: false,
-        });
+    super::lifecycle::ensure_superusers_remain(&mut tx, &[&user]).await?;
+    let mut counts = Vec::with_capacity(RELATIONS.len());
+    for relation in RELATIONS {
+        let touched = match relation.effect(policy) {
+            Effect::Delete => {
+                deletion::delete_references(&mut tx, relation.table, relation.column, user.id)
+                    .await?
+            }
+            Effect::Detach => {
+                deletion::detach_references(&mut tx, relation.table, relation.column, user.id)
+                    .await?
+            }
+            Effect::Protect => 0,
+        };
+        counts.push(touched as i64);
     }
-    if !plan.allowed {
-        return Err(AppError::DeleteProtected(plan.protected.clone()));
-    }
-    super::lifecycle::ensure_superusers_remain(&mut tx, &[&plan.user]).await?;
-    // The entry is written first and then detached like every other entry
-    // about the user: it keeps the username snapshot, not a dangling id.
+    deletion::delete_user_row(&mut tx, user.id).await?;
+    let plan = plan_from_counts(user, policy, &counts);
     let details = json!({
         "policy": format!("{policy:?}"),
         "deleted": plan.deleted,
         "detached": plan.detached,
     });
+    // Written after the row is gone, as every entry about a deleted user
+    // ends up: no id to dangle, the username snapshot kept.
     audit::record(
         &mut *tx,
         Some(actor.into()),
         AuditAction::UserDeleted,
-        Target::User(&plan.user),
+        Target::Name(&plan.user.username),
         reason.as_deref(),
         Some(details),
     )
     .await?;
-    for relation in RELATIONS {
-        match relation.effect(policy) {
-            Effect::Delete => {
-                deletion::delete_references(&mut tx, relation.table, relation.column, plan.user.id)
-                    .await?
-            }
-            Effect::Detach => {
-                deletion::detach_references(&mut tx, relation.table, relation.column, plan.user.id)
-                    .await?
-            }
-            Effect::Protect => 0,
-        };
-    }
-    deletion::delete_user_row(&mut tx, plan.user.id).await?;
     tx.commit().await?;
     Ok(DeleteOutcome {
         plan,

@@ -56,8 +56,10 @@ impl From<DeactivateUserInput> for DeactivateOptions {
     }
 }
 
+/// The result of `deactivateUser`.
 #[derive(SimpleObject)]
 pub struct DeactivateUserPayload {
+    /// The user after the deactivation.
     pub user: User,
     /// Sessions ended by this deactivation: the user's tokens stop working at once.
     pub sessions_revoked: i32,
@@ -65,14 +67,20 @@ pub struct DeactivateUserPayload {
     pub removed_groups: Vec<Group>,
     /// Direct permissions it revoked (and remembers).
     pub removed_permissions: Vec<Permission>,
+    /// Whether the staff flag was taken (and remembered).
     pub staff_revoked: bool,
 }
 
+/// The result of `reactivateUser`.
 #[derive(SimpleObject)]
 pub struct ReactivateUserPayload {
+    /// The user, active again.
     pub user: User,
+    /// Groups given back (only with `restoreAccess`).
     pub restored_groups: Vec<Group>,
+    /// Direct permissions given back (only with `restoreAccess`).
     pub restored_permissions: Vec<Permission>,
+    /// Whether the staff flag was given back.
     pub staff_restored: bool,
     /// Groups the deactivation removed that have since been deleted: not restored.
     pub missing_group_ids: Vec<ID>,
@@ -81,16 +89,19 @@ pub struct ReactivateUserPayload {
 /// A user a bulk deactivation left alone, and why.
 #[derive(SimpleObject)]
 pub struct SkippedUser {
+    /// The id of the user left alone.
     pub id: ID,
     /// `SELF_ACTION`, `FORBIDDEN`, `ANONYMIZED`, `NOT_FOUND` or `LAST_SUPERUSER`.
     pub code: String,
 }
 
+/// The result of `deactivateUsers`: who was deactivated and who was skipped.
 #[derive(SimpleObject)]
 #[graphql(complex)]
 pub struct BulkDeactivatePayload {
     #[graphql(skip)]
     pub deactivated_ids: Vec<i64>,
+    /// Users left alone, each with the code that says why.
     pub skipped: Vec<SkippedUser>,
 }
 
@@ -112,6 +123,7 @@ pub struct RelationCountObject {
     /// `votes`, `questions`, `sessions`, `groupMemberships`, `userPermissions`,
     /// `deactivations`, `auditEntries` (as actor) or `auditEntriesAsTarget`.
     pub relation: String,
+    /// How many rows.
     pub count: i64,
 }
 
@@ -128,7 +140,9 @@ fn relation_counts(counts: Vec<RelationCount>) -> Vec<RelationCountObject> {
 /// What deleting a user under a policy would do, counted, never loaded.
 #[derive(SimpleObject)]
 pub struct DeletionPlan {
+    /// The user the plan is for.
     pub user: User,
+    /// The policy it was counted under.
     pub policy: DeletePolicy,
     /// False when `PROTECT` finds contributions (then see `protected`).
     pub allowed: bool,
@@ -156,16 +170,21 @@ impl From<deletion::DeletionPlan> for DeletionPlan {
     }
 }
 
+/// The result of `deleteUser`: the plan carried out (or, for a dry run, the one that would be).
 #[derive(SimpleObject)]
 pub struct DeleteUserPayload {
+    /// What was (or would be) deleted, detached or protected, counted.
     pub plan: DeletionPlan,
     /// False for a dry run.
     pub deleted: bool,
 }
 
+/// The result of `anonymizeUser`.
 #[derive(SimpleObject)]
 pub struct AnonymizeUserPayload {
+    /// The user after erasure: inactive, personal data replaced, history kept.
     pub user: User,
+    /// Sessions ended by the anonymization.
     pub sessions_revoked: i32,
 }
 
@@ -179,8 +198,12 @@ impl LifecycleQuery {
     async fn deletion_plan(
         &self,
         ctx: &Context<'_>,
-        user_id: ID,
-        #[graphql(default_with = "Some(DeletePolicy::Protect)")] policy: Option<DeletePolicy>,
+        #[graphql(desc = "The user whose deletion to preview.")] user_id: ID,
+        #[graphql(
+            default_with = "Some(DeletePolicy::Protect)",
+            desc = "`PROTECT` (default) refuses while the user has votes or questions; `SET_NULL` keeps them, detached; `CASCADE` deletes the votes and detaches the questions."
+        )]
+        policy: Option<DeletePolicy>,
     ) -> Result<DeletionPlan, AppError> {
         let id = mutation::user_id(&user_id, "userId")?;
         deletion::plan(ctx.pool(), &ctx.actor()?, id, policy.unwrap_or_default())
@@ -196,7 +219,7 @@ impl LifecycleQuery {
     async fn export_user_data(
         &self,
         ctx: &Context<'_>,
-        user_id: ID,
+        #[graphql(desc = "The user whose data to export.")] user_id: ID,
     ) -> Result<Json<serde_json::Value>, AppError> {
         let id = mutation::user_id(&user_id, "userId")?;
         export::export_user_data(ctx.pool(), id).await.map(Json)
@@ -216,7 +239,10 @@ impl LifecycleMutation {
     async fn deactivate_user(
         &self,
         ctx: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "The user to deactivate (not yourself).")] id: ID,
+        #[graphql(
+            desc = "What to take away, and why; by default groups and direct permissions go, the staff flag stays."
+        )]
         input: Option<DeactivateUserInput>,
     ) -> Result<DeactivateUserPayload, AppError> {
         let id = mutation::user_id(&id, "id")?;
@@ -248,9 +274,13 @@ impl LifecycleMutation {
     async fn reactivate_user(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        #[graphql(default_with = "Some(false)")] restore_access: Option<bool>,
-        reason: Option<String>,
+        #[graphql(desc = "The user to reactivate.")] id: ID,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Give back the groups, direct permissions and staff flag the last deactivation took; you must hold each permission you give back."
+        )]
+        restore_access: Option<bool>,
+        #[graphql(desc = "Why, for the audit log.")] reason: Option<String>,
     ) -> Result<ReactivateUserPayload, AppError> {
         let id = mutation::user_id(&id, "id")?;
         let done = lifecycle::reactivate_user(
@@ -286,9 +316,14 @@ impl LifecycleMutation {
     async fn deactivate_users(
         &self,
         ctx: &Context<'_>,
-        ids: Option<Vec<ID>>,
+        #[graphql(desc = "The users to deactivate; give `ids` or `filter`.")] ids: Option<Vec<ID>>,
+        #[graphql(
+            desc = "Deactivate every user it matches, e.g. `lastLoginBefore` for dormant accounts."
+        )]
         filter: Option<UserFilter>,
-        input: Option<DeactivateUserInput>,
+        #[graphql(desc = "As for `deactivateUser`, applied to each user.")] input: Option<
+            DeactivateUserInput,
+        >,
     ) -> Result<BulkDeactivatePayload, AppError> {
         let selection = match (ids, filter) {
             (Some(ids), None) => Selection::Ids(
@@ -332,11 +367,22 @@ impl LifecycleMutation {
     async fn delete_user(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        #[graphql(default_with = "Some(DeletePolicy::Protect)")] policy: Option<DeletePolicy>,
-        #[graphql(default_with = "Some(false)")] dry_run: Option<bool>,
+        #[graphql(desc = "The user to delete (not yourself).")] id: ID,
+        #[graphql(
+            default_with = "Some(DeletePolicy::Protect)",
+            desc = "`PROTECT` (default) refuses while the user has votes or questions; `SET_NULL` keeps them, detached; `CASCADE` deletes the votes and detaches the questions."
+        )]
+        policy: Option<DeletePolicy>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Only return the plan; change nothing."
+        )]
+        dry_run: Option<bool>,
+        #[graphql(
+            desc = "The `token` of a plan you reviewed: the deletion happens only if it still matches (`PLAN_CHANGED` otherwise)."
+        )]
         plan_token: Option<String>,
-        reason: Option<String>,
+        #[graphql(desc = "Why, for the audit log.")] reason: Option<String>,
     ) -> Result<DeleteUserPayload, AppError> {
         let id = mutation::user_id(&id, "id")?;
         let done = deletion::delete_user(
@@ -363,7 +409,8 @@ impl LifecycleMutation {
     async fn anonymize_user(
         &self,
         ctx: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "The user to erase (not yourself).")] id: ID,
+        #[graphql(desc = "Why, for the audit log; do not name the person here, it is kept.")]
         reason: Option<String>,
     ) -> Result<AnonymizeUserPayload, AppError> {
         let id = mutation::user_id(&id, "id")?;

@@ -15,23 +15,31 @@ use crate::ids::{self, Kind};
 #[derive(Default)]
 pub struct MutationRoot;
 
+/// A new session.
 #[derive(SimpleObject)]
 pub struct LoginPayload {
     /// The bearer token: send it as `Authorization: Bearer <token>`. Shown only once.
     pub token: String,
+    /// The user now logged in.
     pub user: User,
+    /// When the token stops working; log in again after.
     pub expires_at: DateTime<Utc>,
 }
 
+/// A new account. Only a superuser may create staff or superusers.
 #[derive(InputObject)]
 pub struct CreateUserInput {
+    /// 1 to 150 letters, digits and `@ . + - _`; unique regardless of case and width.
     pub username: String,
+    /// Contact address; empty when left out.
     #[graphql(default)]
     pub email: String,
     /// At least 8 characters, not common, not all digits, not the username.
     pub password: String,
+    /// Given name, up to 150 characters.
     #[graphql(default)]
     pub first_name: String,
+    /// Family name, up to 150 characters.
     #[graphql(default)]
     pub last_name: String,
     /// Only a superuser may set it.
@@ -45,9 +53,13 @@ pub struct CreateUserInput {
 /// Fields left out stay as they are.
 #[derive(InputObject)]
 pub struct UpdateUserInput {
+    /// New username, under the same rules as at creation.
     pub username: Option<String>,
+    /// New contact address.
     pub email: Option<String>,
+    /// New given name.
     pub first_name: Option<String>,
+    /// New family name.
     pub last_name: Option<String>,
     /// Only a superuser may change it.
     pub is_staff: Option<bool>,
@@ -74,7 +86,10 @@ impl MutationRoot {
     async fn login(
         &self,
         ctx: &Context<'_>,
-        username: String,
+        #[graphql(desc = "Matched regardless of case and width.")] username: String,
+        #[graphql(
+            desc = "Each wrong guess counts toward the limits per username and per client address (`RATE_LIMITED`)."
+        )]
         password: String,
     ) -> Result<LoginPayload, AppError> {
         let address = ctx.request().client_address.as_deref();
@@ -104,7 +119,7 @@ impl MutationRoot {
     async fn create_user(
         &self,
         ctx: &Context<'_>,
-        input: CreateUserInput,
+        #[graphql(desc = "The new account.")] input: CreateUserInput,
     ) -> Result<User, AppError> {
         let input = accounts::NewUserInput {
             username: input.username,
@@ -125,7 +140,8 @@ impl MutationRoot {
     async fn update_user(
         &self,
         ctx: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "The user to change.")] id: ID,
+        #[graphql(desc = "The fields to change; those left out stay as they are.")]
         input: UpdateUserInput,
     ) -> Result<User, AppError> {
         let patch = accounts::UserPatch {
@@ -147,7 +163,10 @@ impl MutationRoot {
     async fn set_password(
         &self,
         ctx: &Context<'_>,
-        user_id: ID,
+        #[graphql(desc = "Whose password: your own, or anyone's with `auth.change_user`.")] user_id: ID,
+        #[graphql(
+            desc = "At least 8 characters, not a common password, not all digits, not the username."
+        )]
         password: String,
     ) -> Result<bool, AppError> {
         let target = ids::decode(Kind::User, &user_id, "userId")?;
@@ -165,8 +184,12 @@ impl MutationRoot {
     async fn create_group(
         &self,
         ctx: &Context<'_>,
-        name: String,
-        #[graphql(default)] permissions: Vec<String>,
+        #[graphql(desc = "A unique name.")] name: String,
+        #[graphql(
+            default,
+            desc = "Permission keys (`app.codename`) the group grants; you must hold each one yourself."
+        )]
+        permissions: Vec<String>,
     ) -> Result<Group, AppError> {
         groups::create_group(ctx.pool(), &ctx.actor()?, &name, &permissions)
             .await
@@ -179,7 +202,8 @@ impl MutationRoot {
     async fn set_group_permissions(
         &self,
         ctx: &Context<'_>,
-        group_id: ID,
+        #[graphql(desc = "The group to change.")] group_id: ID,
+        #[graphql(desc = "The whole new set of permission keys; you must hold each one you add.")]
         permissions: Vec<String>,
     ) -> Result<Group, AppError> {
         let id = self::group_id(&group_id, "groupId")?;
@@ -193,7 +217,8 @@ impl MutationRoot {
     async fn add_user_to_group(
         &self,
         ctx: &Context<'_>,
-        user_id: ID,
+        #[graphql(desc = "The user to add.")] user_id: ID,
+        #[graphql(desc = "The group; you must hold each of its permissions yourself.")]
         group_id: ID,
     ) -> Result<User, AppError> {
         let (user, group) = (
@@ -205,12 +230,13 @@ impl MutationRoot {
             .map(User)
     }
 
+    /// Takes the user out of the group. Needs `auth.change_user`.
     #[graphql(guard = "Require::Permission(\"auth.change_user\")")]
     async fn remove_user_from_group(
         &self,
         ctx: &Context<'_>,
-        user_id: ID,
-        group_id: ID,
+        #[graphql(desc = "The user to take out.")] user_id: ID,
+        #[graphql(desc = "The group.")] group_id: ID,
     ) -> Result<User, AppError> {
         let (user, group) = (
             self::user_id(&user_id, "userId")?,
@@ -227,7 +253,10 @@ impl MutationRoot {
     async fn grant_permission(
         &self,
         ctx: &Context<'_>,
-        user_id: ID,
+        #[graphql(desc = "The user to grant to.")] user_id: ID,
+        #[graphql(
+            desc = "A permission key, e.g. `polls.add_question`; you must hold it yourself."
+        )]
         permission: String,
     ) -> Result<User, AppError> {
         groups::grant_permission(
@@ -240,12 +269,13 @@ impl MutationRoot {
         .map(User)
     }
 
+    /// Revokes a permission granted directly (those held through groups stay). Needs `auth.change_user`.
     #[graphql(guard = "Require::Permission(\"auth.change_user\")")]
     async fn revoke_permission(
         &self,
         ctx: &Context<'_>,
-        user_id: ID,
-        permission: String,
+        #[graphql(desc = "The user to revoke from.")] user_id: ID,
+        #[graphql(desc = "A permission key, e.g. `polls.add_question`.")] permission: String,
     ) -> Result<User, AppError> {
         groups::revoke_permission(
             ctx.pool(),
@@ -262,8 +292,8 @@ impl MutationRoot {
     async fn create_question(
         &self,
         ctx: &Context<'_>,
-        text: String,
-        choices: Vec<String>,
+        #[graphql(desc = "The question, up to 2000 characters.")] text: String,
+        #[graphql(desc = "At least two answers, in the order to show them.")] choices: Vec<String>,
     ) -> Result<Question, AppError> {
         polls::create_question(ctx.pool(), &ctx.actor()?, &text, &choices)
             .await
@@ -272,7 +302,14 @@ impl MutationRoot {
 
     /// One vote per user per question. Any active user.
     #[graphql(guard = "Require::Authenticated")]
-    async fn cast_vote(&self, ctx: &Context<'_>, choice_id: ID) -> Result<Vote, AppError> {
+    async fn cast_vote(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The chosen answer (`INVALID_INPUT` on a second vote for the same question)."
+        )]
+        choice_id: ID,
+    ) -> Result<Vote, AppError> {
         let choice = ids::decode(Kind::Choice, &choice_id, "choiceId")?;
         polls::cast_vote(ctx.pool(), ctx.current_user()?, choice)
             .await

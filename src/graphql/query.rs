@@ -20,8 +20,11 @@ pub struct QueryRoot;
 /// Filters for `users`; every field left out matches everything.
 #[derive(InputObject, Default)]
 pub struct UserFilter {
+    /// True: active users only; false: inactive ones only.
     pub is_active: Option<bool>,
+    /// True: staff only; false: non-staff only.
     pub is_staff: Option<bool>,
+    /// True: superusers only; false: the others.
     pub is_superuser: Option<bool>,
     /// Case-insensitive substring of username, email, first or last name.
     pub search: Option<String>,
@@ -65,6 +68,7 @@ impl UserFilter {
     }
 }
 
+/// The order of a `users` page.
 #[derive(Enum, Clone, Copy, PartialEq, Eq, Default)]
 pub enum UserOrderBy {
     #[default]
@@ -95,10 +99,14 @@ impl From<UserOrderBy> for users::UserOrder {
     }
 }
 
+/// Which audit entries to list; every field left out matches everything.
 #[derive(InputObject, Default)]
 pub struct AuditFilter {
+    /// Entries by this user.
     pub actor_id: Option<ID>,
+    /// Entries about this user.
     pub target_user_id: Option<ID>,
+    /// Entries of this action only.
     pub action: Option<AuditAction>,
     /// Entries at or after this instant.
     pub since: Option<DateTime<Utc>>,
@@ -125,7 +133,8 @@ impl QueryRoot {
     async fn user(
         &self,
         ctx: &Context<'_>,
-        id: Option<ID>,
+        #[graphql(desc = "The user's id; give `id` or `username`.")] id: Option<ID>,
+        #[graphql(desc = "Matched regardless of case and width; null when no user has it.")]
         username: Option<String>,
     ) -> Result<Option<User>, AppError> {
         let row = match (id, username) {
@@ -155,9 +164,10 @@ impl QueryRoot {
     async fn users(
         &self,
         ctx: &Context<'_>,
-        filter: Option<UserFilter>,
-        #[graphql(default)] order_by: UserOrderBy,
-        first: Option<i32>,
+        #[graphql(desc = "Which users; all when left out.")] filter: Option<UserFilter>,
+        #[graphql(default, desc = "Sort order (default `ID_ASC`).")] order_by: UserOrderBy,
+        #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Continue after this cursor (a previous page's `endCursor`).")]
         after: Option<String>,
     ) -> Result<Conn<User>, AppError> {
         let limit = page_size(first)?;
@@ -170,7 +180,11 @@ impl QueryRoot {
 
     /// Needs `auth.view_group`.
     #[graphql(guard = "Require::AnyPermission(VIEW_GROUP)")]
-    async fn group(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Group>, AppError> {
+    async fn group(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The group's id.")] id: ID,
+    ) -> Result<Option<Group>, AppError> {
         let group = groups::find(ctx.pool(), ids::decode(Kind::Group, &id, "id")?).await?;
         Ok(Some(Group(group.ok_or(AppError::NotFound("group"))?)))
     }
@@ -205,8 +219,13 @@ impl QueryRoot {
             .collect())
     }
 
+    /// One question by id, with its choices. Any logged-in user.
     #[graphql(guard = "Require::Authenticated")]
-    async fn question(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Question>, AppError> {
+    async fn question(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The question's id.")] id: ID,
+    ) -> Result<Option<Question>, AppError> {
         let id = ids::decode(Kind::Question, &id, "id")?;
         let question = polls::find_questions(ctx.pool(), &[id]).await?.pop();
         Ok(Some(Question(
@@ -219,8 +238,9 @@ impl QueryRoot {
     async fn votes(
         &self,
         ctx: &Context<'_>,
-        user_id: ID,
-        first: Option<i32>,
+        #[graphql(desc = "The user whose votes to list.")] user_id: ID,
+        #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Continue after this cursor (a previous page's `endCursor`).")]
         after: Option<String>,
     ) -> Result<Conn<Vote>, AppError> {
         let user_id = ids::decode(Kind::User, &user_id, "userId")?;
@@ -235,8 +255,9 @@ impl QueryRoot {
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
-        filter: Option<AuditFilter>,
-        first: Option<i32>,
+        #[graphql(desc = "Which entries; all when left out.")] filter: Option<AuditFilter>,
+        #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Continue after this cursor (a previous page's `endCursor`).")]
         after: Option<String>,
     ) -> Result<Conn<AuditEntry>, AppError> {
         let limit = page_size(first)?;

@@ -105,10 +105,17 @@ async fn injection_payloads_are_stored_verbatim_and_never_executed() {
         .map(|p| (p.to_string(), p.to_string()))
         .collect();
     assert_eq!(stored, expected);
-    assert_eq!(app.count("SELECT count(*) FROM users").await, 1 + PAYLOADS.len() as i64);
-    assert_eq!(app.count("SELECT count(*) FROM groups").await, PAYLOADS.len() as i64);
     assert_eq!(
-        app.count("SELECT count(*) FROM audit_entries WHERE action = 'USER_DEACTIVATED'").await,
+        app.count("SELECT count(*) FROM users").await,
+        1 + PAYLOADS.len() as i64
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM groups").await,
+        PAYLOADS.len() as i64
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_entries WHERE action = 'USER_DEACTIVATED'")
+            .await,
         PAYLOADS.len() as i64
     );
     server_is_up(&app).await;
@@ -121,9 +128,17 @@ async fn lookalikes_of_an_existing_username_are_one_username() {
     let admin = app.user("admin", true, false).await;
     let before = snapshot(app.pool()).await;
     let create = "mutation($i: CreateUserInput!) { createUser(input: $i) { id } }";
-    for (n, lookalike) in ["Admin", "ADMIN", "ＡＤＭＩＮ", "ａｄｍｉｎ", "ad\u{200B}min", "admin\u{0}", " admin"]
-        .iter()
-        .enumerate()
+    for (n, lookalike) in [
+        "Admin",
+        "ADMIN",
+        "ＡＤＭＩＮ",
+        "ａｄｍｉｎ",
+        "ad\u{200B}min",
+        "admin\u{0}",
+        " admin",
+    ]
+    .iter()
+    .enumerate()
     {
         let resp = app
             .gql(
@@ -132,8 +147,14 @@ async fn lookalikes_of_an_existing_username_are_one_username() {
                 json!({ "i": { "username": lookalike, "email": format!("l{n}@example.org"), "password": PASSWORD } }),
             )
             .await;
-        assert_eq!(resp["errors"][0]["extensions"]["code"], "INVALID_INPUT", "{lookalike:?}: {resp}");
-        assert_eq!(resp["errors"][0]["extensions"]["field"], "username", "{lookalike:?}: {resp}");
+        assert_eq!(
+            resp["errors"][0]["extensions"]["code"], "INVALID_INPUT",
+            "{lookalike:?}: {resp}"
+        );
+        assert_eq!(
+            resp["errors"][0]["extensions"]["field"], "username",
+            "{lookalike:?}: {resp}"
+        );
         // Renaming someone else to a lookalike is refused the same way.
         let resp = app
             .gql(
@@ -142,18 +163,31 @@ async fn lookalikes_of_an_existing_username_are_one_username() {
                 json!({ "id": user_id(&root), "u": lookalike }),
             )
             .await;
-        assert_eq!(resp["errors"][0]["extensions"]["code"], "INVALID_INPUT", "{lookalike:?}: {resp}");
+        assert_eq!(
+            resp["errors"][0]["extensions"]["code"], "INVALID_INPUT",
+            "{lookalike:?}: {resp}"
+        );
     }
-    assert_eq!(snapshot(app.pool()).await, before, "a lookalike changed something");
+    assert_eq!(
+        snapshot(app.pool()).await,
+        before,
+        "a lookalike changed something"
+    );
 
     // Width and case variants look up and log in the one account.
     for variant in ["ADMIN", "ＡＤＭＩＮ"] {
         let found = app
-            .ok(Some(&token), "query($u: String!) { user(username: $u) { id } }", json!({ "u": variant }))
+            .ok(
+                Some(&token),
+                "query($u: String!) { user(username: $u) { id } }",
+                json!({ "u": variant }),
+            )
             .await;
         assert_eq!(found["user"]["id"], user_id(&admin), "{variant}");
         let session = app.login(variant, PASSWORD).await;
-        let me = app.ok(Some(&session), "{ me { id username } }", json!({})).await;
+        let me = app
+            .ok(Some(&session), "{ me { id username } }", json!({}))
+            .await;
         assert_eq!(me["me"]["id"], user_id(&admin));
         assert_eq!(me["me"]["username"], "admin");
     }
@@ -177,8 +211,16 @@ async fn huge_broken_and_foreign_input_gets_contract_errors_and_changes_nothing(
             json!({ "id": user_id(&member), "f": huge }),
         )
         .await;
-    assert_eq!(resp["errors"][0]["extensions"]["code"], "INVALID_INPUT", "{}", &resp.to_string()[..200.min(resp.to_string().len())]);
-    assert!(resp.to_string().len() < 2_000, "the error must not echo the input back");
+    assert_eq!(
+        resp["errors"][0]["extensions"]["code"],
+        "INVALID_INPUT",
+        "{}",
+        &resp.to_string()[..200.min(resp.to_string().len())]
+    );
+    assert!(
+        resp.to_string().len() < 2_000,
+        "the error must not echo the input back"
+    );
     let resp = app
         .gql(
             t,
@@ -216,7 +258,14 @@ async fn huge_broken_and_foreign_input_gets_contract_errors_and_changes_nothing(
     // Ids: garbage, another kind's id, an id naming nothing, a bad cursor.
     let foreign = group_id(1);
     let nowhere = memberdesk::ids::encode(memberdesk::ids::Kind::User, i64::MAX);
-    for id in ["", "%%%", "VXNlcjox\u{0}", "' OR 1=1 --", foreign.as_str(), nowhere.as_str()] {
+    for id in [
+        "",
+        "%%%",
+        "VXNlcjox\u{0}",
+        "' OR 1=1 --",
+        foreign.as_str(),
+        nowhere.as_str(),
+    ] {
         for query in [
             "query($id: ID!) { user(id: $id) { id } }",
             "mutation($id: ID!) { deactivateUser(id: $id) { user { id } } }",
@@ -233,7 +282,11 @@ async fn huge_broken_and_foreign_input_gets_contract_errors_and_changes_nothing(
     }
     for cursor in ["garbage", "", "\u{0}", "YXJyYXljb25uZWN0aW9uOjA="] {
         let code = app
-            .err_code(t, "query($a: String) { users(first: 5, after: $a) { edges { cursor } } }", json!({ "a": cursor }))
+            .err_code(
+                t,
+                "query($a: String) { users(first: 5, after: $a) { edges { cursor } } }",
+                json!({ "a": cursor }),
+            )
             .await;
         assert_eq!(code, "INVALID_INPUT", "cursor {cursor:?}");
     }
@@ -242,7 +295,11 @@ async fn huge_broken_and_foreign_input_gets_contract_errors_and_changes_nothing(
         .await;
     assert_eq!(code, "INVALID_INPUT");
 
-    assert_eq!(snapshot(app.pool()).await, before, "hostile input changed something");
+    assert_eq!(
+        snapshot(app.pool()).await,
+        before,
+        "hostile input changed something"
+    );
     // The superuser is still who they were and the server still serves.
     let me = app.ok(t, "{ me { id isSuperuser } }", json!({})).await;
     assert_eq!(me["me"]["id"], user_id(&root));
@@ -256,7 +313,9 @@ async fn a_thousand_aliased_logins_are_not_a_thousand_guesses() {
     let aliases: String = (0..1000)
         .map(|i| format!("a{i}: login(username: \"rani\", password: \"guess {i}\") {{ token }} "))
         .collect();
-    let resp = app.gql(None, &format!("mutation {{ {aliases} }}"), json!({})).await;
+    let resp = app
+        .gql(None, &format!("mutation {{ {aliases} }}"), json!({}))
+        .await;
     let codes: Vec<&str> = resp["errors"]
         .as_array()
         .expect("errors")
@@ -265,7 +324,10 @@ async fn a_thousand_aliased_logins_are_not_a_thousand_guesses() {
         .collect();
     // Either the whole request is refused before it runs (too complex), or
     // each alias is counted: never more guesses than the limit allows.
-    let checked = codes.iter().filter(|c| **c == "INVALID_CREDENTIALS").count();
+    let checked = codes
+        .iter()
+        .filter(|c| **c == "INVALID_CREDENTIALS")
+        .count();
     assert!(checked <= 5, "{checked} passwords checked in one request");
     let failures = app
         .count("SELECT coalesce(sum(failures), 0)::bigint FROM login_failures WHERE scope = 'username'")
@@ -273,7 +335,8 @@ async fn a_thousand_aliased_logins_are_not_a_thousand_guesses() {
     assert!(failures <= 5, "{failures} failures recorded");
     assert_eq!(app.count("SELECT count(*) FROM sessions").await, 0);
     assert_eq!(
-        app.count("SELECT count(*) FROM audit_entries WHERE action = 'LOGIN_FAILED'").await,
+        app.count("SELECT count(*) FROM audit_entries WHERE action = 'LOGIN_FAILED'")
+            .await,
         checked as i64
     );
     server_is_up(&app).await;

@@ -135,7 +135,11 @@ async fn deactivation_blocks_login_at_once_and_reactivation_restores_exactly_wha
         json!([{ "name": "Editors" }]),
         "still remembered"
     );
-    assert_eq!(audit_count(app, "USER_DEACTIVATED").await, 1, "no change, no entry");
+    assert_eq!(
+        audit_count(app, "USER_DEACTIVATED").await,
+        1,
+        "no change, no entry"
+    );
 
     let back = app
         .ok(

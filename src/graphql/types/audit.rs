@@ -13,14 +13,18 @@ use crate::store::audit::AuditRow;
 /// target: the references become null, the snapshots stay.
 pub struct AuditEntry(pub AuditRow);
 
+/// One entry of the append-only audit log. Entries outlive their actor and target: the references become null, the username snapshots stay.
 #[Object]
 impl AuditEntry {
+    /// Opaque id of the entry.
     async fn id(&self) -> ID {
         ID(ids::encode(Kind::AuditEntry, self.0.id))
     }
+    /// When the change was committed.
     async fn at(&self) -> DateTime<Utc> {
         self.0.at
     }
+    /// What happened.
     async fn action(&self) -> Result<AuditAction, AppError> {
         AuditAction::parse(&self.0.action)
             .ok_or_else(|| AppError::internal(format!("unknown audit action {}", self.0.action)))
@@ -47,9 +51,11 @@ impl AuditEntry {
     async fn target_repr(&self) -> &str {
         &self.0.target_repr
     }
+    /// Why, as the actor gave it; null when no reason was given.
     async fn reason(&self) -> Option<&str> {
         self.0.reason.as_deref()
     }
+    /// Facts of this action as JSON, e.g. a deletion's policy and the rows it deleted and detached.
     async fn details(&self) -> Option<Json<serde_json::Value>> {
         self.0.details.clone().map(Json)
     }

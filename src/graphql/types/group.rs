@@ -14,14 +14,18 @@ use crate::store::users::{self, UserFilter, UserOrder};
 /// A named set of permissions; members hold all of them.
 pub struct Group(pub GroupRow);
 
+/// A named set of permissions; its members hold all of them.
 #[Object]
 impl Group {
+    /// Opaque id of the group.
     async fn id(&self) -> ID {
         ID(ids::encode(Kind::Group, self.0.id))
     }
+    /// The group's unique name.
     async fn name(&self) -> &str {
         &self.0.name
     }
+    /// What every member holds through this group.
     async fn permissions(&self, ctx: &Context<'_>) -> Result<Vec<Permission>, AppError> {
         Ok(load(ctx, PermissionsOfGroup(self.0.id))
             .await?
@@ -35,7 +39,8 @@ impl Group {
     async fn members(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
+        #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Continue after this cursor (a previous page's `endCursor`).")]
         after: Option<String>,
     ) -> Result<Conn<User>, AppError> {
         let limit = page_size(first)?;
@@ -60,6 +65,7 @@ impl Group {
             filter,
         ))
     }
+    /// How many users are in the group.
     async fn member_count(&self, ctx: &Context<'_>) -> Result<i64, AppError> {
         Ok(load(ctx, MemberCountOfGroup(self.0.id)).await?.unwrap_or(0))
     }
@@ -68,8 +74,10 @@ impl Group {
 /// A permission, Django-style: `appLabel.codename`, e.g. `auth.change_user`.
 pub struct Permission(pub PermissionRow);
 
+/// A permission, Django-style: `appLabel.codename`, e.g. `auth.change_user`. Seeded by migration; granted directly or through groups.
 #[Object]
 impl Permission {
+    /// Opaque id of the permission.
     async fn id(&self) -> ID {
         ID(ids::encode(Kind::Permission, self.0.id))
     }

@@ -14,14 +14,18 @@ use crate::store::polls::{ChoiceRow, QuestionRow, VoteRow};
 /// A poll question. Its author may be deleted; the question stays.
 pub struct Question(pub QuestionRow);
 
+/// A poll question. Its author may be deleted; the question stays, detached.
 #[Object]
 impl Question {
+    /// Opaque id of the question.
     async fn id(&self) -> ID {
         ID(ids::encode(Kind::Question, self.0.id))
     }
+    /// The question as asked.
     async fn text(&self) -> &str {
         &self.0.text
     }
+    /// When it was published.
     async fn pub_date(&self) -> DateTime<Utc> {
         self.0.pub_date
     }
@@ -33,6 +37,7 @@ impl Question {
         };
         Ok(load(ctx, UserById(id)).await?.map(User))
     }
+    /// Its answers, in the order given at creation.
     async fn choices(&self, ctx: &Context<'_>) -> Result<Vec<Choice>, AppError> {
         Ok(load(ctx, ChoicesOfQuestion(self.0.id))
             .await?
@@ -45,14 +50,18 @@ impl Question {
 
 pub struct Choice(pub ChoiceRow);
 
+/// One answer of a question; `voteCount` is its tally.
 #[Object]
 impl Choice {
+    /// Opaque id of the choice; pass it to `castVote`.
     async fn id(&self) -> ID {
         ID(ids::encode(Kind::Choice, self.0.id))
     }
+    /// The answer as shown.
     async fn text(&self) -> &str {
         &self.0.text
     }
+    /// The question this answers.
     async fn question(&self, ctx: &Context<'_>) -> Result<Question, AppError> {
         load(ctx, QuestionById(self.0.question_id))
             .await?
@@ -68,17 +77,21 @@ impl Choice {
 /// One vote. Deleting its user under SET_NULL detaches it; the tally keeps it.
 pub struct Vote(pub VoteRow);
 
+/// One vote. Deleting its user under `SET_NULL`, or anonymizing them, detaches it; `CASCADE` deletes it. The tally counts it while it exists.
 #[Object]
 impl Vote {
+    /// Opaque id of the vote.
     async fn id(&self) -> ID {
         ID(ids::encode(Kind::Vote, self.0.id))
     }
+    /// The choice voted for.
     async fn choice(&self, ctx: &Context<'_>) -> Result<Choice, AppError> {
         load(ctx, ChoiceById(self.0.choice_id))
             .await?
             .map(Choice)
             .ok_or(AppError::NotFound("choice"))
     }
+    /// When the vote was cast.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }

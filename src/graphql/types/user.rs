@@ -17,8 +17,10 @@ use crate::store::users::UserRow;
 /// A member or staff account.
 pub struct User(pub UserRow);
 
+/// A member or staff account. Removing one safely: `deactivateUser` (reversible), `deleteUser` (with a plan), `anonymizeUser` (erasure, history kept).
 #[Object]
 impl User {
+    /// Opaque id of the user.
     async fn id(&self) -> ID {
         ID(ids::encode(Kind::User, self.0.id))
     }
@@ -26,12 +28,15 @@ impl User {
     async fn username(&self) -> &str {
         &self.0.username
     }
+    /// Contact address; may be empty.
     async fn email(&self) -> &str {
         &self.0.email
     }
+    /// Given name; may be empty.
     async fn first_name(&self) -> &str {
         &self.0.first_name
     }
+    /// Family name; may be empty.
     async fn last_name(&self) -> &str {
         &self.0.last_name
     }
@@ -47,9 +52,11 @@ impl User {
     async fn is_superuser(&self) -> bool {
         self.0.is_superuser
     }
+    /// When the account was created.
     async fn date_joined(&self) -> DateTime<Utc> {
         self.0.date_joined
     }
+    /// When the user last logged in; null if never.
     async fn last_login(&self) -> Option<DateTime<Utc>> {
         self.0.last_login
     }
@@ -57,6 +64,7 @@ impl User {
     async fn deactivated_at(&self) -> Option<DateTime<Utc>> {
         self.0.deactivated_at
     }
+    /// The reason given at the last deactivation; null while active.
     async fn deactivation_reason(&self) -> Option<&str> {
         self.0.deactivation_reason.as_deref()
     }
@@ -93,7 +101,8 @@ impl User {
     async fn votes(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
+        #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Continue after this cursor (a previous page's `endCursor`).")]
         after: Option<String>,
     ) -> Result<Conn<Vote>, AppError> {
         ensure_self_or(ctx, Some(self.0.id), Require::AnyPermission(VIEW_VOTE))?;

@@ -287,18 +287,16 @@ impl Endpoint for GraphqlEndpoint {
         };
         // A request that never ran has no `data` entry at all (GraphQL spec,
         // "Response Format"): `data: null` would claim an execution.
-        let omit_data = never_executed(&response);
+        let body_without_data = never_executed(&response)
+            .then(|| {
+                let mut json = serde_json::to_value(&response).ok()?;
+                json.as_object_mut()?.remove("data");
+                Some(json.to_string())
+            })
+            .flatten();
         let mut resp = GraphQLResponse(response).into_response();
-        if omit_data {
-            let body = resp.take_body().into_bytes().await.unwrap_or_default();
-            if let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&body) {
-                if let Some(fields) = json.as_object_mut() {
-                    fields.remove("data");
-                }
-                resp.set_body(json.to_string());
-            } else {
-                resp.set_body(body);
-            }
+        if let Some(body) = body_without_data {
+            resp.set_body(body);
         }
         resp.set_status(status);
         let content_type = if wants_graphql_json {

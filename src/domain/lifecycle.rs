@@ -272,7 +272,8 @@ pub async fn deactivate_users(
         .map(|u| u.id)
         .collect();
     if !leaving.is_empty() {
-        let others = users::lock_superusers_and_count_others(&mut tx, &leaving).await?;
+        // The superuser lock was taken above, before the row locks.
+        let others = users::count_other_active_superusers(&mut tx, &leaving).await?;
         if others == 0 {
             let keep = *leaving.iter().min().expect("not empty");
             eligible.retain(|u| u.id != keep);

@@ -422,11 +422,20 @@ pub async fn lock_superusers_and_count_others(
     except: &[i64],
 ) -> sqlx::Result<i64> {
     lock_superuser_changes(&mut *ex).await?;
+    count_other_active_superusers(ex, except).await
+}
+
+/// Active superusers other than `except`; meaningful only under
+/// [`lock_superuser_changes`], taken earlier in the same transaction.
+pub async fn count_other_active_superusers(
+    ex: &mut sqlx::PgConnection,
+    except: &[i64],
+) -> sqlx::Result<i64> {
     sqlx::query_scalar(
         "SELECT count(*) FROM users WHERE is_active AND is_superuser AND NOT id = ANY($1)",
     )
     .bind(except)
-    .fetch_one(&mut *ex)
+    .fetch_one(ex)
     .await
 }
 

@@ -42,39 +42,10 @@ impl Default for Settings {
     }
 }
 
-/// The environment variables that tune [`Settings`] (see the README's
-/// configuration table): name, what it sets, and its unit.
-pub const TUNABLES: &[(&str, &str)] = &[
-    (
-        "MEMBERDESK_SESSION_TTL_MINUTES",
-        "session lifetime, minutes",
-    ),
-    (
-        "MEMBERDESK_LOGIN_LIMIT_PER_USERNAME",
-        "failed logins per username per window",
-    ),
-    (
-        "MEMBERDESK_LOGIN_LIMIT_PER_ADDRESS",
-        "failed logins per client address per window",
-    ),
-    (
-        "MEMBERDESK_LOGIN_WINDOW_SECONDS",
-        "failed-login window, seconds",
-    ),
-    (
-        "MEMBERDESK_MAX_BODY_BYTES",
-        "largest /graphql request body, bytes",
-    ),
-    ("MEMBERDESK_MAX_QUERY_DEPTH", "deepest query accepted"),
-    (
-        "MEMBERDESK_MAX_QUERY_COMPLEXITY",
-        "most complex query accepted",
-    ),
-];
-
 impl Settings {
-    /// The defaults, overridden by whichever [`TUNABLES`] are set. A value
-    /// that is not a positive whole number is an error naming the variable.
+    /// The defaults, overridden by whichever `MEMBERDESK_*` variables of the
+    /// README's configuration table are set. A value that is not a positive
+    /// whole number is an error naming the variable.
     pub fn from_env() -> Result<Settings, String> {
         Settings::from_lookup(|name| std::env::var(name).ok())
     }

@@ -205,15 +205,16 @@ impl GraphqlEndpoint {
                         "batched requests are not supported: send one operation per request",
                     ));
                 }
-                if !has_valid_parameters(&value) {
-                    return Err(refuse(
+                let wrong_shape = || {
+                    refuse(
                         StatusCode::BAD_REQUEST,
                         "the body must be {\"query\": \"...\", \"variables\": {...}, \"operationName\": \"...\"}",
-                    ));
+                    )
+                };
+                if !has_valid_parameters(&value) {
+                    return Err(wrong_shape());
                 }
-                serde_json::from_value(value).map_err(|_| {
-                    refuse(StatusCode::BAD_REQUEST, "the body must be {\"query\": \"...\", \"variables\": {...}, \"operationName\": \"...\"}")
-                })
+                serde_json::from_value(value).map_err(|_| wrong_shape())
             }
             _ => Err(refuse(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -267,9 +268,10 @@ impl Endpoint for GraphqlEndpoint {
             request_id.as_deref(),
         );
 
+        let never_ran = never_executed(&response);
         // An invalid document's field names are the client's words, not the
         // schema's: they must not become metric labels.
-        let fields = if never_executed(&response) {
+        let fields = if never_ran {
             RootFields::none()
         } else {
             fields
@@ -280,14 +282,14 @@ impl Endpoint for GraphqlEndpoint {
         // Under the GraphQL-over-HTTP media type, a request that never ran
         // (unparsable or invalid document) is a client error; one that ran
         // is 200 even when a field error nulled all of `data`.
-        let status = if wants_graphql_json && never_executed(&response) {
+        let status = if wants_graphql_json && never_ran {
             StatusCode::BAD_REQUEST
         } else {
             StatusCode::OK
         };
         // A request that never ran has no `data` entry at all (GraphQL spec,
         // "Response Format"): `data: null` would claim an execution.
-        let body_without_data = never_executed(&response)
+        let body_without_data = never_ran
             .then(|| {
                 let mut json = serde_json::to_value(&response).ok()?;
                 json.as_object_mut()?.remove("data");

@@ -211,16 +211,14 @@ async fn huge_broken_and_foreign_input_gets_contract_errors_and_changes_nothing(
             json!({ "id": user_id(&member), "f": huge }),
         )
         .await;
+    let text = resp.to_string();
     assert_eq!(
         resp["errors"][0]["extensions"]["code"],
         "INVALID_INPUT",
         "{}",
-        &resp.to_string()[..200.min(resp.to_string().len())]
+        &text[..text.len().min(200)]
     );
-    assert!(
-        resp.to_string().len() < 2_000,
-        "the error must not echo the input back"
-    );
+    assert!(text.len() < 2_000, "the error must not echo the input back");
     let resp = app
         .gql(
             t,

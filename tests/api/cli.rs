@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{PASSWORD, TestDb};
+use crate::helpers::{PASSWORD, TestDb, admin_url};
 use serde_json::json;
 
 fn memberdesk(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
@@ -66,6 +66,45 @@ async fn migrate_is_idempotent() {
         .await
         .unwrap();
     assert_eq!(before, after);
+}
+
+/// Several instances of a fresh deployment start at the same moment: each
+/// finds no database, all try to create it and apply the migrations, and all
+/// come up with the migrations applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_starting_together_on_a_new_database_all_come_up() {
+    let db = TestDb::new().await;
+    db.pool.close().await;
+    let admin = sqlx::PgPool::connect(&admin_url()).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE \"{}\"", db.name)))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let url = db.url.clone();
+            tokio::spawn(async move {
+                let pool = memberdesk::db::connect(&url, true).await?;
+                memberdesk::db::migrate(&pool, &url).await?;
+                Ok::<_, memberdesk::db::StartupError>(pool)
+            })
+        })
+        .collect();
+    let mut pools = Vec::new();
+    for start in starts {
+        pools.push(start.await.unwrap().expect("every instance starts"));
+    }
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+        .fetch_one(&pools[0])
+        .await
+        .unwrap();
+    let shipped = std::fs::read_dir("migrations").unwrap().count() as i64;
+    assert_eq!(applied, shipped);
+    for pool in pools {
+        pool.close().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -259,7 +259,7 @@ async fn an_exhausted_pool_gives_a_prompt_error_then_recovers() {
 async fn a_slow_statement_is_cut_by_the_statement_timeout() {
     let db = TestDb::new().await;
     let settings = memberdesk::db::PoolSettings {
-        statement_timeout: Duration::from_secs(1),
+        statement_timeout: Some(Duration::from_secs(1)),
         ..Default::default()
     };
     let pool = memberdesk::db::connect_with(&db.url, false, &settings)
@@ -305,4 +305,29 @@ async fn a_slow_statement_is_cut_by_the_statement_timeout() {
         1,
         "only the second, answered login was audited"
     );
+}
+
+/// Behind PgBouncer the timeout cannot travel as a startup option, so it can
+/// be left to the server (the role, the database or the pooler's
+/// `connect_query`): then memberdesk sends none and the server's applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_statement_timeout_can_be_left_to_the_server() {
+    let db = TestDb::new().await;
+    let show = "SHOW statement_timeout";
+    let servers: String = sqlx::query_scalar(show)
+        .fetch_one(&sqlx::PgPool::connect(&db.url).await.unwrap())
+        .await
+        .unwrap();
+    for (timeout, expected) in [(Some(Duration::from_secs(7)), "7s"), (None, servers.as_str())] {
+        let settings = memberdesk::db::PoolSettings {
+            statement_timeout: timeout,
+            ..Default::default()
+        };
+        let pool = memberdesk::db::connect_with(&db.url, false, &settings)
+            .await
+            .unwrap();
+        let seen: String = sqlx::query_scalar(show).fetch_one(&pool).await.unwrap();
+        assert_eq!(seen, expected, "with {timeout:?}");
+        pool.close().await;
+    }
 }

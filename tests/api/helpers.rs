@@ -14,7 +14,7 @@ use sqlx::postgres::PgPoolOptions;
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// The server used to create and drop test databases.
-fn admin_url() -> String {
+pub fn admin_url() -> String {
     std::env::var("MEMBERDESK_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }

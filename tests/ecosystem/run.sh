@@ -2,9 +2,11 @@
 # Outside checks with real tools against a real memberdesk (demo data, fresh
 # database): the graphql-http package's server audits (every MUST, SHOULD and
 # MAY of GraphQL over HTTP) and the playground in headless Chromium with no
-# internet access, the schema in graphql-js, and the member story through
-# Python's gql client. Needs Python 3 with pip, Node.js 18+, Chromium (installed from Debian's
-# packages when missing) and a built debug binary (`cargo test` builds it).
+# internet access, the schema in graphql-js, the member story through
+# Python's gql client, and two instances behind PgBouncer (scale_out.sh).
+# Needs Python 3 with pip, Node.js 18+, Chromium and PgBouncer (installed from
+# Debian's packages and source archive when missing) and a built debug binary
+# (`cargo test` builds it).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 target="${CARGO_TARGET_DIR:-$here/../../target}"
@@ -39,3 +41,5 @@ node "$here/schema-check.mjs" "$here/../../schema.graphql"
 node "$here/playground.mjs" "http://127.0.0.1:$port" "$target/playground.png"
 # Last: it anonymizes a demo user.
 python3 "$here/client_story.py" "http://127.0.0.1:$port/graphql"
+# Two more instances behind PgBouncer in transaction pooling mode.
+bash "$here/scale_out.sh"

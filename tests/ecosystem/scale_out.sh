@@ -93,6 +93,13 @@ for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p "$pgb_port" && break; sle
 # The deployment README.md describes: the instances reach PostgreSQL only
 # through PgBouncer, which sets the statement timeout on its connections.
 export DATABASE_URL="postgres://postgres@127.0.0.1:$pgb_port/$db"
+# Left at its default, the timeout goes as a startup option that PgBouncer
+# refuses: memberdesk must stop with one line saying what to change.
+if out=$("$bin" migrate 2>&1); then
+  echo "error: migrate through PgBouncer with a startup timeout should have been refused" >&2; exit 1
+fi
+grep -q "set MEMBERDESK_STATEMENT_TIMEOUT_SECONDS=0" <<<"$out" ||
+  { echo "error: the refusal does not say what to change: $out" >&2; exit 1; }
 export MEMBERDESK_STATEMENT_TIMEOUT_SECONDS=0
 ports=()
 for name in a b; do

@@ -76,10 +76,13 @@ async fn instances_starting_together_on_a_new_database_all_come_up() {
     let db = TestDb::new().await;
     db.pool.close().await;
     let admin = sqlx::PgPool::connect(&admin_url()).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE \"{}\"", db.name)))
-        .execute(&admin)
-        .await
-        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE \"{}\"",
+        db.name
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
     admin.close().await;
 
     let starts: Vec<_> = (0..4)
@@ -167,6 +170,36 @@ fn unreachable_database_and_bad_arguments_give_one_clear_line() {
     let out = memberdesk(nowhere, &["serve", "--bind", "not-an-address"], None);
     assert!(!out.status.success());
     assert!(!text(&out).contains("panicked"), "{}", text(&out));
+}
+
+/// A newcomer's first `serve` with nothing set up: the one line names the
+/// cause on this machine and the command that fixes it.
+#[test]
+fn a_first_run_without_postgresql_says_what_to_do() {
+    // No DATABASE_URL, and nothing on the port the default URL leads to.
+    let out = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env_remove("DATABASE_URL")
+        .env("PGPORT", "1")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_clear_failure(&out, "postgresql");
+    let all = text(&out);
+    assert!(
+        ["pg_ctlcluster", "start its service", "not installed here"]
+            .iter()
+            .any(|advice| all.contains(advice)),
+        "says how to get PostgreSQL running: {all}"
+    );
+
+    // A server that answers but has no role for this user.
+    let out = memberdesk(
+        "postgres://no_such_role_here@127.0.0.1:5432/memberdesk",
+        &["migrate"],
+        None,
+    );
+    assert_clear_failure(&out, "createuser --createdb no_such_role_here");
 }
 
 #[test]

@@ -318,7 +318,10 @@ async fn the_statement_timeout_can_be_left_to_the_server() {
         .fetch_one(&sqlx::PgPool::connect(&db.url).await.unwrap())
         .await
         .unwrap();
-    for (timeout, expected) in [(Some(Duration::from_secs(7)), "7s"), (None, servers.as_str())] {
+    for (timeout, expected) in [
+        (Some(Duration::from_secs(7)), "7s"),
+        (None, servers.as_str()),
+    ] {
         let settings = memberdesk::db::PoolSettings {
             statement_timeout: timeout,
             ..Default::default()

@@ -1,5 +1,9 @@
 //! Connecting to PostgreSQL and applying the embedded migrations.
 
+mod startup_error;
+
+pub use startup_error::{StartupError, describe};
+
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -15,49 +19,8 @@ fn migrator() -> Migrator {
     migrator
 }
 
-/// SQLSTATEs of a prepared statement created twice or not found.
-const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";
-const UNKNOWN_PREPARED_STATEMENT: &str = "26000";
-
 /// Key of the advisory lock that serializes instances applying migrations.
 const MIGRATION_LOCK_KEY: i64 = 7263002;
-
-/// A startup failure, worded for the operator who has to fix it.
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error("DATABASE_URL is not a valid PostgreSQL URL: {0}")]
-    BadUrl(String),
-    #[error(
-        "cannot reach PostgreSQL at {target}: {reason}. Start PostgreSQL or set DATABASE_URL (e.g. postgres://user@127.0.0.1:5432/memberdesk)"
-    )]
-    Unreachable { target: String, reason: String },
-    /// What PgBouncer answers to startup parameters it does not pass on.
-    #[error(
-        "{target} refused a connection option: {reason}. Behind PgBouncer, set MEMBERDESK_STATEMENT_TIMEOUT_SECONDS=0 and set statement_timeout in PgBouncer's connect_query or on the role, and list extra_float_digits in its ignore_startup_parameters"
-    )]
-    OptionRefused { target: String, reason: String },
-    /// What a pooler in transaction mode that does not carry prepared
-    /// statements between server connections leads to.
-    #[error(
-        "{target} lost track of a prepared statement: {reason}. This is a connection pooler in transaction mode without prepared statement support; use PgBouncer 1.21 or later with max_prepared_statements > 0"
-    )]
-    PreparedStatementsUnsupported { target: String, reason: String },
-    #[error("applying migrations to {target} failed: {reason}")]
-    Migration { target: String, reason: String },
-}
-
-/// Where a URL points, without its password, for messages and logs.
-pub fn describe(url: &str) -> String {
-    match PgConnectOptions::from_str(url) {
-        Ok(opts) => format!(
-            "{}:{}/{}",
-            opts.get_host(),
-            opts.get_port(),
-            opts.get_database().unwrap_or("(default database)")
-        ),
-        Err(_) => "(unparsable URL)".to_owned(),
-    }
-}
 
 /// How the pool treats the database: bounded everywhere, so a stuck database
 /// or a runaway statement gives a prompt error instead of a hang.
@@ -120,13 +83,8 @@ pub async fn connect_with(
     create_if_missing: bool,
     settings: &PoolSettings,
 ) -> Result<PgPool, StartupError> {
-    let unreachable = |e: sqlx::Error| {
-        pooler_error(url, &e).unwrap_or_else(|| StartupError::Unreachable {
-            target: describe(url),
-            reason: short_reason(&e),
-        })
-    };
-    if create_if_missing && !Postgres::database_exists(url).await.map_err(unreachable)? {
+    let failed = |e: sqlx::Error| StartupError::connecting(url, &e);
+    if create_if_missing && !Postgres::database_exists(url).await.map_err(failed)? {
         match Postgres::create_database(url).await {
             Ok(()) => tracing::info!(database = %describe(url), "created database"),
             // Another instance starting at the same moment created it first
@@ -135,7 +93,7 @@ pub async fn connect_with(
             Err(e) if Postgres::database_exists(url).await.unwrap_or(false) => {
                 tracing::debug!(error = %e, "database created by another instance");
             }
-            Err(e) => return Err(unreachable(e)),
+            Err(e) => return Err(failed(e)),
         }
     }
     PgPoolOptions::new()
@@ -143,7 +101,7 @@ pub async fn connect_with(
         .acquire_timeout(settings.acquire_timeout)
         .connect_with(options(url, settings)?)
         .await
-        .map_err(unreachable)
+        .map_err(failed)
 }
 
 /// Applies pending migrations, all in one transaction that first takes a
@@ -160,7 +118,7 @@ pub async fn migrate(pool: &PgPool, url: &str) -> Result<(), StartupError> {
         target: describe(url),
         reason,
     };
-    let db_failed = |e: sqlx::Error| pooler_error(url, &e).unwrap_or_else(|| failed(short_reason(&e)));
+    let db_failed = |e: sqlx::Error| StartupError::migrating(url, &e);
     let mut tx = pool.begin().await.map_err(db_failed)?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(MIGRATION_LOCK_KEY)
@@ -177,31 +135,4 @@ pub async fn migrate(pool: &PgPool, url: &str) -> Result<(), StartupError> {
             other => failed(other.to_string()),
         })?;
     tx.commit().await.map_err(db_failed)
-}
-
-/// The two ways a connection pooler in front of PostgreSQL shows itself at
-/// startup, named so the operator knows what to change.
-fn pooler_error(url: &str, err: &sqlx::Error) -> Option<StartupError> {
-    let sqlx::Error::Database(db) = err else {
-        return None;
-    };
-    let (target, reason) = (describe(url), db.message().to_owned());
-    match db.code().as_deref() {
-        Some(DUPLICATE_PREPARED_STATEMENT | UNKNOWN_PREPARED_STATEMENT) => {
-            Some(StartupError::PreparedStatementsUnsupported { target, reason })
-        }
-        _ if reason.starts_with("unsupported startup parameter") => {
-            Some(StartupError::OptionRefused { target, reason })
-        }
-        _ => None,
-    }
-}
-
-fn short_reason(err: &sqlx::Error) -> String {
-    match err {
-        sqlx::Error::Io(io) => io.to_string(),
-        sqlx::Error::PoolTimedOut => "timed out".to_owned(),
-        sqlx::Error::Database(db) => db.message().to_owned(),
-        other => other.to_string(),
-    }
 }

@@ -1,0 +1,260 @@
+//! What goes wrong before memberdesk can serve, told so that the operator
+//! knows what to do next.
+//!
+//! A newcomer's first run is where a stack trace or a bare "connection
+//! refused" loses them, so each failure names its likely cause on this
+//! machine (PostgreSQL not installed, installed but stopped, no role for this
+//! user, a password needed, a pooler setting) and the command that fixes it.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use sqlx::postgres::PgConnectOptions;
+
+/// SQLSTATEs of a prepared statement created twice or not found.
+const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";
+const UNKNOWN_PREPARED_STATEMENT: &str = "26000";
+/// Unknown role, or no pg_hba.conf entry.
+const INVALID_AUTHORIZATION: &str = "28000";
+const INVALID_PASSWORD: &str = "28P01";
+const INSUFFICIENT_PRIVILEGE: &str = "42501";
+
+/// A startup failure, worded for the operator who has to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("DATABASE_URL is not a valid PostgreSQL URL: {0}")]
+    BadUrl(String),
+    #[error("cannot reach PostgreSQL at {target}: {reason}. {advice}")]
+    Unreachable {
+        target: String,
+        reason: String,
+        advice: String,
+    },
+    #[error("PostgreSQL at {target} refused memberdesk: {reason}. {advice}")]
+    Refused {
+        target: String,
+        reason: String,
+        advice: String,
+    },
+    /// What PgBouncer answers to startup parameters it does not pass on.
+    #[error(
+        "{target} refused a connection option: {reason}. Behind PgBouncer, set MEMBERDESK_STATEMENT_TIMEOUT_SECONDS=0 and set statement_timeout in PgBouncer's connect_query or on the role, and list extra_float_digits in its ignore_startup_parameters"
+    )]
+    OptionRefused { target: String, reason: String },
+    /// What a pooler in transaction mode that does not carry prepared
+    /// statements between server connections leads to.
+    #[error(
+        "{target} lost track of a prepared statement: {reason}. This is a connection pooler in transaction mode without prepared statement support; use PgBouncer 1.21 or later with max_prepared_statements > 0"
+    )]
+    PreparedStatementsUnsupported { target: String, reason: String },
+    #[error("applying migrations to {target} failed: {reason}")]
+    Migration { target: String, reason: String },
+}
+
+impl StartupError {
+    /// A failure to connect to, or create, the database at `url`.
+    pub(super) fn connecting(url: &str, err: &sqlx::Error) -> StartupError {
+        if let Some(pooler) = pooler_error(url, err) {
+            return pooler;
+        }
+        let (target, reason) = (describe(url), short_reason(err));
+        let opts = PgConnectOptions::from_str(url).ok();
+        match (err, &opts) {
+            (sqlx::Error::Database(db), Some(opts)) => {
+                let advice = refusal_advice(db.code().as_deref(), &reason, opts);
+                StartupError::Refused {
+                    target,
+                    reason,
+                    advice,
+                }
+            }
+            _ if reason.contains("password") => StartupError::Refused {
+                advice: opts.map_or_else(String::new, |o| password_advice(&o)),
+                target,
+                reason,
+            },
+            _ => StartupError::Unreachable {
+                advice: opts
+                    .map_or_else(|| "Set DATABASE_URL".to_owned(), |o| unreachable_advice(&o)),
+                target,
+                reason,
+            },
+        }
+    }
+
+    /// A failure while applying migrations to the database at `url`.
+    pub(super) fn migrating(url: &str, err: &sqlx::Error) -> StartupError {
+        pooler_error(url, err).unwrap_or_else(|| StartupError::Migration {
+            target: describe(url),
+            reason: short_reason(err),
+        })
+    }
+}
+
+/// Where a URL points, without its password, for messages and logs.
+pub fn describe(url: &str) -> String {
+    match PgConnectOptions::from_str(url) {
+        Ok(opts) => format!(
+            "{}:{}/{}",
+            opts.get_host(),
+            opts.get_port(),
+            opts.get_database().unwrap_or("(default database)")
+        ),
+        Err(_) => "(unparsable URL)".to_owned(),
+    }
+}
+
+fn short_reason(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::PoolTimedOut => "timed out".to_owned(),
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// The two ways a connection pooler in front of PostgreSQL shows itself at
+/// startup, named so the operator knows what to change.
+fn pooler_error(url: &str, err: &sqlx::Error) -> Option<StartupError> {
+    let sqlx::Error::Database(db) = err else {
+        return None;
+    };
+    let (target, reason) = (describe(url), db.message().to_owned());
+    match db.code().as_deref() {
+        Some(DUPLICATE_PREPARED_STATEMENT | UNKNOWN_PREPARED_STATEMENT) => {
+            Some(StartupError::PreparedStatementsUnsupported { target, reason })
+        }
+        _ if reason.starts_with("unsupported startup parameter") => {
+            Some(StartupError::OptionRefused { target, reason })
+        }
+        _ => None,
+    }
+}
+
+fn refusal_advice(code: Option<&str>, reason: &str, opts: &PgConnectOptions) -> String {
+    let user = opts.get_username();
+    let database = opts.get_database().unwrap_or("memberdesk");
+    match code {
+        Some(INVALID_AUTHORIZATION) if reason.contains("does not exist") => format!(
+            "Create that role with `sudo -u postgres createuser --createdb {user}`, or set DATABASE_URL to a user that exists"
+        ),
+        Some(INVALID_AUTHORIZATION) => format!(
+            "Allow user {user} from this address in the server's pg_hba.conf, or set DATABASE_URL to a user it allows"
+        ),
+        Some(INVALID_PASSWORD) => password_advice(opts),
+        Some(INSUFFICIENT_PRIVILEGE) => format!(
+            "Create the database for it with `sudo -u postgres createdb -O {user} {database}`, or let the role create databases (`ALTER ROLE \"{user}\" CREATEDB`)"
+        ),
+        _ => "Check DATABASE_URL and the server's log".to_owned(),
+    }
+}
+
+fn password_advice(opts: &PgConnectOptions) -> String {
+    format!(
+        "Put the password in DATABASE_URL: postgres://{}:PASSWORD@{}:{}/{} (or in ~/.pgpass)",
+        opts.get_username(),
+        opts.get_host(),
+        opts.get_port(),
+        opts.get_database().unwrap_or("memberdesk")
+    )
+}
+
+/// Nothing answered: on this machine, is PostgreSQL missing or stopped?
+fn unreachable_advice(opts: &PgConnectOptions) -> String {
+    let host = opts.get_host();
+    let port = opts.get_port();
+    let local =
+        matches!(host, "localhost" | "::1") || host.starts_with("127.") || host.starts_with('/');
+    if !local {
+        return "Start PostgreSQL there, or correct DATABASE_URL".to_owned();
+    }
+    if let Some((version, cluster)) = debian_cluster(Path::new("/etc/postgresql")) {
+        return format!(
+            "PostgreSQL is installed here but not running on port {port}: start it with `sudo pg_ctlcluster {version} {cluster} start`, or set DATABASE_URL"
+        );
+    }
+    if postgres_installed() {
+        return format!(
+            "PostgreSQL is installed here but not running on port {port}: start its service (or `pg_ctl -D <data folder> start`), or set DATABASE_URL"
+        );
+    }
+    "PostgreSQL is not installed here: install it (Debian/Ubuntu: `sudo apt install postgresql`; macOS: `brew install postgresql && brew services start postgresql`), or set DATABASE_URL to a server you can reach, e.g. postgres://user@db.example:5432/memberdesk".to_owned()
+}
+
+/// The newest cluster of Debian's and Ubuntu's `postgresql-common` layout
+/// (`/etc/postgresql/<version>/<cluster>`).
+fn debian_cluster(root: &Path) -> Option<(String, String)> {
+    let names = |dir: &Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort_by_key(|n| {
+            (
+                n.split('.')
+                    .map(|p| p.parse::<u32>().unwrap_or(0))
+                    .collect::<Vec<_>>(),
+                n.clone(),
+            )
+        });
+        names
+    };
+    let version = names(root).pop()?;
+    let clusters = names(&root.join(&version));
+    let cluster = if clusters.iter().any(|c| c == "main") {
+        "main".to_owned()
+    } else {
+        clusters.into_iter().next()?
+    };
+    Some((version, cluster))
+}
+
+/// PostgreSQL's server programs on PATH or in Debian's versioned folders.
+fn postgres_installed() -> bool {
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path)
+            .any(|dir| dir.join("pg_ctl").is_file() || dir.join("postgres").is_file())
+    });
+    on_path
+        || std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|v| v.path().join("bin/postgres").is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_newest_debian_cluster_is_named_and_main_preferred() {
+        let root = std::env::temp_dir().join(format!("memberdesk-clusters-{}", std::process::id()));
+        for dir in ["9.6/main", "15/other", "15/main", "13/main"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        assert_eq!(
+            debian_cluster(&root),
+            Some(("15".to_owned(), "main".to_owned()))
+        );
+        std::fs::remove_dir_all(root.join("15/main")).unwrap();
+        assert_eq!(
+            debian_cluster(&root),
+            Some(("15".to_owned(), "other".to_owned()))
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(debian_cluster(&root), None);
+    }
+
+    #[test]
+    fn a_remote_server_is_not_diagnosed_from_this_machine() {
+        let opts = PgConnectOptions::from_str("postgres://u@db.example:5432/m").unwrap();
+        assert_eq!(
+            unreachable_advice(&opts),
+            "Start PostgreSQL there, or correct DATABASE_URL"
+        );
+    }
+}

@@ -51,15 +51,7 @@ impl Settings {
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
-        let number = |name: &str| -> Result<Option<u64>, String> {
-            match lookup(name).filter(|v| !v.trim().is_empty()) {
-                None => Ok(None),
-                Some(v) => match v.trim().parse::<u64>() {
-                    Ok(n) if n > 0 && n <= i32::MAX as u64 => Ok(Some(n)),
-                    _ => Err(format!("{name} must be a positive whole number, not '{v}'")),
-                },
-            }
-        };
+        let number = |name: &str| whole_number(&lookup, name, 1);
         let mut s = Settings::default();
         if let Some(n) = number("MEMBERDESK_SESSION_TTL_MINUTES")? {
             s.session_ttl = chrono::Duration::minutes(n as i64);
@@ -86,23 +78,22 @@ impl Settings {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn environment_overrides_defaults_and_bad_values_are_named() {
-        let s = Settings::from_lookup(|name| {
-            (name == "MEMBERDESK_SESSION_TTL_MINUTES").then(|| "30".into())
-        })
-        .unwrap();
-        assert_eq!(s.session_ttl, chrono::Duration::minutes(30));
-        assert_eq!(s.max_query_depth, Settings::default().max_query_depth);
-        let err = Settings::from_lookup(|name| {
-            (name == "MEMBERDESK_MAX_BODY_BYTES").then(|| "-1".into())
-        })
-        .unwrap_err();
-        assert!(err.contains("MEMBERDESK_MAX_BODY_BYTES"), "{err}");
+/// A whole-number setting from `lookup`: `None` when unset or blank; an error
+/// naming the variable when it is not a whole number from `min` up.
+pub fn whole_number(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    min: u64,
+) -> Result<Option<u64>, String> {
+    match lookup(name).filter(|v| !v.trim().is_empty()) {
+        None => Ok(None),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) if n >= min && n <= i32::MAX as u64 => Ok(Some(n)),
+            _ if min == 1 => Err(format!("{name} must be a positive whole number, not '{v}'")),
+            _ => Err(format!(
+                "{name} must be a whole number from {min}, not '{v}'"
+            )),
+        },
     }
 }
 
@@ -122,4 +113,24 @@ pub fn database_url() -> String {
                 "postgres://postgres@localhost/memberdesk".to_owned()
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_defaults_and_bad_values_are_named() {
+        let s = Settings::from_lookup(|name| {
+            (name == "MEMBERDESK_SESSION_TTL_MINUTES").then(|| "30".into())
+        })
+        .unwrap();
+        assert_eq!(s.session_ttl, chrono::Duration::minutes(30));
+        assert_eq!(s.max_query_depth, Settings::default().max_query_depth);
+        let err = Settings::from_lookup(|name| {
+            (name == "MEMBERDESK_MAX_BODY_BYTES").then(|| "-1".into())
+        })
+        .unwrap_err();
+        assert!(err.contains("MEMBERDESK_MAX_BODY_BYTES"), "{err}");
+    }
 }

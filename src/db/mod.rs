@@ -11,6 +11,8 @@ use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
+use crate::config::whole_number;
+
 /// The embedded migrations, without sqlx's own lock: [`migrate`] takes a
 /// transaction-scoped one instead.
 fn migrator() -> Migrator {
@@ -47,17 +49,21 @@ impl Default for PoolSettings {
 
 impl PoolSettings {
     /// The defaults, overridden by `MEMBERDESK_DB_POOL_SIZE` and
-    /// `MEMBERDESK_STATEMENT_TIMEOUT_SECONDS` (0: leave it to the server) where set.
-    pub fn from_env() -> Self {
+    /// `MEMBERDESK_STATEMENT_TIMEOUT_SECONDS` (0: leave it to the server)
+    /// where set; a bad value is an error naming the variable.
+    pub fn from_env() -> Result<Self, String> {
+        PoolSettings::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let mut settings = PoolSettings::default();
-        let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
-        if let Some(size) = var("MEMBERDESK_DB_POOL_SIZE") {
-            settings.max_connections = size.clamp(1, u32::MAX as u64) as u32;
+        if let Some(size) = whole_number(&lookup, "MEMBERDESK_DB_POOL_SIZE", 1)? {
+            settings.max_connections = size as u32;
         }
-        if let Some(seconds) = var("MEMBERDESK_STATEMENT_TIMEOUT_SECONDS") {
+        if let Some(seconds) = whole_number(&lookup, "MEMBERDESK_STATEMENT_TIMEOUT_SECONDS", 0)? {
             settings.statement_timeout = (seconds > 0).then(|| Duration::from_secs(seconds));
         }
-        settings
+        Ok(settings)
     }
 }
 
@@ -75,7 +81,8 @@ fn options(url: &str, settings: &PoolSettings) -> Result<PgConnectOptions, Start
 /// Opens a pool configured from the environment; with `create_if_missing`,
 /// creates the database first.
 pub async fn connect(url: &str, create_if_missing: bool) -> Result<PgPool, StartupError> {
-    connect_with(url, create_if_missing, &PoolSettings::from_env()).await
+    let settings = PoolSettings::from_env().map_err(StartupError::BadSetting)?;
+    connect_with(url, create_if_missing, &settings).await
 }
 
 pub async fn connect_with(
@@ -135,4 +142,31 @@ pub async fn migrate(pool: &PgPool, url: &str) -> Result<(), StartupError> {
             other => failed(other.to_string()),
         })?;
     tx.commit().await.map_err(db_failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(name: &'static str, value: &'static str) -> Result<PoolSettings, String> {
+        PoolSettings::from_lookup(move |n| (n == name).then(|| value.to_owned()))
+    }
+
+    #[test]
+    fn pool_settings_come_from_the_environment_and_bad_values_are_named() {
+        let timeout = "MEMBERDESK_STATEMENT_TIMEOUT_SECONDS";
+        assert_eq!(
+            from(timeout, "7").unwrap().statement_timeout,
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(from(timeout, "0").unwrap().statement_timeout, None);
+        assert!(from(timeout, "off").unwrap_err().contains(timeout));
+        let size = "MEMBERDESK_DB_POOL_SIZE";
+        assert_eq!(from(size, "3").unwrap().max_connections, 3);
+        assert!(from(size, "0").unwrap_err().contains(size));
+        assert_eq!(
+            from("UNRELATED", "x").unwrap().statement_timeout,
+            PoolSettings::default().statement_timeout
+        );
+    }
 }

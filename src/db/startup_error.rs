@@ -24,6 +24,9 @@ const INSUFFICIENT_PRIVILEGE: &str = "42501";
 pub enum StartupError {
     #[error("DATABASE_URL is not a valid PostgreSQL URL: {0}")]
     BadUrl(String),
+    /// A database setting from the environment that is not valid.
+    #[error("{0}")]
+    BadSetting(String),
     #[error("cannot reach PostgreSQL at {target}: {reason}. {advice}")]
     Unreachable {
         target: String,

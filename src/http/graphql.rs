@@ -49,7 +49,7 @@ fn refuse(status: StatusCode, message: &str) -> Response {
     resp
 }
 
-fn header_str<'a>(req: &'a Request, name: header::HeaderName) -> &'a str {
+fn header_str(req: &Request, name: header::HeaderName) -> &str {
     req.headers()
         .get(name)
         .and_then(|v| v.to_str().ok())

@@ -16,6 +16,20 @@ pub fn ensure_may_manage(actor: &Actor, target: &UserRow) -> Result<(), AppError
     Ok(())
 }
 
+/// The rules every action on another account follows: never on yourself
+/// (`verb` names the action in the refusal), and a superuser's account only
+/// by a superuser.
+pub fn ensure_may_act_on(
+    actor: &Actor,
+    target: &UserRow,
+    verb: &'static str,
+) -> Result<(), AppError> {
+    if actor.user_id() == Some(target.id) {
+        return Err(AppError::SelfAction(verb));
+    }
+    ensure_may_manage(actor, target)
+}
+
 /// Only a superuser may set the staff or superuser flags.
 pub fn ensure_may_set_flags(actor: &Actor) -> Result<(), AppError> {
     if !actor.is_superuser() {

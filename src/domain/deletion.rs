@@ -24,7 +24,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 
-use super::access::ensure_may_manage;
+use super::access::ensure_may_act_on;
 use super::audit::{self, AuditAction, Target};
 use super::{Actor, validation};
 use crate::error::{AppError, AppResult, RelationCount};
@@ -208,13 +208,6 @@ fn plan_token(user: &UserRow, policy: DeletePolicy, counts: &[i64]) -> String {
     URL_SAFE_NO_PAD.encode(&digest.finalize()[..18])
 }
 
-fn check_target(actor: &Actor, target: &UserRow) -> AppResult<()> {
-    if actor.user_id() == Some(target.id) {
-        return Err(AppError::SelfAction("delete"));
-    }
-    ensure_may_manage(actor, target)
-}
-
 /// The preview, as `deletionPlan` shows it. Changes nothing.
 pub async fn plan(
     pool: &PgPool,
@@ -226,7 +219,7 @@ pub async fn plan(
     let user = users::find(&mut *conn, user_id)
         .await?
         .ok_or(AppError::NotFound("user"))?;
-    check_target(actor, &user)?;
+    ensure_may_act_on(actor, &user, "delete")?;
     plan_for(&mut conn, user, policy).await
 }
 
@@ -245,7 +238,7 @@ pub async fn delete_user(
     let reason = validation::reason("reason", reason.as_deref())?;
     let mut tx = pool.begin().await?;
     let user = super::lifecycle::lock_target(&mut tx, user_id).await?;
-    check_target(actor, &user)?;
+    ensure_may_act_on(actor, &user, "delete")?;
     // Counting first is needed to preview, to compare with a confirmed plan
     // and to find what PROTECT protects. A plain SET_NULL or CASCADE deletion
     // skips it and reports what its statements touched instead: the same

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
-use super::access::{ensure_holds_all, ensure_may_manage};
+use super::access::{ensure_holds_all, ensure_may_act_on};
 use super::audit::{self, AuditAction, Target};
 use super::{Actor, validation};
 use crate::error::{AppError, AppResult};
@@ -120,15 +120,14 @@ pub(super) async fn lock_target(tx: &mut PgConnection, user_id: i64) -> AppResul
     Ok(target)
 }
 
-/// The rule shared by every lifecycle operation on one target.
+/// The rule shared by every lifecycle operation on one target: an anonymized
+/// account is left as it is (its owner can no longer act, so this never
+/// hides a self-action), then the rules of any action on another account.
 fn check_target(actor: &Actor, target: &UserRow, verb: &'static str) -> AppResult<()> {
-    if actor.user_id() == Some(target.id) {
-        return Err(AppError::SelfAction(verb));
-    }
     if target.anonymized_at.is_some() {
         return Err(AppError::Anonymized);
     }
-    ensure_may_manage(actor, target)
+    ensure_may_act_on(actor, target, verb)
 }
 
 /// Refuses when taking `targets` out would leave no active superuser.

@@ -46,23 +46,32 @@ fn graphql_url(app: &TestApp) -> String {
     format!("{}/graphql", app.addr)
 }
 
+/// `GET /graphql` with these query-string parameters and no other headers.
+async fn get_graphql(app: &TestApp, params: &[(&str, &str)]) -> (StatusCode, String, Value) {
+    let resp = app
+        .client
+        .get(graphql_url(app))
+        .query(params)
+        .send()
+        .await
+        .unwrap();
+    parts(resp).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_runs_a_query() {
     let app = TestApp::spawn().await;
-    let resp = app
-        .client
-        .get(graphql_url(&app))
-        .query(&[
+    let (status, ct, body) = get_graphql(
+        &app,
+        &[
             (
                 "query",
                 "query Q($name: String!) { __type(name: $name) { name } }",
             ),
             ("variables", "{\"name\": \"User\"}"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let (status, ct, body) = parts(resp).await;
+        ],
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert!(ct.starts_with("application/json"), "{ct}");
     assert!(body.get("errors").is_none(), "{body:#}");
@@ -125,14 +134,8 @@ async fn get_refuses_mutations_without_running_them() {
     }
     // The standard `operationName` spelling must not slip a mutation past
     // the check either, whatever status it gets.
-    let resp = app
-        .client
-        .get(graphql_url(&app))
-        .query(&[("query", two_ops.as_str()), ("operationName", "B")])
-        .send()
-        .await
-        .unwrap();
-    let (_, _, body) = parts(resp).await;
+    let (_, _, body) =
+        get_graphql(&app, &[("query", two_ops.as_str()), ("operationName", "B")]).await;
     assert_graphql_error(&body);
     assert!(body["data"].is_null(), "{body:#}");
 
@@ -147,20 +150,17 @@ async fn get_refuses_mutations_without_running_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_selects_the_operation_named_by_operation_name() {
     let app = TestApp::spawn().await;
-    let resp = app
-        .client
-        .get(graphql_url(&app))
-        .query(&[
+    let (status, _, body) = get_graphql(
+        &app,
+        &[
             (
                 "query",
                 "query A { __typename } query B { __schema { queryType { name } } }",
             ),
             ("operationName", "A"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let (status, _, body) = parts(resp).await;
+        ],
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body:#}");
     assert!(body["data"]["__typename"].is_string(), "{body:#}");
 }

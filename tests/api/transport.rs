@@ -46,6 +46,18 @@ fn graphql_url(app: &TestApp) -> String {
     format!("{}/graphql", app.addr)
 }
 
+/// `POST /graphql` with this JSON body and no other headers.
+async fn post_graphql(app: &TestApp, body: &Value) -> (StatusCode, String, Value) {
+    let resp = app
+        .client
+        .post(graphql_url(app))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    parts(resp).await
+}
+
 /// `GET /graphql` with these query-string parameters and no other headers.
 async fn get_graphql(app: &TestApp, params: &[(&str, &str)]) -> (StatusCode, String, Value) {
     let resp = app
@@ -240,14 +252,7 @@ async fn body_over_the_limit_is_413() {
 
     // Padding in a comment keeps the document valid: only the size is wrong.
     let big = json!({ "query": format!("{{ __typename }} #{}", "x".repeat(8192)) });
-    let resp = app
-        .client
-        .post(graphql_url(&app))
-        .json(&big)
-        .send()
-        .await
-        .unwrap();
-    let (status, _, body) = parts(resp).await;
+    let (status, _, body) = post_graphql(&app, &big).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_graphql_error(&body);
 }
@@ -256,14 +261,7 @@ async fn body_over_the_limit_is_413() {
 async fn default_body_limit_refuses_a_megabyte() {
     let app = TestApp::spawn().await;
     let big = json!({ "query": format!("{{ __typename }} #{}", "x".repeat(1024 * 1024)) });
-    let resp = app
-        .client
-        .post(graphql_url(&app))
-        .json(&big)
-        .send()
-        .await
-        .unwrap();
-    let (status, _, body) = parts(resp).await;
+    let (status, _, body) = post_graphql(&app, &big).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_graphql_error(&body);
 }
@@ -278,14 +276,7 @@ async fn batched_requests_are_refused() {
     });
     // A batch would multiply guesses per request just like aliases.
     let batch = json!([login.clone(), login.clone(), login]);
-    let resp = app
-        .client
-        .post(graphql_url(&app))
-        .json(&batch)
-        .send()
-        .await
-        .unwrap();
-    let (status, _, body) = parts(resp).await;
+    let (status, _, body) = post_graphql(&app, &batch).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_graphql_error(&body);
     assert_eq!(
@@ -330,14 +321,7 @@ async fn query_deeper_than_the_limit_is_refused_with_a_code() {
         query = format!("groups {{ members {{ nodes {{ {query} }} }} }}");
     }
     let query = format!("{{ me {{ {query} }} }}");
-    let resp = app
-        .client
-        .post(graphql_url(&app))
-        .json(&json!({ "query": query }))
-        .send()
-        .await
-        .unwrap();
-    let (status, _, body) = parts(resp).await;
+    let (status, _, body) = post_graphql(&app, &json!({ "query": query })).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(assert_graphql_error(&body), "INVALID_INPUT");
     let message = body["errors"][0]["message"]
@@ -365,14 +349,7 @@ async fn query_over_the_complexity_limit_is_refused_with_a_code() {
     // 1100 aliases of two fields each: shallow, but about 2200 > 2000.
     let fields: Vec<String> = (0..1100).map(|i| format!("a{i}: me {{ id }}")).collect();
     let query = format!("{{ {} }}", fields.join(" "));
-    let resp = app
-        .client
-        .post(graphql_url(&app))
-        .json(&json!({ "query": query }))
-        .send()
-        .await
-        .unwrap();
-    let (status, _, body) = parts(resp).await;
+    let (status, _, body) = post_graphql(&app, &json!({ "query": query })).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(assert_graphql_error(&body), "INVALID_INPUT");
     let message = body["errors"][0]["message"]

@@ -29,9 +29,11 @@ def call(url, query, variables=None, token=None, expect_error=None):
     return body["data"]
 
 
+LOGIN = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token } }"
+
+
 def login(url, username, password="memberdesk-demo"):
-    query = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token } }"
-    return call(url, query, {"u": username, "p": password})["login"]["token"]
+    return call(url, LOGIN, {"u": username, "p": password})["login"]["token"]
 
 
 ME = "{ me { username } }"
@@ -50,8 +52,7 @@ created = call(
 member = login(b, f"{RUN}-member", "a long enough passphrase")
 call(b, "mutation($id: ID!) { deactivateUser(id: $id) { user { isActive } } }", {"id": created}, token=admin)
 call(a, ME, token=member, expect_error="UNAUTHENTICATED")
-call(a, 'mutation { login(username: "so-member", password: "a long enough passphrase") { token } }',
-     expect_error="ACCOUNT_INACTIVE")
+call(a, LOGIN, {"u": f"{RUN}-member", "p": "a long enough passphrase"}, expect_error="ACCOUNT_INACTIVE")
 assert call(a, "mutation($id: ID!) { reactivateUser(id: $id) { user { isActive } } }",
             {"id": created}, token=admin)["reactivateUser"]["user"]["isActive"] is True
 
@@ -101,8 +102,8 @@ with ThreadPoolExecutor(max_workers=8) as pool:
 # Both instances see the same end state, and the audit log holds every step
 # taken on either: per worker, one creation and three of each transition.
 for url in (a, b):
-    users = call(url, '{ users(first: 100, filter: {search: "so-worker"}) { edges { node { id isActive } } } }',
-                 token=admin)["users"]["edges"]
+    users = call(url, "query($s: String) { users(first: 100, filter: {search: $s}) { edges { node { id isActive } } } }",
+                 {"s": f"{RUN}-worker"}, token=admin)["users"]["edges"]
     assert sorted(u["node"]["id"] for u in users) == sorted(ids), users
     assert all(u["node"]["isActive"] for u in users), users
 for uid in ids:

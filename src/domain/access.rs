@@ -1,33 +1,112 @@
-//! Who may act on whom. The guards on the GraphQL fields check that the caller
-//! is active staff holding the operation's permission; these rules depend on
-//! the target, so they live here, next to the operations that need them.
+//! Who may act, and on whom.
+//!
+//! [`Rule`] is what an operation asks of its caller (staff, a permission, a
+//! superuser). The GraphQL layer declares it as the guard on each field, so
+//! a reader sees at the resolver who may call it; the domain applies the same
+//! rule again inside the transaction that uses it, to the caller's rights as
+//! they stand at that moment ([`super::authority`]).
+//!
+//! The rules below it depend on the target: nobody acts on themselves, and
+//! nobody acts on an account holding more than they do (the scope rule).
+//! Without the scope rule, a staff member allowed to change users could take
+//! over a better-endowed account (set its password, log in as it) and so get
+//! round the no-escalation rule.
 
 use super::Actor;
+use super::actor::CurrentUser;
 use crate::error::AppError;
 use crate::store::users::UserRow;
 
-/// Only a superuser may touch a superuser's account.
-pub fn ensure_may_manage(actor: &Actor, target: &UserRow) -> Result<(), AppError> {
-    if target.is_superuser && !actor.is_superuser() {
+pub const VIEW_USER: &str = "auth.view_user";
+pub const ADD_USER: &str = "auth.add_user";
+pub const CHANGE_USER: &str = "auth.change_user";
+pub const DELETE_USER: &str = "auth.delete_user";
+pub const ADD_GROUP: &str = "auth.add_group";
+pub const CHANGE_GROUP: &str = "auth.change_group";
+pub const ADD_QUESTION: &str = "polls.add_question";
+
+/// What an operation asks of its caller.
+#[derive(Debug, Clone, Copy)]
+pub enum Rule {
+    /// Any active, logged-in user.
+    Authenticated,
+    /// Active staff, whatever their permissions.
+    Staff,
+    /// Active staff holding this `app.codename` permission.
+    Permission(&'static str),
+    /// Active staff holding at least one of these (e.g. view or change).
+    AnyPermission(&'static [&'static str]),
+    /// Active staff holding every one of these.
+    AllPermissions(&'static [&'static str]),
+    /// An active superuser.
+    Superuser,
+}
+
+impl Rule {
+    /// Every permission rule also requires active staff: the contract lets
+    /// only active staff call admin operations, whatever permissions a
+    /// non-staff user may have been granted.
+    pub fn check(&self, user: &CurrentUser) -> Result<(), AppError> {
+        let staff_only = || AppError::forbidden("only active staff may do this");
+        let needs = |key: &str| AppError::forbidden(format!("this needs the '{key}' permission"));
+        match self {
+            Rule::Authenticated => Ok(()),
+            Rule::Staff if user.is_staff => Ok(()),
+            Rule::Staff => Err(staff_only()),
+            Rule::Superuser if user.is_superuser => Ok(()),
+            Rule::Superuser => Err(AppError::forbidden("only a superuser may do this")),
+            _ if !user.is_staff => Err(staff_only()),
+            Rule::Permission(key) if user.has_perm(key) => Ok(()),
+            Rule::Permission(key) => Err(needs(key)),
+            Rule::AnyPermission(keys) if keys.iter().any(|key| user.has_perm(key)) => Ok(()),
+            Rule::AnyPermission(keys) => Err(needs(keys[0])),
+            Rule::AllPermissions(keys) => match keys.iter().find(|key| !user.has_perm(key)) {
+                Some(key) => Err(needs(key)),
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// The rule applied to any actor: the system (the CLI) passes every rule.
+    pub fn check_actor(&self, actor: &Actor) -> Result<(), AppError> {
+        match actor {
+            Actor::User(user) => self.check(user),
+            Actor::System => Ok(()),
+        }
+    }
+}
+
+/// The scope rule: the actor may act on `target` when the actor is a
+/// superuser, or the target is not a superuser and every permission the
+/// target holds or may get back (`target_scope`: direct, through groups,
+/// and kept by an open deactivation) is one the actor holds.
+pub fn ensure_in_scope(
+    actor: &Actor,
+    target: &UserRow,
+    target_scope: &[String],
+) -> Result<(), AppError> {
+    if actor.is_superuser() {
+        return Ok(());
+    }
+    if target.is_superuser {
         return Err(AppError::forbidden(
             "only a superuser may change a superuser's account",
         ));
     }
-    Ok(())
+    match target_scope.iter().find(|key| !actor.has_perm(key)) {
+        Some(key) => Err(AppError::forbidden(format!(
+            "you cannot act on this account: it holds '{key}', which you do not"
+        ))),
+        None => Ok(()),
+    }
 }
 
-/// The rules every action on another account follows: never on yourself
-/// (`verb` names the action in the refusal), and a superuser's account only
-/// by a superuser.
-pub fn ensure_may_act_on(
-    actor: &Actor,
-    target: &UserRow,
-    verb: &'static str,
-) -> Result<(), AppError> {
+/// Never on yourself (`verb` names the action in the refusal).
+pub fn ensure_not_self(actor: &Actor, target: &UserRow, verb: &'static str) -> Result<(), AppError> {
     if actor.user_id() == Some(target.id) {
         return Err(AppError::SelfAction(verb));
     }
-    ensure_may_manage(actor, target)
+    Ok(())
 }
 
 /// Only a superuser may set the staff or superuser flags.
@@ -57,7 +136,6 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::domain::actor::CurrentUser;
 
     fn staff(perms: &[&str]) -> Actor {
         Actor::User(CurrentUser {
@@ -68,6 +146,24 @@ mod tests {
             is_superuser: false,
             permissions: perms.iter().map(|p| p.to_string()).collect::<BTreeSet<_>>(),
         })
+    }
+
+    fn target(is_superuser: bool) -> UserRow {
+        UserRow {
+            id: 2,
+            username: "target".into(),
+            email: String::new(),
+            first_name: String::new(),
+            last_name: String::new(),
+            is_active: true,
+            is_staff: true,
+            is_superuser,
+            date_joined: chrono::Utc::now(),
+            last_login: None,
+            deactivated_at: None,
+            deactivation_reason: None,
+            anonymized_at: None,
+        }
     }
 
     #[test]
@@ -83,5 +179,30 @@ mod tests {
             ensure_may_set_flags(&actor),
             Err(AppError::Forbidden(_))
         ));
+    }
+
+    #[test]
+    fn scope_is_a_subset_of_the_actors_permissions() {
+        let actor = staff(&["auth.change_user", "auth.view_user"]);
+        let narrower = ["auth.view_user".to_string()];
+        let equal = ["auth.change_user".to_string(), "auth.view_user".to_string()];
+        let wider = ["auth.change_user".to_string(), "auth.delete_user".to_string()];
+        assert!(ensure_in_scope(&actor, &target(false), &narrower).is_ok());
+        assert!(ensure_in_scope(&actor, &target(false), &equal).is_ok());
+        assert!(ensure_in_scope(&actor, &target(false), &wider).is_err());
+        assert!(ensure_in_scope(&actor, &target(true), &[]).is_err());
+        assert!(ensure_in_scope(&Actor::System, &target(true), &wider).is_ok());
+    }
+
+    #[test]
+    fn permission_rules_need_active_staff() {
+        let Actor::User(mut user) = staff(&["auth.change_user"]) else {
+            unreachable!()
+        };
+        assert!(Rule::Permission(CHANGE_USER).check(&user).is_ok());
+        assert!(Rule::Permission(DELETE_USER).check(&user).is_err());
+        user.is_staff = false;
+        assert!(Rule::Permission(CHANGE_USER).check(&user).is_err());
+        assert!(Rule::Authenticated.check(&user).is_ok());
     }
 }

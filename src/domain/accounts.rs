@@ -5,7 +5,8 @@ use secrecy::SecretString;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
-use super::access::{ensure_may_manage, ensure_may_set_flags};
+use super::access::{ADD_USER, CHANGE_USER, Rule, ensure_may_set_flags};
+use super::authority::{self, Acting};
 use super::actor::CurrentUser;
 use super::audit::{self, AuditAction, By, Target};
 use super::{Actor, validation};
@@ -238,6 +239,10 @@ pub async fn create_user(pool: &PgPool, actor: &Actor, input: NewUserInput) -> A
     let hash = password::hash_password(input.password).await?;
 
     let mut tx = pool.begin().await?;
+    let actor = &authority::recheck(&mut tx, actor, Rule::Permission(ADD_USER)).await?;
+    if input.is_staff || input.is_superuser {
+        ensure_may_set_flags(actor)?;
+    }
     let user = users::insert(
         &mut *tx,
         &users::NewUser {
@@ -289,11 +294,14 @@ pub async fn update_user(
     patch: UserPatch,
 ) -> AppResult<UserRow> {
     let mut tx = pool.begin().await?;
-    let user = super::lifecycle::lock_target(&mut tx, user_id).await?;
+    let Acting { actor, target: user } =
+        authority::lock_caller_and_target(&mut tx, actor, Rule::Permission(CHANGE_USER), user_id)
+            .await?;
+    let actor = &actor;
     if user.anonymized_at.is_some() {
         return Err(AppError::Anonymized);
     }
-    ensure_may_manage(actor, &user)?;
+    authority::ensure_scope(&mut tx, actor, &user).await?;
     let is_staff = patch.is_staff.unwrap_or(user.is_staff);
     let is_superuser = patch.is_superuser.unwrap_or(user.is_superuser);
     if is_staff != user.is_staff || is_superuser != user.is_superuser {
@@ -362,8 +370,14 @@ pub async fn update_user(
     Ok(updated)
 }
 
-/// Sets a password: your own, or (with `auth.change_user`) someone else's.
-/// Every other session of the user is revoked; your own current one stays.
+/// Sets a password: your own, or (with `auth.change_user`) that of someone
+/// in your scope. Every other session of the user is revoked; your own
+/// current one stays.
+///
+/// The rights are checked twice: cheaply before the argon2 hash (a refused
+/// request costs no hashing slot), and again under the row locks after it,
+/// since the target may have been promoted, or the caller demoted, while
+/// the hash was computed.
 pub async fn set_password(
     pool: &PgPool,
     actor: &CurrentUser,
@@ -371,31 +385,23 @@ pub async fn set_password(
     new_password: SecretString,
 ) -> AppResult<bool> {
     let acting = Actor::User(actor.clone());
-    let is_self = actor.id == user_id;
-    if !is_self && !(actor.is_staff && actor.has_perm("auth.change_user")) {
-        return Err(AppError::forbidden(
-            "you may only change your own password without 'auth.change_user'",
-        ));
-    }
+    let rule = password_rule(actor, user_id);
+    rule.check(actor).map_err(|_| {
+        AppError::forbidden("you may only change your own password without 'auth.change_user'")
+    })?;
     let target = users::find(pool, user_id)
         .await?
         .ok_or(AppError::NotFound("user"))?;
-    if target.anonymized_at.is_some() {
-        return Err(AppError::Anonymized);
-    }
-    ensure_may_manage(&acting, &target)?;
+    ensure_password_settable(&mut *pool.acquire().await?, &acting, &target).await?;
     validation::password("password", &new_password, &target.username)?;
     let hash = password::hash_password(new_password).await?;
 
     let mut tx = pool.begin().await?;
-    let target = users::find_for_update(&mut *tx, user_id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
-    if target.anonymized_at.is_some() {
-        return Err(AppError::Anonymized);
-    }
+    let Acting { actor: acting, target } =
+        authority::lock_caller_and_target(&mut tx, &acting, rule, user_id).await?;
+    ensure_password_settable(&mut tx, &acting, &target).await?;
     users::set_password_hash(&mut *tx, user_id, &hash).await?;
-    let keep = is_self.then_some(actor.session_id);
+    let keep = (actor.id == user_id).then_some(actor.session_id);
     let revoked = sessions::revoke_all_for_user(&mut *tx, user_id, keep).await?;
     let details = json!({ "sessionsRevoked": revoked });
     audit::record(
@@ -409,4 +415,27 @@ pub async fn set_password(
     .await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// Your own password needs no permission; anyone else's needs `auth.change_user`.
+fn password_rule(actor: &CurrentUser, user_id: i64) -> Rule {
+    match actor.id == user_id {
+        true => Rule::Authenticated,
+        false => Rule::Permission(CHANGE_USER),
+    }
+}
+
+/// Not an erased account, and (for someone else's) within the actor's scope.
+async fn ensure_password_settable(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    target: &UserRow,
+) -> AppResult<()> {
+    if target.anonymized_at.is_some() {
+        return Err(AppError::Anonymized);
+    }
+    if actor.user_id() == Some(target.id) {
+        return Ok(());
+    }
+    authority::ensure_scope(conn, actor, target).await
 }

@@ -24,7 +24,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 
-use super::access::ensure_may_act_on;
+use super::access::{DELETE_USER, Rule};
+use super::authority::{self, Acting};
 use super::audit::{self, AuditAction, Target};
 use super::{Actor, validation};
 use crate::error::{AppError, AppResult, RelationCount};
@@ -219,7 +220,7 @@ pub async fn plan(
     let user = users::find(&mut *conn, user_id)
         .await?
         .ok_or(AppError::NotFound("user"))?;
-    ensure_may_act_on(actor, &user, "delete")?;
+    authority::ensure_may_act_on(&mut conn, actor, &user, "delete").await?;
     plan_for(&mut conn, user, policy).await
 }
 
@@ -237,8 +238,11 @@ pub async fn delete_user(
 ) -> AppResult<DeleteOutcome> {
     let reason = validation::reason("reason", reason.as_deref())?;
     let mut tx = pool.begin().await?;
-    let user = super::lifecycle::lock_target(&mut tx, user_id).await?;
-    ensure_may_act_on(actor, &user, "delete")?;
+    let Acting { actor, target: user } =
+        authority::lock_caller_and_target(&mut tx, actor, Rule::Permission(DELETE_USER), user_id)
+            .await?;
+    let actor = &actor;
+    authority::ensure_may_act_on(&mut tx, actor, &user, "delete").await?;
     // Counting first is needed to preview, to compare with a confirmed plan
     // and to find what PROTECT protects. A plain SET_NULL or CASCADE deletion
     // skips it and reports what its statements touched instead: the same

@@ -4,11 +4,23 @@
 
 use sqlx::PgPool;
 
+use super::{Actor, authority};
 use crate::error::{AppError, AppResult};
-use crate::store::export;
+use crate::store::{export, users};
 
-pub async fn export_user_data(pool: &PgPool, user_id: i64) -> AppResult<serde_json::Value> {
-    export::user_data(pool, user_id)
+/// The export shows everything about the person, so it follows the scope
+/// rule like any action on their account.
+pub async fn export_user_data(
+    pool: &PgPool,
+    actor: &Actor,
+    user_id: i64,
+) -> AppResult<serde_json::Value> {
+    let mut conn = pool.acquire().await?;
+    let user = users::find(&mut *conn, user_id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    authority::ensure_scope(&mut conn, actor, &user).await?;
+    export::user_data(&mut *conn, user_id)
         .await?
         .ok_or(AppError::NotFound("user"))
 }

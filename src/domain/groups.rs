@@ -3,13 +3,14 @@
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
-use super::access::{ensure_holds_all, ensure_may_manage};
+use super::access::{ADD_GROUP, CHANGE_GROUP, CHANGE_USER, Rule, ensure_holds_all};
+use super::authority::{self, Acting};
 use super::audit::{self, AuditAction, Target};
 use super::{Actor, validation};
 use crate::error::{AppError, AppResult, OnConstraint};
 use crate::store::groups::{self, GroupRow};
 use crate::store::permissions::{self, PermissionRow};
-use crate::store::users::{self, UserRow};
+use crate::store::users::UserRow;
 
 const MAX_GROUP_NAME: usize = 150;
 
@@ -51,6 +52,7 @@ pub async fn create_group(
 ) -> AppResult<GroupRow> {
     let name = validation::line("name", name, MAX_GROUP_NAME, true)?;
     let mut tx = pool.begin().await?;
+    let actor = &authority::recheck(&mut tx, actor, Rule::Permission(ADD_GROUP)).await?;
     let perms = resolve_permissions(&mut tx, "permissions", permission_keys).await?;
     ensure_holds_all(actor, &keys_of(&perms))?;
     let group = groups::insert(&mut *tx, &name)
@@ -83,6 +85,7 @@ pub async fn set_group_permissions(
     permission_keys: &[String],
 ) -> AppResult<GroupRow> {
     let mut tx = pool.begin().await?;
+    let actor = &authority::recheck(&mut tx, actor, Rule::Permission(CHANGE_GROUP)).await?;
     let group = groups::find_for_update(&mut *tx, group_id)
         .await?
         .ok_or(AppError::NotFound("group"))?;
@@ -103,6 +106,11 @@ pub async fn set_group_permissions(
         .iter()
         .filter(|k| !perms.iter().any(|p| &p.key() == *k))
         .collect();
+    if added.is_empty() && removed.is_empty() {
+        // The same set again: nothing changed, so nothing to audit.
+        tx.commit().await?;
+        return Ok(group);
+    }
     let details = json!({ "groupId": group.id, "added": added, "removed": removed });
     audit::record(
         &mut *tx,
@@ -117,21 +125,22 @@ pub async fn set_group_permissions(
     Ok(group)
 }
 
-/// Locks and returns a user that `actor` may change: it exists, is not
-/// anonymized, and is not a superuser unless the actor is one.
+/// Locks the caller (re-read and held to `auth.change_user`) and a user
+/// they may change: it exists, is not anonymized, and is within the
+/// caller's scope. The actor returned is the caller as re-read.
 async fn lock_manageable_user(
     conn: &mut PgConnection,
     actor: &Actor,
     user_id: i64,
-) -> AppResult<UserRow> {
-    let user = users::find_for_update(&mut *conn, user_id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
-    if user.anonymized_at.is_some() {
+) -> AppResult<Acting> {
+    let acting =
+        authority::lock_caller_and_target(&mut *conn, actor, Rule::Permission(CHANGE_USER), user_id)
+            .await?;
+    if acting.target.anonymized_at.is_some() {
         return Err(AppError::Anonymized);
     }
-    ensure_may_manage(actor, &user)?;
-    Ok(user)
+    authority::ensure_scope(&mut *conn, &acting.actor, &acting.target).await?;
+    Ok(acting)
 }
 
 pub async fn add_user_to_group(
@@ -141,7 +150,8 @@ pub async fn add_user_to_group(
     group_id: i64,
 ) -> AppResult<UserRow> {
     let mut tx = pool.begin().await?;
-    let user = lock_manageable_user(&mut tx, actor, user_id).await?;
+    let Acting { actor, target: user } = lock_manageable_user(&mut tx, actor, user_id).await?;
+    let actor = &actor;
     let group = groups::find(&mut *tx, group_id)
         .await?
         .ok_or(AppError::NotFound("group"))?;
@@ -174,7 +184,8 @@ pub async fn remove_user_from_group(
     group_id: i64,
 ) -> AppResult<UserRow> {
     let mut tx = pool.begin().await?;
-    let user = lock_manageable_user(&mut tx, actor, user_id).await?;
+    let Acting { actor, target: user } = lock_manageable_user(&mut tx, actor, user_id).await?;
+    let actor = &actor;
     let group = groups::find(&mut *tx, group_id)
         .await?
         .ok_or(AppError::NotFound("group"))?;
@@ -220,7 +231,8 @@ async fn change_direct_grant(
     grant: bool,
 ) -> AppResult<UserRow> {
     let mut tx = pool.begin().await?;
-    let user = lock_manageable_user(&mut tx, actor, user_id).await?;
+    let Acting { actor, target: user } = lock_manageable_user(&mut tx, actor, user_id).await?;
+    let actor = &actor;
     let perm = resolve_permissions(&mut tx, "permission", &[key.to_owned()])
         .await?
         .remove(0);

@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
-use super::access::{ensure_holds_all, ensure_may_act_on};
+use super::access::{CHANGE_USER, Rule, ensure_holds_all, ensure_in_scope, ensure_not_self};
+use super::authority::{self, Acting};
 use super::audit::{self, AuditAction, Target};
 use super::{Actor, validation};
 use crate::error::{AppError, AppResult};
@@ -98,36 +99,46 @@ pub enum Selection {
     Filter(UserFilter),
 }
 
-/// Locks the target of a lifecycle operation. When the target is a
-/// superuser, the superuser lock comes first: taken after the row lock, two
-/// superusers acting on each other would each hold the other's row while
-/// waiting for it, and the audit entry's foreign key to the actor (which
-/// needs a share lock on the actor's row) would deadlock them.
-pub(super) async fn lock_target(tx: &mut PgConnection, user_id: i64) -> AppResult<UserRow> {
-    let peek = users::find(&mut *tx, user_id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
-    if peek.is_superuser {
-        users::lock_superuser_changes(&mut *tx).await?;
-    }
-    let target = users::find_for_update(&mut *tx, user_id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
-    if target.is_superuser && !peek.is_superuser {
-        // Promoted in between: rare, and the lock is still taken before any change.
-        users::lock_superuser_changes(&mut *tx).await?;
-    }
-    Ok(target)
-}
-
 /// The rule shared by every lifecycle operation on one target: an anonymized
 /// account is left as it is (its owner can no longer act, so this never
 /// hides a self-action), then the rules of any action on another account.
-fn check_target(actor: &Actor, target: &UserRow, verb: &'static str) -> AppResult<()> {
+async fn check_target(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    target: &UserRow,
+    verb: &'static str,
+) -> AppResult<()> {
     if target.anonymized_at.is_some() {
         return Err(AppError::Anonymized);
     }
-    ensure_may_act_on(actor, target, verb)
+    authority::ensure_may_act_on(conn, actor, target, verb).await
+}
+
+/// Locks the caller and the target of a lifecycle operation and checks the
+/// rules of acting on it (see [`check_target`]); the actor returned is the
+/// caller as re-read under lock.
+async fn lock_and_check(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    rule: Rule,
+    user_id: i64,
+    verb: &'static str,
+) -> AppResult<Acting> {
+    let acting = authority::lock_caller_and_target(&mut *conn, actor, rule, user_id).await?;
+    check_target(&mut *conn, &acting.actor, &acting.target, verb).await?;
+    Ok(acting)
+}
+
+/// Taking the staff flag away is changing it, which only a superuser may
+/// do (`updateUser` has the same rule); otherwise a deactivation with
+/// `revokeStaff` and a plain reactivation would clear it.
+fn ensure_may_revoke_staff(actor: &Actor, options: &DeactivateOptions) -> AppResult<()> {
+    if options.revoke_staff && !actor.is_superuser() {
+        return Err(AppError::forbidden(
+            "only a superuser may revoke the staff flag",
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses when taking `targets` out would leave no active superuser.
@@ -165,8 +176,10 @@ pub async fn deactivate_user(
 ) -> AppResult<Deactivation> {
     let reason = validation::reason("reason", options.reason.as_deref())?;
     let mut tx = pool.begin().await?;
-    let target = lock_target(&mut tx, user_id).await?;
-    check_target(actor, &target, "deactivate")?;
+    let Acting { actor, target } =
+        lock_and_check(&mut tx, actor, Rule::Permission(CHANGE_USER), user_id, "deactivate").await?;
+    let actor = &actor;
+    ensure_may_revoke_staff(actor, &options)?;
     ensure_superusers_remain(&mut tx, &[&target]).await?;
     if !target.is_active
         && !deactivations::has_anything_to_remove(&mut tx, target.id, removal(&options)).await?
@@ -238,47 +251,15 @@ pub async fn deactivate_users(
 ) -> AppResult<BulkDeactivation> {
     let reason = validation::reason("reason", options.reason.as_deref())?;
     let mut tx = pool.begin().await?;
-    // A bulk run may include superusers: as in `lock_target`, the superuser
-    // lock comes before any row lock, or it could deadlock with a single
-    // deactivation of the same people.
+    // A bulk run may include superusers: as in a single deactivation, the
+    // superuser lock comes before any row lock, or it could deadlock with a
+    // single deactivation of the same people.
     users::lock_superuser_changes(&mut tx).await?;
-    let (found, mut skipped) = match selection {
-        Selection::Ids(ids) => {
-            let found = users::lock_many(&mut *tx, &ids).await?;
-            let missing = ids
-                .iter()
-                .filter(|id| !found.iter().any(|u| u.id == **id))
-                .map(|id| (*id, SkipReason::NotFound))
-                .collect::<Vec<_>>();
-            (found, missing)
-        }
-        Selection::Filter(filter) => (users::lock_matching(&mut *tx, &filter).await?, Vec::new()),
-    };
-    let mut eligible = Vec::new();
-    for user in &found {
-        match check_target(actor, user, "deactivate") {
-            Ok(()) => eligible.push(user),
-            Err(AppError::SelfAction(_)) => skipped.push((user.id, SkipReason::SelfAction)),
-            Err(AppError::Anonymized) => skipped.push((user.id, SkipReason::Anonymized)),
-            Err(_) => skipped.push((user.id, SkipReason::Forbidden)),
-        }
-    }
-    // A bulk run by the system (or a superuser) could include every active
-    // superuser; the last ones standing are skipped rather than failing the run.
-    let leaving: Vec<i64> = eligible
-        .iter()
-        .filter(|u| u.is_active && u.is_superuser)
-        .map(|u| u.id)
-        .collect();
-    if !leaving.is_empty() {
-        // The superuser lock was taken above, before the row locks.
-        let others = users::count_other_active_superusers(&mut tx, &leaving).await?;
-        if others == 0 {
-            let keep = *leaving.iter().min().expect("not empty");
-            eligible.retain(|u| u.id != keep);
-            skipped.push((keep, SkipReason::LastSuperuser));
-        }
-    }
+    let actor = &authority::recheck(&mut tx, actor, Rule::Permission(CHANGE_USER)).await?;
+    ensure_may_revoke_staff(actor, &options)?;
+    let (found, missing) = lock_selection(&mut tx, selection).await?;
+    let (eligible, mut skipped) = sort_out(&mut tx, actor, &found).await?;
+    skipped.extend(missing);
     skipped.sort_by_key(|(id, _)| *id);
     if eligible.is_empty() {
         tx.commit().await?;
@@ -315,12 +296,78 @@ pub async fn deactivate_users(
         &details,
     )
     .await?;
-    let deactivated = ids;
     tx.commit().await?;
     Ok(BulkDeactivation {
-        deactivated,
+        deactivated: ids,
         skipped,
     })
+}
+
+/// Locks the users a bulk run is about, in id order; ids that name nobody
+/// come back as skipped.
+async fn lock_selection(
+    tx: &mut PgConnection,
+    selection: Selection,
+) -> AppResult<(Vec<UserRow>, Vec<(i64, SkipReason)>)> {
+    match selection {
+        Selection::Ids(ids) => {
+            let found = users::lock_many(&mut *tx, &ids).await?;
+            let missing = ids
+                .iter()
+                .filter(|id| !found.iter().any(|u| u.id == **id))
+                .map(|id| (*id, SkipReason::NotFound))
+                .collect();
+            Ok((found, missing))
+        }
+        Selection::Filter(filter) => Ok((users::lock_matching(&mut *tx, &filter).await?, Vec::new())),
+    }
+}
+
+/// Splits the locked users into those a bulk deactivation may take and
+/// those it skips, with the code a single deactivation would have given.
+/// Every target's scope is read in one statement.
+async fn sort_out<'a>(
+    tx: &mut PgConnection,
+    actor: &Actor,
+    found: &'a [UserRow],
+) -> AppResult<(Vec<&'a UserRow>, Vec<(i64, SkipReason)>)> {
+    let ids: Vec<i64> = found.iter().map(|u| u.id).collect();
+    let mut scopes: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    if !actor.is_superuser() {
+        for (id, key) in permissions::scope_keys_for_users(&mut *tx, &ids).await? {
+            scopes.entry(id).or_default().push(key);
+        }
+    }
+    let mut eligible = Vec::new();
+    let mut skipped = Vec::new();
+    for user in found {
+        let scope = scopes.get(&user.id).map_or(&[][..], Vec::as_slice);
+        let verdict = match user.anonymized_at {
+            Some(_) => Err(AppError::Anonymized),
+            None => ensure_not_self(actor, user, "deactivate")
+                .and_then(|()| ensure_in_scope(actor, user, scope)),
+        };
+        match verdict {
+            Ok(()) => eligible.push(user),
+            Err(AppError::SelfAction(_)) => skipped.push((user.id, SkipReason::SelfAction)),
+            Err(AppError::Anonymized) => skipped.push((user.id, SkipReason::Anonymized)),
+            Err(_) => skipped.push((user.id, SkipReason::Forbidden)),
+        }
+    }
+    // A bulk run by the system (or a superuser) could include every active
+    // superuser; the last ones standing are skipped rather than failing the run.
+    let leaving: Vec<i64> = eligible
+        .iter()
+        .filter(|u| u.is_active && u.is_superuser)
+        .map(|u| u.id)
+        .collect();
+    // The superuser lock was taken before the row locks.
+    if !leaving.is_empty() && users::count_other_active_superusers(tx, &leaving).await? == 0 {
+        let keep = *leaving.iter().min().expect("not empty");
+        eligible.retain(|u| u.id != keep);
+        skipped.push((keep, SkipReason::LastSuperuser));
+    }
+    Ok((eligible, skipped))
 }
 
 /// Reactivates a user. With `restore_access`, gives back what the open
@@ -337,8 +384,9 @@ pub async fn reactivate_user(
 ) -> AppResult<Reactivation> {
     let reason = validation::reason("reason", reason.as_deref())?;
     let mut tx = pool.begin().await?;
-    let target = lock_target(&mut tx, user_id).await?;
-    check_target(actor, &target, "reactivate")?;
+    let Acting { actor, target } =
+        lock_and_check(&mut tx, actor, Rule::Permission(CHANGE_USER), user_id, "reactivate").await?;
+    let actor = &actor;
     if target.is_active {
         // Already active: nothing to do, nothing to audit.
         tx.commit().await?;
@@ -432,8 +480,9 @@ pub async fn anonymize_user(
 ) -> AppResult<Anonymization> {
     let reason = validation::reason("reason", reason.as_deref())?;
     let mut tx = pool.begin().await?;
-    let target = lock_target(&mut tx, user_id).await?;
-    check_target(actor, &target, "anonymize")?;
+    let Acting { actor, target } =
+        lock_and_check(&mut tx, actor, Rule::Superuser, user_id, "anonymize").await?;
+    let actor = &actor;
     ensure_superusers_remain(&mut tx, &[&target]).await?;
     let sessions_revoked = users::anonymize(&mut tx, target.id).await?;
     let user = users::find(&mut *tx, target.id)

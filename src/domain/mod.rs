@@ -7,6 +7,7 @@
 //! same transaction: it happens completely, audited, or not at all.
 
 pub mod access;
+pub mod authority;
 pub mod accounts;
 pub mod actor;
 pub mod audit;

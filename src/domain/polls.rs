@@ -3,7 +3,9 @@
 use serde_json::json;
 use sqlx::PgPool;
 
+use super::access::{ADD_QUESTION, Rule};
 use super::actor::CurrentUser;
+use super::authority;
 use super::audit::{self, AuditAction, Target};
 use super::{Actor, validation};
 use crate::error::{AppError, AppResult, OnConstraint};
@@ -37,6 +39,7 @@ pub async fn create_question(
         cleaned.push(choice);
     }
     let mut tx = pool.begin().await?;
+    let actor = &authority::recheck(&mut tx, actor, Rule::Permission(ADD_QUESTION)).await?;
     let question = polls::insert_question(&mut tx, &text, actor.user_id(), &cleaned).await?;
     let details = json!({ "questionId": question.id, "choices": cleaned.len() });
     audit::record(
@@ -59,9 +62,14 @@ pub async fn cast_vote(pool: &PgPool, voter: &CurrentUser, choice_id: i64) -> Ap
         .await?
         .pop()
         .ok_or(AppError::NotFound("choice"))?;
-    polls::insert_vote(pool, &choice, voter.id)
+    let mut tx = pool.begin().await?;
+    // A voter deactivated since the request started casts nothing.
+    authority::recheck(&mut tx, &Actor::User(voter.clone()), Rule::Authenticated).await?;
+    let vote = polls::insert_vote(&mut *tx, &choice, voter.id)
         .await
         .on_constraint(polls::ONE_VOTE_PER_QUESTION, || {
             AppError::invalid("choiceId", "you have already voted on this question")
-        })
+        })?;
+    tx.commit().await?;
+    Ok(vote)
 }

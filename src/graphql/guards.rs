@@ -14,68 +14,29 @@
 use async_graphql::{Context, Guard};
 
 use super::context::ContextExt;
+use crate::domain::access::{self, VIEW_USER as VIEW_USER_PERMISSION};
 use crate::error::AppError;
 
-pub enum Require {
-    /// Any active, logged-in user.
-    Authenticated,
-    /// Active staff, whatever their permissions.
-    Staff,
-    /// Active staff holding this `app.codename` permission.
-    Permission(&'static str),
-    /// Active staff holding at least one of these (e.g. view or change).
-    AnyPermission(&'static [&'static str]),
-    /// Active staff holding every one of these.
-    AllPermissions(&'static [&'static str]),
-    /// An active superuser.
-    Superuser,
-}
+/// The rule a field asks of its caller; the domain holds the same rule to
+/// the caller's rights again inside the transaction that uses them.
+pub use crate::domain::access::Rule as Require;
 
 /// Django's rule: whoever may change an object may also view it.
-pub const VIEW_USER: &[&str] = &["auth.view_user", "auth.change_user"];
-pub const VIEW_GROUP: &[&str] = &["auth.view_group", "auth.change_group"];
+pub const VIEW_USER: &[&str] = &[VIEW_USER_PERMISSION, access::CHANGE_USER];
+pub const VIEW_GROUP: &[&str] = &["auth.view_group", access::CHANGE_GROUP];
 pub const VIEW_VOTE: &[&str] = &["polls.view_vote"];
 pub const VIEW_AUDIT: &[&str] = &["admin.view_logentry"];
 /// An export shows the user, their votes and their audit trail.
-pub const EXPORT_USER_DATA: &[&str] = &["auth.view_user", "polls.view_vote", "admin.view_logentry"];
+pub const EXPORT_USER_DATA: &[&str] = &[VIEW_USER_PERMISSION, "polls.view_vote", "admin.view_logentry"];
 
-impl Require {
-    pub fn check_now(&self, ctx: &Context<'_>) -> Result<(), AppError> {
-        let user = ctx.current_user()?;
-        let staff_only = || AppError::forbidden("only active staff may do this");
-        match self {
-            Require::Authenticated => Ok(()),
-            Require::Staff if user.is_staff => Ok(()),
-            Require::Staff => Err(staff_only()),
-            Require::Superuser if user.is_superuser => Ok(()),
-            Require::Superuser => Err(AppError::forbidden("only a superuser may do this")),
-            Require::Permission(_) | Require::AnyPermission(_) | Require::AllPermissions(_)
-                if !user.is_staff =>
-            {
-                Err(staff_only())
-            }
-            Require::Permission(key) if user.has_perm(key) => Ok(()),
-            Require::Permission(key) => Err(AppError::forbidden(format!(
-                "this needs the '{key}' permission"
-            ))),
-            Require::AnyPermission(keys) if keys.iter().any(|key| user.has_perm(key)) => Ok(()),
-            Require::AnyPermission(keys) => Err(AppError::forbidden(format!(
-                "this needs the '{}' permission",
-                keys[0]
-            ))),
-            Require::AllPermissions(keys) => match keys.iter().find(|key| !user.has_perm(key)) {
-                Some(key) => Err(AppError::forbidden(format!(
-                    "this needs the '{key}' permission"
-                ))),
-                None => Ok(()),
-            },
-        }
-    }
+/// The rule applied to the caller this request authenticated.
+fn check_now(rule: &Require, ctx: &Context<'_>) -> Result<(), AppError> {
+    rule.check(ctx.current_user()?)
 }
 
 impl Guard for Require {
     async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
-        self.check_now(ctx).map_err(Into::into)
+        check_now(self, ctx).map_err(Into::into)
     }
 }
 
@@ -90,5 +51,5 @@ pub fn ensure_self_or(
     if user_id == Some(me.id) {
         return Ok(());
     }
-    require.check_now(ctx)
+    check_now(&require, ctx)
 }

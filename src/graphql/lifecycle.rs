@@ -222,7 +222,9 @@ impl LifecycleQuery {
         #[graphql(desc = "The user whose data to export.")] user_id: ID,
     ) -> Result<Json<serde_json::Value>, AppError> {
         let id = mutation::user_id(&user_id, "userId")?;
-        export::export_user_data(ctx.pool(), id).await.map(Json)
+        export::export_user_data(ctx.pool(), &ctx.actor()?, id)
+            .await
+            .map(Json)
     }
 }
 

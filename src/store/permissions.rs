@@ -126,6 +126,34 @@ pub async fn effective_keys_for_users(
     .await
 }
 
+/// Per user of `user_ids`, every permission key they hold or may get back:
+/// direct grants, grants through groups, and what an open deactivation
+/// keeps to restore (its permissions and its groups' permissions). The
+/// scope rule compares this with the caller's permissions; whether the user
+/// is active does not matter, since a reactivation brings it all back.
+pub async fn scope_keys_for_users(
+    ex: impl PgExecutor<'_>,
+    user_ids: &[i64],
+) -> sqlx::Result<Vec<(i64, String)>> {
+    sqlx::query_as(
+        "SELECT held.user_id, p.app_label || '.' || p.codename AS key \
+         FROM ( \
+             SELECT user_id, permission_id FROM user_permissions WHERE user_id = ANY($1) \
+             UNION SELECT ug.user_id, gp.permission_id FROM user_groups ug \
+                   JOIN group_permissions gp ON gp.group_id = ug.group_id WHERE ug.user_id = ANY($1) \
+             UNION SELECT d.user_id, unnest(d.permission_ids) FROM deactivations d \
+                   WHERE d.user_id = ANY($1) AND d.ended_at IS NULL \
+             UNION SELECT d.user_id, gp.permission_id FROM deactivations d \
+                   JOIN group_permissions gp ON gp.group_id = ANY(d.group_ids) \
+                   WHERE d.user_id = ANY($1) AND d.ended_at IS NULL \
+         ) held JOIN permissions p ON p.id = held.permission_id \
+         ORDER BY 1, 2",
+    )
+    .bind(user_ids)
+    .fetch_all(ex)
+    .await
+}
+
 /// Grants a permission directly; returns false when the user already had it.
 pub async fn grant_to_user(
     ex: impl PgExecutor<'_>,

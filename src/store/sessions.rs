@@ -33,24 +33,48 @@ pub struct SessionUser {
     pub permissions: Vec<String>,
 }
 
+/// The live-session query, keyed by `$1`; `find_live` and
+/// `find_live_for_share` differ only in the key and the lock.
+macro_rules! live_session {
+    ($key:literal, $lock:literal) => {
+        concat!(
+            "SELECT s.id AS session_id, u.id AS user_id, u.username, u.is_staff, u.is_superuser, \
+                    ARRAY(SELECT p.app_label || '.' || p.codename FROM permissions p \
+                          WHERE u.is_superuser \
+                             OR p.id IN (SELECT permission_id FROM user_permissions WHERE user_id = u.id) \
+                             OR p.id IN (SELECT gp.permission_id FROM group_permissions gp \
+                                         JOIN user_groups ug ON ug.group_id = gp.group_id WHERE ug.user_id = u.id) \
+                          ORDER BY 1) AS permissions \
+             FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE ",
+            $key,
+            " = $1 AND s.revoked_at IS NULL AND s.expires_at > now() AND u.is_active",
+            $lock
+        )
+    };
+}
+
 pub async fn find_live(
     ex: impl PgExecutor<'_>,
     token_digest: &[u8],
 ) -> sqlx::Result<Option<SessionUser>> {
-    sqlx::query_as(
-        "SELECT s.id AS session_id, u.id AS user_id, u.username, u.is_staff, u.is_superuser, \
-                ARRAY(SELECT p.app_label || '.' || p.codename FROM permissions p \
-                      WHERE u.is_superuser \
-                         OR p.id IN (SELECT permission_id FROM user_permissions WHERE user_id = u.id) \
-                         OR p.id IN (SELECT gp.permission_id FROM group_permissions gp \
-                                     JOIN user_groups ug ON ug.group_id = gp.group_id WHERE ug.user_id = u.id) \
-                      ORDER BY 1) AS permissions \
-         FROM sessions s JOIN users u ON u.id = s.user_id \
-         WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now() AND u.is_active",
-    )
-    .bind(token_digest)
-    .fetch_optional(ex)
-    .await
+    sqlx::query_as(live_session!("s.token_hash", ""))
+        .bind(token_digest)
+        .fetch_optional(ex)
+        .await
+}
+
+/// The caller behind `session_id` as they stand now, with their account
+/// row share-locked until the transaction ends: a deactivation or a change
+/// of their rights waits for the transaction using them, or is seen by it.
+pub async fn find_live_for_share(
+    ex: impl PgExecutor<'_>,
+    session_id: i64,
+) -> sqlx::Result<Option<SessionUser>> {
+    sqlx::query_as(live_session!("s.id", " FOR SHARE OF u"))
+        .bind(session_id)
+        .fetch_optional(ex)
+        .await
 }
 
 pub async fn revoke(ex: impl PgExecutor<'_>, session_id: i64) -> sqlx::Result<bool> {

@@ -1,0 +1,107 @@
+//! The caller's rights, re-read inside the transaction that uses them.
+//!
+//! The HTTP layer reads the caller once, when a request starts, and the
+//! guards check that reading. But one request can hold several mutations,
+//! and a caller may be deactivated, demoted or stripped of a permission
+//! while it runs; a target may be promoted while a password is being hashed.
+//! So every mutation, in its own transaction, re-reads its caller's session
+//! and permissions with the caller's row share-locked (a concurrent change to
+//! the caller waits for us, or we see it), locks its target, and only then
+//! applies the operation's [`Rule`] and the scope rule to what it read.
+//!
+//! Rows are locked in id order (caller and target), after the superuser
+//! lock when the target is a superuser: two staff members acting on each
+//! other at the same instant then queue instead of deadlocking.
+
+use sqlx::PgConnection;
+
+use super::Actor;
+use super::access::{Rule, ensure_in_scope, ensure_not_self};
+use super::actor::CurrentUser;
+use crate::error::{AppError, AppResult};
+use crate::store::users::{self, UserRow};
+use crate::store::{permissions, sessions};
+
+/// The caller as they stand now, share-locked until the transaction ends,
+/// and held to `rule`. A session revoked or a user deactivated since the
+/// request started is `UNAUTHENTICATED`; rights lost since are `FORBIDDEN`.
+pub async fn recheck(conn: &mut PgConnection, actor: &Actor, rule: Rule) -> AppResult<Actor> {
+    let Actor::User(user) = actor else {
+        return Ok(Actor::System);
+    };
+    let fresh = sessions::find_live_for_share(&mut *conn, user.session_id)
+        .await?
+        .map(CurrentUser::from)
+        .ok_or(AppError::Unauthenticated)?;
+    rule.check(&fresh)?;
+    Ok(Actor::User(fresh))
+}
+
+/// A caller and the account they act on, both locked for the transaction.
+pub struct Acting {
+    /// The caller, re-read under lock (see [`recheck`]).
+    pub actor: Actor,
+    /// The target, locked for update.
+    pub target: UserRow,
+}
+
+/// Locks the caller (re-checked against `rule`) and the target of an
+/// operation, in id order. When the target is a superuser, the superuser
+/// lock comes first: taken after the row locks, two superusers acting on
+/// each other would each hold the other's row while waiting for it.
+pub async fn lock_caller_and_target(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    rule: Rule,
+    target_id: i64,
+) -> AppResult<Acting> {
+    let peek = users::find(&mut *conn, target_id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    if peek.is_superuser {
+        users::lock_superuser_changes(&mut *conn).await?;
+    }
+    let caller_first = actor.user_id().is_some_and(|id| id < target_id);
+    let early = match caller_first {
+        true => Some(recheck(&mut *conn, actor, rule).await?),
+        false => None,
+    };
+    let target = users::find_for_update(&mut *conn, target_id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    if target.is_superuser && !peek.is_superuser {
+        // Promoted in between: rare, and the lock is still taken before any change.
+        users::lock_superuser_changes(&mut *conn).await?;
+    }
+    let actor = match early {
+        Some(actor) => actor,
+        None => recheck(&mut *conn, actor, rule).await?,
+    };
+    Ok(Acting { actor, target })
+}
+
+/// The scope rule ([`ensure_in_scope`]) with the target's permissions read
+/// now; nothing is read for a superuser, who may act on anyone.
+pub async fn ensure_scope(conn: &mut PgConnection, actor: &Actor, target: &UserRow) -> AppResult<()> {
+    let scope: Vec<String> = match actor.is_superuser() {
+        true => Vec::new(),
+        false => permissions::scope_keys_for_users(&mut *conn, &[target.id])
+            .await?
+            .into_iter()
+            .map(|(_, key)| key)
+            .collect(),
+    };
+    ensure_in_scope(actor, target, &scope)
+}
+
+/// The rules of every action on another account: never on yourself (`verb`
+/// names the action in the refusal), and only within your scope.
+pub async fn ensure_may_act_on(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    target: &UserRow,
+    verb: &'static str,
+) -> AppResult<()> {
+    ensure_not_self(actor, target, verb)?;
+    ensure_scope(conn, actor, target).await
+}

@@ -157,7 +157,13 @@ async fn callers(app: &TestApp, perms: &[&str]) -> Vec<(Who, Option<String>)> {
                     .collect();
                 Some(app.staff_with(&name, &others).await.1)
             }
-            Who::StaffWithPerm => Some(app.staff_with(&name, perms).await.1),
+            // Also the permission the targets hold, so that they are within
+            // this caller's scope (the scope rule has its own matrix, `scope.rs`).
+            Who::StaffWithPerm => {
+                let mut held = perms.to_vec();
+                held.push(TARGET_PERMISSION);
+                Some(app.staff_with(&name, &held).await.1)
+            }
             Who::Superuser => Some(app.superuser(&name).await.1),
             Who::InactiveStaff => {
                 // Logged in while active, so the token existed and was valid.
@@ -171,11 +177,14 @@ async fn callers(app: &TestApp, perms: &[&str]) -> Vec<(Who, Option<String>)> {
     out
 }
 
+/// The one permission every target holds.
+const TARGET_PERMISSION: &str = "polls.view_vote";
+
 async fn targets_for(app: &TestApp, who: Who) -> Targets {
     let label = who.label();
     let user = app.user(&format!("t_{label}"), false, false).await;
     app.login(&user.username, PASSWORD).await;
-    grant_as_system(app, user.id, "polls.view_vote").await;
+    grant_as_system(app, user.id, TARGET_PERMISSION).await;
     let group = group_as_system(app, &format!("g_{label}"), &[]).await;
     let member_group = group_as_system(app, &format!("m_{label}"), &[]).await;
     add_to_group_as_system(app, user.id, member_group).await;

@@ -11,6 +11,7 @@ mod helpers;
 mod hostile;
 mod lifecycle;
 mod reads;
+mod scope;
 mod transport;
 mod validation;
 

@@ -40,38 +40,13 @@ pub async fn login(
     password: SecretString,
     client_address: Option<&str>,
 ) -> AppResult<LoginOutcome> {
-    let limit = settings.login_limit;
     // Overlong input names nobody; it is still checked (and costs) like any other.
     let key: String = validation::username_key(username)
         .chars()
         .take(validation::MAX_USERNAME + 1)
         .collect();
 
-    let mut tx = pool.begin().await?;
-    let mut reserved = login_failures::reserve(
-        &mut *tx,
-        Scope::Username,
-        &key,
-        limit.window,
-        limit.per_username,
-    )
-    .await?;
-    if reserved && let Some(addr) = client_address {
-        reserved = login_failures::reserve(
-            &mut *tx,
-            Scope::Address,
-            addr,
-            limit.window,
-            limit.per_address,
-        )
-        .await?;
-    }
-    if !reserved {
-        // Refused attempts are not checked, so they must not count either.
-        tx.rollback().await?;
-        return Err(AppError::RateLimited);
-    }
-    tx.commit().await?;
+    reserve_attempt(pool, settings, &key, client_address).await?;
 
     let checked = async {
         let credentials = users::find_credentials(pool, &key).await?;
@@ -169,6 +144,34 @@ pub async fn login(
         expires_at,
         user,
     })
+}
+
+/// Counts one attempt against the username and the client address before a
+/// password is checked; `RATE_LIMITED` (and nothing counted) when either is
+/// over its limit.
+async fn reserve_attempt(
+    pool: &PgPool,
+    settings: &Settings,
+    key: &str,
+    client_address: Option<&str>,
+) -> AppResult<()> {
+    let limit = settings.login_limit;
+    let mut tx = pool.begin().await?;
+    let mut reserved =
+        login_failures::reserve(&mut *tx, Scope::Username, key, limit.window, limit.per_username)
+            .await?;
+    if reserved && let Some(addr) = client_address {
+        reserved =
+            login_failures::reserve(&mut *tx, Scope::Address, addr, limit.window, limit.per_address)
+                .await?;
+    }
+    if !reserved {
+        // Refused attempts are not checked, so they must not count either.
+        tx.rollback().await?;
+        return Err(AppError::RateLimited);
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Takes back the attempt `login` counted before checking the password.
@@ -370,39 +373,54 @@ pub async fn update_user(
     Ok(updated)
 }
 
-/// Sets a password: your own, or (with `auth.change_user`) that of someone
-/// in your scope. Every other session of the user is revoked; your own
-/// current one stays.
+/// A password change as asked: whose, the new password, and (for your own
+/// account) the current one.
+pub struct PasswordChange {
+    pub user_id: i64,
+    pub new_password: SecretString,
+    /// Required on your own account: a stolen token alone must not become
+    /// a permanent takeover.
+    pub current_password: Option<SecretString>,
+}
+
+/// Sets a password: your own (proving the current one), or (with
+/// `auth.change_user`) that of someone in your scope. Every other session of
+/// the user is revoked; your own current one stays.
 ///
-/// The rights are checked twice: cheaply before the argon2 hash (a refused
+/// The rights are checked twice: cheaply before any argon2 work (a refused
 /// request costs no hashing slot), and again under the row locks after it,
 /// since the target may have been promoted, or the caller demoted, while
 /// the hash was computed.
 pub async fn set_password(
     pool: &PgPool,
+    settings: &Settings,
     actor: &CurrentUser,
-    user_id: i64,
-    new_password: SecretString,
+    change: PasswordChange,
+    client_address: Option<&str>,
 ) -> AppResult<bool> {
     let acting = Actor::User(actor.clone());
-    let rule = password_rule(actor, user_id);
+    let rule = password_rule(actor, change.user_id);
     rule.check(actor).map_err(|_| {
         AppError::forbidden("you may only change your own password without 'auth.change_user'")
     })?;
-    let target = users::find(pool, user_id)
+    let target = users::find(pool, change.user_id)
         .await?
         .ok_or(AppError::NotFound("user"))?;
     ensure_password_settable(&mut *pool.acquire().await?, &acting, &target).await?;
-    validation::password("password", &new_password, &target.username)?;
-    let hash = password::hash_password(new_password).await?;
+    validation::password("password", &change.new_password, &target.username)?;
+    if actor.id == target.id {
+        let current = change.current_password;
+        verify_current_password(pool, settings, &target, current, client_address).await?;
+    }
+    let hash = password::hash_password(change.new_password).await?;
 
     let mut tx = pool.begin().await?;
     let Acting { actor: acting, target } =
-        authority::lock_caller_and_target(&mut tx, &acting, rule, user_id).await?;
+        authority::lock_caller_and_target(&mut tx, &acting, rule, change.user_id).await?;
     ensure_password_settable(&mut tx, &acting, &target).await?;
-    users::set_password_hash(&mut *tx, user_id, &hash).await?;
-    let keep = (actor.id == user_id).then_some(actor.session_id);
-    let revoked = sessions::revoke_all_for_user(&mut *tx, user_id, keep).await?;
+    users::set_password_hash(&mut *tx, target.id, &hash).await?;
+    let keep = (actor.id == target.id).then_some(actor.session_id);
+    let revoked = sessions::revoke_all_for_user(&mut *tx, target.id, keep).await?;
     let details = json!({ "sessionsRevoked": revoked });
     audit::record(
         &mut *tx,
@@ -415,6 +433,47 @@ pub async fn set_password(
     .await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// Checks your current password before you may change it, under the same
+/// failed-login limits as `login`: a missing or wrong one counts as a failed
+/// attempt, so a stolen token cannot be used to guess the password either.
+async fn verify_current_password(
+    pool: &PgPool,
+    settings: &Settings,
+    me: &UserRow,
+    current: Option<SecretString>,
+    client_address: Option<&str>,
+) -> AppResult<()> {
+    let key = validation::username_key(&me.username);
+    reserve_attempt(pool, settings, &key, client_address).await?;
+    let Some(current) = current else {
+        return Err(AppError::invalid(
+            "currentPassword",
+            "give your current password to change it",
+        ));
+    };
+    let stored = users::find_credentials(pool, &key)
+        .await?
+        .and_then(|c| c.password_hash);
+    if password::verify_password(current, stored).await? {
+        let mut conn = pool.acquire().await?;
+        release_attempt(&mut conn, &key, client_address).await?;
+        return Ok(());
+    }
+    let details = json!({ "reason": "wrong current password", "clientAddress": client_address });
+    let mut tx = pool.begin().await?;
+    audit::record(
+        &mut *tx,
+        None,
+        AuditAction::LoginFailed,
+        Target::User(me),
+        None,
+        Some(details),
+    )
+    .await?;
+    tx.commit().await?;
+    Err(AppError::InvalidCredentials)
 }
 
 /// Your own password needs no permission; anyone else's needs `auth.change_user`.

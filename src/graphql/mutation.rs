@@ -157,8 +157,9 @@ impl MutationRoot {
             .map(User)
     }
 
-    /// Your own password, or anyone's with `auth.change_user` (a superuser's
-    /// only by a superuser). Revokes the user's other sessions.
+    /// Your own password (give the current one), or with `auth.change_user`
+    /// the password of a user within your scope (a superuser's only by a
+    /// superuser). Revokes the user's other sessions.
     #[graphql(guard = "Require::Authenticated")]
     async fn set_password(
         &self,
@@ -168,15 +169,19 @@ impl MutationRoot {
             desc = "At least 8 characters, not a common password, not all digits, not the username."
         )]
         password: String,
+        #[graphql(
+            desc = "Your current password: required to change your own (`INVALID_INPUT` when missing, `INVALID_CREDENTIALS` when wrong, both counted like failed logins); not needed for someone else's."
+        )]
+        current_password: Option<String>,
     ) -> Result<bool, AppError> {
-        let target = ids::decode(Kind::User, &user_id, "userId")?;
-        accounts::set_password(
-            ctx.pool(),
-            ctx.current_user()?,
-            target,
-            SecretString::from(password),
-        )
-        .await
+        let change = accounts::PasswordChange {
+            user_id: ids::decode(Kind::User, &user_id, "userId")?,
+            new_password: SecretString::from(password),
+            current_password: current_password.map(SecretString::from),
+        };
+        let address = ctx.request().client_address.as_deref();
+        accounts::set_password(ctx.pool(), ctx.settings(), ctx.current_user()?, change, address)
+            .await
     }
 
     /// Needs `auth.add_group`, and holding every permission given to the group.

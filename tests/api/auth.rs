@@ -256,8 +256,8 @@ async fn own_password_change_revokes_other_sessions_but_keeps_this_one() {
     let data = app
         .ok(
             Some(&current),
-            "mutation($id: ID!, $p: String!) { setPassword(userId: $id, password: $p) }",
-            json!({ "id": user_id(&rani), "p": NEW_PASSWORD }),
+            "mutation($id: ID!, $p: String!, $c: String) { setPassword(userId: $id, password: $p, currentPassword: $c) }",
+            json!({ "id": user_id(&rani), "p": NEW_PASSWORD, "c": PASSWORD }),
         )
         .await;
     assert_eq!(data["setPassword"], true);

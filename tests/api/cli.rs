@@ -280,8 +280,8 @@ async fn trace_logs_never_contain_passwords_hashes_or_tokens() {
     post(login, json!({ "u": "boss", "p": wrong_password }), None).await;
     let me = post("{ me { id } }", json!({}), Some(token.clone())).await;
     let set = post(
-        "mutation($id: ID!, $p: String!) { setPassword(userId: $id, password: $p) }",
-        json!({ "id": me["data"]["me"]["id"], "p": new_password }),
+        "mutation($id: ID!, $p: String!, $c: String) { setPassword(userId: $id, password: $p, currentPassword: $c) }",
+        json!({ "id": me["data"]["me"]["id"], "p": new_password, "c": PASSWORD }),
         Some(token.clone()),
     )
     .await;

@@ -450,8 +450,7 @@ const CREATE_GROUP: &str =
 const CREATE_USER: &str = "mutation($input: CreateUserInput!) { createUser(input: $input) { id } }";
 const UPDATE_USER: &str =
     "mutation($id: ID!, $input: UpdateUserInput!) { updateUser(id: $id, input: $input) { id } }";
-const SET_PASSWORD: &str =
-    "mutation($id: ID!, $p: String!) { setPassword(userId: $id, password: $p) }";
+const SET_PASSWORD: &str = "mutation($id: ID!, $p: String!, $c: String) { setPassword(userId: $id, password: $p, currentPassword: $c) }";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_escalation_through_direct_grants() {
@@ -699,7 +698,7 @@ async fn anyone_active_may_set_their_own_password() {
         .ok(
             Some(&token),
             SET_PASSWORD,
-            json!({ "id": user_id(&me), "p": "a brand new passphrase" }),
+            json!({ "id": user_id(&me), "p": "a brand new passphrase", "c": PASSWORD }),
         )
         .await;
     assert_eq!(data["setPassword"], true);
@@ -712,7 +711,7 @@ async fn anyone_active_may_set_their_own_password() {
         &token,
         "UNAUTHENTICATED",
         SET_PASSWORD,
-        json!({ "id": user_id(&me), "p": "yet another passphrase" }),
+        json!({ "id": user_id(&me), "p": "yet another passphrase", "c": "a brand new passphrase" }),
     )
     .await;
 }

@@ -10,6 +10,7 @@ mod guards;
 mod helpers;
 mod hostile;
 mod lifecycle;
+mod own_password;
 mod reads;
 mod scope;
 mod transport;

@@ -130,6 +130,14 @@ fn code(err: &AppError) -> &'static str {
     err.code()
 }
 
+/// The staff member's permissions (user 2; superusers hold every one).
+const STAFF_PERMISSIONS: [&str; 3] = ["auth.change_user", "auth.delete_user", "auth.view_user"];
+
+/// The actor of a step, as a request would have it: a live session, and
+/// the permissions the model gives them. The domain re-reads both inside
+/// each operation, so they are written to the database, not just stated:
+/// a deactivation strips the staff member's grants, and the model (which
+/// leaves permissions to the guard tests) hands them back before they act.
 async fn actor(db: &TestDb, id: i64) -> Actor {
     let (username, is_staff, is_superuser): (String, bool, bool) =
         sqlx::query_as("SELECT username, is_staff, is_superuser FROM users WHERE id = $1")
@@ -137,14 +145,29 @@ async fn actor(db: &TestDb, id: i64) -> Actor {
             .fetch_one(&db.pool)
             .await
             .unwrap();
-    let permissions: BTreeSet<String> = ["auth.change_user", "auth.delete_user", "auth.view_user"]
-        .iter()
-        .map(|p| p.to_string())
-        .collect();
+    sqlx::query(
+        "INSERT INTO user_permissions (user_id, permission_id) \
+         SELECT $1, id FROM permissions WHERE app_label || '.' || codename = ANY($2) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(STAFF_PERMISSIONS.map(String::from).to_vec())
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let session_id: i64 = sqlx::query_scalar(
+        "INSERT INTO sessions (token_hash, user_id, expires_at) \
+         VALUES (sha256(random()::text::bytea), $1, now() + interval '1 hour') RETURNING id",
+    )
+    .bind(id)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let permissions: BTreeSet<String> = STAFF_PERMISSIONS.iter().map(|p| p.to_string()).collect();
     Actor::User(CurrentUser {
         id,
         username,
-        session_id: 0,
+        session_id,
         is_staff,
         is_superuser,
         permissions,

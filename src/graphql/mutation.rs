@@ -103,7 +103,7 @@ impl MutationRoot {
         .await?;
         Ok(LoginPayload {
             token: outcome.token,
-            user: User(outcome.user),
+            user: User::seen_by_owner(outcome.user),
             expires_at: outcome.expires_at,
         })
     }
@@ -132,7 +132,7 @@ impl MutationRoot {
         };
         accounts::create_user(ctx.pool(), &ctx.actor()?, input)
             .await
-            .map(User)
+            .map(User::new)
     }
 
     /// Needs `auth.change_user`; the flags and superusers' accounts only by a superuser.
@@ -154,7 +154,7 @@ impl MutationRoot {
         };
         accounts::update_user(ctx.pool(), &ctx.actor()?, user_id(&id, "id")?, patch)
             .await
-            .map(User)
+            .map(User::new)
     }
 
     /// Your own password, or anyone's with `auth.change_user` (a superuser's
@@ -227,7 +227,7 @@ impl MutationRoot {
         );
         groups::add_user_to_group(ctx.pool(), &ctx.actor()?, user, group)
             .await
-            .map(User)
+            .map(User::new)
     }
 
     /// Takes the user out of the group. Needs `auth.change_user`.
@@ -244,7 +244,7 @@ impl MutationRoot {
         );
         groups::remove_user_from_group(ctx.pool(), &ctx.actor()?, user, group)
             .await
-            .map(User)
+            .map(User::new)
     }
 
     /// Grants `permission` (`app.codename`) directly. Needs `auth.change_user`
@@ -266,7 +266,7 @@ impl MutationRoot {
             &permission,
         )
         .await
-        .map(User)
+        .map(User::new)
     }
 
     /// Revokes a permission granted directly (those held through groups stay). Needs `auth.change_user`.
@@ -284,7 +284,7 @@ impl MutationRoot {
             &permission,
         )
         .await
-        .map(User)
+        .map(User::new)
     }
 
     /// A question with 2 to 20 choices. Needs `polls.add_question`.

@@ -13,6 +13,7 @@ mod lifecycle;
 mod reads;
 mod transport;
 mod validation;
+mod visibility;
 
 use helpers::{PASSWORD, TestApp};
 use serde_json::json;

@@ -5,7 +5,7 @@ use super::{Group, Permission, Vote};
 use crate::error::AppError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::context::load;
-use crate::graphql::guards::{Require, VIEW_USER, VIEW_VOTE, ensure_self_or};
+use crate::graphql::guards::{Require, VIEW_VOTE, ensure_may_see_personal, ensure_self_or};
 use crate::graphql::loaders::{
     DirectPermissionsOfUser, EffectivePermissionsOfUser, GroupsOfUser, VoteCountOfUser,
 };
@@ -17,7 +17,7 @@ use crate::store::users::UserRow;
 /// A member or staff account, as one reader sees it.
 ///
 /// The row is private on purpose: a field reads `id` and `username` from it
-/// directly, and everything else through [`User::shown`], which applies the
+/// directly, and everything else through [`User::personal`], which applies the
 /// personal-fields rule. So the rule holds on every path that reaches a
 /// `User` (an audit entry's actor, a vote's voter, a mutation's payload...),
 /// and a new field cannot forget it.
@@ -55,19 +55,13 @@ impl User {
         }
     }
 
-    /// The row, when the reader may see the user's fields under `require`
-    /// (the owner always may); FORBIDDEN otherwise. No SQL: the caller and
-    /// their permissions are already in the request context.
-    fn shown(&self, ctx: &Context<'_>, require: Require) -> Result<&UserRow, AppError> {
+    /// The row's personal fields, for the owner or when
+    /// [`ensure_may_see_personal`] lets the caller see them; FORBIDDEN otherwise.
+    fn personal(&self, ctx: &Context<'_>) -> Result<&UserRow, AppError> {
         if self.viewer == Viewer::Caller {
-            ensure_self_or(ctx, Some(self.row.id), require)?;
+            ensure_may_see_personal(ctx, self.row.id)?;
         }
         Ok(&self.row)
-    }
-
-    /// The row's personal fields: the user themself, or `auth.view_user`.
-    fn personal(&self, ctx: &Context<'_>) -> Result<&UserRow, AppError> {
-        self.shown(ctx, Require::AnyPermission(VIEW_USER))
     }
 }
 
@@ -172,7 +166,9 @@ impl User {
         after: Option<String>,
     ) -> Result<Option<Conn<Vote>>, AppError> {
         let id = self.personal(ctx)?.id;
-        self.shown(ctx, Require::AnyPermission(VIEW_VOTE))?;
+        if self.viewer == Viewer::Caller {
+            ensure_self_or(ctx, Some(id), Require::AnyPermission(VIEW_VOTE))?;
+        }
         votes_of_user(ctx, id, first, after).await.map(Some)
     }
     /// How many votes the user has cast (detached votes no longer count).

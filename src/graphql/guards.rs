@@ -53,3 +53,16 @@ pub fn ensure_self_or(
     }
     check_now(&require, ctx)
 }
+
+/// Another user's personal fields (every `User` field but `id` and
+/// `username`): the user themself, or active staff who may view users. Runs
+/// once per field of every user on a page, so it reads only the request
+/// context, never the database.
+pub fn ensure_may_see_personal(ctx: &Context<'_>, user_id: i64) -> Result<(), AppError> {
+    ensure_self_or(ctx, Some(user_id), Require::AnyPermission(VIEW_USER)).map_err(|e| match e {
+        AppError::Forbidden(_) => AppError::forbidden(
+            "another user's personal fields need the 'auth.view_user' permission",
+        ),
+        other => other,
+    })
+}

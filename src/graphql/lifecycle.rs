@@ -112,7 +112,7 @@ impl BulkDeactivatePayload {
     async fn deactivated(&self, ctx: &Context<'_>) -> Result<Vec<User>, AppError> {
         let mut users = crate::store::users::find_many(ctx.pool(), &self.deactivated_ids).await?;
         users.sort_by_key(|u| u.id);
-        Ok(users.into_iter().map(User).collect())
+        Ok(users.into_iter().map(User::new).collect())
     }
 }
 
@@ -159,7 +159,7 @@ pub struct DeletionPlan {
 impl From<deletion::DeletionPlan> for DeletionPlan {
     fn from(plan: deletion::DeletionPlan) -> Self {
         DeletionPlan {
-            user: User(plan.user),
+            user: User::new(plan.user),
             policy: plan.policy,
             allowed: plan.allowed,
             protected: relation_counts(plan.protected),
@@ -256,7 +256,7 @@ impl LifecycleMutation {
         )
         .await?;
         Ok(DeactivateUserPayload {
-            user: User(done.user),
+            user: User::new(done.user),
             sessions_revoked: done.sessions_revoked as i32,
             removed_groups: done.removed_groups.into_iter().map(Group).collect(),
             removed_permissions: done
@@ -294,7 +294,7 @@ impl LifecycleMutation {
         )
         .await?;
         Ok(ReactivateUserPayload {
-            user: User(done.user),
+            user: User::new(done.user),
             restored_groups: done.restored_groups.into_iter().map(Group).collect(),
             restored_permissions: done
                 .restored_permissions
@@ -320,7 +320,7 @@ impl LifecycleMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The users to deactivate; give `ids` or `filter`.")] ids: Option<Vec<ID>>,
         #[graphql(
-            desc = "Deactivate every user it matches, e.g. `lastLoginBefore` for dormant accounts."
+            desc = "Deactivate every user it matches, e.g. `lastLoginBefore` for dormant accounts. A filter that matches everyone (no field, or only a blank `search`) is refused unless it says `all: true`."
         )]
         filter: Option<UserFilter>,
         #[graphql(desc = "As for `deactivateUser`, applied to each user.")] input: Option<
@@ -333,7 +333,7 @@ impl LifecycleMutation {
                     .map(|id| mutation::user_id(id, "ids"))
                     .collect::<Result<_, _>>()?,
             ),
-            (None, Some(filter)) => Selection::Filter(filter.to_store()?),
+            (None, Some(filter)) => Selection::Filter(filter.to_store_for_bulk()?),
             _ => {
                 return Err(AppError::invalid(
                     "ids",
@@ -418,7 +418,7 @@ impl LifecycleMutation {
         let id = mutation::user_id(&id, "id")?;
         let done = lifecycle::anonymize_user(ctx.pool(), &ctx.actor()?, id, reason).await?;
         Ok(AnonymizeUserPayload {
-            user: User(done.user),
+            user: User::new(done.user),
             sessions_revoked: done.sessions_revoked as i32,
         })
     }

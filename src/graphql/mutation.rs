@@ -103,7 +103,7 @@ impl MutationRoot {
         .await?;
         Ok(LoginPayload {
             token: outcome.token,
-            user: User(outcome.user),
+            user: User::seen_by_owner(outcome.user),
             expires_at: outcome.expires_at,
         })
     }
@@ -132,7 +132,7 @@ impl MutationRoot {
         };
         accounts::create_user(ctx.pool(), &ctx.actor()?, input)
             .await
-            .map(User)
+            .map(User::new)
     }
 
     /// Needs `auth.change_user`; the flags and superusers' accounts only by a superuser.
@@ -154,7 +154,7 @@ impl MutationRoot {
         };
         accounts::update_user(ctx.pool(), &ctx.actor()?, user_id(&id, "id")?, patch)
             .await
-            .map(User)
+            .map(User::new)
     }
 
     /// Your own password (give the current one), or with `auth.change_user`
@@ -232,7 +232,7 @@ impl MutationRoot {
         );
         groups::add_user_to_group(ctx.pool(), &ctx.actor()?, user, group)
             .await
-            .map(User)
+            .map(User::new)
     }
 
     /// Takes the user out of the group. Needs `auth.change_user`.
@@ -249,7 +249,7 @@ impl MutationRoot {
         );
         groups::remove_user_from_group(ctx.pool(), &ctx.actor()?, user, group)
             .await
-            .map(User)
+            .map(User::new)
     }
 
     /// Grants `permission` (`app.codename`) directly. Needs `auth.change_user`
@@ -271,7 +271,7 @@ impl MutationRoot {
             &permission,
         )
         .await
-        .map(User)
+        .map(User::new)
     }
 
     /// Revokes a permission granted directly (those held through groups stay). Needs `auth.change_user`.
@@ -289,7 +289,7 @@ impl MutationRoot {
             &permission,
         )
         .await
-        .map(User)
+        .map(User::new)
     }
 
     /// A question with 2 to 20 choices. Needs `polls.add_question`.

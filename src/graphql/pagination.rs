@@ -108,7 +108,7 @@ pub fn user_connection(
             }
             .encode()
         },
-        User,
+        User::new,
         TotalCount::Users(filter),
     )
 }

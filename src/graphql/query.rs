@@ -37,9 +37,28 @@ pub struct UserFilter {
     pub deactivated: Option<bool>,
     /// True: anonymized users only; false: the others.
     pub anonymized: Option<bool>,
+    /// True: a bulk operation given no other field acts on every user it
+    /// may. Without it such a filter (a blank `search` counts as none) is
+    /// refused there, so a forgotten field cannot hit everyone. Reads ignore it.
+    pub all: Option<bool>,
 }
 
 impl UserFilter {
+    /// The filter for a bulk operation (`deactivateUsers`): as [`Self::to_store`],
+    /// but one that matches every user by leaving every field out or blank is
+    /// `INVALID_INPUT` (field `filter`) unless `all: true` says so on purpose.
+    pub fn to_store_for_bulk(&self) -> Result<users::UserFilter, AppError> {
+        let filter = self.to_store()?;
+        if filter.is_empty() && self.all != Some(true) {
+            return Err(AppError::invalid(
+                "filter",
+                "this filter matches every user: give a field, or `all: true` to mean everyone",
+            ));
+        }
+        Ok(filter)
+    }
+
+    /// The store's filter; a blank `search` is no filter (see [`users::UserFilter::is_empty`]).
     pub fn to_store(&self) -> Result<users::UserFilter, AppError> {
         let search = match &self.search {
             Some(s) => Some(validation::line(
@@ -124,7 +143,7 @@ impl QueryRoot {
         let me = ctx.current_user()?;
         users::find(ctx.pool(), me.id)
             .await?
-            .map(User)
+            .map(User::new)
             .ok_or(AppError::Unauthenticated)
     }
 
@@ -155,7 +174,7 @@ impl QueryRoot {
                 ));
             }
         };
-        Ok(row.map(User))
+        Ok(row.map(User::new))
     }
 
     /// Users, filtered and ordered, as a Relay connection (`first` at most 100).

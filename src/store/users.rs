@@ -197,6 +197,32 @@ pub struct UserFilter {
     pub anonymized: Option<bool>,
 }
 
+impl UserFilter {
+    /// Whether the filter matches every user. `search` is expected trimmed,
+    /// a blank one already made `None` (the GraphQL conversion does both).
+    pub fn is_empty(&self) -> bool {
+        // Destructured so that a new filter field cannot be left out here.
+        let UserFilter {
+            is_active,
+            is_staff,
+            is_superuser,
+            search,
+            group_id,
+            last_login_before,
+            deactivated,
+            anonymized,
+        } = self;
+        is_active.is_none()
+            && is_staff.is_none()
+            && is_superuser.is_none()
+            && search.is_none()
+            && group_id.is_none()
+            && last_login_before.is_none()
+            && deactivated.is_none()
+            && anonymized.is_none()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum UserOrder {
     #[default]

@@ -15,6 +15,7 @@ mod reads;
 mod scope;
 mod transport;
 mod validation;
+mod visibility;
 
 use helpers::{PASSWORD, TestApp};
 use serde_json::json;

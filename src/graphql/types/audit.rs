@@ -34,7 +34,7 @@ impl AuditEntry {
         let Some(id) = self.0.actor_id else {
             return Ok(None);
         };
-        Ok(load(ctx, UserById(id)).await?.map(User))
+        Ok(load(ctx, UserById(id)).await?.map(User::new))
     }
     /// The actor's username when they acted (`system` for the command line).
     async fn actor_username(&self) -> Option<&str> {
@@ -45,7 +45,7 @@ impl AuditEntry {
         let Some(id) = self.0.target_user_id else {
             return Ok(None);
         };
-        Ok(load(ctx, UserById(id)).await?.map(User))
+        Ok(load(ctx, UserById(id)).await?.map(User::new))
     }
     /// What the entry is about, as it was then (a username, a group, a question).
     async fn target_repr(&self) -> &str {

@@ -4,7 +4,6 @@ use chrono::{DateTime, Utc};
 use super::User;
 use crate::error::AppError;
 use crate::graphql::context::load;
-use crate::graphql::guards::{Require, VIEW_USER, ensure_self_or};
 use crate::graphql::loaders::{
     ChoiceById, ChoicesOfQuestion, QuestionById, UserById, VoteCountOfChoice,
 };
@@ -29,13 +28,13 @@ impl Question {
     async fn pub_date(&self) -> DateTime<Utc> {
         self.0.pub_date
     }
-    /// Who created the question; null once that user is deleted. Needs `auth.view_user`.
-    #[graphql(guard = "Require::AnyPermission(VIEW_USER)")]
+    /// Who created the question; null once that user is deleted. Its fields
+    /// other than `id` and `username` need `auth.view_user` (see `User`).
     async fn created_by(&self, ctx: &Context<'_>) -> Result<Option<User>, AppError> {
         let Some(id) = self.0.created_by else {
             return Ok(None);
         };
-        Ok(load(ctx, UserById(id)).await?.map(User))
+        Ok(load(ctx, UserById(id)).await?.map(User::new))
     }
     /// Its answers, in the order given at creation.
     async fn choices(&self, ctx: &Context<'_>) -> Result<Vec<Choice>, AppError> {
@@ -95,11 +94,10 @@ impl Vote {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
-    /// The voter; null once detached. The voter themselves or staff with `auth.view_user`.
+    /// The voter; null once detached. Its fields other than `id` and `username` are for the voter themselves and staff with `auth.view_user` (see `User`).
     async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>, AppError> {
-        ensure_self_or(ctx, self.0.user_id, Require::AnyPermission(VIEW_USER))?;
         match self.0.user_id {
-            Some(id) => Ok(load(ctx, UserById(id)).await?.map(User)),
+            Some(id) => Ok(load(ctx, UserById(id)).await?.map(User::new)),
             None => Ok(None),
         }
     }

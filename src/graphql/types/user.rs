@@ -5,7 +5,7 @@ use super::{Group, Permission, Vote};
 use crate::error::AppError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::context::load;
-use crate::graphql::guards::{Require, VIEW_VOTE, ensure_self_or};
+use crate::graphql::guards::{Require, VIEW_VOTE, ensure_may_see_personal, ensure_self_or};
 use crate::graphql::loaders::{
     DirectPermissionsOfUser, EffectivePermissionsOfUser, GroupsOfUser, VoteCountOfUser,
 };
@@ -14,103 +14,167 @@ use crate::ids::{self, Kind};
 use crate::store::polls;
 use crate::store::users::UserRow;
 
-/// A member or staff account.
-pub struct User(pub UserRow);
+/// A member or staff account, as one reader sees it.
+///
+/// The row is private on purpose: a field reads `id` and `username` from it
+/// directly, and everything else through [`User::personal`], which applies the
+/// personal-fields rule. So the rule holds on every path that reaches a
+/// `User` (an audit entry's actor, a vote's voter, a mutation's payload...),
+/// and a new field cannot forget it.
+pub struct User {
+    row: UserRow,
+    viewer: Viewer,
+}
 
-/// A member or staff account. Removing one safely: `deactivateUser` (reversible), `deleteUser` (with a plan), `anonymizeUser` (erasure, history kept).
+/// Who reads the user's personal fields, decided when the object is made.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Viewer {
+    /// The request's caller: they see them for their own account, or with
+    /// `auth.view_user` (guards::VIEW_USER).
+    Caller,
+    /// The account's owner, who proved it in this very request although the
+    /// request carries no token yet: the `login` payload.
+    Owner,
+}
+
+impl User {
+    /// The user as the request's caller may see them.
+    pub fn new(row: UserRow) -> Self {
+        User {
+            row,
+            viewer: Viewer::Caller,
+        }
+    }
+
+    /// The user as they see themselves; only for a payload whose request has
+    /// just proved who the caller is (`login`).
+    pub fn seen_by_owner(row: UserRow) -> Self {
+        User {
+            row,
+            viewer: Viewer::Owner,
+        }
+    }
+
+    /// The row's personal fields, for the owner or when
+    /// [`ensure_may_see_personal`] lets the caller see them; FORBIDDEN otherwise.
+    fn personal(&self, ctx: &Context<'_>) -> Result<&UserRow, AppError> {
+        if self.viewer == Viewer::Caller {
+            ensure_may_see_personal(ctx, self.row.id)?;
+        }
+        Ok(&self.row)
+    }
+}
+
+/// A member or staff account. Removing one safely: `deactivateUser` (reversible), `deleteUser` (with a plan), `anonymizeUser` (erasure, history kept). Anyone who reaches a user sees `id` and `username`; every other field is for the user themself and staff with `auth.view_user`, and is null with a `FORBIDDEN` error for anyone else.
 #[Object]
 impl User {
     /// Opaque id of the user.
     async fn id(&self) -> ID {
-        ID(ids::encode(Kind::User, self.0.id))
+        ID(ids::encode(Kind::User, self.row.id))
     }
     /// Unique, case- and width-insensitively (`Admin`, `admin` and `ＡＤＭＩＮ` are one name).
     async fn username(&self) -> &str {
-        &self.0.username
+        &self.row.username
     }
     /// Contact address; may be empty.
-    async fn email(&self) -> &str {
-        &self.0.email
+    async fn email(&self, ctx: &Context<'_>) -> Result<Option<&str>, AppError> {
+        Ok(Some(&self.personal(ctx)?.email))
     }
     /// Given name; may be empty.
-    async fn first_name(&self) -> &str {
-        &self.0.first_name
+    async fn first_name(&self, ctx: &Context<'_>) -> Result<Option<&str>, AppError> {
+        Ok(Some(&self.personal(ctx)?.first_name))
     }
     /// Family name; may be empty.
-    async fn last_name(&self) -> &str {
-        &self.0.last_name
+    async fn last_name(&self, ctx: &Context<'_>) -> Result<Option<&str>, AppError> {
+        Ok(Some(&self.personal(ctx)?.last_name))
     }
     /// False once deactivated or anonymized: the user cannot log in and holds no permission.
-    async fn is_active(&self) -> bool {
-        self.0.is_active
+    async fn is_active(&self, ctx: &Context<'_>) -> Result<Option<bool>, AppError> {
+        Ok(Some(self.personal(ctx)?.is_active))
     }
     /// Staff may use the admin operations their permissions allow.
-    async fn is_staff(&self) -> bool {
-        self.0.is_staff
+    async fn is_staff(&self, ctx: &Context<'_>) -> Result<Option<bool>, AppError> {
+        Ok(Some(self.personal(ctx)?.is_staff))
     }
     /// An active superuser holds every permission.
-    async fn is_superuser(&self) -> bool {
-        self.0.is_superuser
+    async fn is_superuser(&self, ctx: &Context<'_>) -> Result<Option<bool>, AppError> {
+        Ok(Some(self.personal(ctx)?.is_superuser))
     }
     /// When the account was created.
-    async fn date_joined(&self) -> DateTime<Utc> {
-        self.0.date_joined
+    async fn date_joined(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>, AppError> {
+        Ok(Some(self.personal(ctx)?.date_joined))
     }
     /// When the user last logged in; null if never.
-    async fn last_login(&self) -> Option<DateTime<Utc>> {
-        self.0.last_login
+    async fn last_login(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>, AppError> {
+        Ok(self.personal(ctx)?.last_login)
     }
     /// When the user was last deactivated; null while active.
-    async fn deactivated_at(&self) -> Option<DateTime<Utc>> {
-        self.0.deactivated_at
+    async fn deactivated_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>, AppError> {
+        Ok(self.personal(ctx)?.deactivated_at)
     }
     /// The reason given at the last deactivation; null while active.
-    async fn deactivation_reason(&self) -> Option<&str> {
-        self.0.deactivation_reason.as_deref()
+    async fn deactivation_reason(&self, ctx: &Context<'_>) -> Result<Option<&str>, AppError> {
+        Ok(self.personal(ctx)?.deactivation_reason.as_deref())
     }
     /// Set once the user is anonymized (erased); that cannot be undone.
-    async fn anonymized_at(&self) -> Option<DateTime<Utc>> {
-        self.0.anonymized_at
+    async fn anonymized_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>, AppError> {
+        Ok(self.personal(ctx)?.anonymized_at)
     }
     /// The groups the user belongs to.
-    async fn groups(&self, ctx: &Context<'_>) -> Result<Vec<Group>, AppError> {
-        Ok(load(ctx, GroupsOfUser(self.0.id))
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .map(Group)
-            .collect())
+    async fn groups(&self, ctx: &Context<'_>) -> Result<Option<Vec<Group>>, AppError> {
+        let id = self.personal(ctx)?.id;
+        Ok(Some(
+            load(ctx, GroupsOfUser(id))
+                .await?
+                .unwrap_or_default()
+                .into_iter()
+                .map(Group)
+                .collect(),
+        ))
     }
     /// Permissions granted to the user directly (not through groups).
-    async fn user_permissions(&self, ctx: &Context<'_>) -> Result<Vec<Permission>, AppError> {
-        Ok(load(ctx, DirectPermissionsOfUser(self.0.id))
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .map(Permission)
-            .collect())
+    async fn user_permissions(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<Vec<Permission>>, AppError> {
+        let id = self.personal(ctx)?.id;
+        Ok(Some(
+            load(ctx, DirectPermissionsOfUser(id))
+                .await?
+                .unwrap_or_default()
+                .into_iter()
+                .map(Permission)
+                .collect(),
+        ))
     }
     /// Effective permissions as `app.codename`: direct grants and those of the
     /// user's groups; every permission for an active superuser; none for an inactive user.
-    async fn all_permissions(&self, ctx: &Context<'_>) -> Result<Vec<String>, AppError> {
-        Ok(load(ctx, EffectivePermissionsOfUser(self.0.id))
-            .await?
-            .unwrap_or_default())
+    async fn all_permissions(&self, ctx: &Context<'_>) -> Result<Option<Vec<String>>, AppError> {
+        let id = self.personal(ctx)?.id;
+        Ok(Some(
+            load(ctx, EffectivePermissionsOfUser(id))
+                .await?
+                .unwrap_or_default(),
+        ))
     }
-    /// The user's votes, newest first. Visible to the user and to staff with `polls.view_vote`.
+    /// The user's votes, newest first. Visible to the user and to staff with both `auth.view_user` and `polls.view_vote`.
     async fn votes(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
         #[graphql(desc = "Continue after this cursor (a previous page's `endCursor`).")]
         after: Option<String>,
-    ) -> Result<Conn<Vote>, AppError> {
-        ensure_self_or(ctx, Some(self.0.id), Require::AnyPermission(VIEW_VOTE))?;
-        votes_of_user(ctx, self.0.id, first, after).await
+    ) -> Result<Option<Conn<Vote>>, AppError> {
+        let id = self.personal(ctx)?.id;
+        if self.viewer == Viewer::Caller {
+            ensure_self_or(ctx, Some(id), Require::AnyPermission(VIEW_VOTE))?;
+        }
+        votes_of_user(ctx, id, first, after).await.map(Some)
     }
     /// How many votes the user has cast (detached votes no longer count).
-    async fn vote_count(&self, ctx: &Context<'_>) -> Result<i64, AppError> {
-        Ok(load(ctx, VoteCountOfUser(self.0.id)).await?.unwrap_or(0))
+    async fn vote_count(&self, ctx: &Context<'_>) -> Result<Option<i64>, AppError> {
+        let id = self.personal(ctx)?.id;
+        Ok(Some(load(ctx, VoteCountOfUser(id)).await?.unwrap_or(0)))
     }
 }
 

@@ -33,22 +33,35 @@ pub struct SessionUser {
     pub permissions: Vec<String>,
 }
 
+/// Also ends sessions unused for `idle`. Use extends a session, but its
+/// `last_seen_at` is written only when over a minute old: one write per
+/// session and minute, not one per request. The write rides in the same
+/// statement (a data-modifying CTE), so a request still costs one.
 pub async fn find_live(
     ex: impl PgExecutor<'_>,
     token_digest: &[u8],
+    idle: chrono::Duration,
 ) -> sqlx::Result<Option<SessionUser>> {
     sqlx::query_as(
-        "SELECT s.id AS session_id, u.id AS user_id, u.username, u.is_staff, u.is_superuser, \
-                ARRAY(SELECT p.app_label || '.' || p.codename FROM permissions p \
-                      WHERE u.is_superuser \
-                         OR p.id IN (SELECT permission_id FROM user_permissions WHERE user_id = u.id) \
-                         OR p.id IN (SELECT gp.permission_id FROM group_permissions gp \
-                                     JOIN user_groups ug ON ug.group_id = gp.group_id WHERE ug.user_id = u.id) \
-                      ORDER BY 1) AS permissions \
-         FROM sessions s JOIN users u ON u.id = s.user_id \
-         WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now() AND u.is_active",
+        "WITH live AS ( \
+           SELECT s.id AS session_id, s.last_seen_at, u.id AS user_id, u.username, u.is_staff, u.is_superuser, \
+                  ARRAY(SELECT p.app_label || '.' || p.codename FROM permissions p \
+                        WHERE u.is_superuser \
+                           OR p.id IN (SELECT permission_id FROM user_permissions WHERE user_id = u.id) \
+                           OR p.id IN (SELECT gp.permission_id FROM group_permissions gp \
+                                       JOIN user_groups ug ON ug.group_id = gp.group_id WHERE ug.user_id = u.id) \
+                        ORDER BY 1) AS permissions \
+           FROM sessions s JOIN users u ON u.id = s.user_id \
+           WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now() AND u.is_active \
+             AND s.last_seen_at > now() - make_interval(secs => $2) \
+         ), seen AS ( \
+           UPDATE sessions SET last_seen_at = now() FROM live \
+           WHERE sessions.id = live.session_id AND live.last_seen_at < now() - interval '1 minute' \
+         ) \
+         SELECT session_id, user_id, username, is_staff, is_superuser, permissions FROM live",
     )
     .bind(token_digest)
+    .bind(idle.num_milliseconds() as f64 / 1000.0)
     .fetch_optional(ex)
     .await
 }

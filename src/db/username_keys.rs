@@ -36,10 +36,11 @@ pub async fn recompute(conn: &mut PgConnection) -> sqlx::Result<()> {
     if done {
         return Ok(());
     }
-    let rows: Vec<(i64, String, String)> =
-        sqlx::query_as("SELECT id, username, username_key FROM users ORDER BY id")
-            .fetch_all(&mut *conn)
-            .await?;
+    let rows: Vec<(i64, String, String, bool)> = sqlx::query_as(
+        "SELECT id, username, username_key, anonymized_at IS NOT NULL FROM users ORDER BY id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
     let (ids, keys): (Vec<i64>, Vec<String>) = plan(&rows).into_iter().unzip();
     if !ids.is_empty() {
         // Uniqueness is checked row by row, so a key another row is about to
@@ -69,11 +70,17 @@ pub async fn recompute(conn: &mut PgConnection) -> sqlx::Result<()> {
 }
 
 /// The new key of each row whose key changes; `rows` are (id, username,
-/// current key) by id, so the oldest account keeps a shared skeleton.
-fn plan(rows: &[(i64, String, String)]) -> Vec<(i64, String)> {
-    let mut taken = HashSet::new();
+/// current key, anonymized) by id, so the oldest account keeps a shared
+/// skeleton. Anonymized rows keep `deleted-user-<id>` as anonymization
+/// writes it, and no other row may take it.
+fn plan(rows: &[(i64, String, String, bool)]) -> Vec<(i64, String)> {
+    let mut taken: HashSet<String> = rows
+        .iter()
+        .filter(|(_, _, _, anonymized)| *anonymized)
+        .map(|(_, _, key, _)| key.clone())
+        .collect();
     let mut changes = Vec::new();
-    for (id, username, key) in rows {
+    for (id, username, key, _) in rows.iter().filter(|row| !row.3) {
         let wanted = validation::username_key(username);
         let new = if taken.insert(wanted.clone()) {
             wanted
@@ -97,16 +104,24 @@ mod tests {
 
     #[test]
     fn the_oldest_account_keeps_a_shared_skeleton_and_the_other_its_old_key() {
-        let row = |id: i64, name: &str| (id, name.to_owned(), validation::username_fold(name));
-        let rows = [row(1, "admin"), row(2, "\u{430}dmin"), row(3, "bob")];
+        let row =
+            |id: i64, name: &str| (id, name.to_owned(), validation::username_fold(name), false);
+        let rows = [
+            row(1, "admin"),
+            row(2, "\u{430}dmin"),
+            row(3, "bob"),
+            (4, "deleted-user-4".into(), "deleted-user-4".into(), true),
+            row(5, "d\u{435}leted-user-4"),
+        ];
         let plan = plan(&rows);
         assert_eq!(
             plan,
             vec![
                 (1, validation::username_key("admin")),
                 (2, grandfathered_key("\u{430}dmin")),
+                (5, grandfathered_key("d\u{435}leted-user-4")),
             ],
-            "bob's key is unchanged, so not rewritten"
+            "bob's key is unchanged, so not rewritten; an anonymized key stays taken"
         );
     }
 }

@@ -173,6 +173,15 @@ async fn start_session(
     })
 }
 
+/// The user `login` would check for `username`: by key, or by an account's
+/// older-style key when the name as typed is exactly that.
+pub async fn find_by_username(pool: &PgPool, username: &str) -> AppResult<Option<UserRow>> {
+    let attempt = Attempt::new(username, None);
+    let found =
+        users::find_by_username(pool, &attempt.key, &attempt.fold, &attempt.grandfathered).await?;
+    Ok(found)
+}
+
 /// Who a login attempt is charged to: the username (by its key, so every
 /// look-alike spelling shares one budget) and the client address.
 struct Attempt {

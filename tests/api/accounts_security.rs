@@ -510,6 +510,17 @@ async fn keys_from_before_the_upgrade_are_recomputed_and_existing_lookalikes_kee
     assert_eq!(login("MEMBER", PASSWORD).await, "Member");
     assert_eq!(login("m\u{435}mber", other_password).await, "m\u{435}mber");
     assert_eq!(login("M\u{415}MBER", other_password).await, "m\u{435}mber");
+    // Looking a user up by name finds whom login finds.
+    for (name, expected) in [("MEMBER", "Member"), ("m\u{435}mber", "m\u{435}mber")] {
+        let data = app
+            .ok(
+                Some(&token),
+                "query($u: String!) { user(username: $u) { username } }",
+                json!({ "u": name }),
+            )
+            .await;
+        assert_eq!(data["user"]["username"], expected, "{name:?}");
+    }
     for name in ["member", "m\u{435}mber", "rnember"] {
         let input = json!({ "username": name, "password": PASSPHRASE });
         let resp = app.gql(Some(&token), CREATE, json!({ "i": input })).await;

@@ -76,18 +76,19 @@ pub async fn login(
     };
 
     if !password_ok {
-        record_failure(pool, user_id, &attempt.key, client_address).await?;
+        record_failure(pool, user_id, &attempt.fold, client_address).await?;
         return Err(AppError::InvalidCredentials);
     }
     let user_id = user_id.expect("a password only matches a stored hash");
     start_session(pool, settings, user_id, is_active, &attempt, client_address).await
 }
 
-/// Audits a wrong password (or an unknown username).
+/// Audits a wrong password (or an unknown username, recorded as typed,
+/// case and width folded: the key's confusables skeleton is unreadable).
 async fn record_failure(
     pool: &PgPool,
     user_id: Option<i64>,
-    key: &str,
+    name: &str,
     client_address: Option<&str>,
 ) -> AppResult<()> {
     let mut tx = pool.begin().await?;
@@ -97,7 +98,7 @@ async fn record_failure(
     };
     let target = match &target_user {
         Some(user) => Target::User(user),
-        None => Target::Name(key),
+        None => Target::Name(name),
     };
     let details = json!({ "reason": "invalid credentials", "clientAddress": client_address });
     audit::record(

@@ -173,3 +173,24 @@ pub async fn seed_demo(pool: &PgPool, policy: &PasswordPolicy) -> AppResult<Stri
         DEMO_PASSWORD
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `seed-demo` and the README's demo login depend on it.
+    #[test]
+    fn the_demo_password_meets_the_default_policy_for_every_demo_user() {
+        for demo in USERS {
+            let email = format!("{}@example.org", demo.username);
+            let personal = [demo.username, &email, demo.first_name, demo.last_name];
+            let checked = validation::password(
+                "password",
+                &SecretString::from(DEMO_PASSWORD),
+                &PasswordPolicy::default(),
+                &personal,
+            );
+            assert!(checked.is_ok(), "{}", demo.username);
+        }
+    }
+}

@@ -453,10 +453,14 @@ async fn floor_page(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let caller =
-        memberdesk::domain::accounts::authenticate(pool, bearer.trim_start_matches("Bearer "))
-            .await
-            .map_err(internal)?;
+    let settings = memberdesk::config::Settings::default();
+    let caller = memberdesk::domain::accounts::authenticate(
+        pool,
+        &settings,
+        bearer.trim_start_matches("Bearer "),
+    )
+    .await
+    .map_err(internal)?;
     if !caller.is_some_and(|c| c.is_superuser || c.permissions.contains("auth.view_user")) {
         return Err(poem::Error::from_status(poem::http::StatusCode::FORBIDDEN));
     }

@@ -148,6 +148,7 @@ async fn run(command: Command) -> Result<(), String> {
             email,
             password_stdin,
         } => {
+            let policy = Settings::from_env()?.password_policy;
             let password = read_password(password_stdin)?;
             let (pool, _) = open(true).await?;
             let input = accounts::NewUserInput {
@@ -159,7 +160,7 @@ async fn run(command: Command) -> Result<(), String> {
                 is_staff: true,
                 is_superuser: true,
             };
-            let user = accounts::create_user(&pool, &Actor::System, input)
+            let user = accounts::create_user(&pool, &Actor::System, input, &policy)
                 .await
                 .map_err(describe_error)?;
             println!("superuser '{}' created", user.username);
@@ -174,8 +175,11 @@ async fn run(command: Command) -> Result<(), String> {
             deactivate_dormant(&pool, days, dry_run, batch_size).await
         }
         Command::SeedDemo => {
+            let policy = Settings::from_env()?.password_policy;
             let (pool, _) = open(true).await?;
-            let report = seed::seed_demo(&pool).await.map_err(describe_error)?;
+            let report = seed::seed_demo(&pool, &policy)
+                .await
+                .map_err(describe_error)?;
             println!("{report}");
             Ok(())
         }
@@ -187,7 +191,9 @@ async fn serve(bind: &str, demo: bool) -> Result<(), String> {
     let settings = Settings::from_env()?;
     let (pool, url) = open(true).await?;
     if demo {
-        let report = seed::seed_demo(&pool).await.map_err(describe_error)?;
+        let report = seed::seed_demo(&pool, &settings.password_policy)
+            .await
+            .map_err(describe_error)?;
         tracing::info!("{report}");
     }
     crate::auth::password::warm_up().await;

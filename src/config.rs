@@ -1,6 +1,9 @@
 //! Runtime settings, with the defaults a fresh install should have.
 
+use std::net::IpAddr;
 use std::time::Duration;
+
+use ipnet::IpNet;
 
 /// The database memberdesk uses when `DATABASE_URL` is unset (user from the
 /// environment, as libpq does).
@@ -16,12 +19,62 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub max_query_depth: usize,
     pub max_query_complexity: usize,
+    /// How long a session may sit unused before it ends (besides `session_ttl`).
+    pub session_idle: chrono::Duration,
+    pub password_policy: PasswordPolicy,
+    /// Peers whose `X-Forwarded-For` names the client (load balancers, proxies).
+    pub trusted_proxies: TrustedProxies,
 }
 
-/// Failed logins allowed per username and per client address within `window`.
+/// What a new password must meet besides zxcvbn's score (see `validation::password`).
+#[derive(Debug, Clone, Copy)]
+pub struct PasswordPolicy {
+    /// Fewest characters (Unicode scalar values) a new password may have.
+    pub min_length: usize,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        PasswordPolicy { min_length: 12 }
+    }
+}
+
+/// The addresses and networks of the proxies in front of memberdesk; empty:
+/// every peer is the client itself.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub Vec<IpNet>);
+
+impl TrustedProxies {
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        let addr = addr.to_canonical();
+        self.0.iter().any(|net| net.contains(&addr))
+    }
+
+    /// Comma-separated addresses (`10.0.0.7`, `::1`) and CIDR ranges
+    /// (`10.0.0.0/8`); an error names the variable and the bad entry.
+    pub fn parse(name: &str, value: &str) -> Result<TrustedProxies, String> {
+        let mut nets = Vec::new();
+        for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let net = match entry.parse::<IpNet>() {
+                Ok(net) => net,
+                Err(_) => entry.parse::<IpAddr>().map(IpNet::from).map_err(|_| {
+                    format!("{name} must list IP addresses or CIDR ranges (like 10.0.0.0/8), not '{entry}'")
+                })?,
+            };
+            nets.push(net);
+        }
+        Ok(TrustedProxies(nets))
+    }
+}
+
+/// Failed logins allowed within `window`: per username from one client
+/// address (the guesser's budget), per client address over all usernames
+/// (a spray), and per username over all addresses (distributed guessing;
+/// higher, as reaching it locks the owner out too).
 #[derive(Debug, Clone, Copy)]
 pub struct LoginLimit {
     pub per_username: i32,
+    pub per_username_and_address: i32,
     pub per_address: i32,
     pub window: Duration,
 }
@@ -31,13 +84,17 @@ impl Default for Settings {
         Settings {
             session_ttl: chrono::Duration::hours(12),
             login_limit: LoginLimit {
-                per_username: 5,
+                per_username: 100,
+                per_username_and_address: 5,
                 per_address: 50,
                 window: Duration::from_secs(15 * 60),
             },
             max_body_bytes: 256 * 1024,
             max_query_depth: 16,
             max_query_complexity: 2_000,
+            session_idle: chrono::Duration::minutes(60),
+            password_policy: PasswordPolicy::default(),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -59,6 +116,9 @@ impl Settings {
         if let Some(n) = number("MEMBERDESK_LOGIN_LIMIT_PER_USERNAME")? {
             s.login_limit.per_username = n as i32;
         }
+        if let Some(n) = number("MEMBERDESK_LOGIN_LIMIT_PER_USERNAME_AND_ADDRESS")? {
+            s.login_limit.per_username_and_address = n as i32;
+        }
         if let Some(n) = number("MEMBERDESK_LOGIN_LIMIT_PER_ADDRESS")? {
             s.login_limit.per_address = n as i32;
         }
@@ -73,6 +133,15 @@ impl Settings {
         }
         if let Some(n) = number("MEMBERDESK_MAX_QUERY_COMPLEXITY")? {
             s.max_query_complexity = n as usize;
+        }
+        if let Some(n) = number("MEMBERDESK_SESSION_IDLE_MINUTES")? {
+            s.session_idle = chrono::Duration::minutes(n as i64);
+        }
+        if let Some(n) = number("MEMBERDESK_PASSWORD_MIN_LENGTH")? {
+            s.password_policy.min_length = n as usize;
+        }
+        if let Some(v) = lookup("MEMBERDESK_TRUSTED_PROXIES") {
+            s.trusted_proxies = TrustedProxies::parse("MEMBERDESK_TRUSTED_PROXIES", &v)?;
         }
         Ok(s)
     }
@@ -132,5 +201,28 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.contains("MEMBERDESK_MAX_BODY_BYTES"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_ranges_and_name_a_bad_entry() {
+        let s = Settings::from_lookup(|name| {
+            (name == "MEMBERDESK_TRUSTED_PROXIES").then(|| " 10.0.0.0/8, ::1 ,192.0.2.7".into())
+        })
+        .unwrap();
+        let trusted = |a: &str| s.trusted_proxies.contains(a.parse().unwrap());
+        assert!(trusted("10.1.2.3") && trusted("::1") && trusted("192.0.2.7"));
+        assert!(
+            trusted("::ffff:10.0.0.1"),
+            "IPv4-mapped peers count as IPv4"
+        );
+        assert!(!trusted("192.0.2.8") && !trusted("127.0.0.1"));
+        assert!(Settings::default().trusted_proxies.0.is_empty());
+        for bad in ["10.0.0.0/33", "proxy.internal", "10.0.0.1,,nope"] {
+            let err = Settings::from_lookup(|name| {
+                (name == "MEMBERDESK_TRUSTED_PROXIES").then(|| bad.into())
+            })
+            .unwrap_err();
+            assert!(err.contains("MEMBERDESK_TRUSTED_PROXIES"), "{err}");
+        }
     }
 }

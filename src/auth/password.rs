@@ -15,6 +15,8 @@ use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Versio
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
+use crate::config::PasswordPolicy;
+use crate::domain::validation;
 use crate::error::AppError;
 
 /// OWASP's minimum for argon2id: 19 MiB, 2 iterations, 1 lane.
@@ -107,10 +109,31 @@ pub async fn verify_password(
     .await
 }
 
+/// Judges a new password (`validation::password`) on the hashing pool:
+/// zxcvbn is CPU work of the same order as a hash, so it gets the same
+/// bound on parallelism and stays off the async workers.
+pub async fn check_strength(
+    field: &'static str,
+    password: &SecretString,
+    policy: &PasswordPolicy,
+    user_inputs: &[&str],
+) -> Result<(), AppError> {
+    let password = password.clone();
+    let policy = *policy;
+    let inputs: Vec<String> = user_inputs.iter().map(|s| (*s).to_owned()).collect();
+    on_hashing_pool(move || {
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        validation::password(field, &password, &policy, &inputs)
+    })
+    .await?
+}
+
 /// Computes the dummy hash now, so the first login for an unknown user does
 /// not pay for it (which would itself be a timing signal).
 pub async fn warm_up() {
     let _ = tokio::task::spawn_blocking(|| DUMMY_HASH.len()).await;
+    // zxcvbn builds its dictionaries on first use (~0.2 s unoptimized).
+    let _ = tokio::task::spawn_blocking(|| zxcvbn::zxcvbn("warm up", &[]).score()).await;
 }
 
 #[cfg(test)]

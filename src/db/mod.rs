@@ -1,8 +1,10 @@
 //! Connecting to PostgreSQL and applying the embedded migrations.
 
 mod startup_error;
+mod username_keys;
 
 pub use startup_error::{StartupError, describe};
+pub use username_keys::grandfathered_key;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -141,6 +143,7 @@ pub async fn migrate(pool: &PgPool, url: &str) -> Result<(), StartupError> {
             sqlx::migrate::MigrateError::Execute(e) => db_failed(e),
             other => failed(other.to_string()),
         })?;
+    username_keys::recompute(&mut tx).await.map_err(db_failed)?;
     tx.commit().await.map_err(db_failed)
 }
 

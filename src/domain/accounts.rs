@@ -11,7 +11,7 @@ use super::actor::CurrentUser;
 use super::audit::{self, AuditAction, By, Target};
 use super::{Actor, validation};
 use crate::auth::{password, token};
-use crate::config::Settings;
+use crate::config::{LoginLimit, PasswordPolicy, Settings};
 use crate::error::{AppError, AppResult, OnConstraint};
 use crate::store::login_failures::{self, Scope};
 use crate::store::sessions;
@@ -26,9 +26,12 @@ pub struct LoginOutcome {
 /// Checks a username and password and starts a session.
 ///
 /// Unknown usernames and wrong passwords give the same error after the same
-/// amount of work (one argon2 verification). Failures are counted per
-/// username and per client address in PostgreSQL; past the limit every
-/// attempt is refused without checking the password, whatever it is.
+/// amount of work (one argon2 verification). Failures are counted in
+/// PostgreSQL per username from this client address, per client address,
+/// and per username over all addresses; past any limit every attempt is
+/// refused without checking the password, whatever it is. The first limit
+/// is the low one, so a guesser locks out their own address and not the
+/// owner logging in from another.
 ///
 /// Each attempt is counted before its password is checked and taken back
 /// once it proves right: counting only after the check would let a burst of
@@ -40,16 +43,13 @@ pub async fn login(
     password: SecretString,
     client_address: Option<&str>,
 ) -> AppResult<LoginOutcome> {
-    // Overlong input names nobody; it is still checked (and costs) like any other.
-    let key: String = validation::username_key(username)
-        .chars()
-        .take(validation::MAX_USERNAME + 1)
-        .collect();
-
-    reserve_attempt(pool, settings, &key, client_address).await?;
+    let attempt = Attempt::new(username, client_address);
+    reserve_attempt(pool, settings, &attempt).await?;
 
     let checked = async {
-        let credentials = users::find_credentials(pool, &key).await?;
+        let credentials =
+            users::find_credentials(pool, &attempt.key, &attempt.fold, &attempt.grandfathered)
+                .await?;
         let (user_id, is_active, stored) = match credentials {
             Some(c) => (Some(c.id), c.is_active, c.password_hash),
             None => (None, false, None),
@@ -64,50 +64,74 @@ pub async fn login(
             // Nothing was guessed, so the attempt is not a failure; the
             // original error matters more than one failing to undo it.
             if let Ok(mut conn) = pool.acquire().await {
-                let _ = release_attempt(&mut conn, &key, client_address).await;
+                let _ = release_attempt(&mut conn, &attempt).await;
             }
             return Err(err);
         }
     };
 
     if !password_ok {
-        let mut tx = pool.begin().await?;
-        let target_user = match user_id {
-            Some(id) => users::find(&mut *tx, id).await?,
-            None => None,
-        };
-        let target = match &target_user {
-            Some(user) => Target::User(user),
-            None => Target::Name(&key),
-        };
-        let details = json!({ "reason": "invalid credentials", "clientAddress": client_address });
+        record_failure(pool, user_id, &attempt.fold, client_address).await?;
+        return Err(AppError::InvalidCredentials);
+    }
+    let user_id = user_id.expect("a password only matches a stored hash");
+    start_session(pool, settings, user_id, is_active, &attempt, client_address).await
+}
+
+/// Audits a wrong password (or an unknown username, recorded as typed,
+/// case and width folded: the key's confusables skeleton is unreadable).
+async fn record_failure(
+    pool: &PgPool,
+    user_id: Option<i64>,
+    name: &str,
+    client_address: Option<&str>,
+) -> AppResult<()> {
+    let mut tx = pool.begin().await?;
+    let target_user = match user_id {
+        Some(id) => users::find(&mut *tx, id).await?,
+        None => None,
+    };
+    let target = match &target_user {
+        Some(user) => Target::User(user),
+        None => Target::Name(name),
+    };
+    let details = json!({ "reason": "invalid credentials", "clientAddress": client_address });
+    audit::record(
+        &mut *tx,
+        None,
+        AuditAction::LoginFailed,
+        target,
+        None,
+        Some(details),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The right password: a session, unless the account is inactive.
+async fn start_session(
+    pool: &PgPool,
+    settings: &Settings,
+    user_id: i64,
+    is_active: bool,
+    attempt: &Attempt,
+    client_address: Option<&str>,
+) -> AppResult<LoginOutcome> {
+    let mut tx = pool.begin().await?;
+    let user = users::find_for_update(&mut *tx, user_id)
+        .await?
+        .ok_or(AppError::InvalidCredentials)?;
+    // The right password is no failed guess, whatever the account's state.
+    release_attempt(&mut tx, attempt).await?;
+    if !is_active || !user.is_active {
+        let details = json!({ "reason": "account inactive", "clientAddress": client_address });
+        let target = Target::User(&user);
         audit::record(
             &mut *tx,
             None,
             AuditAction::LoginFailed,
             target,
-            None,
-            Some(details),
-        )
-        .await?;
-        tx.commit().await?;
-        return Err(AppError::InvalidCredentials);
-    }
-    let user_id = user_id.expect("a password only matches a stored hash");
-
-    let mut tx = pool.begin().await?;
-    let user = users::find_for_update(&mut *tx, user_id)
-        .await?
-        .ok_or(AppError::InvalidCredentials)?;
-    if !is_active || !user.is_active {
-        // The right password is no failed guess, whatever the account's state.
-        release_attempt(&mut tx, &key, client_address).await?;
-        let details = json!({ "reason": "account inactive", "clientAddress": client_address });
-        audit::record(
-            &mut *tx,
-            None,
-            AuditAction::LoginFailed,
-            Target::User(&user),
             None,
             Some(details),
         )
@@ -120,10 +144,9 @@ pub async fn login(
     let expires_at = now + settings.session_ttl;
     sessions::insert(&mut *tx, user.id, &issued.digest, expires_at).await?;
     users::touch_last_login(&mut *tx, user.id, now).await?;
-    login_failures::clear(&mut *tx, Scope::Username, &key).await?;
-    if let Some(addr) = client_address {
-        login_failures::release(&mut *tx, Scope::Address, addr).await?;
-    }
+    // The owner's own typos from this address are forgiven; guesses from
+    // elsewhere still count against the username's overall limit.
+    login_failures::clear(&mut *tx, Scope::UsernameAndAddress, &attempt.pair_key()).await?;
     let details = json!({ "clientAddress": client_address });
     audit::record(
         &mut *tx,
@@ -146,26 +169,11 @@ pub async fn login(
     })
 }
 
-/// Counts one attempt against the username and the client address before a
-/// password is checked; `RATE_LIMITED` (and nothing counted) when either is
-/// over its limit.
-async fn reserve_attempt(
-    pool: &PgPool,
-    settings: &Settings,
-    key: &str,
-    client_address: Option<&str>,
-) -> AppResult<()> {
-    let limit = settings.login_limit;
+/// Counts one attempt on every counter before a password is checked;
+/// `RATE_LIMITED` (and nothing counted) when any is over its limit.
+async fn reserve_attempt(pool: &PgPool, settings: &Settings, attempt: &Attempt) -> AppResult<()> {
     let mut tx = pool.begin().await?;
-    let mut reserved =
-        login_failures::reserve(&mut *tx, Scope::Username, key, limit.window, limit.per_username)
-            .await?;
-    if reserved && let Some(addr) = client_address {
-        reserved =
-            login_failures::reserve(&mut *tx, Scope::Address, addr, limit.window, limit.per_address)
-                .await?;
-    }
-    if !reserved {
+    if !attempt.reserve(&mut tx, &settings.login_limit).await? {
         // Refused attempts are not checked, so they must not count either.
         tx.rollback().await?;
         return Err(AppError::RateLimited);
@@ -174,28 +182,98 @@ async fn reserve_attempt(
     Ok(())
 }
 
+/// The user `login` would check for `username`: by key, or by an account's
+/// older-style key when the name as typed is exactly that.
+pub async fn find_by_username(pool: &PgPool, username: &str) -> AppResult<Option<UserRow>> {
+    let attempt = Attempt::new(username, None);
+    let found =
+        users::find_by_username(pool, &attempt.key, &attempt.fold, &attempt.grandfathered).await?;
+    Ok(found)
+}
+
+/// Who a login attempt is charged to: the username (by its key, so every
+/// look-alike spelling shares one budget) and the client address.
+struct Attempt {
+    key: String,
+    /// The name as typed, only case and width folded: the key of accounts
+    /// from before look-alikes were folded (see `db::username_keys`).
+    fold: String,
+    grandfathered: String,
+    /// `unknown` when the transport gives none: such clients share one budget.
+    address: String,
+}
+
+impl Attempt {
+    fn new(username: &str, client_address: Option<&str>) -> Attempt {
+        // Overlong input names nobody; it is still checked (and costs) like any other.
+        let bounded: String = username
+            .chars()
+            .take(validation::MAX_USERNAME + 1)
+            .collect();
+        let fold = validation::username_fold(&bounded);
+        Attempt {
+            key: validation::username_key(&bounded),
+            grandfathered: crate::db::grandfathered_key(&fold),
+            fold,
+            address: client_address.unwrap_or("unknown").to_owned(),
+        }
+    }
+
+    /// Addresses hold no space, so the pair cannot be read two ways.
+    fn pair_key(&self) -> String {
+        format!("{} {}", self.address, self.key)
+    }
+
+    /// The counters in a fixed order (pair, username, address), so that
+    /// parallel attempts lock their rows in one order and cannot deadlock.
+    fn counters(&self) -> [(Scope, String); 3] {
+        [
+            (Scope::UsernameAndAddress, self.pair_key()),
+            (Scope::Username, self.key.clone()),
+            (Scope::Address, self.address.clone()),
+        ]
+    }
+
+    /// Counts the attempt on every counter, or on none (`false`: over a limit,
+    /// and the caller must roll back what was counted).
+    async fn reserve(&self, conn: &mut PgConnection, limit: &LoginLimit) -> sqlx::Result<bool> {
+        for (scope, key) in self.counters() {
+            let max = match scope {
+                Scope::UsernameAndAddress => limit.per_username_and_address,
+                Scope::Username => limit.per_username,
+                Scope::Address => limit.per_address,
+            };
+            if !login_failures::reserve(&mut *conn, scope, &key, limit.window, max).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
 /// Takes back the attempt `login` counted before checking the password.
-async fn release_attempt(
-    conn: &mut PgConnection,
-    key: &str,
-    client_address: Option<&str>,
-) -> sqlx::Result<()> {
-    login_failures::release(&mut *conn, Scope::Username, key).await?;
-    if let Some(addr) = client_address {
-        login_failures::release(&mut *conn, Scope::Address, addr).await?;
+async fn release_attempt(conn: &mut PgConnection, attempt: &Attempt) -> sqlx::Result<()> {
+    for (scope, key) in attempt.counters() {
+        login_failures::release(&mut *conn, scope, &key).await?;
     }
     Ok(())
 }
 
 /// The caller behind a bearer token, or `None` when the token is unknown,
-/// expired, revoked or its user is no longer active.
-pub async fn authenticate(pool: &PgPool, bearer: &str) -> AppResult<Option<CurrentUser>> {
+/// expired, idle too long, revoked or its user is no longer active.
+pub async fn authenticate(
+    pool: &PgPool,
+    settings: &Settings,
+    bearer: &str,
+) -> AppResult<Option<CurrentUser>> {
     if bearer.is_empty() || bearer.len() > 256 {
         return Ok(None);
     }
-    Ok(sessions::find_live(pool, &token::digest(bearer))
-        .await?
-        .map(CurrentUser::from))
+    Ok(
+        sessions::find_live(pool, &token::digest(bearer), settings.session_idle)
+            .await?
+            .map(CurrentUser::from),
+    )
 }
 
 pub async fn logout(pool: &PgPool, current: &CurrentUser) -> AppResult<bool> {
@@ -229,7 +307,12 @@ pub struct NewUserInput {
     pub is_superuser: bool,
 }
 
-pub async fn create_user(pool: &PgPool, actor: &Actor, input: NewUserInput) -> AppResult<UserRow> {
+pub async fn create_user(
+    pool: &PgPool,
+    actor: &Actor,
+    input: NewUserInput,
+    policy: &PasswordPolicy,
+) -> AppResult<UserRow> {
     if input.is_staff || input.is_superuser {
         ensure_may_set_flags(actor)?;
     }
@@ -237,7 +320,8 @@ pub async fn create_user(pool: &PgPool, actor: &Actor, input: NewUserInput) -> A
     let email = validation::email("email", &input.email)?;
     let first_name = validation::line("firstName", &input.first_name, validation::MAX_NAME, false)?;
     let last_name = validation::line("lastName", &input.last_name, validation::MAX_NAME, false)?;
-    validation::password("password", &input.password, &username)?;
+    let personal = [username.as_str(), &email, &first_name, &last_name];
+    password::check_strength("password", &input.password, policy, &personal).await?;
     let key = validation::username_key(&username);
     let hash = password::hash_password(input.password).await?;
 
@@ -407,7 +491,14 @@ pub async fn set_password(
         .await?
         .ok_or(AppError::NotFound("user"))?;
     ensure_password_settable(&mut *pool.acquire().await?, &acting, &target).await?;
-    validation::password("password", &change.new_password, &target.username)?;
+    let personal = [
+        target.username.as_str(),
+        &target.email,
+        &target.first_name,
+        &target.last_name,
+    ];
+    let policy = &settings.password_policy;
+    password::check_strength("password", &change.new_password, policy, &personal).await?;
     if actor.id == target.id {
         let current = change.current_password;
         verify_current_password(pool, settings, &target, current, client_address).await?;
@@ -445,20 +536,21 @@ async fn verify_current_password(
     current: Option<SecretString>,
     client_address: Option<&str>,
 ) -> AppResult<()> {
-    let key = validation::username_key(&me.username);
-    reserve_attempt(pool, settings, &key, client_address).await?;
+    let attempt = Attempt::new(&me.username, client_address);
+    reserve_attempt(pool, settings, &attempt).await?;
     let Some(current) = current else {
         return Err(AppError::invalid(
             "currentPassword",
             "give your current password to change it",
         ));
     };
-    let stored = users::find_credentials(pool, &key)
+    let stored = users::find_credentials(pool, &attempt.key, &attempt.fold, &attempt.grandfathered)
         .await?
+        .filter(|c| c.id == me.id)
         .and_then(|c| c.password_hash);
     if password::verify_password(current, stored).await? {
         let mut conn = pool.acquire().await?;
-        release_attempt(&mut conn, &key, client_address).await?;
+        release_attempt(&mut conn, &attempt).await?;
         return Ok(());
     }
     let details = json!({ "reason": "wrong current password", "clientAddress": client_address });

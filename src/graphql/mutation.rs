@@ -34,7 +34,7 @@ pub struct CreateUserInput {
     /// Contact address; empty when left out.
     #[graphql(default)]
     pub email: String,
-    /// At least 8 characters, not common, not all digits, not the username.
+    /// At least 12 characters (`MEMBERDESK_PASSWORD_MIN_LENGTH`) and hard to guess (zxcvbn score 3 or more).
     pub password: String,
     /// Given name, up to 150 characters.
     #[graphql(default)]
@@ -130,9 +130,14 @@ impl MutationRoot {
             is_staff: input.is_staff,
             is_superuser: input.is_superuser,
         };
-        accounts::create_user(ctx.pool(), &ctx.actor()?, input)
-            .await
-            .map(User::new)
+        accounts::create_user(
+            ctx.pool(),
+            &ctx.actor()?,
+            input,
+            &ctx.settings().password_policy,
+        )
+        .await
+        .map(User::new)
     }
 
     /// Needs `auth.change_user`; the flags and superusers' accounts only by a superuser.
@@ -166,7 +171,7 @@ impl MutationRoot {
         ctx: &Context<'_>,
         #[graphql(desc = "Whose password: your own, or anyone's with `auth.change_user`.")] user_id: ID,
         #[graphql(
-            desc = "At least 8 characters, not a common password, not all digits, not the username."
+            desc = "At least 12 characters (`MEMBERDESK_PASSWORD_MIN_LENGTH`) and hard to guess (zxcvbn score 3 or more)."
         )]
         password: String,
         #[graphql(

@@ -165,7 +165,7 @@ impl QueryRoot {
                     .ok_or(AppError::NotFound("user"))?,
             ),
             (None, Some(name)) => {
-                users::find_by_username_key(ctx.pool(), &validation::username_key(&name)).await?
+                crate::domain::accounts::find_by_username(ctx.pool(), &name).await?
             }
             _ => {
                 return Err(AppError::invalid(

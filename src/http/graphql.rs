@@ -157,7 +157,7 @@ impl GraphqlEndpoint {
         let Some(token) = token else {
             return Ok(Caller::Rejected);
         };
-        match accounts::authenticate(&self.pool, token).await {
+        match accounts::authenticate(&self.pool, &self.settings, token).await {
             Ok(Some(user)) => Ok(Caller::User(user)),
             Ok(None) => Ok(Caller::Rejected),
             Err(err) => {
@@ -250,10 +250,7 @@ impl Endpoint for GraphqlEndpoint {
             Ok(caller) => caller,
             Err(resp) => return Ok(resp),
         };
-        let address = req
-            .remote_addr()
-            .as_socket_addr()
-            .map(|a| a.ip().to_string());
+        let address = super::client_address::of(&req, &self.settings.trusted_proxies);
         let operation_name = gql.operation_name.clone();
         let fields = match gql.parsed_query() {
             Ok(doc) => RootFields::of(doc, operation_name.as_deref()),

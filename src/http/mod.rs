@@ -1,6 +1,7 @@
 //! The HTTP server: routes, the hardened GraphQL endpoint, the playground,
 //! health checks, and graceful shutdown.
 
+mod client_address;
 mod errors;
 mod graphql;
 pub mod metrics;

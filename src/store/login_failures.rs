@@ -1,5 +1,6 @@
-//! Failed-login counters per username and per client address, in PostgreSQL
-//! so that the limit holds across every server instance.
+//! Failed-login counters per username (over all addresses), per username
+//! from one client address, and per client address, in PostgreSQL so that
+//! the limits hold across every server instance.
 
 use std::time::Duration;
 
@@ -8,6 +9,8 @@ use sqlx::PgExecutor;
 #[derive(Debug, Clone, Copy)]
 pub enum Scope {
     Username,
+    /// Keyed `"<address> <username key>"`.
+    UsernameAndAddress,
     Address,
 }
 
@@ -15,6 +18,7 @@ impl Scope {
     fn as_str(self) -> &'static str {
         match self {
             Scope::Username => "username",
+            Scope::UsernameAndAddress => "username_address",
             Scope::Address => "address",
         }
     }

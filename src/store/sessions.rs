@@ -33,48 +33,62 @@ pub struct SessionUser {
     pub permissions: Vec<String>,
 }
 
-/// The live-session query, keyed by `$1`; `find_live` and
-/// `find_live_for_share` differ only in the key and the lock.
-macro_rules! live_session {
-    ($key:literal, $lock:literal) => {
-        concat!(
-            "SELECT s.id AS session_id, u.id AS user_id, u.username, u.is_staff, u.is_superuser, \
-                    ARRAY(SELECT p.app_label || '.' || p.codename FROM permissions p \
-                          WHERE u.is_superuser \
-                             OR p.id IN (SELECT permission_id FROM user_permissions WHERE user_id = u.id) \
-                             OR p.id IN (SELECT gp.permission_id FROM group_permissions gp \
-                                         JOIN user_groups ug ON ug.group_id = gp.group_id WHERE ug.user_id = u.id) \
-                          ORDER BY 1) AS permissions \
-             FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE ",
-            $key,
-            " = $1 AND s.revoked_at IS NULL AND s.expires_at > now() AND u.is_active",
-            $lock
-        )
-    };
-}
-
+/// Also ends sessions unused for `idle`. Use extends a session, but its
+/// `last_seen_at` is written only when over a minute old: one write per
+/// session and minute, not one per request. The write rides in the same
+/// statement (a data-modifying CTE), so a request still costs one.
 pub async fn find_live(
     ex: impl PgExecutor<'_>,
     token_digest: &[u8],
+    idle: chrono::Duration,
 ) -> sqlx::Result<Option<SessionUser>> {
-    sqlx::query_as(live_session!("s.token_hash", ""))
-        .bind(token_digest)
-        .fetch_optional(ex)
-        .await
+    sqlx::query_as(
+        "WITH live AS ( \
+           SELECT s.id AS session_id, s.last_seen_at, u.id AS user_id, u.username, u.is_staff, u.is_superuser, \
+                  ARRAY(SELECT p.app_label || '.' || p.codename FROM permissions p \
+                        WHERE u.is_superuser \
+                           OR p.id IN (SELECT permission_id FROM user_permissions WHERE user_id = u.id) \
+                           OR p.id IN (SELECT gp.permission_id FROM group_permissions gp \
+                                       JOIN user_groups ug ON ug.group_id = gp.group_id WHERE ug.user_id = u.id) \
+                        ORDER BY 1) AS permissions \
+           FROM sessions s JOIN users u ON u.id = s.user_id \
+           WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now() AND u.is_active \
+             AND s.last_seen_at > now() - make_interval(secs => $2) \
+         ), seen AS ( \
+           UPDATE sessions SET last_seen_at = now() FROM live \
+           WHERE sessions.id = live.session_id AND live.last_seen_at < now() - interval '1 minute' \
+         ) \
+         SELECT session_id, user_id, username, is_staff, is_superuser, permissions FROM live",
+    )
+    .bind(token_digest)
+    .bind(idle.num_milliseconds() as f64 / 1000.0)
+    .fetch_optional(ex)
+    .await
 }
 
 /// The caller behind `session_id` as they stand now, with their account
 /// row share-locked until the transaction ends: a deactivation or a change
 /// of their rights waits for the transaction using them, or is seen by it.
+/// (The session was live when the request started, which extended it.)
 pub async fn find_live_for_share(
     ex: impl PgExecutor<'_>,
     session_id: i64,
 ) -> sqlx::Result<Option<SessionUser>> {
-    sqlx::query_as(live_session!("s.id", " FOR SHARE OF u"))
-        .bind(session_id)
-        .fetch_optional(ex)
-        .await
+    sqlx::query_as(
+        "SELECT s.id AS session_id, u.id AS user_id, u.username, u.is_staff, u.is_superuser, \
+                ARRAY(SELECT p.app_label || '.' || p.codename FROM permissions p \
+                      WHERE u.is_superuser \
+                         OR p.id IN (SELECT permission_id FROM user_permissions WHERE user_id = u.id) \
+                         OR p.id IN (SELECT gp.permission_id FROM group_permissions gp \
+                                     JOIN user_groups ug ON ug.group_id = gp.group_id WHERE ug.user_id = u.id) \
+                      ORDER BY 1) AS permissions \
+         FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > now() AND u.is_active \
+         FOR SHARE OF u",
+    )
+    .bind(session_id)
+    .fetch_optional(ex)
+    .await
 }
 
 pub async fn revoke(ex: impl PgExecutor<'_>, session_id: i64) -> sqlx::Result<bool> {

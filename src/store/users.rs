@@ -87,14 +87,43 @@ pub struct Credentials {
     pub password_hash: Option<String>,
 }
 
+/// The account `login` checks: the one whose key is `key`, unless the
+/// name as typed (`fold`: `validation::username_fold`) is exactly an
+/// account's older-style key, plain or grandfathered (`db::username_keys`).
+/// A user by name as `login` finds them (see [`find_credentials`]).
+pub async fn find_by_username(
+    ex: impl PgExecutor<'_>,
+    key: &str,
+    fold: &str,
+    grandfathered: &str,
+) -> sqlx::Result<Option<UserRow>> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE username_key IN ($1, $2, $3) ORDER BY username_key = $1 LIMIT 1"
+    ))
+    .bind(key)
+    .bind(fold)
+    .bind(grandfathered)
+    .fetch_optional(ex)
+    .await
+}
+
 pub async fn find_credentials(
     ex: impl PgExecutor<'_>,
-    username_key: &str,
+    key: &str,
+    fold: &str,
+    grandfathered: &str,
 ) -> sqlx::Result<Option<Credentials>> {
-    sqlx::query_as("SELECT id, is_active, password_hash FROM users WHERE username_key = $1")
-        .bind(username_key)
-        .fetch_optional(ex)
-        .await
+    sqlx::query_as(
+        "SELECT id, is_active, password_hash FROM users WHERE username_key IN ($1, $2, $3) \
+         ORDER BY username_key = $1 LIMIT 1",
+    )
+    .bind(key)
+    .bind(fold)
+    .bind(grandfathered)
+    .fetch_optional(ex)
+    .await
 }
 
 pub struct NewUser<'a> {

@@ -14,10 +14,18 @@ const LOGIN: &str = "mutation($u: String!, $p: String!) { \
 
 const NEW_PASSWORD: &str = "a different long passphrase 42";
 
-fn limits(per_username: i32, per_address: i32, window: Duration) -> Settings {
+/// Failed-login limits: per username from one address, per address, and
+/// per username over all addresses.
+fn limits(
+    per_username_and_address: i32,
+    per_address: i32,
+    per_username: i32,
+    window: Duration,
+) -> Settings {
     Settings {
         login_limit: LoginLimit {
             per_username,
+            per_username_and_address,
             per_address,
             window,
         },
@@ -309,9 +317,12 @@ async fn user_deactivated_in_the_database_loses_their_token_at_once() {
     );
 }
 
+/// The low limit is per username *and client address*: whoever guessed is
+/// locked out from their address, right password or not (the test client is
+/// 127.0.0.1; `accounts_security.rs` shows the owner elsewhere unaffected).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failed_logins_per_username_lock_out_even_the_right_password() {
-    let app = TestApp::spawn_with(limits(3, 1000, Duration::from_secs(4))).await;
+async fn failed_logins_per_username_from_one_address_lock_it_out_even_with_the_right_password() {
+    let app = TestApp::spawn_with(limits(3, 1000, 1000, Duration::from_secs(4))).await;
     app.user("rani", false, false).await;
     app.user("sam", false, false).await;
     // Case variants are one account, so they must share one counter.
@@ -321,6 +332,10 @@ async fn failed_logins_per_username_lock_out_even_the_right_password() {
             "INVALID_CREDENTIALS"
         );
     }
+    assert_eq!(
+        failures(&app, "username_address", "127.0.0.1 rani").await,
+        3
+    );
     assert_eq!(failures(&app, "username", "rani").await, 3);
     assert_eq!(
         code(&try_login(&app, "rani", PASSWORD).await),
@@ -331,6 +346,10 @@ async fn failed_logins_per_username_lock_out_even_the_right_password() {
         "RATE_LIMITED"
     );
     // Refused attempts are not checked, so they do not extend the count.
+    assert_eq!(
+        failures(&app, "username_address", "127.0.0.1 rani").await,
+        3
+    );
     assert_eq!(failures(&app, "username", "rani").await, 3);
     assert_eq!(app.count("SELECT count(*) FROM sessions").await, 0);
     // The limit is per username: others on the same address are unaffected.
@@ -339,12 +358,16 @@ async fn failed_logins_per_username_lock_out_even_the_right_password() {
     // Once the window closes the account is usable again.
     tokio::time::sleep(Duration::from_millis(4300)).await;
     app.login("rani", PASSWORD).await;
+    assert_eq!(
+        failures(&app, "username_address", "127.0.0.1 rani").await,
+        0
+    );
     assert_eq!(failures(&app, "username", "rani").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_per_address_lock_out_every_username() {
-    let app = TestApp::spawn_with(limits(100, 4, Duration::from_secs(600))).await;
+    let app = TestApp::spawn_with(limits(100, 4, 100, Duration::from_secs(600))).await;
     app.user("rani", false, false).await;
     for i in 0..4 {
         assert_eq!(
@@ -384,7 +407,7 @@ async fn aliased_logins_in_one_request_are_each_counted() {
     assert_eq!(codes.len(), 51, "one error per alias: {resp:#}");
     let invalid = codes.iter().filter(|c| *c == "INVALID_CREDENTIALS").count();
     let limited = codes.iter().filter(|c| *c == "RATE_LIMITED").count();
-    // Default per-username limit is 5: one request is not 50 free guesses.
+    // Default limit per username and address is 5: one request is not 50 free guesses.
     assert_eq!((invalid, limited), (5, 46), "{codes:?}");
     assert!(resp["data"].is_null() || resp["data"]["a50"].is_null());
     assert_eq!(failures(&app, "username", "rani").await, 5);
@@ -402,7 +425,7 @@ async fn aliased_logins_in_one_request_are_each_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aliased_logins_across_usernames_hit_the_address_limit() {
-    let app = TestApp::spawn_with(limits(5, 10, Duration::from_secs(600))).await;
+    let app = TestApp::spawn_with(limits(5, 10, 100, Duration::from_secs(600))).await;
     app.user("rani", false, false).await;
     let pairs: Vec<(String, String)> = (0..50)
         .map(|i| (format!("user{i}"), "not the password at all".to_owned()))
@@ -421,7 +444,7 @@ async fn aliased_logins_across_usernames_hit_the_address_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_failed_logins_do_not_exceed_the_limit() {
-    let app = TestApp::spawn_with(limits(3, 1000, Duration::from_secs(600))).await;
+    let app = TestApp::spawn_with(limits(3, 1000, 1000, Duration::from_secs(600))).await;
     app.user("rani", false, false).await;
     // Parallel requests must not each pass the check before any is counted:
     // that would turn one burst into as many guesses as requests.

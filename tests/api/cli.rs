@@ -153,6 +153,78 @@ async fn createsuperuser_creates_once_and_refuses_duplicates_and_weak_passwords(
     assert_eq!(before, after, "refusals create nothing");
 }
 
+/// `createsuperuser` holds the superuser, the account most worth guessing,
+/// to the API's password rule: long enough and hard to guess by zxcvbn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn createsuperuser_refuses_guessable_passwords() {
+    let db = TestDb::new().await;
+    let create = |password: &str, env: &[(&str, &str)]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
+            .args([
+                "createsuperuser",
+                "--username",
+                "boss",
+                "--email",
+                "boss@example.org",
+                "--password-stdin",
+            ])
+            .env("DATABASE_URL", &db.url)
+            .env_remove("MEMBERDESK_PASSWORD")
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run memberdesk");
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(format!("{password}\n").as_bytes()).unwrap();
+        drop(input);
+        child.wait_with_output().unwrap()
+    };
+    for weak in [
+        "Password123!",
+        "qwertyuiop12",
+        "Summer2026!!",
+        "aaaaaaaaaaaaaaaa",
+        "boss-boss-boss",
+    ] {
+        let out = create(weak, &[]);
+        assert_clear_failure(&out, "password");
+        assert!(!text(&out).contains(weak), "{}", text(&out));
+    }
+    // The minimum length is the server's setting here too.
+    let out = create(PASSWORD, &[("MEMBERDESK_PASSWORD_MIN_LENGTH", "40")]);
+    assert_clear_failure(&out, "at least 40");
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(users, 0, "refusals create nothing");
+    let out = create("orbit tulip canyon whisper", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// A bad `MEMBERDESK_TRUSTED_PROXIES` stops the server before it starts,
+/// naming the variable: guessing what was meant could trust the world.
+#[test]
+fn a_bad_trusted_proxies_setting_stops_startup_naming_it() {
+    for bad in ["proxy.internal", "10.0.0.0/33", "10.0.0.1;10.0.0.2"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/memberdesk")
+            .env("MEMBERDESK_TRUSTED_PROXIES", bad)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert_clear_failure(&out, "memberdesk_trusted_proxies");
+        assert!(
+            text(&out).contains(bad),
+            "names the bad entry: {}",
+            text(&out)
+        );
+    }
+}
+
 #[test]
 fn unreachable_database_and_bad_arguments_give_one_clear_line() {
     let nowhere = "postgres://postgres@127.0.0.1:1/memberdesk";

@@ -1,5 +1,6 @@
 //! End-to-end tests: a real server per test, over HTTP, against real PostgreSQL.
 
+mod accounts_security;
 mod audit;
 mod auth;
 mod cli;

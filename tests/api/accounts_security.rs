@@ -1,0 +1,529 @@
+//! Account security over HTTP: passwords must be hard to guess, idle
+//! sessions end, wrong guesses lock out the guesser's address rather than
+//! the account's owner (with client addresses read from `X-Forwarded-For`
+//! only behind trusted proxies), and usernames that are reserved or look
+//! like an existing one are refused.
+
+use std::time::Duration;
+
+use memberdesk::config::{LoginLimit, Settings, TrustedProxies};
+use memberdesk::domain::validation;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use crate::helpers::{PASSWORD, TestApp, snapshot, user_id};
+
+const CREATE: &str = "mutation($i: CreateUserInput!) { createUser(input: $i) { id } }";
+const RENAME: &str =
+    "mutation($id: ID!, $u: String!) { updateUser(id: $id, input: { username: $u }) { id } }";
+const LOGIN: &str = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token user { id username } } }";
+const SET_PASSWORD: &str =
+    "mutation($id: ID!, $p: String!) { setPassword(userId: $id, password: $p) }";
+/// Four ordinary words: what a strong password may look like.
+const PASSPHRASE: &str = "orbit tulip canyon whisper";
+
+fn error(resp: &Value) -> (&str, &str, &str) {
+    let err = &resp["errors"][0];
+    (
+        err["extensions"]["code"].as_str().unwrap_or("<none>"),
+        err["extensions"]["field"].as_str().unwrap_or("<none>"),
+        err["message"].as_str().unwrap_or(""),
+    )
+}
+
+/// A login as if relayed by a proxy for `client` (the test server's peer is
+/// always 127.0.0.1).
+async fn login_via(app: &TestApp, client: &str, username: &str, password: &str) -> Value {
+    app.client
+        .post(format!("{}/graphql", app.addr))
+        .header("x-forwarded-for", client)
+        .json(&json!({ "query": LOGIN, "variables": { "u": username, "p": password } }))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON response")
+}
+
+fn behind_proxy(limit: LoginLimit) -> Settings {
+    Settings {
+        trusted_proxies: TrustedProxies::parse("MEMBERDESK_TRUSTED_PROXIES", "127.0.0.1").unwrap(),
+        login_limit: limit,
+        ..Settings::default()
+    }
+}
+
+fn limit(per_username_and_address: i32, per_address: i32, per_username: i32) -> LoginLimit {
+    LoginLimit {
+        per_username,
+        per_username_and_address,
+        per_address,
+        window: Duration::from_secs(600),
+    }
+}
+
+// ---- Item 1: password strength --------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessable_passwords_are_refused_with_advice_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.superuser("root").await;
+    let rani = app.user("rani", false, false).await;
+    let before = snapshot(app.pool()).await;
+    let sixteen_a = "a".repeat(16);
+    for weak in [
+        "Password123!",
+        "qwertyuiop12",
+        "Summer2026!!",
+        sixteen_a.as_str(),
+        "newbie-newbie",
+        "short",
+    ] {
+        let input =
+            json!({ "username": "newbie", "email": "newbie@example.org", "password": weak });
+        let resp = app.gql(Some(&token), CREATE, json!({ "i": input })).await;
+        let (code, field, message) = error(&resp);
+        assert_eq!(
+            (code, field),
+            ("INVALID_INPUT", "password"),
+            "{weak}: {resp}"
+        );
+        assert!(message.len() > 20, "the refusal says what to do: {message}");
+        assert!(
+            !message.contains(weak),
+            "the password is not echoed: {message}"
+        );
+        // The personal one is about newbie; rani's own name is as bad for rani.
+        let for_rani = weak.replace("newbie", "rani-rani");
+        let resp = app
+            .gql(
+                Some(&token),
+                SET_PASSWORD,
+                json!({ "id": user_id(&rani), "p": for_rani }),
+            )
+            .await;
+        assert_eq!(error(&resp).0, "INVALID_INPUT", "{weak}: {resp}");
+    }
+    assert_eq!(
+        snapshot(app.pool()).await,
+        before,
+        "a refusal changed something"
+    );
+    let resp = app
+        .gql(
+            Some(&token),
+            CREATE,
+            json!({ "i": { "username": "newbie", "email": "newbie@example.org", "password": "Summer2026!!" } }),
+        )
+        .await;
+    assert!(
+        error(&resp).2.contains("Add another word"),
+        "zxcvbn-style advice: {resp}"
+    );
+
+    let input =
+        json!({ "username": "newbie", "email": "newbie@example.org", "password": PASSPHRASE });
+    app.ok(Some(&token), CREATE, json!({ "i": input })).await;
+    app.login("newbie", PASSPHRASE).await;
+    app.ok(
+        Some(&token),
+        SET_PASSWORD,
+        json!({ "id": user_id(&rani), "p": PASSPHRASE }),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_minimum_password_length_is_a_setting() {
+    let mut settings = Settings::default();
+    settings.password_policy.min_length = 30;
+    let app = TestApp::spawn_with(settings).await;
+    let (_, token) = app.superuser("root").await;
+    let create = |password: &str| json!({ "i": { "username": "newbie", "password": password } });
+    // 28 characters, score 4: long enough by default, not under this setting.
+    let resp = app.gql(Some(&token), CREATE, create(PASSWORD)).await;
+    let (code, field, message) = error(&resp);
+    assert_eq!((code, field), ("INVALID_INPUT", "password"), "{resp}");
+    assert!(message.contains("30"), "{message}");
+    app.ok(
+        Some(&token),
+        CREATE,
+        create("orbit tulip canyon whisper lantern"),
+    )
+    .await;
+}
+
+// ---- Item 2: idle sessions -------------------------------------------------
+
+async fn set_last_seen(app: &TestApp, token: &str, minutes_ago: i32) {
+    sqlx::query(
+        "UPDATE sessions SET last_seen_at = now() - make_interval(mins => $2) \
+         WHERE token_hash = sha256($1::bytea)",
+    )
+    .bind(token.as_bytes())
+    .bind(minutes_ago)
+    .execute(app.pool())
+    .await
+    .unwrap();
+}
+
+async fn last_seen_minutes_ago(app: &TestApp, token: &str) -> f64 {
+    sqlx::query_scalar(
+        "SELECT (extract(epoch FROM now() - last_seen_at) / 60)::float8 FROM sessions \
+         WHERE token_hash = sha256($1::bytea)",
+    )
+    .bind(token.as_bytes())
+    .fetch_one(app.pool())
+    .await
+    .unwrap()
+}
+
+async fn me_code(app: &TestApp, token: &str) -> Option<String> {
+    let resp = app.gql(Some(token), "{ me { username } }", json!({})).await;
+    resp["errors"][0]["extensions"]["code"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_idle_past_the_limit_end_and_used_ones_stay() {
+    let app = TestApp::spawn().await;
+    app.user("rani", false, false).await;
+    let idle = app.login("rani", PASSWORD).await;
+    let used = app.login("rani", PASSWORD).await;
+    // Default idle limit: 60 minutes (the absolute lifetime is 12 hours).
+    set_last_seen(&app, &idle, 61).await;
+    set_last_seen(&app, &used, 55).await;
+    assert_eq!(
+        me_code(&app, &idle).await.as_deref(),
+        Some("UNAUTHENTICATED")
+    );
+    assert_eq!(me_code(&app, &used).await, None);
+    // Using it moved its idle clock: it is good for another hour.
+    assert!(last_seen_minutes_ago(&app, &used).await < 1.0);
+    assert_eq!(
+        me_code(&app, &idle).await.as_deref(),
+        Some("UNAUTHENTICATED")
+    );
+    assert_eq!(
+        app.err_code(Some(&idle), "mutation { logout }", json!({}))
+            .await,
+        "UNAUTHENTICATED"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_idle_limit_is_a_setting() {
+    let app = TestApp::spawn_with(Settings {
+        session_idle: chrono::Duration::minutes(5),
+        ..Settings::default()
+    })
+    .await;
+    app.user("rani", false, false).await;
+    let token = app.login("rani", PASSWORD).await;
+    set_last_seen(&app, &token, 4).await;
+    assert_eq!(me_code(&app, &token).await, None);
+    set_last_seen(&app, &token, 6).await;
+    assert_eq!(
+        me_code(&app, &token).await.as_deref(),
+        Some("UNAUTHENTICATED")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_use_is_written_at_most_once_a_minute() {
+    let app = TestApp::spawn().await;
+    app.user("rani", false, false).await;
+    let token = app.login("rani", PASSWORD).await;
+    let written = |app: &TestApp| {
+        let pool = app.pool().clone();
+        let token = token.clone();
+        async move {
+            sqlx::query_scalar::<_, chrono::DateTime<chrono::Utc>>(
+                "SELECT last_seen_at FROM sessions WHERE token_hash = sha256($1::bytea)",
+            )
+            .bind(token.as_bytes())
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let at_login = written(&app).await;
+    for _ in 0..5 {
+        assert_eq!(me_code(&app, &token).await, None);
+    }
+    assert_eq!(written(&app).await, at_login, "fresh: no write per request");
+    set_last_seen(&app, &token, 2).await;
+    let stale = written(&app).await;
+    assert_eq!(me_code(&app, &token).await, None);
+    let refreshed = written(&app).await;
+    assert!(
+        refreshed > stale + chrono::Duration::minutes(1),
+        "stale: written"
+    );
+    assert_eq!(me_code(&app, &token).await, None);
+    assert_eq!(
+        written(&app).await,
+        refreshed,
+        "and not again within the minute"
+    );
+}
+
+// ---- Item 3: who gets locked out --------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guesses_lock_out_the_guessers_address_not_the_owner() {
+    let app = TestApp::spawn_with(behind_proxy(Settings::default().login_limit)).await;
+    let (root, _) = app.superuser("root").await;
+    let attacker = "203.0.113.66";
+    for i in 0..5 {
+        let resp = login_via(&app, attacker, "root", &format!("guess number {i}")).await;
+        assert_eq!(error(&resp).0, "INVALID_CREDENTIALS", "{resp}");
+    }
+    // The attacker's address is out of guesses for this account, even with the password.
+    let resp = login_via(&app, attacker, "root", PASSWORD).await;
+    assert_eq!(error(&resp).0, "RATE_LIMITED", "{resp}");
+    // The owner, from elsewhere, is not: a superuser cannot be locked out by anyone.
+    let resp = login_via(&app, "198.51.100.7", "root", PASSWORD).await;
+    assert!(resp.get("errors").is_none(), "{resp}");
+    assert_eq!(resp["data"]["login"]["user"]["id"], user_id(&root));
+    // The attacker is still locked out; their guesses are still counted overall.
+    let resp = login_via(&app, attacker, "root", PASSWORD).await;
+    assert_eq!(error(&resp).0, "RATE_LIMITED", "{resp}");
+    let overall: i32 = sqlx::query_scalar(
+        "SELECT failures FROM login_failures WHERE scope = 'username' AND key = $1",
+    )
+    .bind(validation::username_key("root"))
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(overall, 5);
+    // The audit log names the client, not the proxy.
+    let addresses: Vec<Value> = sqlx::query_scalar(
+        "SELECT details->'clientAddress' FROM audit_entries WHERE action IN ('LOGIN', 'LOGIN_FAILED') ORDER BY id",
+    )
+    .fetch_all(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        addresses.first(),
+        Some(&json!("127.0.0.1")),
+        "root's own setup login"
+    );
+    assert!(addresses.contains(&json!(attacker)) && addresses.contains(&json!("198.51.100.7")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
+    // No trusted proxies (the default): the header is anyone's to write.
+    let app = TestApp::spawn_with(Settings {
+        login_limit: limit(3, 1000, 1000),
+        ..Settings::default()
+    })
+    .await;
+    app.user("rani", false, false).await;
+    for i in 0..3 {
+        let spoofed = format!("192.0.2.{i}");
+        let resp = login_via(&app, &spoofed, "rani", "not the password at all").await;
+        assert_eq!(error(&resp).0, "INVALID_CREDENTIALS", "{resp}");
+    }
+    // A fresh made-up address buys no fresh guesses.
+    let resp = login_via(&app, "192.0.2.99", "rani", PASSWORD).await;
+    assert_eq!(error(&resp).0, "RATE_LIMITED", "{resp}");
+    let spoofed: i64 = app
+        .count(
+            "SELECT count(*) FROM audit_entries WHERE details->>'clientAddress' LIKE '192.0.2.%'",
+        )
+        .await;
+    assert_eq!(spoofed, 0);
+    // Behind a trusted proxy, a spoofed entry left of the proxy's own is ignored too.
+    let app = TestApp::spawn_with(behind_proxy(limit(3, 1000, 1000))).await;
+    app.user("rani", false, false).await;
+    for i in 0..3 {
+        let chain = format!("192.0.2.{i}, 203.0.113.5");
+        let resp = login_via(&app, &chain, "rani", "not the password at all").await;
+        assert_eq!(error(&resp).0, "INVALID_CREDENTIALS", "{resp}");
+    }
+    let resp = login_via(&app, "192.0.2.99, 203.0.113.5", "rani", PASSWORD).await;
+    assert_eq!(error(&resp).0, "RATE_LIMITED", "{resp}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_spread_over_addresses_is_bounded_per_username() {
+    let app = TestApp::spawn_with(behind_proxy(limit(5, 50, 8))).await;
+    app.user("rani", false, false).await;
+    app.user("sam", false, false).await;
+    let attempts = (0..12).map(|i| {
+        let app = &app;
+        async move {
+            login_via(
+                app,
+                &format!("198.51.100.{i}"),
+                "rani",
+                &format!("guess {i}"),
+            )
+            .await
+        }
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    let checked = results
+        .iter()
+        .filter(|r| error(r).0 == "INVALID_CREDENTIALS")
+        .count();
+    let limited = results
+        .iter()
+        .filter(|r| error(r).0 == "RATE_LIMITED")
+        .count();
+    assert_eq!(
+        (checked, limited),
+        (8, 4),
+        "12 addresses, one username, limit 8"
+    );
+    let resp = login_via(&app, "203.0.113.200", "rani", PASSWORD).await;
+    assert_eq!(error(&resp).0, "RATE_LIMITED", "{resp}");
+    // Another account is untouched.
+    let resp = login_via(&app, "198.51.100.1", "sam", PASSWORD).await;
+    assert!(resp.get("errors").is_none(), "{resp}");
+}
+
+// ---- Item 4: reserved and look-alike usernames -----------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserved_and_lookalike_usernames_are_refused_on_create_and_rename() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.superuser("root").await;
+    let admin = app.user("admin", true, false).await;
+    let rani = app.user("rani", false, false).await;
+    let before = snapshot(app.pool()).await;
+    for (n, name) in [
+        "system",
+        "SYSTEM",
+        "\u{455}ystem", // Cyrillic dze for s
+        "deleted-user-42",
+        "Deleted-User-x",
+        "de1eted-user-7",    // digit one for l
+        "\u{430}dmin",       // Cyrillic a
+        "adrnin",            // r n for m
+        "\u{430}\u{501}min", // Cyrillic a and komi de
+    ]
+    .iter()
+    .enumerate()
+    {
+        let input = json!({ "username": name, "email": format!("l{n}@example.org"), "password": PASSPHRASE });
+        let resp = app.gql(Some(&token), CREATE, json!({ "i": input })).await;
+        assert_eq!(error(&resp).0, "INVALID_INPUT", "{name:?}: {resp}");
+        assert_eq!(error(&resp).1, "username", "{name:?}: {resp}");
+        let resp = app
+            .gql(
+                Some(&token),
+                RENAME,
+                json!({ "id": user_id(&rani), "u": name }),
+            )
+            .await;
+        assert_eq!(error(&resp).0, "INVALID_INPUT", "{name:?}: {resp}");
+        assert_eq!(error(&resp).1, "username", "{name:?}: {resp}");
+    }
+    assert_eq!(
+        snapshot(app.pool()).await,
+        before,
+        "a refusal changed something"
+    );
+    // Names near those, but not look-alikes, are fine.
+    for name in ["systems", "deleted-users", "admins"] {
+        let input = json!({ "username": name, "password": PASSPHRASE });
+        app.ok(Some(&token), CREATE, json!({ "i": input })).await;
+    }
+    // The key is the lookup key: a look-alike names the one account.
+    let resp = app
+        .gql(None, LOGIN, json!({ "u": "\u{430}dmin", "p": PASSWORD }))
+        .await;
+    assert_eq!(
+        resp["data"]["login"]["user"]["id"],
+        user_id(&admin),
+        "{resp}"
+    );
+    assert_eq!(resp["data"]["login"]["user"]["username"], "admin");
+}
+
+/// Keys stored before look-alikes were folded are recomputed once, by the
+/// migrate step; two accounts that already looked alike both keep logging
+/// in by their own names, and neither can be imitated again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_from_before_the_upgrade_are_recomputed_and_existing_lookalikes_keep_their_logins() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.superuser("root").await;
+    let other_password = "violet harbor ladder seven";
+    let hash = |pw: &'static str| memberdesk::auth::password::hash_password(SecretString::from(pw));
+    let (first, second) = (
+        hash(PASSWORD).await.unwrap(),
+        hash(other_password).await.unwrap(),
+    );
+    // As the previous release stored them: key = NFKC + lower case only.
+    sqlx::query(
+        "INSERT INTO users (username, username_key, password_hash) VALUES \
+         ('Member', 'member', $1), ('m\u{435}mber', 'm\u{435}mber', $2)",
+    )
+    .bind(&first)
+    .bind(&second)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM data_upgrades")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    memberdesk::db::migrate(app.pool(), &app.db.url)
+        .await
+        .unwrap();
+    let keys: Vec<String> = sqlx::query_scalar(
+        "SELECT username_key FROM users WHERE username IN ('Member', 'm\u{435}mber') ORDER BY id",
+    )
+    .fetch_all(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        keys,
+        [
+            validation::username_key("member"),
+            "\u{1}m\u{435}mber".to_owned()
+        ]
+    );
+    // Running it again changes nothing.
+    let before = snapshot(app.pool()).await;
+    memberdesk::db::migrate(app.pool(), &app.db.url)
+        .await
+        .unwrap();
+    assert_eq!(snapshot(app.pool()).await, before);
+
+    let login = |name: &'static str, pw: &'static str| {
+        let app = &app;
+        async move {
+            let data = app.ok(None, LOGIN, json!({ "u": name, "p": pw })).await;
+            data["login"]["user"]["username"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    assert_eq!(login("member", PASSWORD).await, "Member");
+    assert_eq!(login("MEMBER", PASSWORD).await, "Member");
+    assert_eq!(login("m\u{435}mber", other_password).await, "m\u{435}mber");
+    assert_eq!(login("M\u{415}MBER", other_password).await, "m\u{435}mber");
+    // Looking a user up by name finds whom login finds.
+    for (name, expected) in [("MEMBER", "Member"), ("m\u{435}mber", "m\u{435}mber")] {
+        let data = app
+            .ok(
+                Some(&token),
+                "query($u: String!) { user(username: $u) { username } }",
+                json!({ "u": name }),
+            )
+            .await;
+        assert_eq!(data["user"]["username"], expected, "{name:?}");
+    }
+    for name in ["member", "m\u{435}mber", "rnember"] {
+        let input = json!({ "username": name, "password": PASSPHRASE });
+        let resp = app.gql(Some(&token), CREATE, json!({ "i": input })).await;
+        assert_eq!(error(&resp).1, "username", "{name:?}: {resp}");
+    }
+}

@@ -16,6 +16,33 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub max_query_depth: usize,
     pub max_query_complexity: usize,
+    /// Bounds on a document, checked before async-graphql validates it.
+    pub document_limits: DocumentLimits,
+}
+
+/// What one GraphQL document may hold, counted with every fragment spread
+/// expanded (see `graphql::limits`).
+#[derive(Debug, Clone, Copy)]
+pub struct DocumentLimits {
+    /// Field selections, `__typename` included.
+    pub max_selections: u64,
+    /// Fragment definitions.
+    pub max_fragments: u64,
+    /// Aliased fields.
+    pub max_aliases: u64,
+    /// Root fields of a mutation operation.
+    pub max_mutations: u64,
+}
+
+impl Default for DocumentLimits {
+    fn default() -> Self {
+        DocumentLimits {
+            max_selections: 2_000,
+            max_fragments: 50,
+            max_aliases: 100,
+            max_mutations: 10,
+        }
+    }
 }
 
 /// Failed logins allowed per username and per client address within `window`.
@@ -37,7 +64,8 @@ impl Default for Settings {
             },
             max_body_bytes: 256 * 1024,
             max_query_depth: 16,
-            max_query_complexity: 2_000,
+            max_query_complexity: 50_000,
+            document_limits: DocumentLimits::default(),
         }
     }
 }
@@ -73,6 +101,20 @@ impl Settings {
         }
         if let Some(n) = number("MEMBERDESK_MAX_QUERY_COMPLEXITY")? {
             s.max_query_complexity = n as usize;
+        }
+        let limits = &mut s.document_limits;
+        for (name, value) in [
+            ("MEMBERDESK_MAX_SELECTIONS", &mut limits.max_selections),
+            ("MEMBERDESK_MAX_FRAGMENTS", &mut limits.max_fragments),
+            ("MEMBERDESK_MAX_ALIASES", &mut limits.max_aliases),
+            (
+                "MEMBERDESK_MAX_MUTATIONS_PER_REQUEST",
+                &mut limits.max_mutations,
+            ),
+        ] {
+            if let Some(n) = number(name)? {
+                *value = n;
+            }
         }
         Ok(s)
     }

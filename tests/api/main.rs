@@ -10,6 +10,7 @@ mod guards;
 mod helpers;
 mod hostile;
 mod lifecycle;
+mod limits;
 mod reads;
 mod transport;
 mod validation;

@@ -73,6 +73,9 @@ impl User {
         self.0.anonymized_at
     }
     /// The groups the user belongs to.
+    #[graphql(
+        complexity = "crate::graphql::cost::list(crate::graphql::cost::GROUPS, child_complexity)"
+    )]
     async fn groups(&self, ctx: &Context<'_>) -> Result<Vec<Group>, AppError> {
         Ok(load(ctx, GroupsOfUser(self.0.id))
             .await?
@@ -82,6 +85,9 @@ impl User {
             .collect())
     }
     /// Permissions granted to the user directly (not through groups).
+    #[graphql(
+        complexity = "crate::graphql::cost::list(crate::graphql::cost::PERMISSIONS, child_complexity)"
+    )]
     async fn user_permissions(&self, ctx: &Context<'_>) -> Result<Vec<Permission>, AppError> {
         Ok(load(ctx, DirectPermissionsOfUser(self.0.id))
             .await?
@@ -92,12 +98,16 @@ impl User {
     }
     /// Effective permissions as `app.codename`: direct grants and those of the
     /// user's groups; every permission for an active superuser; none for an inactive user.
+    #[graphql(
+        complexity = "crate::graphql::cost::list(crate::graphql::cost::PERMISSIONS, child_complexity)"
+    )]
     async fn all_permissions(&self, ctx: &Context<'_>) -> Result<Vec<String>, AppError> {
         Ok(load(ctx, EffectivePermissionsOfUser(self.0.id))
             .await?
             .unwrap_or_default())
     }
     /// The user's votes, newest first. Visible to the user and to staff with `polls.view_vote`.
+    #[graphql(complexity = "crate::graphql::cost::page(first, child_complexity)")]
     async fn votes(
         &self,
         ctx: &Context<'_>,

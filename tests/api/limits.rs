@@ -440,3 +440,29 @@ async fn metrics_series_stay_within_the_schema_root_fields() {
     }
     assert!(labels.len() <= allowed.len());
 }
+
+/// The first error's code of `query` run anonymously on a server whose
+/// complexity budget is `budget`: `INVALID_INPUT` when the budget refuses
+/// it, the guard's code when it gets past the budget.
+async fn code_under_budget(budget: usize, query: &str, variables: Value) -> String {
+    let settings = Settings {
+        max_query_complexity: budget,
+        ..Settings::default()
+    };
+    let app = TestApp::spawn_with(settings).await;
+    app.err_code(None, query, variables).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_benchmark_and_statements_pages_cost_what_the_readme_says() {
+    let n100 = json!({ "n": 100 });
+    for (query, variables, cost) in [
+        (BENCH_PAGE, json!({}), 2_101),
+        (STATEMENTS_PAGE, n100, 40_001),
+    ] {
+        let within = code_under_budget(cost, query, variables.clone()).await;
+        assert_eq!(within, "UNAUTHENTICATED", "{query} within {cost}");
+        let over = code_under_budget(cost - 1, query, variables).await;
+        assert_eq!(over, "INVALID_INPUT", "{query} over {}", cost - 1);
+    }
+}

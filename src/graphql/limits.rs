@@ -127,7 +127,7 @@ impl<'a> Local<'a> {
 /// Every fragment's expanded tally, each resolved once after the fragments
 /// it spreads (an iterative depth-first walk: no recursion along spread
 /// chains). A cycle is refused; the GraphQL spec forbids it anyway.
-fn fragment_totals<'a>(doc: &'a ExecutableDocument) -> Result<HashMap<&'a str, Tally>, Refusal> {
+fn fragment_totals(doc: &ExecutableDocument) -> Result<HashMap<&str, Tally>, Refusal> {
     let locals: HashMap<&str, Local> = doc
         .fragments
         .iter()

@@ -25,7 +25,7 @@ use crate::config::{DocumentLimits, Settings};
 use crate::domain::accounts;
 use crate::graphql::MemberdeskSchema;
 use crate::graphql::context::{Caller, RequestContext};
-use crate::graphql::limits::{self, UnpricedFields};
+use crate::graphql::limits::{self, Refusal, UnpricedFields};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
@@ -235,19 +235,24 @@ fn wants_playground(req: &Request, accept: &str) -> bool {
 }
 
 /// Checks the document's size and shape before async-graphql looks at it
-/// (see [`limits`]): `Ok` with what the complexity count must add, or the
-/// refusal as a response that never ran. A document that does not parse
-/// passes here; async-graphql reports its syntax error.
+/// (see [`limits`]): what the complexity count must add, or why it is
+/// refused. A document that does not parse passes here; async-graphql
+/// reports its syntax error.
 fn screen(
     gql: &mut async_graphql::Request,
     limits: &DocumentLimits,
-) -> Result<UnpricedFields, async_graphql::Response> {
-    let Ok(doc) = gql.parsed_query() else {
-        return Ok(UnpricedFields(0));
-    };
-    limits::check(doc, limits).map_err(|refusal| {
-        async_graphql::Response::from_errors(vec![async_graphql::ServerError::new(refusal.0, None)])
-    })
+) -> Result<UnpricedFields, Refusal> {
+    match gql.parsed_query() {
+        Ok(doc) => limits::check(doc, limits),
+        Err(_) => Ok(UnpricedFields(0)),
+    }
+}
+
+/// A refused document's response: an error without a path and no data, as
+/// async-graphql answers a document that fails validation, so it is
+/// answered like one (see [`never_executed`]).
+fn refused(refusal: Refusal) -> async_graphql::Response {
+    async_graphql::Response::from_errors(vec![async_graphql::ServerError::new(refusal.0, None)])
 }
 
 /// The HTTP response for a GraphQL response, in the media type the client
@@ -332,7 +337,7 @@ impl Endpoint for GraphqlEndpoint {
         }
         let started = std::time::Instant::now();
         let (response, fields) = match screen(&mut gql, &self.settings.document_limits) {
-            Err(refused) => (refused, RootFields::none()),
+            Err(refusal) => (refused(refusal), RootFields::none()),
             Ok(unpriced) => match self.caller(&req).await {
                 Ok(caller) => self.execute(&req, gql, caller, unpriced).await,
                 Err(resp) => return Ok(resp),

@@ -24,6 +24,33 @@ pub struct Settings {
     pub password_policy: PasswordPolicy,
     /// Peers whose `X-Forwarded-For` names the client (load balancers, proxies).
     pub trusted_proxies: TrustedProxies,
+    /// Bounds on a document, checked before async-graphql validates it.
+    pub document_limits: DocumentLimits,
+}
+
+/// What one GraphQL document may hold, counted with every fragment spread
+/// expanded (see `graphql::limits`).
+#[derive(Debug, Clone, Copy)]
+pub struct DocumentLimits {
+    /// Field selections, `__typename` included.
+    pub max_selections: u64,
+    /// Fragment definitions.
+    pub max_fragments: u64,
+    /// Aliased fields.
+    pub max_aliases: u64,
+    /// Root fields of a mutation operation.
+    pub max_mutations: u64,
+}
+
+impl Default for DocumentLimits {
+    fn default() -> Self {
+        DocumentLimits {
+            max_selections: 2_000,
+            max_fragments: 50,
+            max_aliases: 100,
+            max_mutations: 10,
+        }
+    }
 }
 
 /// What a new password must meet besides zxcvbn's score (see `validation::password`).
@@ -91,10 +118,11 @@ impl Default for Settings {
             },
             max_body_bytes: 256 * 1024,
             max_query_depth: 16,
-            max_query_complexity: 2_000,
+            max_query_complexity: 50_000,
             session_idle: chrono::Duration::minutes(60),
             password_policy: PasswordPolicy::default(),
             trusted_proxies: TrustedProxies::default(),
+            document_limits: DocumentLimits::default(),
         }
     }
 }
@@ -142,6 +170,20 @@ impl Settings {
         }
         if let Some(v) = lookup("MEMBERDESK_TRUSTED_PROXIES") {
             s.trusted_proxies = TrustedProxies::parse("MEMBERDESK_TRUSTED_PROXIES", &v)?;
+        }
+        let limits = &mut s.document_limits;
+        for (name, value) in [
+            ("MEMBERDESK_MAX_SELECTIONS", &mut limits.max_selections),
+            ("MEMBERDESK_MAX_FRAGMENTS", &mut limits.max_fragments),
+            ("MEMBERDESK_MAX_ALIASES", &mut limits.max_aliases),
+            (
+                "MEMBERDESK_MAX_MUTATIONS_PER_REQUEST",
+                &mut limits.max_mutations,
+            ),
+        ] {
+            if let Some(n) = number(name)? {
+                *value = n;
+            }
         }
         Ok(s)
     }

@@ -11,7 +11,7 @@ use super::{Actor, validation};
 use crate::error::{AppError, AppResult, OnConstraint};
 use crate::store::polls::{self, QuestionRow, VoteRow};
 
-const MAX_CHOICES: usize = 20;
+pub const MAX_CHOICES: usize = 20;
 const MAX_CHOICE_TEXT: usize = 200;
 
 pub async fn create_question(

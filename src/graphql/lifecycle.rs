@@ -64,8 +64,14 @@ pub struct DeactivateUserPayload {
     /// Sessions ended by this deactivation: the user's tokens stop working at once.
     pub sessions_revoked: i32,
     /// Groups the deactivation took the user out of (and remembers).
+    #[graphql(
+        complexity = "crate::graphql::cost::list(crate::graphql::cost::GROUPS, child_complexity)"
+    )]
     pub removed_groups: Vec<Group>,
     /// Direct permissions it revoked (and remembers).
+    #[graphql(
+        complexity = "crate::graphql::cost::list(crate::graphql::cost::PERMISSIONS, child_complexity)"
+    )]
     pub removed_permissions: Vec<Permission>,
     /// Whether the staff flag was taken (and remembered).
     pub staff_revoked: bool,
@@ -77,12 +83,21 @@ pub struct ReactivateUserPayload {
     /// The user, active again.
     pub user: User,
     /// Groups given back (only with `restoreAccess`).
+    #[graphql(
+        complexity = "crate::graphql::cost::list(crate::graphql::cost::GROUPS, child_complexity)"
+    )]
     pub restored_groups: Vec<Group>,
     /// Direct permissions given back (only with `restoreAccess`).
+    #[graphql(
+        complexity = "crate::graphql::cost::list(crate::graphql::cost::PERMISSIONS, child_complexity)"
+    )]
     pub restored_permissions: Vec<Permission>,
     /// Whether the staff flag was given back.
     pub staff_restored: bool,
     /// Groups the deactivation removed that have since been deleted: not restored.
+    #[graphql(
+        complexity = "crate::graphql::cost::list(crate::graphql::cost::GROUPS, child_complexity)"
+    )]
     pub missing_group_ids: Vec<ID>,
 }
 
@@ -102,6 +117,9 @@ pub struct BulkDeactivatePayload {
     #[graphql(skip)]
     pub deactivated_ids: Vec<i64>,
     /// Users left alone, each with the code that says why.
+    #[graphql(
+        complexity = "crate::graphql::cost::list(crate::graphql::cost::BULK, child_complexity)"
+    )]
     pub skipped: Vec<SkippedUser>,
 }
 
@@ -109,6 +127,9 @@ pub struct BulkDeactivatePayload {
 impl BulkDeactivatePayload {
     /// The users deactivated, in id order. Loaded only when asked for: a bulk run
     /// over ten thousand dormant accounts need not send them all back.
+    #[graphql(
+        complexity = "crate::graphql::cost::list(crate::graphql::cost::BULK, child_complexity)"
+    )]
     async fn deactivated(&self, ctx: &Context<'_>) -> Result<Vec<User>, AppError> {
         let mut users = crate::store::users::find_many(ctx.pool(), &self.deactivated_ids).await?;
         users.sort_by_key(|u| u.id);
@@ -147,10 +168,19 @@ pub struct DeletionPlan {
     /// False when `PROTECT` finds contributions (then see `protected`).
     pub allowed: bool,
     /// Relations that block the deletion under this policy.
+    #[graphql(
+        complexity = "crate::graphql::cost::list(crate::graphql::cost::RELATIONS, child_complexity)"
+    )]
     pub protected: Vec<RelationCountObject>,
     /// Rows that would be deleted with the user.
+    #[graphql(
+        complexity = "crate::graphql::cost::list(crate::graphql::cost::RELATIONS, child_complexity)"
+    )]
     pub deleted: Vec<RelationCountObject>,
     /// Rows that would stay, no longer pointing at the user (the audit trail among them).
+    #[graphql(
+        complexity = "crate::graphql::cost::list(crate::graphql::cost::RELATIONS, child_complexity)"
+    )]
     pub detached: Vec<RelationCountObject>,
     /// Pass to `deleteUser(planToken:)` to delete exactly this plan or nothing (`PLAN_CHANGED`).
     pub token: String,

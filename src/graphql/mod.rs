@@ -2,8 +2,10 @@
 //! rules are in [`crate::domain`], the SQL in [`crate::store`].
 
 pub mod context;
+pub mod cost;
 pub mod guards;
 pub mod lifecycle;
+pub mod limits;
 pub mod loaders;
 pub mod mutation;
 pub mod pagination;
@@ -33,6 +35,9 @@ pub fn build_schema(pool: PgPool, settings: Arc<Settings>) -> MemberdeskSchema {
     let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(settings.max_query_depth)
         .limit_complexity(settings.max_query_complexity)
+        .extension(cost::ComplexityFloor {
+            limit: settings.max_query_complexity,
+        })
         .limit_recursive_depth(32)
         .limit_directives(16);
     builder.data(pool).data(settings).finish()

@@ -5,6 +5,7 @@ use async_graphql::{Context, Enum, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 
 use super::context::ContextExt;
+use super::cost;
 use super::guards::{Require, VIEW_AUDIT, VIEW_GROUP, VIEW_USER, VIEW_VOTE};
 use super::pagination::{Conn, TotalCount, connection, page_size, user_connection, user_cursor};
 use super::types::{AuditEntry, Group, Permission, Question, User, Vote, votes_of_user};
@@ -179,7 +180,10 @@ impl QueryRoot {
 
     /// Users, filtered and ordered, as a Relay connection (`first` at most 100).
     /// Needs `auth.view_user`.
-    #[graphql(guard = "Require::AnyPermission(VIEW_USER)")]
+    #[graphql(
+        guard = "Require::AnyPermission(VIEW_USER)",
+        complexity = "cost::page(first, child_complexity)"
+    )]
     async fn users(
         &self,
         ctx: &Context<'_>,
@@ -209,7 +213,10 @@ impl QueryRoot {
     }
 
     /// Every group, by name. Needs `auth.view_group`.
-    #[graphql(guard = "Require::AnyPermission(VIEW_GROUP)")]
+    #[graphql(
+        guard = "Require::AnyPermission(VIEW_GROUP)",
+        complexity = "cost::list(cost::GROUPS, child_complexity)"
+    )]
     async fn groups(&self, ctx: &Context<'_>) -> Result<Vec<Group>, AppError> {
         Ok(groups::all(ctx.pool())
             .await?
@@ -219,7 +226,10 @@ impl QueryRoot {
     }
 
     /// Every permission there is. Any active staff member.
-    #[graphql(guard = "Require::Staff")]
+    #[graphql(
+        guard = "Require::Staff",
+        complexity = "cost::list(cost::PERMISSIONS, child_complexity)"
+    )]
     async fn permissions(&self, ctx: &Context<'_>) -> Result<Vec<Permission>, AppError> {
         Ok(permissions::all(ctx.pool())
             .await?
@@ -229,7 +239,10 @@ impl QueryRoot {
     }
 
     /// Every question, newest first. Any logged-in user.
-    #[graphql(guard = "Require::Authenticated")]
+    #[graphql(
+        guard = "Require::Authenticated",
+        complexity = "cost::list(cost::QUESTIONS, child_complexity)"
+    )]
     async fn questions(&self, ctx: &Context<'_>) -> Result<Vec<Question>, AppError> {
         Ok(polls::questions(ctx.pool())
             .await?
@@ -253,7 +266,10 @@ impl QueryRoot {
     }
 
     /// A user's votes, newest first. Needs `polls.view_vote`.
-    #[graphql(guard = "Require::AnyPermission(VIEW_VOTE)")]
+    #[graphql(
+        guard = "Require::AnyPermission(VIEW_VOTE)",
+        complexity = "cost::page(first, child_complexity)"
+    )]
     async fn votes(
         &self,
         ctx: &Context<'_>,
@@ -270,7 +286,10 @@ impl QueryRoot {
     }
 
     /// The audit log, newest first. Needs `admin.view_logentry`.
-    #[graphql(guard = "Require::AnyPermission(VIEW_AUDIT)")]
+    #[graphql(
+        guard = "Require::AnyPermission(VIEW_AUDIT)",
+        complexity = "cost::page(first, child_complexity)"
+    )]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,

@@ -6,6 +6,8 @@
 //! queries only by GET (a mutation by GET is 405), POST only with a JSON
 //! content type (else 415), a bounded body (else 413), and the response type
 //! the client asks for (`application/graphql-response+json` or JSON).
+//! Before async-graphql sees a document, [`limits`] checks its expanded size,
+//! its fragments, aliases, mutations and password hashes in linear time.
 
 use std::sync::Arc;
 
@@ -19,10 +21,11 @@ use super::request_id::RequestId;
 use sqlx::PgPool;
 
 use super::playground;
-use crate::config::Settings;
+use crate::config::{DocumentLimits, Settings};
 use crate::domain::accounts;
 use crate::graphql::MemberdeskSchema;
 use crate::graphql::context::{Caller, RequestContext};
+use crate::graphql::limits::{self, Refusal, UnpricedFields};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
@@ -224,15 +227,98 @@ impl GraphqlEndpoint {
     }
 }
 
+/// Whether the request asks for the playground page rather than an operation.
+fn wants_playground(req: &Request, accept: &str) -> bool {
+    req.method() == Method::GET
+        && accept.contains("text/html")
+        && req.uri().query().is_none_or(|q| !q.contains("query="))
+}
+
+/// Checks the document's size and shape before async-graphql looks at it
+/// (see [`limits`]): what the complexity count must add, or why it is
+/// refused. A document that does not parse passes here; async-graphql
+/// reports its syntax error.
+fn screen(
+    gql: &mut async_graphql::Request,
+    limits: &DocumentLimits,
+) -> Result<UnpricedFields, Refusal> {
+    match gql.parsed_query() {
+        Ok(doc) => limits::check(doc, limits),
+        Err(_) => Ok(UnpricedFields(0)),
+    }
+}
+
+/// A refused document's response: an error without a path and no data, as
+/// async-graphql answers a document that fails validation, so it is
+/// answered like one (see [`never_executed`]).
+fn refused(refusal: Refusal) -> async_graphql::Response {
+    async_graphql::Response::from_errors(vec![async_graphql::ServerError::new(refusal.0, None)])
+}
+
+/// The HTTP response for a GraphQL response, in the media type the client
+/// accepts.
+fn into_http(response: async_graphql::Response, never_ran: bool, accept: &str) -> Response {
+    let wants_graphql_json = accept.contains(GRAPHQL_RESPONSE_JSON);
+    // Under the GraphQL-over-HTTP media type, a request that never ran
+    // (unparsable, invalid or refused document) is a client error; one that
+    // ran is 200 even when a field error nulled all of `data`.
+    let status = if wants_graphql_json && never_ran {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    // A request that never ran has no `data` entry at all (GraphQL spec,
+    // "Response Format"): `data: null` would claim an execution.
+    let body_without_data = never_ran
+        .then(|| {
+            let mut json = serde_json::to_value(&response).ok()?;
+            json.as_object_mut()?.remove("data");
+            Some(json.to_string())
+        })
+        .flatten();
+    let mut resp = GraphQLResponse(response).into_response();
+    if let Some(body) = body_without_data {
+        resp.set_body(body);
+    }
+    resp.set_status(status);
+    let content_type = if wants_graphql_json {
+        "application/graphql-response+json; charset=utf-8"
+    } else {
+        "application/json"
+    };
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+impl GraphqlEndpoint {
+    /// Runs a screened request as `caller`; returns the response and the root
+    /// fields it called.
+    async fn execute(
+        &self,
+        req: &Request,
+        mut gql: async_graphql::Request,
+        caller: Caller,
+        unpriced: UnpricedFields,
+    ) -> (async_graphql::Response, RootFields) {
+        let address = super::client_address::of(req, &self.settings.trusted_proxies);
+        let operation_name = gql.operation_name.clone();
+        let fields = match gql.parsed_query() {
+            Ok(doc) => RootFields::of(doc, operation_name.as_deref()),
+            Err(_) => RootFields::none(),
+        };
+        let (context, loader_tasks) = RequestContext::new(self.pool.clone(), caller, address);
+        let execution = self.schema.execute(gql.data(context).data(unpriced));
+        (loader_tasks.run_alongside(execution).await, fields)
+    }
+}
+
 impl Endpoint for GraphqlEndpoint {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let accept = header_str(&req, header::ACCEPT).to_owned();
-        if req.method() == Method::GET
-            && accept.contains("text/html")
-            && req.uri().query().is_none_or(|q| !q.contains("query="))
-        {
+        if wants_playground(&req, &accept) {
             return Ok(playground::page().into_response());
         }
         let mut gql = match self.parse(&mut req).await {
@@ -246,25 +332,16 @@ impl Endpoint for GraphqlEndpoint {
                 "mutations must be sent by POST",
             ));
         }
-        let caller = match self.caller(&req).await {
-            Ok(caller) => caller,
-            Err(resp) => return Ok(resp),
-        };
-        let address = super::client_address::of(&req, &self.settings.trusted_proxies);
-        let operation_name = gql.operation_name.clone();
-        let fields = match gql.parsed_query() {
-            Ok(doc) => RootFields::of(doc, operation_name.as_deref()),
-            Err(_) => RootFields::none(),
-        };
         let started = std::time::Instant::now();
-        let (context, loader_tasks) = RequestContext::new(self.pool.clone(), caller, address);
-        let execution = self.schema.execute(gql.data(context));
+        let (response, fields) = match screen(&mut gql, &self.settings.document_limits) {
+            Err(refusal) => (refused(refusal), RootFields::none()),
+            Ok(unpriced) => match self.caller(&req).await {
+                Ok(caller) => self.execute(&req, gql, caller, unpriced).await,
+                Err(resp) => return Ok(resp),
+            },
+        };
         let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
-        let response = super::errors::with_codes(
-            loader_tasks.run_alongside(execution).await,
-            request_id.as_deref(),
-        );
-
+        let response = super::errors::with_codes(response, request_id.as_deref());
         let never_ran = never_executed(&response);
         // An invalid document's field names are the client's words, not the
         // schema's: they must not become metric labels.
@@ -274,37 +351,6 @@ impl Endpoint for GraphqlEndpoint {
             fields
         };
         self.metrics.observe(&fields, &response, started.elapsed());
-
-        let wants_graphql_json = accept.contains(GRAPHQL_RESPONSE_JSON);
-        // Under the GraphQL-over-HTTP media type, a request that never ran
-        // (unparsable or invalid document) is a client error; one that ran
-        // is 200 even when a field error nulled all of `data`.
-        let status = if wants_graphql_json && never_ran {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::OK
-        };
-        // A request that never ran has no `data` entry at all (GraphQL spec,
-        // "Response Format"): `data: null` would claim an execution.
-        let body_without_data = never_ran
-            .then(|| {
-                let mut json = serde_json::to_value(&response).ok()?;
-                json.as_object_mut()?.remove("data");
-                Some(json.to_string())
-            })
-            .flatten();
-        let mut resp = GraphQLResponse(response).into_response();
-        if let Some(body) = body_without_data {
-            resp.set_body(body);
-        }
-        resp.set_status(status);
-        let content_type = if wants_graphql_json {
-            "application/graphql-response+json; charset=utf-8"
-        } else {
-            "application/json"
-        };
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        Ok(resp)
+        Ok(into_http(response, never_ran, &accept))
     }
 }

@@ -2,13 +2,16 @@
 //! GraphQL requests and their latency per operation, errors per contract
 //! code, lifecycle operations that went through, and the database pool.
 //!
-//! Operations are labelled by the schema's root fields they call (`users`,
-//! `deactivateUser`), never by client-chosen names, so a client cannot blow
-//! up the number of series.
+//! Operations are labelled by the schema's root field they call (`users`,
+//! `deactivateUser`), `multiple` or `none`, never by client-chosen names or
+//! combinations, so the number of series is fixed by the schema.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection};
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, Selection, SelectionSet,
+};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -53,6 +56,7 @@ pub struct Metrics {
 pub struct RootFields(Vec<(String, String)>);
 
 impl RootFields {
+    /// The root fields of the operation `doc` runs, through fragments too.
     pub fn of(doc: &ExecutableDocument, operation_name: Option<&str>) -> RootFields {
         let op = match (&doc.operations, operation_name) {
             (DocumentOperations::Single(op), _) => Some(op),
@@ -61,28 +65,15 @@ impl RootFields {
                 ops.values().next().filter(|_| ops.len() == 1)
             }
         };
-        let fields = op
-            .map(|op| {
-                op.node
-                    .selection_set
-                    .node
-                    .items
-                    .iter()
-                    .filter_map(|item| match &item.node {
-                        Selection::Field(f) => {
-                            let name = f.node.name.node.to_string();
-                            let key = f
-                                .node
-                                .alias
-                                .as_ref()
-                                .map_or(name.clone(), |a| a.node.to_string());
-                            Some((key, name))
-                        }
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut fields = Vec::new();
+        if let Some(op) = op {
+            collect(
+                doc,
+                &op.node.selection_set.node,
+                &mut HashSet::new(),
+                &mut fields,
+            );
+        }
         RootFields(fields)
     }
 
@@ -90,15 +81,55 @@ impl RootFields {
         RootFields(Vec::new())
     }
 
-    /// The operation's label: its distinct root fields, sorted.
+    /// The operation's label, one of a set the schema fixes: the root field
+    /// it calls (under any number of aliases), `multiple` for several, `none`
+    /// for a request that never ran. Combinations are not labels: they would
+    /// let clients grow the series without bound.
     fn label(&self) -> String {
-        let mut names: Vec<&str> = self.0.iter().map(|(_, name)| name.as_str()).collect();
-        names.sort_unstable();
-        names.dedup();
-        match names.len() {
-            0 => "none".to_owned(),
-            1..=3 => names.join(","),
-            _ => format!("{},+{}", names[..3].join(","), names.len() - 3),
+        let mut names = self.0.iter().map(|(_, name)| name.as_str());
+        match names.next() {
+            None => NO_OPERATION.to_owned(),
+            Some(first) if names.all(|name| name == first) => first.to_owned(),
+            Some(_) => SEVERAL_OPERATIONS.to_owned(),
+        }
+    }
+}
+
+/// The label of a request that never ran (unparsable, invalid, refused).
+const NO_OPERATION: &str = "none";
+/// The label of a request calling more than one root field.
+const SEVERAL_OPERATIONS: &str = "multiple";
+
+/// The fields of `set`, with its fragments' fields in their place; a fragment
+/// spread twice adds nothing the second time (nor does a cycle loop).
+fn collect<'a>(
+    doc: &'a ExecutableDocument,
+    set: &'a SelectionSet,
+    seen: &mut HashSet<&'a str>,
+    fields: &mut Vec<(String, String)>,
+) {
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(f) => {
+                let name = f.node.name.node.to_string();
+                let key = f
+                    .node
+                    .alias
+                    .as_ref()
+                    .map_or(name.clone(), |a| a.node.to_string());
+                fields.push((key, name));
+            }
+            Selection::InlineFragment(inline) => {
+                collect(doc, &inline.node.selection_set.node, seen, fields)
+            }
+            Selection::FragmentSpread(spread) => {
+                let name = spread.node.fragment_name.node.as_str();
+                if let Some(fragment) = doc.fragments.get(name)
+                    && seen.insert(name)
+                {
+                    collect(doc, &fragment.node.selection_set.node, seen, fields);
+                }
+            }
         }
     }
 }

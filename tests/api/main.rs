@@ -11,6 +11,7 @@ mod guards;
 mod helpers;
 mod hostile;
 mod lifecycle;
+mod limits;
 mod own_password;
 mod reads;
 mod scope;

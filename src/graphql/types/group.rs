@@ -26,6 +26,9 @@ impl Group {
         &self.0.name
     }
     /// What every member holds through this group.
+    #[graphql(
+        complexity = "crate::graphql::cost::list(crate::graphql::cost::PERMISSIONS, child_complexity)"
+    )]
     async fn permissions(&self, ctx: &Context<'_>) -> Result<Vec<Permission>, AppError> {
         Ok(load(ctx, PermissionsOfGroup(self.0.id))
             .await?
@@ -35,7 +38,10 @@ impl Group {
             .collect())
     }
     /// The group's members, by id. Needs `auth.view_user`.
-    #[graphql(guard = "Require::AnyPermission(VIEW_USER)")]
+    #[graphql(
+        guard = "Require::AnyPermission(VIEW_USER)",
+        complexity = "crate::graphql::cost::page(first, child_complexity)"
+    )]
     async fn members(
         &self,
         ctx: &Context<'_>,

@@ -37,6 +37,9 @@ impl Question {
         Ok(load(ctx, UserById(id)).await?.map(User::new))
     }
     /// Its answers, in the order given at creation.
+    #[graphql(
+        complexity = "crate::graphql::cost::list(crate::graphql::cost::CHOICES, child_complexity)"
+    )]
     async fn choices(&self, ctx: &Context<'_>) -> Result<Vec<Choice>, AppError> {
         Ok(load(ctx, ChoicesOfQuestion(self.0.id))
             .await?

@@ -121,6 +121,9 @@ impl User {
         Ok(self.personal(ctx)?.anonymized_at)
     }
     /// The groups the user belongs to.
+    #[graphql(
+        complexity = "crate::graphql::cost::list(crate::graphql::cost::GROUPS, child_complexity)"
+    )]
     async fn groups(&self, ctx: &Context<'_>) -> Result<Option<Vec<Group>>, AppError> {
         let id = self.personal(ctx)?.id;
         Ok(Some(
@@ -133,6 +136,9 @@ impl User {
         ))
     }
     /// Permissions granted to the user directly (not through groups).
+    #[graphql(
+        complexity = "crate::graphql::cost::list(crate::graphql::cost::PERMISSIONS, child_complexity)"
+    )]
     async fn user_permissions(
         &self,
         ctx: &Context<'_>,
@@ -149,6 +155,9 @@ impl User {
     }
     /// Effective permissions as `app.codename`: direct grants and those of the
     /// user's groups; every permission for an active superuser; none for an inactive user.
+    #[graphql(
+        complexity = "crate::graphql::cost::list(crate::graphql::cost::PERMISSIONS, child_complexity)"
+    )]
     async fn all_permissions(&self, ctx: &Context<'_>) -> Result<Option<Vec<String>>, AppError> {
         let id = self.personal(ctx)?.id;
         Ok(Some(
@@ -158,6 +167,7 @@ impl User {
         ))
     }
     /// The user's votes, newest first. Visible to the user and to staff with both `auth.view_user` and `polls.view_vote`.
+    #[graphql(complexity = "crate::graphql::cost::page(first, child_complexity)")]
     async fn votes(
         &self,
         ctx: &Context<'_>,

@@ -1,0 +1,108 @@
+//! What a field costs in the complexity budget (`MEMBERDESK_MAX_QUERY_COMPLEXITY`).
+//!
+//! async-graphql counts every field as 1 plus its children. A list field
+//! returns many children, so it costs its length times the cost of one
+//! child: a page its size (`first`, default 20, at most 100), an unpaged list
+//! its maximum length. Each list field says which next to its declaration
+//! (`#[graphql(complexity = ...)]`). Maximum lengths, longest first:
+//!
+//! - [`QUESTIONS`], [`BULK`] and [`GROUPS`] are estimates, not bounds: the
+//!   lists of every question, of a bulk deactivation's users and of groups are
+//!   not paged and memberdesk caps none of them;
+//! - [`PERMISSIONS`] bounds every permission list (the catalog, seeded by
+//!   migration: 14 entries; `tests/api/limits.rs` fails if it outgrows this);
+//! - [`CHOICES`]: a question has at most this many choices (`domain::polls`);
+//! - [`RELATIONS`]: a deletion plan names each relation once.
+//!
+//! Every cost saturates at [`CEILING`], so no query can overflow the count
+//! back into something small.
+
+use std::sync::Arc;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextValidation};
+use async_graphql::{ServerError, ValidationResult};
+
+use super::limits::UnpricedFields;
+use super::pagination::{DEFAULT_PAGE, MAX_PAGE};
+
+/// Questions counted for the unpaged `questions` list (an estimate).
+pub const QUESTIONS: usize = 100;
+/// Users counted for a bulk deactivation's `deactivated` and `skipped` lists (an estimate).
+pub const BULK: usize = 100;
+/// Groups counted for a group list (an estimate).
+pub const GROUPS: usize = 20;
+/// The most permissions there are.
+pub const PERMISSIONS: usize = 16;
+/// The most choices a question has.
+pub const CHOICES: usize = crate::domain::polls::MAX_CHOICES;
+/// The most relations a deletion plan lists.
+pub const RELATIONS: usize = crate::domain::deletion::RELATIONS.len();
+
+/// No field costs more; far above any budget, far below overflow even when
+/// summed over every field a document may select.
+pub const CEILING: usize = u32::MAX as usize;
+
+/// A list of at most `len` items: 1 for the field, plus `len` times one
+/// item's cost (at least 1 each, so a list of scalars counts its items).
+pub fn list(len: usize, child_complexity: usize) -> usize {
+    len.saturating_mul(child_complexity.max(1))
+        .saturating_add(1)
+        .min(CEILING)
+}
+
+/// A page of `first` items (default 20; out-of-range values are refused when
+/// the field runs, and count as the nearest valid size here).
+pub fn page(first: Option<i32>, child_complexity: usize) -> usize {
+    let size = first.unwrap_or(DEFAULT_PAGE).clamp(0, MAX_PAGE);
+    list(size as usize, child_complexity)
+}
+
+/// The complexity limit with the fields async-graphql leaves out added back:
+/// it counts `__typename` as 0, so a document could select any number of
+/// them for free. The endpoint puts their count ([`UnpricedFields`]) into the
+/// request's data.
+pub struct ComplexityFloor {
+    pub limit: usize,
+}
+
+impl ExtensionFactory for ComplexityFloor {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ComplexityFloorExtension { limit: self.limit })
+    }
+}
+
+struct ComplexityFloorExtension {
+    limit: usize,
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for ComplexityFloorExtension {
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await?;
+        let unpriced = ctx.data_opt::<UnpricedFields>().map_or(0, |u| u.0);
+        if result.complexity.saturating_add(unpriced) > self.limit {
+            // async-graphql's own wording for the same refusal.
+            return Err(vec![ServerError::new("Query is too complex.", None)]);
+        }
+        Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_multiply_and_saturate() {
+        assert_eq!(list(20, 3), 61);
+        assert_eq!(list(16, 0), 17);
+        assert_eq!(page(None, 2), 41);
+        assert_eq!(page(Some(-5), 2), 1);
+        assert_eq!(page(Some(i32::MAX), 2), 201);
+        assert_eq!(list(usize::MAX, usize::MAX), CEILING);
+    }
+}

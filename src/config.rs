@@ -16,6 +16,7 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub max_query_depth: usize,
     pub max_query_complexity: usize,
+    pub connections: ConnectionLimits,
 }
 
 /// Failed logins allowed per username and per client address within `window`.
@@ -24,6 +25,34 @@ pub struct LoginLimit {
     pub per_username: i32,
     pub per_address: i32,
     pub window: Duration,
+}
+
+/// How long the HTTP server waits on a client, and how many it serves at
+/// once, so that slow or stalled clients cannot hold every connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// From a request's first byte (or the connection's opening) to the end
+    /// of its headers.
+    pub header_timeout: Duration,
+    /// From the end of a request's headers to the end of its body.
+    pub body_timeout: Duration,
+    /// How long a connection may sit idle between two requests.
+    pub keep_alive_timeout: Duration,
+    /// Connections served at once; further ones wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            // Longer than the 60 s idle timeout of common load balancers, so
+            // they, not memberdesk, close idle connections (no reset races).
+            keep_alive_timeout: Duration::from_secs(75),
+            max_connections: 512,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -38,6 +67,7 @@ impl Default for Settings {
             max_body_bytes: 256 * 1024,
             max_query_depth: 16,
             max_query_complexity: 2_000,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -74,7 +104,29 @@ impl Settings {
         if let Some(n) = number("MEMBERDESK_MAX_QUERY_COMPLEXITY")? {
             s.max_query_complexity = n as usize;
         }
+        s.connections = ConnectionLimits::from_lookup(&lookup)?;
         Ok(s)
+    }
+}
+
+impl ConnectionLimits {
+    fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let seconds =
+            |name: &str| Ok::<_, String>(whole_number(lookup, name, 1)?.map(Duration::from_secs));
+        let mut limits = ConnectionLimits::default();
+        if let Some(t) = seconds("MEMBERDESK_HEADER_TIMEOUT_SECONDS")? {
+            limits.header_timeout = t;
+        }
+        if let Some(t) = seconds("MEMBERDESK_BODY_TIMEOUT_SECONDS")? {
+            limits.body_timeout = t;
+        }
+        if let Some(t) = seconds("MEMBERDESK_KEEP_ALIVE_SECONDS")? {
+            limits.keep_alive_timeout = t;
+        }
+        if let Some(n) = whole_number(lookup, "MEMBERDESK_MAX_CONNECTIONS", 1)? {
+            limits.max_connections = n as usize;
+        }
+        Ok(limits)
     }
 }
 

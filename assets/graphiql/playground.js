@@ -2,6 +2,10 @@
 // Content-Security-Policy can allow scripts from memberdesk itself only.
 // Everything this page needs is served by memberdesk itself, so the
 // playground works on a machine without internet access.
+// GraphiQL's dialogs lock page scrolling with a <style> element they create;
+// they give it the nonce found here, which this response's policy allows.
+window.__webpack_nonce__ = document.querySelector('meta[name="memberdesk-style-nonce"]').content;
+
 const defaultQuery = `# Welcome to memberdesk.
 #
 # 1. Log in (demo data: username "admin", password "memberdesk-demo"):

@@ -5,19 +5,31 @@
 //!   guesses a script or a page out of a JSON or text answer;
 //! - every HTML page (the playground, at `/` and at `/graphql` for a browser):
 //!   a Content-Security-Policy that allows only memberdesk's own embedded
-//!   files (the page has no inline script or style) and no framing;
+//!   files (the page has no inline script or style; the playground adds a
+//!   per-response nonce for the one style its dialogs create) and no framing;
 //! - every `/graphql` answer that is not the page: `Cache-Control: no-store`,
 //!   since it may hold personal data or a session token.
 
 use poem::http::{HeaderValue, header};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
-/// What the playground needs, and nothing more: scripts, styles and the
-/// GraphQL endpoint from memberdesk itself; GraphiQL's stylesheet carries its
-/// fonts and icons as `data:` URLs, and CodeMirror drags with a `data:` image.
-pub const PLAYGROUND_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+/// What an HTML page of memberdesk may load: scripts, styles and the GraphQL
+/// endpoint from memberdesk itself; GraphiQL's stylesheet carries its fonts
+/// and icons as `data:` URLs, and CodeMirror drags with a `data:` image. No
+/// inline script, no framing.
+const HTML_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
 img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; \
 form-action 'none'; frame-ancestors 'none'";
+
+/// The playground's policy: [`HTML_CSP`], plus the one `<style>` element that
+/// carries this response's `nonce` (see `playground::page`).
+pub fn playground_csp(nonce: &str) -> String {
+    HTML_CSP.replacen(
+        "style-src 'self'",
+        &format!("style-src 'self' 'nonce-{nonce}'"),
+        1,
+    )
+}
 
 fn is_html(resp: &Response) -> bool {
     resp.headers()
@@ -40,10 +52,10 @@ pub async fn around<E: Endpoint>(endpoint: E, req: Request) -> poem::Result<Resp
         HeaderValue::from_static("nosniff"),
     );
     if html {
-        headers.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(PLAYGROUND_CSP),
-        );
+        // A page that set its own (stricter or nonce-bearing) policy keeps it.
+        headers
+            .entry(header::CONTENT_SECURITY_POLICY)
+            .or_insert(HeaderValue::from_static(HTML_CSP));
     } else if graphql {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

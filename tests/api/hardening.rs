@@ -29,8 +29,8 @@ fn assert_playground_csp(resp: &reqwest::Response) {
     let csp = header(resp, "content-security-policy");
     for directive in [
         "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
+        "script-src 'self';",
+        "style-src 'self' 'nonce-",
         "connect-src 'self'",
         "frame-ancestors 'none'",
     ] {
@@ -71,6 +71,32 @@ async fn the_playground_allows_only_its_own_files_and_no_framing() {
         .filter(|s| s.starts_with("/playground/assets/"))
         .collect();
     assert!(files.len() >= 5, "{files:?}");
+    // The one style GraphiQL creates (its dialogs' scroll lock) is allowed by
+    // a nonce that the page carries and that is fresh on every response.
+    let nonce = |csp: &str| {
+        csp.split("'nonce-")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .unwrap_or_else(|| panic!("no style nonce in {csp:?}"))
+            .to_owned()
+    };
+    let first = nonce(header(&in_browser, "content-security-policy"));
+    assert!(page.contains("name=\"memberdesk-style-nonce\""));
+    let again = app
+        .client
+        .get(format!("{}/", app.addr))
+        .send()
+        .await
+        .unwrap();
+    let second = nonce(header(&again, "content-security-policy"));
+    assert!(
+        again
+            .text()
+            .await
+            .unwrap()
+            .contains(&format!("content=\"{second}\""))
+    );
+    assert!(first != second && first.len() >= 16, "{first} {second}");
     for file in files {
         let resp = app
             .client

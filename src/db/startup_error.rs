@@ -325,4 +325,25 @@ mod tests {
             "Start PostgreSQL there, or correct DATABASE_URL"
         );
     }
+
+    #[test]
+    fn tls_failures_are_named_not_taken_for_a_stopped_server() {
+        let url = "postgres://u@db.example:5432/m?sslmode=require";
+        let no_tls = sqlx::Error::Tls("server does not support TLS".into());
+        let message = StartupError::connecting(url, &no_tls).to_string();
+        assert!(
+            message.contains("sslmode=require") && message.contains("Turn on ssl"),
+            "{message}"
+        );
+        let unreadable = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::NotFound));
+        let message = StartupError::connecting(url, &unreadable).to_string();
+        assert!(message.contains("certificate file"), "{message}");
+        // Without sslmode asking for TLS, a refused connection is what it was.
+        let refused = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        let plain = "postgres://u@db.example:5432/m";
+        assert!(matches!(
+            StartupError::connecting(plain, &refused),
+            StartupError::Unreachable { .. }
+        ));
+    }
 }

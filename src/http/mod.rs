@@ -132,7 +132,11 @@ impl BoundServer {
             settings.connections,
             metrics.clone(),
         );
+        // A backstop for what the acceptor does not watch (HTTP/2 past its
+        // preface): a connection with no traffic at all for this long ends.
+        let idle = settings.connections.keep_alive_timeout;
         Server::new_with_acceptor(acceptor)
+            .idle_timeout(idle)
             .run_with_graceful_shutdown(
                 routes(pool, settings, metrics),
                 shutdown,

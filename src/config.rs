@@ -185,4 +185,25 @@ mod tests {
         .unwrap_err();
         assert!(err.contains("MEMBERDESK_MAX_BODY_BYTES"), "{err}");
     }
+
+    #[test]
+    fn connection_limits_come_from_the_environment() {
+        let s = Settings::from_lookup(|name| match name {
+            "MEMBERDESK_HEADER_TIMEOUT_SECONDS" => Some("3".into()),
+            "MEMBERDESK_MAX_CONNECTIONS" => Some("7".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(s.connections.header_timeout, Duration::from_secs(3));
+        assert_eq!(s.connections.max_connections, 7);
+        assert_eq!(s.connections.body_timeout, Duration::from_secs(30));
+        for name in [
+            "MEMBERDESK_BODY_TIMEOUT_SECONDS",
+            "MEMBERDESK_KEEP_ALIVE_SECONDS",
+            "MEMBERDESK_MAX_CONNECTIONS",
+        ] {
+            let err = Settings::from_lookup(|n| (n == name).then(|| "0".into())).unwrap_err();
+            assert!(err.contains(name), "{err}");
+        }
+    }
 }

@@ -67,8 +67,9 @@ enum Command {
     /// blocked, groups and direct permissions removed and remembered, each
     /// audited with the system as actor.
     DeactivateDormant {
-        /// Accounts whose last login (or joining, if never) is older than this.
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        /// Accounts whose last login (or joining, if never) is older than this
+        /// (1 to 1000000).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_DORMANT_DAYS))]
         days: u32,
         /// Only count and list the accounts; change nothing.
         #[arg(long)]
@@ -83,6 +84,11 @@ enum Command {
     /// group Editors, some questions and votes.
     SeedDemo,
 }
+
+/// The most days `deactivate-dormant` takes (about 2,700 years): further
+/// back lies before the earliest date PostgreSQL holds (4713 BC) and, further
+/// still, before the earliest chrono can compute.
+const MAX_DORMANT_DAYS: i64 = 1_000_000;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -26,6 +26,7 @@ pub struct Settings {
     pub trusted_proxies: TrustedProxies,
     /// Bounds on a document, checked before async-graphql validates it.
     pub document_limits: DocumentLimits,
+    pub connections: ConnectionLimits,
 }
 
 /// What one GraphQL document may hold, counted with every fragment spread
@@ -106,6 +107,34 @@ pub struct LoginLimit {
     pub window: Duration,
 }
 
+/// How long the HTTP server waits on a client, and how many it serves at
+/// once, so that slow or stalled clients cannot hold every connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// From a request's first byte (or the connection's opening) to the end
+    /// of its headers.
+    pub header_timeout: Duration,
+    /// From the end of a request's headers to the end of its body.
+    pub body_timeout: Duration,
+    /// How long a connection may sit idle between two requests.
+    pub keep_alive_timeout: Duration,
+    /// Connections served at once; further ones wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            // Longer than the 60 s idle timeout of common load balancers, so
+            // they, not memberdesk, close idle connections (no reset races).
+            keep_alive_timeout: Duration::from_secs(75),
+            max_connections: 512,
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -123,6 +152,7 @@ impl Default for Settings {
             password_policy: PasswordPolicy::default(),
             trusted_proxies: TrustedProxies::default(),
             document_limits: DocumentLimits::default(),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -185,7 +215,29 @@ impl Settings {
                 *value = n;
             }
         }
+        s.connections = ConnectionLimits::from_lookup(&lookup)?;
         Ok(s)
+    }
+}
+
+impl ConnectionLimits {
+    fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let seconds =
+            |name: &str| Ok::<_, String>(whole_number(lookup, name, 1)?.map(Duration::from_secs));
+        let mut limits = ConnectionLimits::default();
+        if let Some(t) = seconds("MEMBERDESK_HEADER_TIMEOUT_SECONDS")? {
+            limits.header_timeout = t;
+        }
+        if let Some(t) = seconds("MEMBERDESK_BODY_TIMEOUT_SECONDS")? {
+            limits.body_timeout = t;
+        }
+        if let Some(t) = seconds("MEMBERDESK_KEEP_ALIVE_SECONDS")? {
+            limits.keep_alive_timeout = t;
+        }
+        if let Some(n) = whole_number(lookup, "MEMBERDESK_MAX_CONNECTIONS", 1)? {
+            limits.max_connections = n as usize;
+        }
+        Ok(limits)
     }
 }
 
@@ -265,6 +317,27 @@ mod tests {
             })
             .unwrap_err();
             assert!(err.contains("MEMBERDESK_TRUSTED_PROXIES"), "{err}");
+        }
+    }
+
+    #[test]
+    fn connection_limits_come_from_the_environment() {
+        let s = Settings::from_lookup(|name| match name {
+            "MEMBERDESK_HEADER_TIMEOUT_SECONDS" => Some("3".into()),
+            "MEMBERDESK_MAX_CONNECTIONS" => Some("7".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(s.connections.header_timeout, Duration::from_secs(3));
+        assert_eq!(s.connections.max_connections, 7);
+        assert_eq!(s.connections.body_timeout, Duration::from_secs(30));
+        for name in [
+            "MEMBERDESK_BODY_TIMEOUT_SECONDS",
+            "MEMBERDESK_KEEP_ALIVE_SECONDS",
+            "MEMBERDESK_MAX_CONNECTIONS",
+        ] {
+            let err = Settings::from_lookup(|n| (n == name).then(|| "0".into())).unwrap_err();
+            assert!(err.contains(name), "{err}");
         }
     }
 }

@@ -7,6 +7,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Datelike};
 
 use crate::error::AppError;
 
@@ -98,6 +99,14 @@ impl Cursor {
         let raw = URL_SAFE_NO_PAD.decode(value).map_err(|_| bad())?;
         serde_json::from_slice(&raw).map_err(|_| bad())
     }
+
+    /// Whether `key` is a timestamp as cursors carry them (RFC 3339) that
+    /// PostgreSQL reads back as a `timestamptz`. Its text form has no year 0
+    /// (1 BC is `0001 BC`), so a forged `0000-…` key must be refused here:
+    /// in SQL it would be a database error, not an invalid cursor.
+    pub fn is_timestamp_key(key: &str) -> bool {
+        DateTime::parse_from_rfc3339(key).is_ok_and(|at| at.year() >= 1)
+    }
 }
 
 #[cfg(test)]
@@ -134,5 +143,19 @@ mod tests {
         };
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
         assert!(Cursor::decode("%%%").is_err());
+    }
+
+    #[test]
+    fn timestamp_keys_are_ones_postgresql_reads() {
+        assert!(Cursor::is_timestamp_key("2026-12-01T08:00:00.000000Z"));
+        assert!(Cursor::is_timestamp_key("0001-01-01T00:00:00+14:00"));
+        for bad in [
+            "0000-01-01T00:00:00Z",
+            "-0001-01-01T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "x",
+        ] {
+            assert!(!Cursor::is_timestamp_key(bad), "{bad}");
+        }
     }
 }

@@ -26,6 +26,9 @@ fn migrator() -> Migrator {
 /// Key of the advisory lock that serializes instances applying migrations.
 const MIGRATION_LOCK_KEY: i64 = 7263002;
 
+/// The longest statement timeout PostgreSQL accepts: `i32::MAX` milliseconds.
+const MAX_STATEMENT_TIMEOUT_SECONDS: u64 = i32::MAX as u64 / 1000;
+
 /// How the pool treats the database: bounded everywhere, so a stuck database
 /// or a runaway statement gives a prompt error instead of a hang.
 #[derive(Debug, Clone)]
@@ -62,7 +65,14 @@ impl PoolSettings {
         if let Some(size) = whole_number(&lookup, "MEMBERDESK_DB_POOL_SIZE", 1)? {
             settings.max_connections = size as u32;
         }
-        if let Some(seconds) = whole_number(&lookup, "MEMBERDESK_STATEMENT_TIMEOUT_SECONDS", 0)? {
+        let timeout = "MEMBERDESK_STATEMENT_TIMEOUT_SECONDS";
+        if let Some(seconds) = whole_number(&lookup, timeout, 0)? {
+            // PostgreSQL takes the timeout in milliseconds, as a 32-bit number.
+            if seconds > MAX_STATEMENT_TIMEOUT_SECONDS {
+                return Err(format!(
+                    "{timeout} must be at most {MAX_STATEMENT_TIMEOUT_SECONDS} (PostgreSQL's limit), not '{seconds}'"
+                ));
+            }
             settings.statement_timeout = (seconds > 0).then(|| Duration::from_secs(seconds));
         }
         Ok(settings)
@@ -164,6 +174,8 @@ mod tests {
         );
         assert_eq!(from(timeout, "0").unwrap().statement_timeout, None);
         assert!(from(timeout, "off").unwrap_err().contains(timeout));
+        assert!(from(timeout, "2147483").is_ok());
+        assert!(from(timeout, "2147484").unwrap_err().contains(timeout));
         let size = "MEMBERDESK_DB_POOL_SIZE";
         assert_eq!(from(size, "3").unwrap().max_connections, 3);
         assert!(from(size, "0").unwrap_err().contains(size));

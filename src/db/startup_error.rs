@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
 /// SQLSTATEs of a prepared statement created twice or not found.
 const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";
@@ -50,6 +50,16 @@ pub enum StartupError {
         "{target} lost track of a prepared statement: {reason}. This is a connection pooler in transaction mode without prepared statement support; use PgBouncer 1.21 or later with max_prepared_statements > 0"
     )]
     PreparedStatementsUnsupported { target: String, reason: String },
+    /// The TLS connection that `sslmode` asks for could not be made: the
+    /// server's certificate is not trusted or not for this host name, the
+    /// server has no TLS, or a certificate file cannot be read.
+    #[error("PostgreSQL at {target} failed the TLS check of sslmode={mode}: {reason}. {advice}")]
+    Tls {
+        target: String,
+        mode: &'static str,
+        reason: String,
+        advice: String,
+    },
     #[error("applying migrations to {target} failed: {reason}")]
     Migration { target: String, reason: String },
 }
@@ -62,6 +72,9 @@ impl StartupError {
         }
         let (target, reason) = (describe(url), short_reason(err));
         let opts = PgConnectOptions::from_str(url).ok();
+        if let Some(tls) = opts.as_ref().and_then(|o| tls_error(o, err)) {
+            return tls;
+        }
         match (err, &opts) {
             (sqlx::Error::Database(db), Some(opts)) => {
                 let advice = refusal_advice(db.code().as_deref(), &reason, opts);
@@ -97,14 +110,18 @@ impl StartupError {
 /// Where a URL points, without its password, for messages and logs.
 pub fn describe(url: &str) -> String {
     match PgConnectOptions::from_str(url) {
-        Ok(opts) => format!(
-            "{}:{}/{}",
-            opts.get_host(),
-            opts.get_port(),
-            opts.get_database().unwrap_or("(default database)")
-        ),
+        Ok(opts) => describe_opts(&opts),
         Err(_) => "(unparsable URL)".to_owned(),
     }
+}
+
+fn describe_opts(opts: &PgConnectOptions) -> String {
+    format!(
+        "{}:{}/{}",
+        opts.get_host(),
+        opts.get_port(),
+        opts.get_database().unwrap_or("(default database)")
+    )
 }
 
 fn short_reason(err: &sqlx::Error) -> String {
@@ -132,6 +149,54 @@ fn pooler_error(url: &str, err: &sqlx::Error) -> Option<StartupError> {
         }
         _ => None,
     }
+}
+
+/// A failure of the TLS that `sslmode` asks for, told apart from a server
+/// that is not there: the fix is in the URL or the certificates, not in
+/// starting PostgreSQL.
+fn tls_error(opts: &PgConnectOptions, err: &sqlx::Error) -> Option<StartupError> {
+    let mode = match opts.get_ssl_mode() {
+        PgSslMode::Require => "require",
+        PgSslMode::VerifyCa => "verify-ca",
+        PgSslMode::VerifyFull => "verify-full",
+        // Anything weaker falls back to plain connections instead of failing.
+        _ => return None,
+    };
+    let reason = short_reason(err);
+    // rustls reports a rejected certificate as invalid data on the socket.
+    let handshake = match err {
+        sqlx::Error::Tls(_) => true,
+        sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::InvalidData,
+        _ => false,
+    };
+    let advice = match err {
+        _ if handshake && reason.contains("does not support TLS") => {
+            "Turn on ssl in the server's postgresql.conf, or choose a weaker sslmode in DATABASE_URL".to_owned()
+        }
+        _ if handshake && reason.contains("not valid for name") => format!(
+            "The server's certificate does not name host {}: connect by a name it lists, or use sslmode=verify-ca",
+            opts.get_host()
+        ),
+        _ if handshake => "The server's certificate is not signed by a CA memberdesk trusts: set sslrootcert=/path/to/ca.crt in DATABASE_URL to the CA certificate that signed it (public web CAs are trusted without it)".to_owned(),
+        // Over TCP, a file not found or not readable is one of the
+        // certificate files the URL names, not the server.
+        sqlx::Error::Io(io)
+            if opts.get_socket().is_none()
+                && matches!(
+                    io.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                ) =>
+        {
+            "A certificate file named in DATABASE_URL (sslrootcert, sslcert, sslkey) or PGSSLROOTCERT cannot be read: correct its path or its permissions".to_owned()
+        }
+        _ => return None,
+    };
+    Some(StartupError::Tls {
+        target: describe_opts(opts),
+        mode,
+        reason,
+        advice,
+    })
 }
 
 fn refusal_advice(code: Option<&str>, reason: &str, opts: &PgConnectOptions) -> String {
@@ -259,5 +324,26 @@ mod tests {
             unreachable_advice(&opts),
             "Start PostgreSQL there, or correct DATABASE_URL"
         );
+    }
+
+    #[test]
+    fn tls_failures_are_named_not_taken_for_a_stopped_server() {
+        let url = "postgres://u@db.example:5432/m?sslmode=require";
+        let no_tls = sqlx::Error::Tls("server does not support TLS".into());
+        let message = StartupError::connecting(url, &no_tls).to_string();
+        assert!(
+            message.contains("sslmode=require") && message.contains("Turn on ssl"),
+            "{message}"
+        );
+        let unreadable = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::NotFound));
+        let message = StartupError::connecting(url, &unreadable).to_string();
+        assert!(message.contains("certificate file"), "{message}");
+        // Without sslmode asking for TLS, a refused connection is what it was.
+        let refused = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        let plain = "postgres://u@db.example:5432/m";
+        assert!(matches!(
+            StartupError::connecting(plain, &refused),
+            StartupError::Unreachable { .. }
+        ));
     }
 }

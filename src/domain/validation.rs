@@ -2,6 +2,7 @@
 //! first, so bad input is an `INVALID_INPUT` naming the field, never a
 //! database error.
 
+use chrono::{DateTime, NaiveDate, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use unicode_normalization::UnicodeNormalization;
 
@@ -113,6 +114,28 @@ pub fn email(field: &str, raw: &str) -> Result<String, AppError> {
         return Err(bad());
     }
     Ok(email.to_owned())
+}
+
+/// The earliest instant PostgreSQL's `timestamptz` holds: 24 November 4714 BC
+/// (year -4713 counted astronomically), midnight UTC. Its latest, in 294276 AD,
+/// lies past anything chrono represents (year 262143), so it needs no check.
+fn earliest_timestamptz() -> DateTime<Utc> {
+    NaiveDate::from_ymd_opt(-4713, 11, 24)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// An instant a client gave for `field`, checked against what PostgreSQL can
+/// compare with: earlier ones would be a database error, not a filter.
+pub fn instant(field: &str, at: DateTime<Utc>) -> Result<DateTime<Utc>, AppError> {
+    if at < earliest_timestamptz() {
+        return Err(AppError::invalid(
+            field,
+            format!("{field} must be from 4713 BC to 294276 AD"),
+        ));
+    }
+    Ok(at)
 }
 
 /// A single-line text such as a first name: trimmed, at most `max` characters,
@@ -383,5 +406,26 @@ mod tests {
         assert!(line("name", "", 150, true).is_err());
         assert_eq!(reason("reason", Some("  ")).unwrap(), None);
         assert!(reason("reason", Some("x\0")).is_err());
+    }
+
+    #[test]
+    fn instants_postgresql_cannot_hold_are_refused() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let earliest = at("-4713-11-24T00:00:00Z");
+        // PostgreSQL's own lower bound, in its microseconds since 2000.
+        let pg_epoch = at("2000-01-01T00:00:00Z");
+        assert_eq!(
+            (earliest - pg_epoch).num_microseconds(),
+            Some(-211_813_488_000_000_000)
+        );
+        assert!(instant("since", earliest).is_ok());
+        assert!(instant("since", at("2026-01-01T00:00:00Z")).is_ok());
+        assert!(instant("since", DateTime::<Utc>::MAX_UTC).is_ok());
+        for bad in ["-4713-11-23T23:59:59Z", "-10000-01-01T00:00:00Z"] {
+            match instant("since", at(bad)) {
+                Err(AppError::InvalidInput { field, .. }) => assert_eq!(field, "since"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 }

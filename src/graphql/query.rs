@@ -81,7 +81,10 @@ impl UserFilter {
                 .as_ref()
                 .map(|id| ids::decode(Kind::Group, id, "groupId"))
                 .transpose()?,
-            last_login_before: self.last_login_before,
+            last_login_before: self
+                .last_login_before
+                .map(|at| validation::instant("lastLoginBefore", at))
+                .transpose()?,
             deactivated: self.deactivated,
             anonymized: self.anonymized,
         })
@@ -312,8 +315,14 @@ impl QueryRoot {
                 .map(|id| ids::decode(Kind::User, id, "targetUserId"))
                 .transpose()?,
             action: f.action.map(|a| a.as_str().to_owned()),
-            since: f.since,
-            until: f.until,
+            since: f
+                .since
+                .map(|at| validation::instant("since", at))
+                .transpose()?,
+            until: f
+                .until
+                .map(|at| validation::instant("until", at))
+                .transpose()?,
         };
         let after = after.as_deref().map(Cursor::decode).transpose()?;
         let rows =

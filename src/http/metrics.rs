@@ -30,6 +30,12 @@ struct Code {
     code: String,
 }
 
+/// Where a client stalled: in its request's headers or in its body.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StallPhase {
+    phase: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolState {
     state: &'static str,
@@ -50,6 +56,7 @@ pub struct Metrics {
     errors: Family<Code, Counter>,
     lifecycle: Family<Operation, Counter>,
     pool: Family<PoolState, Gauge>,
+    stalled: Family<StallPhase, Counter>,
 }
 
 /// The root fields a request calls: `(response key, field name)`.
@@ -169,7 +176,14 @@ impl Default for Metrics {
             "Database pool connections, by state",
             pool.clone(),
         );
+        let stalled = Family::<StallPhase, Counter>::default();
+        registry.register(
+            "http_stalled_clients",
+            "Connections closed because the client stalled, by phase (header or body)",
+            stalled.clone(),
+        );
         Metrics {
+            stalled,
             registry,
             requests,
             duration,
@@ -222,6 +236,12 @@ impl Metrics {
                     .inc();
             }
         }
+    }
+
+    /// Counts a connection closed because its client stalled in `phase`
+    /// (`header` or `body`).
+    pub fn stalled_client(&self, phase: &'static str) {
+        self.stalled.get_or_create(&StallPhase { phase }).inc();
     }
 
     /// The exposition, with the pool's current state.

@@ -7,6 +7,8 @@ mod graphql;
 pub mod metrics;
 mod playground;
 pub mod request_id;
+mod security_headers;
+mod slow_clients;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,9 +71,13 @@ impl poem::middleware::PanicHandler for PanicAsInternal {
 
 /// All of memberdesk's HTTP routes.
 pub fn app(pool: PgPool, settings: Settings) -> impl poem::Endpoint {
+    routes(pool, settings, Arc::new(metrics::Metrics::default()))
+}
+
+fn routes(pool: PgPool, settings: Settings, metrics: Arc<metrics::Metrics>) -> impl poem::Endpoint {
+    let body_timeout = settings.connections.body_timeout;
     let settings = Arc::new(settings);
     let schema = build_schema(pool.clone(), settings.clone());
-    let metrics = Arc::new(metrics::Metrics::default());
     let graphql = GraphqlEndpoint {
         schema,
         pool: pool.clone(),
@@ -86,9 +92,13 @@ pub fn app(pool: PgPool, settings: Settings) -> impl poem::Endpoint {
         .at("/readyz", get(readyz))
         .at("/metrics", get(prometheus))
         .data(pool)
-        .data(metrics)
+        .data(metrics.clone())
         .with(CatchPanic::new().with_handler(PanicAsInternal))
+        .around(move |endpoint, req| {
+            slow_clients::body_deadline(endpoint, req, body_timeout, metrics.clone())
+        })
         .around(request_id::around)
+        .around(security_headers::around)
 }
 
 /// A bound server, not yet serving: its address is known (port 0 picks a free one).
@@ -109,16 +119,27 @@ pub async fn bind(addr: &str) -> std::io::Result<BoundServer> {
 
 impl BoundServer {
     /// Serves until `shutdown` completes, then lets in-flight requests finish
-    /// (for at most 30 s) and returns.
+    /// (for at most 30 s) and returns. Slow and stalled clients are cut off
+    /// and connections capped as `settings.connections` says.
     pub async fn serve(
         self,
         pool: PgPool,
         settings: Settings,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        Server::new_with_acceptor(self.acceptor)
+        let metrics = Arc::new(metrics::Metrics::default());
+        let acceptor = slow_clients::GuardedAcceptor::new(
+            self.acceptor,
+            settings.connections,
+            metrics.clone(),
+        );
+        // A backstop for what the acceptor does not watch (HTTP/2 past its
+        // preface): a connection with no traffic at all for this long ends.
+        let idle = settings.connections.keep_alive_timeout;
+        Server::new_with_acceptor(acceptor)
+            .idle_timeout(idle)
             .run_with_graceful_shutdown(
-                app(pool, settings),
+                routes(pool, settings, metrics),
                 shutdown,
                 Some(Duration::from_secs(30)),
             )

@@ -3,9 +3,13 @@
 //! internet access. The files under `assets/graphiql/` are embedded at build
 //! time (see its README for their versions and how to refresh them).
 
-use poem::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::{Html, Path};
 use poem::{IntoResponse, Response, handler};
+
+use super::security_headers;
 
 const INDEX: &str = include_str!("../../assets/graphiql/index.html");
 
@@ -30,14 +34,43 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         "text/css",
         include_bytes!("../../assets/graphiql/graphiql.min.css"),
     ),
+    // The page's own script and style, kept out of the HTML so that its
+    // Content-Security-Policy needs no 'unsafe-inline'.
+    (
+        "playground.js",
+        "text/javascript",
+        include_bytes!("../../assets/graphiql/playground.js"),
+    ),
+    (
+        "playground.css",
+        "text/css",
+        include_bytes!("../../assets/graphiql/playground.css"),
+    ),
 ];
 
-pub fn page() -> Html<&'static str> {
-    Html(INDEX)
+/// Where the page carries its style nonce (see [`page`]).
+const NONCE_SLOT: &str = "{{style-nonce}}";
+
+/// The page, with a fresh nonce for the one inline style it needs: GraphiQL's
+/// dialogs lock page scrolling with a `<style>` element they create, and
+/// `playground.js` hands them this nonce (read from the page), which the
+/// page's Content-Security-Policy allows for this response only.
+pub fn page() -> Response {
+    let mut bytes = [0u8; 16];
+    // A failing RNG leaves a nonce that is still unique enough per page to
+    // keep the dialogs working; scripts never depend on it.
+    let _ = getrandom::fill(&mut bytes);
+    let nonce = URL_SAFE_NO_PAD.encode(bytes);
+    let mut resp = Html(INDEX.replace(NONCE_SLOT, &nonce)).into_response();
+    if let Ok(csp) = HeaderValue::from_str(&security_headers::playground_csp(&nonce)) {
+        resp.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    resp
 }
 
 #[handler]
-pub fn index() -> Html<&'static str> {
+pub fn index() -> Response {
     page()
 }
 

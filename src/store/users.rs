@@ -304,10 +304,10 @@ impl UserOrder {
             (UserOrder::IdAsc | UserOrder::IdDesc, None) => true,
             (UserOrder::UsernameAsc | UserOrder::UsernameDesc, Some(_)) => true,
             (UserOrder::DateJoinedAsc | UserOrder::DateJoinedDesc, Some(key)) => {
-                DateTime::parse_from_rfc3339(key).is_ok()
+                Cursor::is_timestamp_key(key)
             }
             (UserOrder::LastLoginAsc | UserOrder::LastLoginDesc, Some(key)) => {
-                key == NEVER || DateTime::parse_from_rfc3339(key).is_ok()
+                key == NEVER || Cursor::is_timestamp_key(key)
             }
             _ => false,
         }

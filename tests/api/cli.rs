@@ -455,3 +455,107 @@ async fn json_logs_and_errors_carry_the_request_id() {
         "{logged}"
     );
 }
+
+/// No value of a numeric argument makes a command panic: out of range is
+/// one line that names the argument and its range, and a non-zero exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_numbers_are_refused_not_panicked_on() {
+    let db = TestDb::new().await;
+    for days in ["100000000", "1000001", "4294967296", "0", "-5", "soon"] {
+        for dry_run in [&["--dry-run"][..], &[]] {
+            let mut args = vec!["deactivate-dormant", "--days", days];
+            args.extend_from_slice(dry_run);
+            let out = memberdesk(&db.url, &args, None);
+            let all = text(&out);
+            assert_eq!(out.status.code(), Some(2), "--days {days}: {all}");
+            assert!(all.contains("--days"), "names the argument: {all}");
+            assert!(!all.contains("panicked"), "--days {days}: {all}");
+        }
+    }
+    for size in ["0", "10001", "99999999999999999999"] {
+        let out = memberdesk(
+            &db.url,
+            &["deactivate-dormant", "--days", "30", "--batch-size", size],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(!text(&out).contains("panicked"), "{}", text(&out));
+    }
+    // The largest accepted value runs.
+    let out = memberdesk(&db.url, &["deactivate-dormant", "--days", "1000000"], None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("deactivated 0 dormant"),
+        "{}",
+        text(&out)
+    );
+    // So does a statement timeout past PostgreSQL's limit: refused by name.
+    let out = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
+        .args(["migrate"])
+        .env("DATABASE_URL", &db.url)
+        .env("MEMBERDESK_STATEMENT_TIMEOUT_SECONDS", "2147483647")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_clear_failure(&out, "memberdesk_statement_timeout_seconds");
+}
+
+/// A certificate no CA memberdesk trusts has signed (test-only, its key
+/// thrown away).
+const UNRELATED_CA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/unrelated-ca.pem"
+);
+
+/// `sslmode=require` connects over TLS; `verify-full` against a CA that did
+/// not sign the server's certificate, or with a certificate file that is
+/// not there, stops with one line naming the certificate problem (not a
+/// stopped server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_postgresql_connects_and_a_rejected_certificate_is_named() {
+    let db = TestDb::new().await;
+    let ssl: String = sqlx::query_scalar("SHOW ssl")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    if ssl != "on" {
+        eprintln!(
+            "SKIPPED: the test cluster has ssl = off (see hardening::sslmode_require_connects_over_tls_and_serves)"
+        );
+        return;
+    }
+    let out = memberdesk(&format!("{}?sslmode=require", db.url), &["migrate"], None);
+    assert!(out.status.success(), "sslmode=require: {}", text(&out));
+
+    let foreign = format!("{}?sslmode=verify-full&sslrootcert={UNRELATED_CA}", db.url);
+    let out = memberdesk(&foreign, &["migrate"], None);
+    assert_clear_failure(&out, "certificate");
+    let all = text(&out);
+    assert!(
+        all.contains("sslmode=verify-full") && all.contains("sslrootcert"),
+        "{all}"
+    );
+    assert!(!all.contains("not running"), "not a stopped server: {all}");
+
+    let missing = format!(
+        "{}?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+        db.url
+    );
+    let out = memberdesk(&missing, &["migrate"], None);
+    assert_clear_failure(&out, "certificate file");
+    assert!(!text(&out).contains("not running"), "{}", text(&out));
+
+    // Debian's cluster serves its self-signed snakeoil certificate, made out
+    // to localhost: with it as the CA, verify-full holds.
+    let snakeoil = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+    let cert_file: String = sqlx::query_scalar("SHOW ssl_cert_file")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    if cert_file == snakeoil && std::fs::metadata(snakeoil).is_ok() {
+        let url = format!("{}?sslmode=verify-full&sslrootcert={snakeoil}", db.url)
+            .replace("@127.0.0.1:", "@localhost:");
+        let out = memberdesk(&url, &["migrate"], None);
+        assert!(out.status.success(), "verify-full: {}", text(&out));
+    }
+}

@@ -8,6 +8,7 @@ mod concurrency;
 mod deletion;
 mod faults;
 mod guards;
+mod hardening;
 mod helpers;
 mod hostile;
 mod lifecycle;

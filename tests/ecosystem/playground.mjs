@@ -17,6 +17,17 @@ page.on('request', (req) => {
 });
 const errors = [];
 page.on('pageerror', (err) => errors.push(String(err)));
+// Anything the page's Content-Security-Policy blocks is a failure: the page
+// must work with the policy memberdesk sends.
+await page.addInitScript(() => {
+  window.__cspViolations = [];
+  document.addEventListener('securitypolicyviolation', (e) => {
+    window.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'}`);
+  });
+});
+page.on('console', (msg) => {
+  if (msg.type() === 'error' && /Content Security Policy/i.test(msg.text())) errors.push(msg.text());
+});
 
 async function run(query, headers) {
   // GraphiQL's editors are CodeMirror 5 instances: set them through their API,
@@ -41,13 +52,19 @@ async function run(query, headers) {
   return JSON.parse(await page.evaluate(() => document.querySelector('.result-window .CodeMirror').CodeMirror.getValue()));
 }
 
-await page.goto(`${base}/`, { waitUntil: 'networkidle' });
+const response = await page.goto(`${base}/`, { waitUntil: 'networkidle' });
+if (!response.headers()['content-security-policy']) throw new Error('the playground has no Content-Security-Policy');
 await page.waitForSelector('.graphiql-query-editor .CodeMirror');
 const login = await run('mutation Login { login(username: "admin", password: "memberdesk-demo") { token } }');
 const token = login.data.login.token;
 if (!token) throw new Error(`no token: ${JSON.stringify(login)}`);
 const me = await run('query Me { me { username isSuperuser } }', JSON.stringify({ Authorization: `Bearer ${token}` }));
+// A dialog too (the settings): GraphiQL's dialogs lock scrolling with styles of their own.
+await page.click('button[aria-label="Open settings dialog"]');
+await page.waitForSelector('[role="dialog"]');
+await page.keyboard.press('Escape');
 await page.screenshot({ path: screenshot });
+errors.push(...(await page.evaluate(() => window.__cspViolations)));
 await browser.close();
 
 if (me.data?.me?.username !== 'admin') throw new Error(`unexpected result: ${JSON.stringify(me)}`);

@@ -213,6 +213,21 @@ async fn no_takeover_of_a_better_endowed_account() {
         .await;
     assert_eq!(code, "FORBIDDEN");
     assert_eq!(snapshot(app.pool()).await, before);
+    // Refusals are counted for the operators.
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let forbidden = metrics
+        .lines()
+        .find(|l| l.starts_with("memberdesk_graphql_errors_total{code=\"FORBIDDEN\"}"))
+        .unwrap_or_else(|| panic!("no FORBIDDEN counter in /metrics:\n{metrics}"));
+    assert!(!forbidden.ends_with(" 0"), "{forbidden}");
     // The victim's own password still works.
     app.login("victim", PASSWORD).await;
 }

@@ -397,50 +397,24 @@ pub async fn update_user(
     if !is_superuser {
         super::lifecycle::ensure_superusers_remain(&mut tx, &[&user]).await?;
     }
-    let username = match &patch.username {
-        Some(raw) => validation::username("username", raw)?,
-        None => user.username.clone(),
-    };
-    let email = match &patch.email {
-        Some(raw) => validation::email("email", raw)?,
-        None => user.email.clone(),
-    };
-    let first_name = match &patch.first_name {
-        Some(raw) => validation::line("firstName", raw, validation::MAX_NAME, false)?,
-        None => user.first_name.clone(),
-    };
-    let last_name = match &patch.last_name {
-        Some(raw) => validation::line("lastName", raw, validation::MAX_NAME, false)?,
-        None => user.last_name.clone(),
-    };
-    let key = validation::username_key(&username);
+    let profile = patched_profile(&user, &patch)?;
+    let key = validation::username_key(&profile.username);
     let updated = users::update_profile(
         &mut *tx,
         user.id,
         &users::Profile {
-            username: &username,
+            username: &profile.username,
             username_key: &key,
-            email: &email,
-            first_name: &first_name,
-            last_name: &last_name,
+            email: &profile.email,
+            first_name: &profile.first_name,
+            last_name: &profile.last_name,
             is_staff,
             is_superuser,
         },
     )
     .await
     .on_constraint(users::USERNAME_UNIQUE, username_taken)?;
-    // Field names only: values would keep personal data in the log.
-    let changed: Vec<&str> = [
-        ("username", updated.username != user.username),
-        ("email", updated.email != user.email),
-        ("firstName", updated.first_name != user.first_name),
-        ("lastName", updated.last_name != user.last_name),
-        ("isStaff", updated.is_staff != user.is_staff),
-        ("isSuperuser", updated.is_superuser != user.is_superuser),
-    ]
-    .into_iter()
-    .filter_map(|(name, changed)| changed.then_some(name))
-    .collect();
+    let changed = changed_fields(&user, &updated);
     if !changed.is_empty() {
         let details = json!({ "changed": changed, "isStaff": updated.is_staff, "isSuperuser": updated.is_superuser });
         audit::record(
@@ -455,6 +429,49 @@ pub async fn update_user(
     }
     tx.commit().await?;
     Ok(updated)
+}
+
+/// A profile's text fields after a patch: those given, validated; the others as they were.
+struct PatchedProfile {
+    username: String,
+    email: String,
+    first_name: String,
+    last_name: String,
+}
+
+fn patched_profile(user: &UserRow, patch: &UserPatch) -> AppResult<PatchedProfile> {
+    let name = |field: &str, raw: &Option<String>, now: &String| match raw {
+        Some(raw) => validation::line(field, raw, validation::MAX_NAME, false),
+        None => Ok(now.clone()),
+    };
+    Ok(PatchedProfile {
+        username: match &patch.username {
+            Some(raw) => validation::username("username", raw)?,
+            None => user.username.clone(),
+        },
+        email: match &patch.email {
+            Some(raw) => validation::email("email", raw)?,
+            None => user.email.clone(),
+        },
+        first_name: name("firstName", &patch.first_name, &user.first_name)?,
+        last_name: name("lastName", &patch.last_name, &user.last_name)?,
+    })
+}
+
+/// The names of the fields an update changed; names only, since values
+/// would keep personal data in the audit log.
+fn changed_fields(before: &UserRow, after: &UserRow) -> Vec<&'static str> {
+    [
+        ("username", after.username != before.username),
+        ("email", after.email != before.email),
+        ("firstName", after.first_name != before.first_name),
+        ("lastName", after.last_name != before.last_name),
+        ("isStaff", after.is_staff != before.is_staff),
+        ("isSuperuser", after.is_superuser != before.is_superuser),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect()
 }
 
 /// A password change as asked: whose, the new password, and (for your own

@@ -185,21 +185,9 @@ pub async fn deactivate_user(
         && !deactivations::has_anything_to_remove(&mut tx, target.id, removal(&options)).await?
     {
         // Already done: report what the deactivation holds, change nothing, audit nothing.
-        let record = deactivations::open(&mut tx, target.id).await?;
-        let (group_ids, permission_ids, staff_revoked) = record
-            .map_or((Vec::new(), Vec::new(), false), |r| {
-                (r.group_ids, r.permission_ids, r.staff_revoked)
-            });
-        let removed_groups = groups::find_many(&mut *tx, &group_ids).await?;
-        let removed_permissions = permissions::by_ids(&mut *tx, &permission_ids).await?;
+        let done = already_deactivated(&mut tx, target).await?;
         tx.commit().await?;
-        return Ok(Deactivation {
-            user: target,
-            sessions_revoked: 0,
-            removed_groups,
-            removed_permissions,
-            staff_revoked,
-        });
+        return Ok(done);
     }
     let (records, sessions) =
         deactivations::deactivate(&mut tx, &[target.id], removal(&options), reason.as_deref())
@@ -237,6 +225,23 @@ pub async fn deactivate_user(
         removed_groups,
         removed_permissions,
         staff_revoked: record.staff_revoked,
+    })
+}
+
+/// What an earlier deactivation of `target` holds, reported as this one's
+/// outcome when there is nothing left to take.
+async fn already_deactivated(tx: &mut PgConnection, target: UserRow) -> AppResult<Deactivation> {
+    let record = deactivations::open(&mut *tx, target.id).await?;
+    let (group_ids, permission_ids, staff_revoked) = record
+        .map_or((Vec::new(), Vec::new(), false), |r| {
+            (r.group_ids, r.permission_ids, r.staff_revoked)
+        });
+    Ok(Deactivation {
+        user: target,
+        sessions_revoked: 0,
+        removed_groups: groups::find_many(&mut *tx, &group_ids).await?,
+        removed_permissions: permissions::by_ids(&mut *tx, &permission_ids).await?,
+        staff_revoked,
     })
 }
 
@@ -390,54 +395,13 @@ pub async fn reactivate_user(
     if target.is_active {
         // Already active: nothing to do, nothing to audit.
         tx.commit().await?;
-        return Ok(Reactivation {
-            user: target,
-            restored_groups: Vec::new(),
-            restored_permissions: Vec::new(),
-            staff_restored: false,
-            missing_group_ids: Vec::new(),
-        });
+        return Ok(Reactivation::nothing_restored(target));
     }
     let record = deactivations::end(&mut tx, target.id).await?;
-    let mut outcome = Reactivation {
-        user: target.clone(),
-        restored_groups: Vec::new(),
-        restored_permissions: Vec::new(),
-        staff_restored: false,
-        missing_group_ids: Vec::new(),
+    let mut outcome = match (restore_access, record) {
+        (true, Some(record)) => restore(&mut tx, actor, target.clone(), record).await?,
+        _ => Reactivation::nothing_restored(target.clone()),
     };
-    if let (true, Some(record)) = (restore_access, record) {
-        let restored_permissions = permissions::by_ids(&mut *tx, &record.permission_ids).await?;
-        let existing_groups = groups::find_many(&mut *tx, &record.group_ids).await?;
-        let group_ids: Vec<i64> = existing_groups.iter().map(|g| g.id).collect();
-        let mut granted: Vec<String> = restored_permissions
-            .iter()
-            .map(PermissionRow::key)
-            .collect();
-        granted.extend(
-            permissions::for_groups(&mut *tx, &group_ids)
-                .await?
-                .into_iter()
-                .map(|(_, p)| p.key()),
-        );
-        ensure_holds_all(actor, &granted)?;
-        if record.staff_revoked && !actor.is_superuser() {
-            return Err(AppError::forbidden(
-                "only a superuser may restore the staff flag",
-            ));
-        }
-        deactivations::restore_groups(&mut tx, target.id, &group_ids).await?;
-        deactivations::restore_permissions(&mut tx, target.id, &record.permission_ids).await?;
-        outcome.missing_group_ids = record
-            .group_ids
-            .iter()
-            .filter(|id| !group_ids.contains(id))
-            .copied()
-            .collect();
-        outcome.restored_groups = existing_groups;
-        outcome.restored_permissions = restored_permissions;
-        outcome.staff_restored = record.staff_revoked;
-    }
     deactivations::reactivate(&mut tx, target.id, outcome.staff_restored).await?;
     outcome.user = users::find(&mut *tx, target.id)
         .await?
@@ -460,6 +424,59 @@ pub async fn reactivate_user(
     .await?;
     tx.commit().await?;
     Ok(outcome)
+}
+
+impl Reactivation {
+    fn nothing_restored(user: UserRow) -> Reactivation {
+        Reactivation {
+            user,
+            restored_groups: Vec::new(),
+            restored_permissions: Vec::new(),
+            staff_restored: false,
+            missing_group_ids: Vec::new(),
+        }
+    }
+}
+
+/// Gives back what the deactivation `record` took from `target`. Restoring
+/// access is granting it: the actor must hold every permission it brings
+/// back, and only a superuser restores the staff flag.
+async fn restore(
+    tx: &mut PgConnection,
+    actor: &Actor,
+    target: UserRow,
+    record: deactivations::Record,
+) -> AppResult<Reactivation> {
+    let restored_permissions = permissions::by_ids(&mut *tx, &record.permission_ids).await?;
+    let existing_groups = groups::find_many(&mut *tx, &record.group_ids).await?;
+    let group_ids: Vec<i64> = existing_groups.iter().map(|g| g.id).collect();
+    let mut granted: Vec<String> = restored_permissions.iter().map(PermissionRow::key).collect();
+    granted.extend(
+        permissions::for_groups(&mut *tx, &group_ids)
+            .await?
+            .into_iter()
+            .map(|(_, p)| p.key()),
+    );
+    ensure_holds_all(actor, &granted)?;
+    if record.staff_revoked && !actor.is_superuser() {
+        return Err(AppError::forbidden(
+            "only a superuser may restore the staff flag",
+        ));
+    }
+    deactivations::restore_groups(&mut *tx, target.id, &group_ids).await?;
+    deactivations::restore_permissions(&mut *tx, target.id, &record.permission_ids).await?;
+    Ok(Reactivation {
+        missing_group_ids: record
+            .group_ids
+            .iter()
+            .filter(|id| !group_ids.contains(id))
+            .copied()
+            .collect(),
+        user: target,
+        restored_groups: existing_groups,
+        restored_permissions,
+        staff_restored: record.staff_revoked,
+    })
 }
 
 #[derive(Debug)]

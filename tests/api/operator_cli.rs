@@ -140,7 +140,11 @@ async fn changepassword_refuses_unknown_anonymized_weak_and_missing_passwords() 
         &run("rani", None),
         "error: no password given: use --password-stdin or run on a terminal",
     );
-    assert_eq!(snapshot(app.pool()).await, before, "refusals change nothing");
+    assert_eq!(
+        snapshot(app.pool()).await,
+        before,
+        "refusals change nothing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,7 +224,13 @@ async fn deactivate_dormant_names_skipped_users_and_can_spare_staff() {
         .execute(app.pool())
         .await
         .unwrap();
-    let out = run(&["deactivate-dormant", "--days", "365", "--exclude-staff", "--dry-run"]);
+    let out = run(&[
+        "deactivate-dormant",
+        "--days",
+        "365",
+        "--exclude-staff",
+        "--dry-run",
+    ]);
     assert_eq!(
         stdout(&out),
         "dry run: 1 dormant account(s) would be deactivated: alice\n"
@@ -245,7 +255,10 @@ async fn deactivate_dormant_names_skipped_users_and_can_spare_staff() {
     let out = run(&["deactivate-dormant", "--days", "365"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let report = stdout(&out);
-    assert!(report.contains("\nskipped root: LAST_SUPERUSER\n"), "{report}");
+    assert!(
+        report.contains("\nskipped root: LAST_SUPERUSER\n"),
+        "{report}"
+    );
     assert!(
         report.ends_with(
             "deactivated 1 dormant account(s) (inactive for more than 365 days); 1 skipped\n"
@@ -265,7 +278,11 @@ async fn deactivate_dormant_names_skipped_users_and_can_spare_staff() {
         );
     }
     let out = run(&["deactivate-dormant", "--days", "36500"]);
-    assert!(out.status.success(), "the largest bound runs: {}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "the largest bound runs: {}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -296,9 +313,15 @@ async fn seed_demo_creates_what_its_help_describes() {
     assert!(out.status.success(), "{}", stderr(&out));
     let count = |sql: &'static str| {
         let pool = db.pool.clone();
-        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
     };
-    let admin = "SELECT count(*) FROM users WHERE username = 'admin' AND is_superuser AND is_active";
+    let admin =
+        "SELECT count(*) FROM users WHERE username = 'admin' AND is_superuser AND is_active";
     assert_eq!(count(admin).await, 1, "the superuser admin");
     let staff = "SELECT count(*) FROM users WHERE is_staff AND NOT is_superuser";
     assert!(count(staff).await >= 1, "a staff member");
@@ -343,7 +366,10 @@ fn man_page_matches_the_binary() {
         "completions",
         "seed-demo",
     ] {
-        assert!(page.contains(&format!(".SS memberdesk {command}\n")), "{command}");
+        assert!(
+            page.contains(&format!(".SS memberdesk {command}\n")),
+            "{command}"
+        );
     }
     assert!(page.contains("exclude\\-staff"), "options are on the page");
 }
@@ -406,7 +432,10 @@ fn systemd_unit_sandboxes_the_service_and_systemd_accepts_it() {
     let dir = std::env::temp_dir().join(format!("memberdesk-unit-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("memberdesk.service");
-    let built = unit.replace("/usr/local/bin/memberdesk", env!("CARGO_BIN_EXE_memberdesk"));
+    let built = unit.replace(
+        "/usr/local/bin/memberdesk",
+        env!("CARGO_BIN_EXE_memberdesk"),
+    );
     std::fs::write(&path, built).unwrap();
     let out = Command::new("systemd-analyze")
         .args(["verify", "--man=no"])
@@ -424,6 +453,10 @@ fn the_license_file_is_the_mit_license_cargo_toml_names() {
     assert!(manifest.lines().any(|l| l == "license = \"MIT\""));
     let license = repo_file("LICENSE");
     assert_eq!(license.lines().next(), Some("MIT License"));
-    assert!(license.contains("Permission is hereby granted, free of charge, to any person obtaining a copy"));
+    assert!(
+        license.contains(
+            "Permission is hereby granted, free of charge, to any person obtaining a copy"
+        )
+    );
     assert!(license.contains("THE SOFTWARE IS PROVIDED \"AS IS\", WITHOUT WARRANTY OF ANY KIND"));
 }

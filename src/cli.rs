@@ -9,10 +9,14 @@ use secrecy::SecretString;
 use sqlx::PgPool;
 
 use crate::config::{self, Settings};
+use crate::domain::lifecycle::DormantStaff;
 use crate::domain::{Actor, accounts, lifecycle};
 use crate::error::AppError;
 use crate::store::users;
 use crate::{db, graphql, http, seed};
+
+mod reference;
+mod user_tasks;
 
 #[derive(Parser)]
 #[command(
@@ -68,33 +72,91 @@ enum Command {
     /// audited with the system as actor.
     DeactivateDormant {
         /// Accounts whose last login (or joining, if never) is older than this
-        /// (1 to 1000000).
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_DORMANT_DAYS))]
+        /// (1 to 36500, i.e. 100 years).
+        #[arg(long, value_parser = parse_dormant_days)]
         days: u32,
         /// Only count and list the accounts; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Leave accounts with the staff flag alone (a rarely used staff
+        /// account may be the one you need in an emergency).
+        #[arg(long)]
+        exclude_staff: bool,
         /// Users per transaction.
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         batch_size: i64,
     },
     /// Print the GraphQL schema (SDL); it equals schema.graphql.
     ExportSchema,
-    /// Load the demo data (idempotent): an `admin` superuser, `rani-editor` in
-    /// group Editors, some questions and votes.
+    /// Load demo data for a local playground (idempotent: a second run adds
+    /// only what is missing).
+    ///
+    /// It creates demo users (the superuser `admin`, a staff member and
+    /// ordinary members), groups holding permissions, and questions with
+    /// votes, all through the audited domain layer with `system` as the
+    /// actor. Every demo account's password is the published
+    /// `memberdesk-demo`: log in as `admin` / `memberdesk-demo`. For a local
+    /// playground only, never a database with real people in it.
     SeedDemo,
+    /// Set a user's password (as Django's `changepassword`): every session
+    /// of the user ends, audited with `system` as the actor.
+    ///
+    /// The password is read from a prompt on the terminal (typed twice), or
+    /// with --password-stdin from the first line of standard input. It must
+    /// pass the same strength rule as `createsuperuser` and the API.
+    /// Anonymized (erased) accounts are refused.
+    Changepassword {
+        /// Whose password (as they log in: case and width do not matter).
+        username: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users as a table: USERNAME, STATUS (active, inactive or
+    /// anonymized), STAFF, SUPERUSER (yes/no) and LAST LOGIN (UTC, or
+    /// `never`), sorted by username.
+    Users {
+        /// Only users who cannot log in (deactivated or anonymized).
+        #[arg(long)]
+        inactive: bool,
+        /// Only users with the staff flag.
+        #[arg(long)]
+        staff: bool,
+    },
+    /// Print a shell completion script, e.g. `memberdesk completions bash >
+    /// /etc/bash_completion.d/memberdesk`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `memberdesk man | man -l -`; the
+    /// same as contrib/memberdesk.1.
+    Man,
 }
 
-/// The most days `deactivate-dormant` takes (about 2,700 years): further
-/// back lies before the earliest date PostgreSQL holds (4713 BC) and, further
-/// still, before the earliest chrono can compute.
-const MAX_DORMANT_DAYS: i64 = 1_000_000;
+/// The most days `deactivate-dormant` takes: 100 years, longer than any
+/// account can have been unused, and far from the dates PostgreSQL and
+/// chrono cannot compute.
+const MAX_DORMANT_DAYS: u32 = 36_500;
+
+/// `--days`: a whole number from 1 to [`MAX_DORMANT_DAYS`], refused in
+/// words otherwise (clap adds the argument's name and exits with 2).
+fn parse_dormant_days(raw: &str) -> Result<u32, String> {
+    let range = format!("a whole number of days from 1 to {MAX_DORMANT_DAYS} (100 years)");
+    match raw.trim().parse::<u32>() {
+        Ok(days) if (1..=MAX_DORMANT_DAYS).contains(&days) => Ok(days),
+        _ => Err(format!("must be {range}")),
+    }
+}
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::ExportSchema = cli.command {
         print!("{}", graphql::sdl());
         return ExitCode::SUCCESS;
+    }
+    if let Some(done) = reference::print(&cli.command) {
+        return done;
     }
     init_logging(cli.log_format);
     crate::auth::password::return_hash_memory_to_the_system();
@@ -175,11 +237,22 @@ async fn run(command: Command) -> Result<(), String> {
         Command::DeactivateDormant {
             days,
             dry_run,
+            exclude_staff,
             batch_size,
         } => {
             let (pool, _) = open(false).await?;
-            deactivate_dormant(&pool, days, dry_run, batch_size).await
+            let staff = match exclude_staff {
+                true => DormantStaff::Exclude,
+                false => DormantStaff::Include,
+            };
+            let scope = Dormant { days, staff };
+            deactivate_dormant(&pool, scope, dry_run, batch_size).await
         }
+        Command::Changepassword {
+            username,
+            password_stdin,
+        } => user_tasks::changepassword(&username, password_stdin).await,
+        Command::Users { inactive, staff } => user_tasks::list_users(inactive, staff).await,
         Command::SeedDemo => {
             let policy = Settings::from_env()?.password_policy;
             let (pool, _) = open(true).await?;
@@ -189,7 +262,9 @@ async fn run(command: Command) -> Result<(), String> {
             println!("{report}");
             Ok(())
         }
-        Command::ExportSchema => unreachable!("handled before the runtime starts"),
+        Command::ExportSchema | Command::Completions { .. } | Command::Man => {
+            unreachable!("handled before the runtime starts")
+        }
     }
 }
 
@@ -243,14 +318,7 @@ async fn shutdown_signal() {
 
 fn read_password(from_stdin: bool) -> Result<SecretString, String> {
     if from_stdin {
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
-        return Ok(SecretString::from(
-            line.trim_end_matches(['\r', '\n']).to_owned(),
-        ));
+        return read_password_line();
     }
     if let Ok(pw) = std::env::var("MEMBERDESK_PASSWORD") {
         return Ok(SecretString::from(pw));
@@ -258,6 +326,23 @@ fn read_password(from_stdin: bool) -> Result<SecretString, String> {
     if !std::io::stdin().is_terminal() {
         return Err("no password given: use --password-stdin, set MEMBERDESK_PASSWORD, or run on a terminal".into());
     }
+    prompt_password_twice()
+}
+
+/// The first line of standard input, without its line ending.
+fn read_password_line() -> Result<SecretString, String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+    Ok(SecretString::from(
+        line.trim_end_matches(['\r', '\n']).to_owned(),
+    ))
+}
+
+/// Asks on the terminal twice, so that a typo does not lock anyone out.
+fn prompt_password_twice() -> Result<SecretString, String> {
     let first = rpassword::prompt_password("Password: ")
         .map_err(|e| format!("cannot read the password: {e}"))?;
     let again = rpassword::prompt_password("Password (again): ")
@@ -268,39 +353,24 @@ fn read_password(from_stdin: bool) -> Result<SecretString, String> {
     Ok(SecretString::from(first))
 }
 
-/// A domain error as one line for the terminal.
+/// Which accounts count as dormant for `deactivate-dormant`.
+#[derive(Clone, Copy)]
+struct Dormant {
+    days: u32,
+    staff: DormantStaff,
+}
+
 async fn deactivate_dormant(
     pool: &PgPool,
-    days: u32,
+    scope: Dormant,
     dry_run: bool,
     batch: i64,
 ) -> Result<(), String> {
     if dry_run {
-        let filter = lifecycle::dormant_filter(days);
-        let count = users::count(pool, &filter)
-            .await
-            .map_err(|e| describe_error(e.into()))?;
-        let sample = users::matching_ids(pool, &filter, 0, 20)
-            .await
-            .map_err(|e| describe_error(e.into()))?;
-        let names: Vec<String> = users::find_many(pool, &sample)
-            .await
-            .map_err(|e| describe_error(e.into()))?
-            .into_iter()
-            .map(|u| u.username)
-            .collect();
-        let more = if count > names.len() as i64 {
-            ", …"
-        } else {
-            ""
-        };
-        println!(
-            "dry run: {count} dormant account(s) would be deactivated: {}{more}",
-            names.join(", ")
-        );
-        return Ok(());
+        return preview_dormant(pool, scope).await;
     }
-    let run = lifecycle::deactivate_dormant(pool, &Actor::System, days, batch, |run| {
+    let Dormant { days, staff } = scope;
+    let run = lifecycle::deactivate_dormant(pool, &Actor::System, days, staff, batch, |run| {
         println!(
             "progress: {}/{} deactivated, {} skipped",
             run.deactivated,
@@ -310,8 +380,14 @@ async fn deactivate_dormant(
     })
     .await
     .map_err(describe_error)?;
+    let ids: Vec<i64> = run.skipped.iter().map(|(id, _)| *id).collect();
+    let names = usernames(pool, &ids).await?;
     for (id, why) in &run.skipped {
-        println!("skipped user {id}: {}", why.code());
+        match names.get(id) {
+            Some(name) => println!("skipped {name}: {}", why.code()),
+            // Deleted while the run went on: nothing left to name it by.
+            None => println!("skipped a user deleted meanwhile (id {id}): {}", why.code()),
+        }
     }
     println!(
         "deactivated {} dormant account(s) (inactive for more than {days} days); {} skipped",
@@ -321,6 +397,51 @@ async fn deactivate_dormant(
     Ok(())
 }
 
+/// `--dry-run`: how many would go and the first 20 by name; in words when
+/// there are none, so a cron mail is not mistaken for a failure.
+async fn preview_dormant(pool: &PgPool, Dormant { days, staff }: Dormant) -> Result<(), String> {
+    let filter = lifecycle::dormant_filter(days, staff);
+    let count = users::count(pool, &filter)
+        .await
+        .map_err(|e| describe_error(e.into()))?;
+    if count == 0 {
+        println!(
+            "dry run: no account has been dormant for more than {days} days; nothing would be deactivated"
+        );
+        return Ok(());
+    }
+    let sample = users::matching_ids(pool, &filter, 0, 20)
+        .await
+        .map_err(|e| describe_error(e.into()))?;
+    let found = usernames(pool, &sample).await?;
+    let names: Vec<&str> = sample
+        .iter()
+        .filter_map(|id| found.get(id).map(String::as_str))
+        .collect();
+    let more = if count > names.len() as i64 {
+        ", …"
+    } else {
+        ""
+    };
+    println!(
+        "dry run: {count} dormant account(s) would be deactivated: {}{more}",
+        names.join(", ")
+    );
+    Ok(())
+}
+
+/// The usernames of these users, by id (users deleted meanwhile are absent).
+async fn usernames(
+    pool: &PgPool,
+    ids: &[i64],
+) -> Result<std::collections::BTreeMap<i64, String>, String> {
+    let found = users::find_many(pool, ids)
+        .await
+        .map_err(|e| describe_error(e.into()))?;
+    Ok(found.into_iter().map(|u| (u.id, u.username)).collect())
+}
+
+/// A domain error as one line for the terminal.
 fn describe_error(err: AppError) -> String {
     match err {
         AppError::InvalidInput { field, message } => format!("{field}: {message}"),

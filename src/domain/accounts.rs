@@ -543,6 +543,65 @@ pub async fn set_password(
     Ok(true)
 }
 
+/// What `memberdesk changepassword` did: whose password, and how many of
+/// their sessions ended.
+pub struct PasswordReset {
+    pub user: UserRow,
+    pub sessions_revoked: i64,
+}
+
+/// Sets a user's password from the command line (`memberdesk changepassword`),
+/// the operator's way back into an account nobody can log in to: the same
+/// strength rule as the API, every session of the user revoked (whoever
+/// holds one may be why the password changes), audited with `system` as the
+/// actor. An anonymized account is refused: erasure took its password for good.
+pub async fn reset_password_as_system(
+    pool: &PgPool,
+    policy: &PasswordPolicy,
+    username: &str,
+    new_password: SecretString,
+) -> AppResult<PasswordReset> {
+    let target = find_by_username(pool, username)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    if target.anonymized_at.is_some() {
+        return Err(AppError::Anonymized);
+    }
+    let personal = [
+        target.username.as_str(),
+        &target.email,
+        &target.first_name,
+        &target.last_name,
+    ];
+    password::check_strength("password", &new_password, policy, &personal).await?;
+    let hash = password::hash_password(new_password).await?;
+
+    let mut tx = pool.begin().await?;
+    // Re-read under the lock: the account may have been erased meanwhile.
+    let target = users::find_for_update(&mut *tx, target.id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    if target.anonymized_at.is_some() {
+        return Err(AppError::Anonymized);
+    }
+    users::set_password_hash(&mut *tx, target.id, &hash).await?;
+    let revoked = sessions::revoke_all_for_user(&mut *tx, target.id, None).await?;
+    audit::record(
+        &mut *tx,
+        Some((&Actor::System).into()),
+        AuditAction::PasswordChanged,
+        Target::User(&target),
+        None,
+        Some(json!({ "sessionsRevoked": revoked })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(PasswordReset {
+        user: target,
+        sessions_revoked: revoked,
+    })
+}
+
 /// Checks your current password before you may change it, under the same
 /// failed-login limits as `login`: a missing or wrong one counts as a failed
 /// attempt, so a stolen token cannot be used to guess the password either.

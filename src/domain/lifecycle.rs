@@ -521,11 +521,23 @@ pub async fn anonymize_user(
     })
 }
 
+/// Whether a dormant-account run also takes accounts with the staff flag
+/// (a staff account unused for a year may be a break-glass login).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DormantStaff {
+    Include,
+    Exclude,
+}
+
 /// Active, never-anonymized users whose last login (or joining, if they
-/// never logged in) is older than `days`.
-pub fn dormant_filter(days: u32) -> UserFilter {
+/// never logged in) is older than `days`; without staff if so asked.
+pub fn dormant_filter(days: u32, staff: DormantStaff) -> UserFilter {
     UserFilter {
         is_active: Some(true),
+        is_staff: match staff {
+            DormantStaff::Include => None,
+            DormantStaff::Exclude => Some(false),
+        },
         anonymized: Some(false),
         last_login_before: Some(chrono::Utc::now() - chrono::Duration::days(i64::from(days))),
         ..UserFilter::default()
@@ -547,10 +559,11 @@ pub async fn deactivate_dormant(
     pool: &PgPool,
     actor: &Actor,
     days: u32,
+    staff: DormantStaff,
     batch: i64,
     mut progress: impl FnMut(&DormantRun),
 ) -> AppResult<DormantRun> {
-    let filter = dormant_filter(days);
+    let filter = dormant_filter(days, staff);
     let mut run = DormantRun {
         matched: users::count(pool, &filter).await?,
         ..DormantRun::default()

@@ -461,7 +461,8 @@ async fn json_logs_and_errors_carry_the_request_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_range_numbers_are_refused_not_panicked_on() {
     let db = TestDb::new().await;
-    for days in ["100000000", "1000001", "4294967296", "0", "-5", "soon"] {
+    let refused = ["100000000", "1000001", "36501", "4294967296", "0", "-5", "soon"];
+    for days in refused {
         for dry_run in [&["--dry-run"][..], &[]] {
             let mut args = vec!["deactivate-dormant", "--days", days];
             args.extend_from_slice(dry_run);
@@ -482,7 +483,7 @@ async fn out_of_range_numbers_are_refused_not_panicked_on() {
         assert!(!text(&out).contains("panicked"), "{}", text(&out));
     }
     // The largest accepted value runs.
-    let out = memberdesk(&db.url, &["deactivate-dormant", "--days", "1000000"], None);
+    let out = memberdesk(&db.url, &["deactivate-dormant", "--days", "36500"], None);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains("deactivated 0 dormant"),

@@ -13,6 +13,7 @@ mod helpers;
 mod hostile;
 mod lifecycle;
 mod limits;
+mod operator_cli;
 mod own_password;
 mod reads;
 mod scope;

@@ -25,8 +25,8 @@ use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 
 use super::access::{DELETE_USER, Rule};
-use super::audit::{self, AuditAction, Target};
 use super::authority::{self, Acting};
+use super::audit::{self, AuditAction, Target};
 use super::{Actor, validation};
 use crate::error::{AppError, AppResult, RelationCount};
 use crate::store::deletion;
@@ -238,11 +238,9 @@ pub async fn delete_user(
 ) -> AppResult<DeleteOutcome> {
     let reason = validation::reason("reason", reason.as_deref())?;
     let mut tx = pool.begin().await?;
-    let Acting {
-        actor,
-        target: user,
-    } = authority::lock_caller_and_target(&mut tx, actor, Rule::Permission(DELETE_USER), user_id)
-        .await?;
+    let Acting { actor, target: user } =
+        authority::lock_caller_and_target(&mut tx, actor, Rule::Permission(DELETE_USER), user_id)
+            .await?;
     let actor = &actor;
     authority::ensure_may_act_on(&mut tx, actor, &user, "delete").await?;
     // Counting first is needed to preview, to compare with a confirmed plan

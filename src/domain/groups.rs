@@ -4,8 +4,8 @@ use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
 use super::access::{ADD_GROUP, CHANGE_GROUP, CHANGE_USER, Rule, ensure_holds_all};
-use super::audit::{self, AuditAction, Target};
 use super::authority::{self, Acting};
+use super::audit::{self, AuditAction, Target};
 use super::{Actor, validation};
 use crate::error::{AppError, AppResult, OnConstraint};
 use crate::store::groups::{self, GroupRow};
@@ -133,13 +133,9 @@ async fn lock_manageable_user(
     actor: &Actor,
     user_id: i64,
 ) -> AppResult<Acting> {
-    let acting = authority::lock_caller_and_target(
-        &mut *conn,
-        actor,
-        Rule::Permission(CHANGE_USER),
-        user_id,
-    )
-    .await?;
+    let acting =
+        authority::lock_caller_and_target(&mut *conn, actor, Rule::Permission(CHANGE_USER), user_id)
+            .await?;
     if acting.target.anonymized_at.is_some() {
         return Err(AppError::Anonymized);
     }
@@ -154,10 +150,7 @@ pub async fn add_user_to_group(
     group_id: i64,
 ) -> AppResult<UserRow> {
     let mut tx = pool.begin().await?;
-    let Acting {
-        actor,
-        target: user,
-    } = lock_manageable_user(&mut tx, actor, user_id).await?;
+    let Acting { actor, target: user } = lock_manageable_user(&mut tx, actor, user_id).await?;
     let actor = &actor;
     let group = groups::find(&mut *tx, group_id)
         .await?
@@ -191,10 +184,7 @@ pub async fn remove_user_from_group(
     group_id: i64,
 ) -> AppResult<UserRow> {
     let mut tx = pool.begin().await?;
-    let Acting {
-        actor,
-        target: user,
-    } = lock_manageable_user(&mut tx, actor, user_id).await?;
+    let Acting { actor, target: user } = lock_manageable_user(&mut tx, actor, user_id).await?;
     let actor = &actor;
     let group = groups::find(&mut *tx, group_id)
         .await?
@@ -241,10 +231,7 @@ async fn change_direct_grant(
     grant: bool,
 ) -> AppResult<UserRow> {
     let mut tx = pool.begin().await?;
-    let Acting {
-        actor,
-        target: user,
-    } = lock_manageable_user(&mut tx, actor, user_id).await?;
+    let Acting { actor, target: user } = lock_manageable_user(&mut tx, actor, user_id).await?;
     let actor = &actor;
     let perm = resolve_permissions(&mut tx, "permission", &[key.to_owned()])
         .await?

@@ -15,8 +15,8 @@ use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
 use super::access::{CHANGE_USER, Rule, ensure_holds_all, ensure_in_scope, ensure_not_self};
-use super::audit::{self, AuditAction, Target};
 use super::authority::{self, Acting};
+use super::audit::{self, AuditAction, Target};
 use super::{Actor, validation};
 use crate::error::{AppError, AppResult};
 use crate::store::deactivations::{self, Removal};
@@ -176,14 +176,8 @@ pub async fn deactivate_user(
 ) -> AppResult<Deactivation> {
     let reason = validation::reason("reason", options.reason.as_deref())?;
     let mut tx = pool.begin().await?;
-    let Acting { actor, target } = lock_and_check(
-        &mut tx,
-        actor,
-        Rule::Permission(CHANGE_USER),
-        user_id,
-        "deactivate",
-    )
-    .await?;
+    let Acting { actor, target } =
+        lock_and_check(&mut tx, actor, Rule::Permission(CHANGE_USER), user_id, "deactivate").await?;
     let actor = &actor;
     ensure_may_revoke_staff(actor, &options)?;
     ensure_superusers_remain(&mut tx, &[&target]).await?;
@@ -325,9 +319,7 @@ async fn lock_selection(
                 .collect();
             Ok((found, missing))
         }
-        Selection::Filter(filter) => {
-            Ok((users::lock_matching(&mut *tx, &filter).await?, Vec::new()))
-        }
+        Selection::Filter(filter) => Ok((users::lock_matching(&mut *tx, &filter).await?, Vec::new())),
     }
 }
 
@@ -392,14 +384,8 @@ pub async fn reactivate_user(
 ) -> AppResult<Reactivation> {
     let reason = validation::reason("reason", reason.as_deref())?;
     let mut tx = pool.begin().await?;
-    let Acting { actor, target } = lock_and_check(
-        &mut tx,
-        actor,
-        Rule::Permission(CHANGE_USER),
-        user_id,
-        "reactivate",
-    )
-    .await?;
+    let Acting { actor, target } =
+        lock_and_check(&mut tx, actor, Rule::Permission(CHANGE_USER), user_id, "reactivate").await?;
     let actor = &actor;
     if target.is_active {
         // Already active: nothing to do, nothing to audit.

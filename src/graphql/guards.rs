@@ -27,11 +27,7 @@ pub const VIEW_GROUP: &[&str] = &["auth.view_group", access::CHANGE_GROUP];
 pub const VIEW_VOTE: &[&str] = &["polls.view_vote"];
 pub const VIEW_AUDIT: &[&str] = &["admin.view_logentry"];
 /// An export shows the user, their votes and their audit trail.
-pub const EXPORT_USER_DATA: &[&str] = &[
-    VIEW_USER_PERMISSION,
-    "polls.view_vote",
-    "admin.view_logentry",
-];
+pub const EXPORT_USER_DATA: &[&str] = &[VIEW_USER_PERMISSION, "polls.view_vote", "admin.view_logentry"];
 
 /// The rule applied to the caller this request authenticated.
 fn check_now(rule: &Require, ctx: &Context<'_>) -> Result<(), AppError> {

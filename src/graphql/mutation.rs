@@ -185,14 +185,8 @@ impl MutationRoot {
             current_password: current_password.map(SecretString::from),
         };
         let address = ctx.request().client_address.as_deref();
-        accounts::set_password(
-            ctx.pool(),
-            ctx.settings(),
-            ctx.current_user()?,
-            change,
-            address,
-        )
-        .await
+        accounts::set_password(ctx.pool(), ctx.settings(), ctx.current_user()?, change, address)
+            .await
     }
 
     /// Needs `auth.add_group`, and holding every permission given to the group.

@@ -27,7 +27,7 @@ use crate::store::{self, groups::GroupRow, users::UserRow};
 /// The demo accounts' password. The demo is for a local playground only;
 /// it meets the default password policy (zxcvbn score 4, 15 characters).
 pub const DEMO_PASSWORD: &str = "memberdesk-demo";
-pub const DEMO_LOGIN_HINT: &str = "mutation { login(username: \"admin\", password: \"memberdesk-demo\") { token } } — then put {\"Authorization\": \"Bearer <token>\"} in the Headers tab";
+pub const DEMO_LOGIN_HINT: &str = "mutation { login(username: \"admin\", password: \"memberdesk-demo\") { token } } — the playground keeps the token for its browser tab (other clients send {\"Authorization\": \"Bearer <token>\"}); log out with mutation { logout } or by closing the tab";
 
 struct DemoUser {
     username: &'static str,

@@ -53,6 +53,9 @@ enum Command {
         /// Load the demo data first (as `seed-demo` does) and print how to log in.
         #[arg(long)]
         demo: bool,
+        /// With --demo: load it even into a database holding other users.
+        #[arg(long, requires = "demo")]
+        force_demo: bool,
     },
     /// Apply pending migrations and exit.
     Migrate,
@@ -91,13 +94,19 @@ enum Command {
     /// Load demo data for a local playground (idempotent: a second run adds
     /// only what is missing).
     ///
-    /// It creates demo users (the superuser `admin`, a staff member and
-    /// ordinary members), groups holding permissions, and questions with
-    /// votes, all through the audited domain layer with `system` as the
-    /// actor. Every demo account's password is the published
-    /// `memberdesk-demo`: log in as `admin` / `memberdesk-demo`. For a local
-    /// playground only, never a database with real people in it.
-    SeedDemo,
+    /// It creates the superuser `admin`, `alice` (in Editors, with a direct
+    /// permission and a live session), `bob` and `carol` (who voted), `dave`
+    /// (dormant since 2024), `rani-editor` (staff, Editors) and `mia-manager`
+    /// (staff, User managers), two questions and their votes, all through the
+    /// audited domain layer with `system` as the actor. Every demo account's
+    /// password is the published `memberdesk-demo`: log in as `admin` /
+    /// `memberdesk-demo`. It refuses a database holding users that are not
+    /// demo users (--force-demo loads it anyway).
+    SeedDemo {
+        /// Load it even into a database holding users that are not demo users.
+        #[arg(long)]
+        force_demo: bool,
+    },
     /// Set a user's password (as Django's `changepassword`): every session
     /// of the user ends, audited with `system` as the actor.
     ///
@@ -205,7 +214,11 @@ async fn open(create_if_missing: bool) -> Result<(PgPool, String), String> {
 
 async fn run(command: Command) -> Result<(), String> {
     match command {
-        Command::Serve { bind, demo } => serve(&bind, demo).await,
+        Command::Serve {
+            bind,
+            demo,
+            force_demo,
+        } => serve(&bind, demo.then_some(DemoGuard::from(force_demo))).await,
         Command::Migrate => {
             let (_, url) = open(true).await?;
             println!("migrations applied to {}", db::describe(&url));
@@ -253,12 +266,10 @@ async fn run(command: Command) -> Result<(), String> {
             password_stdin,
         } => user_tasks::changepassword(&username, password_stdin).await,
         Command::Users { inactive, staff } => user_tasks::list_users(inactive, staff).await,
-        Command::SeedDemo => {
-            let policy = Settings::from_env()?.password_policy;
+        Command::SeedDemo { force_demo } => {
+            let settings = Settings::from_env()?;
             let (pool, _) = open(true).await?;
-            let report = seed::seed_demo(&pool, &policy)
-                .await
-                .map_err(describe_error)?;
+            let report = load_demo(&pool, &settings, DemoGuard::from(force_demo)).await?;
             println!("{report}");
             Ok(())
         }
@@ -268,22 +279,65 @@ async fn run(command: Command) -> Result<(), String> {
     }
 }
 
-async fn serve(bind: &str, demo: bool) -> Result<(), String> {
+/// Whether the demo may go into a database that holds other users.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DemoGuard {
+    /// Only into a database holding no users but the demo's.
+    DemoUsersOnly,
+    /// `--force-demo`: anywhere.
+    Forced,
+}
+
+impl From<bool> for DemoGuard {
+    fn from(force_demo: bool) -> Self {
+        if force_demo {
+            DemoGuard::Forced
+        } else {
+            DemoGuard::DemoUsersOnly
+        }
+    }
+}
+
+/// Loads the demo data, unless the database holds real users and the
+/// operator did not force it (the demo publishes a superuser's password).
+async fn load_demo(pool: &PgPool, settings: &Settings, guard: DemoGuard) -> Result<String, String> {
+    if guard == DemoGuard::DemoUsersOnly
+        && let Some(why) = seed::refusal(pool).await.map_err(describe_error)?
+    {
+        return Err(why);
+    }
+    seed::seed_demo(pool, settings)
+        .await
+        .map_err(describe_error)
+}
+
+async fn serve(bind: &str, demo: Option<DemoGuard>) -> Result<(), String> {
     let settings = Settings::from_env()?;
     let (pool, url) = open(true).await?;
-    if demo {
-        let report = seed::seed_demo(&pool, &settings.password_policy)
-            .await
-            .map_err(describe_error)?;
+    if let Some(guard) = demo {
+        let report = load_demo(&pool, &settings, guard).await?;
         tracing::info!("{report}");
     }
     crate::auth::password::warm_up().await;
-    let server = http::bind(bind)
+    let mut server = http::bind(bind)
         .await
         .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
+    if let Some(internal) = &settings.metrics_bind {
+        server = server
+            .bind_metrics(internal)
+            .await
+            .map_err(|e| format!("cannot listen on {internal} (MEMBERDESK_METRICS_BIND): {e}"))?;
+    }
     let base = format!("http://{}", server.addr);
-    tracing::info!(database = %db::describe(&url), "memberdesk ready: playground at {base}/ , GraphQL at {base}/graphql");
-    if demo {
+    if settings.playground.is_on() {
+        tracing::info!(database = %db::describe(&url), "memberdesk ready: playground at {base}/ , GraphQL at {base}/graphql");
+    } else {
+        tracing::info!(database = %db::describe(&url), "memberdesk ready: GraphQL at {base}/graphql (playground off)");
+    }
+    if let Some(internal) = server.metrics_addr() {
+        tracing::info!("metrics at http://{internal}/metrics");
+    }
+    if demo.is_some() {
         tracing::info!("log in from the playground with: {}", seed::DEMO_LOGIN_HINT);
     }
     server

@@ -27,6 +27,43 @@ pub struct Settings {
     /// Bounds on a document, checked before async-graphql validates it.
     pub document_limits: DocumentLimits,
     pub connections: ConnectionLimits,
+    /// The GraphiQL page at `/` and at `/graphql` for a browser.
+    pub playground: Switch,
+    /// `__schema` and `__type` queries (`export-schema` works either way).
+    pub introspection: Switch,
+    /// Where `/metrics` is served instead of the main listener (an internal
+    /// address); `None`: on the main listener.
+    pub metrics_bind: Option<String>,
+}
+
+/// A feature a production deployment may turn off (`on` or `off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+impl Switch {
+    pub fn is_on(self) -> bool {
+        self == Switch::On
+    }
+
+    /// `on`/`off` (also `true`/`false`, `1`/`0`), case-insensitive; an
+    /// error names the variable. Unset or blank: `default`.
+    fn from_lookup(
+        lookup: &impl Fn(&str) -> Option<String>,
+        name: &str,
+        default: Switch,
+    ) -> Result<Switch, String> {
+        let Some(value) = lookup(name).filter(|v| !v.trim().is_empty()) else {
+            return Ok(default);
+        };
+        match value.trim().to_ascii_lowercase().as_str() {
+            "on" | "true" | "1" => Ok(Switch::On),
+            "off" | "false" | "0" => Ok(Switch::Off),
+            _ => Err(format!("{name} must be 'on' or 'off', not '{value}'")),
+        }
+    }
 }
 
 /// What one GraphQL document may hold, counted with every fragment spread
@@ -153,6 +190,9 @@ impl Default for Settings {
             trusted_proxies: TrustedProxies::default(),
             document_limits: DocumentLimits::default(),
             connections: ConnectionLimits::default(),
+            playground: Switch::On,
+            introspection: Switch::On,
+            metrics_bind: None,
         }
     }
 }
@@ -216,6 +256,11 @@ impl Settings {
             }
         }
         s.connections = ConnectionLimits::from_lookup(&lookup)?;
+        s.playground = Switch::from_lookup(&lookup, "MEMBERDESK_PLAYGROUND", Switch::On)?;
+        s.introspection = Switch::from_lookup(&lookup, "MEMBERDESK_INTROSPECTION", Switch::On)?;
+        s.metrics_bind = lookup("MEMBERDESK_METRICS_BIND")
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty());
         Ok(s)
     }
 }
@@ -339,5 +384,24 @@ mod tests {
             let err = Settings::from_lookup(|n| (n == name).then(|| "0".into())).unwrap_err();
             assert!(err.contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn production_switches_come_from_the_environment() {
+        let s = Settings::from_lookup(|name| match name {
+            "MEMBERDESK_PLAYGROUND" => Some("off".into()),
+            "MEMBERDESK_INTROSPECTION" => Some(" OFF ".into()),
+            "MEMBERDESK_METRICS_BIND" => Some("127.0.0.1:9100".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(s.playground, Switch::Off);
+        assert_eq!(s.introspection, Switch::Off);
+        assert_eq!(s.metrics_bind.as_deref(), Some("127.0.0.1:9100"));
+        let d = Settings::from_lookup(|_| None).unwrap();
+        assert!(d.playground.is_on() && d.introspection.is_on() && d.metrics_bind.is_none());
+        let err = Settings::from_lookup(|n| (n == "MEMBERDESK_PLAYGROUND").then(|| "no".into()))
+            .unwrap_err();
+        assert_eq!(err, "MEMBERDESK_PLAYGROUND must be 'on' or 'off', not 'no'");
     }
 }

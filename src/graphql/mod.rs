@@ -40,6 +40,14 @@ pub fn build_schema(pool: PgPool, settings: Arc<Settings>) -> MemberdeskSchema {
         })
         .limit_recursive_depth(32)
         .limit_directives(16);
+    // Off in production if wanted: the schema is public in `schema.graphql`
+    // anyway, but some deployments must not answer `__schema` at all.
+    // `sdl()` builds its own schema, so `export-schema` is unaffected.
+    let builder = if settings.introspection.is_on() {
+        builder
+    } else {
+        builder.disable_introspection()
+    };
     builder.data(pool).data(settings).finish()
 }
 

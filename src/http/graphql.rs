@@ -318,7 +318,7 @@ impl Endpoint for GraphqlEndpoint {
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let accept = header_str(&req, header::ACCEPT).to_owned();
-        if wants_playground(&req, &accept) {
+        if self.settings.playground.is_on() && wants_playground(&req, &accept) {
             return Ok(playground::page().into_response());
         }
         let mut gql = match self.parse(&mut req).await {

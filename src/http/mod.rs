@@ -69,13 +69,32 @@ impl poem::middleware::PanicHandler for PanicAsInternal {
     }
 }
 
-/// All of memberdesk's HTTP routes.
+/// All of memberdesk's HTTP routes (with `/metrics`: the caller has no
+/// separate metrics listener).
 pub fn app(pool: PgPool, settings: Settings) -> impl poem::Endpoint {
-    routes(pool, settings, Arc::new(metrics::Metrics::default()))
+    routes(
+        pool,
+        settings,
+        Arc::new(metrics::Metrics::default()),
+        MetricsRoute::Here,
+    )
 }
 
-fn routes(pool: PgPool, settings: Settings, metrics: Arc<metrics::Metrics>) -> impl poem::Endpoint {
+/// Whether the main listener serves `/metrics`, or a separate one does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MetricsRoute {
+    Here,
+    Elsewhere,
+}
+
+fn routes(
+    pool: PgPool,
+    settings: Settings,
+    metrics: Arc<metrics::Metrics>,
+    metrics_route: MetricsRoute,
+) -> impl poem::Endpoint {
     let body_timeout = settings.connections.body_timeout;
+    let playground = settings.playground;
     let settings = Arc::new(settings);
     let schema = build_schema(pool.clone(), settings.clone());
     let graphql = GraphqlEndpoint {
@@ -84,13 +103,21 @@ fn routes(pool: PgPool, settings: Settings, metrics: Arc<metrics::Metrics>) -> i
         settings,
         metrics: metrics.clone(),
     };
-    Route::new()
-        .at("/", get(playground::index))
+    let mut route = Route::new()
         .at("/graphql", graphql)
-        .at("/playground/assets/:name", get(playground::asset))
         .at("/healthz", get(healthz))
-        .at("/readyz", get(readyz))
-        .at("/metrics", get(prometheus))
+        .at("/readyz", get(readyz));
+    // Unrouted paths are 404: with the playground off, `/` and its assets are
+    // simply not there.
+    if playground.is_on() {
+        route = route
+            .at("/", get(playground::index))
+            .at("/playground/assets/:name", get(playground::asset));
+    }
+    if metrics_route == MetricsRoute::Here {
+        route = route.at("/metrics", get(prometheus));
+    }
+    route
         .data(pool)
         .data(metrics.clone())
         .with(CatchPanic::new().with_handler(PanicAsInternal))
@@ -101,23 +128,55 @@ fn routes(pool: PgPool, settings: Settings, metrics: Arc<metrics::Metrics>) -> i
         .around(security_headers::around)
 }
 
+/// The internal listener's routes: `/metrics` only.
+fn metrics_routes(pool: PgPool, metrics: Arc<metrics::Metrics>) -> impl poem::Endpoint {
+    Route::new()
+        .at("/metrics", get(prometheus))
+        .data(pool)
+        .data(metrics)
+        .around(security_headers::around)
+}
+
 /// A bound server, not yet serving: its address is known (port 0 picks a free one).
 pub struct BoundServer {
     acceptor: TcpAcceptor,
     pub addr: std::net::SocketAddr,
+    /// The separate `/metrics` listener, if any (`MEMBERDESK_METRICS_BIND`).
+    metrics: Option<(TcpAcceptor, std::net::SocketAddr)>,
 }
 
-pub async fn bind(addr: &str) -> std::io::Result<BoundServer> {
+async fn listen(addr: &str) -> std::io::Result<(TcpAcceptor, std::net::SocketAddr)> {
     let acceptor = TcpListener::bind(addr.to_owned()).into_acceptor().await?;
     let addr = acceptor
         .local_addr()
         .first()
         .and_then(|a| a.as_socket_addr().copied())
         .ok_or_else(|| std::io::Error::other("the listener has no socket address"))?;
-    Ok(BoundServer { acceptor, addr })
+    Ok((acceptor, addr))
+}
+
+pub async fn bind(addr: &str) -> std::io::Result<BoundServer> {
+    let (acceptor, addr) = listen(addr).await?;
+    Ok(BoundServer {
+        acceptor,
+        addr,
+        metrics: None,
+    })
 }
 
 impl BoundServer {
+    /// Serves `/metrics` on `addr` (an internal address) instead of on the
+    /// main listener, so the monitoring endpoint need not face the public.
+    pub async fn bind_metrics(mut self, addr: &str) -> std::io::Result<BoundServer> {
+        self.metrics = Some(listen(addr).await?);
+        Ok(self)
+    }
+
+    /// The separate `/metrics` listener's address, if there is one.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.as_ref().map(|(_, addr)| *addr)
+    }
+
     /// Serves until `shutdown` completes, then lets in-flight requests finish
     /// (for at most 30 s) and returns. Slow and stalled clients are cut off
     /// and connections capped as `settings.connections` says.
@@ -136,13 +195,27 @@ impl BoundServer {
         // A backstop for what the acceptor does not watch (HTTP/2 past its
         // preface): a connection with no traffic at all for this long ends.
         let idle = settings.connections.keep_alive_timeout;
-        Server::new_with_acceptor(acceptor)
+        let (metrics_route, metrics_server) = match self.metrics {
+            None => (MetricsRoute::Here, None),
+            Some((internal, _)) => {
+                let endpoint = metrics_routes(pool.clone(), metrics.clone());
+                let server = Server::new_with_acceptor(internal).idle_timeout(idle);
+                // Scrapes hold no state worth finishing: it stops with the main server.
+                let task = tokio::spawn(async move { server.run(endpoint).await });
+                (MetricsRoute::Elsewhere, Some(task))
+            }
+        };
+        let served = Server::new_with_acceptor(acceptor)
             .idle_timeout(idle)
             .run_with_graceful_shutdown(
-                routes(pool, settings, metrics),
+                routes(pool, settings, metrics, metrics_route),
                 shutdown,
                 Some(Duration::from_secs(30)),
             )
-            .await
+            .await;
+        if let Some(task) = metrics_server {
+            task.abort();
+        }
+        served
     }
 }

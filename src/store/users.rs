@@ -538,3 +538,44 @@ pub async fn matching_ids(
     qb.push(" ORDER BY id LIMIT ").push_bind(limit);
     qb.build_query_scalar().fetch_all(ex).await
 }
+
+/// Users whose username key is none of `keys`, anonymized accounts aside
+/// (they identify nobody and cannot log in): how many, and the first
+/// `sample` usernames by id.
+pub async fn others_than(
+    ex: &mut sqlx::PgConnection,
+    keys: &[String],
+    sample: i64,
+) -> sqlx::Result<(i64, Vec<String>)> {
+    let count: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM users WHERE username_key <> ALL($1) AND anonymized_at IS NULL",
+    )
+    .bind(keys)
+    .fetch_one(&mut *ex)
+    .await?;
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT username FROM users WHERE username_key <> ALL($1) AND anonymized_at IS NULL \
+         ORDER BY id LIMIT $2",
+    )
+    .bind(keys)
+    .bind(sample)
+    .fetch_all(&mut *ex)
+    .await?;
+    Ok((count, names))
+}
+
+/// Sets when a user joined and last logged in (the demo's dormant account).
+pub async fn set_history(
+    ex: impl PgExecutor<'_>,
+    id: i64,
+    joined: DateTime<Utc>,
+    last_login: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET date_joined = $2, last_login = $3 WHERE id = $1")
+        .bind(id)
+        .bind(joined)
+        .bind(last_login)
+        .execute(ex)
+        .await?;
+    Ok(())
+}

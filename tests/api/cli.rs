@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::helpers::{PASSWORD, TestDb, admin_url};
 use serde_json::json;
 
-fn memberdesk(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
+pub(crate) fn memberdesk(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
         .args(args)
         .env("DATABASE_URL", db)
@@ -27,7 +27,7 @@ fn memberdesk(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -6,6 +6,7 @@ mod auth;
 mod cli;
 mod concurrency;
 mod deletion;
+mod demo;
 mod faults;
 mod guards;
 mod hardening;

@@ -297,10 +297,12 @@ fn seed_demo_help_says_what_it_creates() {
     );
     assert_eq!(
         lines[2],
-        "It creates demo users (the superuser `admin`, a staff member and ordinary members), groups \
-holding permissions, and questions with votes, all through the audited domain layer with `system` \
-as the actor. Every demo account's password is the published `memberdesk-demo`: log in as `admin` \
-/ `memberdesk-demo`. For a local playground only, never a database with real people in it."
+        "It creates the superuser `admin`, `alice` (in Editors, with a direct permission and a live \
+session), `bob` and `carol` (who voted), `dave` (dormant since 2024), `rani-editor` (staff, Editors) \
+and `mia-manager` (staff, User managers), two questions and their votes, all through the audited \
+domain layer with `system` as the actor. Every demo account's password is the published \
+`memberdesk-demo`: log in as `admin` / `memberdesk-demo`. It refuses a database holding users that \
+are not demo users (--force-demo loads it anyway)."
     );
 }
 

@@ -1,7 +1,8 @@
 // The playground in a real browser with no internet: headless Chromium (the
 // distribution's package) loads memberdesk's GraphiQL, logs in, runs a query
-// with the token and reads the result from the page. Any request that leaves
-// 127.0.0.1 fails the test. Usage: node playground.mjs http://127.0.0.1:PORT SCREENSHOT.png
+// with the token and reads the result from the page; then checks the tab
+// keeps the token across a reload (sessionStorage, never localStorage) and
+// forgets it on logout. Any request that leaves 127.0.0.1 fails the test. Usage: node playground.mjs http://127.0.0.1:PORT SCREENSHOT.png
 import { chromium } from 'playwright-core';
 
 const [base, screenshot] = process.argv.slice(2);
@@ -65,9 +66,33 @@ await page.waitForSelector('[role="dialog"]');
 await page.keyboard.press('Escape');
 await page.screenshot({ path: screenshot });
 errors.push(...(await page.evaluate(() => window.__cspViolations)));
+
+// The tab keeps the token from `login`: no Headers needed, also after a
+// reload (GraphiQL does not keep the Headers editor), and it is in
+// sessionStorage only, never in localStorage.
+const kept = await run('query Kept { me { username } }', '{}');
+await page.reload({ waitUntil: 'networkidle' });
+await page.waitForSelector('.graphiql-query-editor .CodeMirror');
+const reloaded = await run('query Reloaded { me { username } }');
+const storage = await page.evaluate((token) => ({
+  session: sessionStorage.getItem('memberdesk.sessionToken') === token,
+  local: Object.keys(localStorage).filter((k) => (localStorage.getItem(k) || '').includes(token)),
+}), token);
+// Logging out ends the session and the tab forgets the token.
+const logout = await run('mutation Logout { logout }');
+const forgotten = await page.evaluate(() => sessionStorage.getItem('memberdesk.sessionToken'));
+const after = await run('query After { me { username } }');
+errors.push(...(await page.evaluate(() => window.__cspViolations)));
 await browser.close();
 
 if (me.data?.me?.username !== 'admin') throw new Error(`unexpected result: ${JSON.stringify(me)}`);
+if (kept.data?.me?.username !== 'admin') throw new Error(`the kept token was not sent: ${JSON.stringify(kept)}`);
+if (reloaded.data?.me?.username !== 'admin') throw new Error(`a reload lost the login: ${JSON.stringify(reloaded)}`);
+if (!storage.session) throw new Error('the token is not in sessionStorage');
+if (storage.local.length) throw new Error(`the token is in localStorage: ${storage.local.join(', ')}`);
+if (logout.data?.logout !== true) throw new Error(`logout failed: ${JSON.stringify(logout)}`);
+if (forgotten !== null) throw new Error('the tab kept the token after logout');
+if (after.errors?.[0]?.extensions?.code !== 'UNAUTHENTICATED') throw new Error(`still logged in after logout: ${JSON.stringify(after)}`);
 if (offsite.length) throw new Error(`requests left the machine: ${offsite.join(', ')}`);
 if (errors.length) throw new Error(`page errors: ${errors.join('; ')}`);
-console.log('playground: logged in as admin and ran a query in Chromium, offline; screenshot at', screenshot);
+console.log('playground: logged in as admin and ran a query in Chromium, offline; the tab kept the token across a reload (sessionStorage only) and forgot it on logout; screenshot at', screenshot);

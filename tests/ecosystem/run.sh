@@ -2,8 +2,9 @@
 # Outside checks with real tools against a real memberdesk (demo data, fresh
 # database): the graphql-http package's server audits (every MUST, SHOULD and
 # MAY of GraphQL over HTTP) and the playground in headless Chromium with no
-# internet access, the schema in graphql-js, the member story through
-# Python's gql client, and two instances behind PgBouncer (scale_out.sh).
+# internet access, the schema in graphql-js, the README's story as written,
+# the member story through Python's gql client, and two instances behind
+# PgBouncer (scale_out.sh).
 # Needs Python 3 with pip, Node.js 18+, Chromium and PgBouncer (installed from
 # Debian's packages and source archive when missing) and a built debug binary
 # (`cargo test` builds it).
@@ -39,6 +40,9 @@ done
 node "$here/graphql-http-audit.mjs" "http://127.0.0.1:$port/graphql"
 node "$here/schema-check.mjs" "$here/../../schema.graphql"
 node "$here/playground.mjs" "http://127.0.0.1:$port" "$target/playground.png"
+# The README's story, from README.md itself, on untouched demo data (it
+# deactivates and restores alice, deletes bob and erases carol).
+python3 "$here/readme_story.py" "http://127.0.0.1:$port/graphql" "$bin"
 # Last: it anonymizes a demo user.
 python3 "$here/client_story.py" "http://127.0.0.1:$port/graphql"
 # Two more instances behind PgBouncer in transaction pooling mode.

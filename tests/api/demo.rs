@@ -1,0 +1,327 @@
+//! The demo data: `seed-demo` and `serve --demo` refuse a database holding
+//! real users (the demo publishes a superuser's password) unless forced, are
+//! idempotent, and give every step of the README's story something to show,
+//! the `User managers` role included. Also the production switches
+//! (`MEMBERDESK_PLAYGROUND`, `MEMBERDESK_INTROSPECTION`,
+//! `MEMBERDESK_METRICS_BIND`), over HTTP.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use memberdesk::config::{Settings, Switch};
+use memberdesk::domain::{Actor, accounts};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use crate::cli::{memberdesk, text};
+use crate::helpers::{PASSWORD, TestApp, TestDb, snapshot};
+
+const DEMO_PASSWORD: &str = "memberdesk-demo";
+
+async fn real_user(db: &TestDb, username: &str) {
+    let input = accounts::NewUserInput {
+        username: username.into(),
+        email: format!("{username}@example.com"),
+        password: SecretString::from(PASSWORD),
+        first_name: String::new(),
+        last_name: String::new(),
+        is_staff: true,
+        is_superuser: true,
+    };
+    accounts::create_user(&db.pool, &Actor::System, input, &Default::default())
+        .await
+        .expect("create user");
+}
+
+/// `serve` with `args`, which must exit by itself within 60 s (a server
+/// that starts instead is killed and fails the test).
+fn serve_must_exit(db: &str, args: &[&str]) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
+        .args(args)
+        .env("DATABASE_URL", db)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run memberdesk");
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!("the server started instead of refusing: {}", text(&out));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().unwrap()
+}
+
+const REFUSAL: &str = "error: this database holds 1 user(s) that are not demo users (jane): the demo adds the superuser 'admin' with the published password 'memberdesk-demo'. Point DATABASE_URL at a new database, or pass --force-demo to add it anyway";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_refuses_a_database_with_real_users_unless_forced() {
+    let db = TestDb::new().await;
+    real_user(&db, "jane").await;
+    let before = snapshot(&db.pool).await;
+
+    let out = memberdesk(&db.url, &["seed-demo"], None);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), REFUSAL);
+    assert!(out.stdout.is_empty(), "{}", text(&out));
+    let out = serve_must_exit(&db.url, &["serve", "--demo", "--bind", "127.0.0.1:0"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let last = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(last.trim().lines().last(), Some(REFUSAL), "{last}");
+    assert_eq!(
+        snapshot(&db.pool).await,
+        before,
+        "a refusal changes nothing"
+    );
+
+    let out = memberdesk(&db.url, &["seed-demo", "--force-demo"], None);
+    assert!(out.status.success(), "{}", text(&out));
+    let admins: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM users WHERE username = 'admin' AND is_superuser")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(admins, 1);
+}
+
+/// Anonymized accounts identify nobody: the README story erases `carol`,
+/// and the demo still loads again (a new `carol` for the next reader).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_demo_twice_is_the_same_data_and_anonymized_users_do_not_block_it() {
+    let db = TestDb::new().await;
+    let first = memberdesk(&db.url, &["seed-demo"], None);
+    assert!(first.status.success(), "{}", text(&first));
+    let once = snapshot(&db.pool).await;
+    let again = memberdesk(&db.url, &["seed-demo"], None);
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(snapshot(&db.pool).await, once, "seed-demo is idempotent");
+    assert!(text(&again).contains("0 new users"), "{}", text(&again));
+
+    let carol: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'carol'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    memberdesk::domain::lifecycle::anonymize_user(&db.pool, &Actor::System, carol, None)
+        .await
+        .expect("anonymize carol");
+    let after = memberdesk(&db.url, &["seed-demo"], None);
+    assert!(after.status.success(), "{}", text(&after));
+    assert!(
+        text(&after).contains("1 new users (carol)"),
+        "{}",
+        text(&after)
+    );
+}
+
+const DEACTIVATE: &str =
+    "mutation($id: ID!) { deactivateUser(id: $id, input: { reason: \"left\" }) {
+    user { isActive } sessionsRevoked removedGroups { name } removedPermissions { key } } }";
+const REACTIVATE: &str = "mutation($id: ID!) { reactivateUser(id: $id, restoreAccess: true) {
+    user { isActive groups { name } } restoredGroups { name } restoredPermissions { key } } }";
+
+async fn id_of(app: &TestApp, token: &str, username: &str) -> Value {
+    let data = app
+        .ok(
+            Some(token),
+            "query($u: String!) { user(username: $u) { id } }",
+            json!({ "u": username }),
+        )
+        .await;
+    data["user"]["id"].clone()
+}
+
+/// Every README step has something to show on the demo data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_data_gives_every_story_step_an_answer() {
+    let app = TestApp::spawn().await;
+    let out = memberdesk(&app.db.url, &["seed-demo"], None);
+    assert!(out.status.success(), "{}", text(&out));
+    let admin = app.login("admin", DEMO_PASSWORD).await;
+    let alice = id_of(&app, &admin, "alice").await;
+
+    let gone = app
+        .ok(Some(&admin), DEACTIVATE, json!({ "id": alice }))
+        .await;
+    let gone = &gone["deactivateUser"];
+    assert_eq!(gone["sessionsRevoked"], 1, "{gone}");
+    assert_eq!(
+        gone["removedGroups"],
+        json!([{ "name": "Editors" }]),
+        "{gone}"
+    );
+    assert_eq!(
+        gone["removedPermissions"],
+        json!([{ "key": "polls.change_question" }])
+    );
+    let back = app
+        .ok(Some(&admin), REACTIVATE, json!({ "id": alice }))
+        .await;
+    let back = &back["reactivateUser"];
+    assert_eq!(
+        back["restoredGroups"],
+        json!([{ "name": "Editors" }]),
+        "{back}"
+    );
+    assert_eq!(
+        back["restoredPermissions"],
+        json!([{ "key": "polls.change_question" }])
+    );
+
+    let dormant = app
+        .ok(
+            Some(&admin),
+            "{ users(filter: { isActive: true, lastLoginBefore: \"2025-01-01T00:00:00Z\" }) { edges { node { username } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        dormant["users"]["edges"],
+        json!([{ "node": { "username": "dave" } }])
+    );
+
+    let bob = id_of(&app, &admin, "bob").await;
+    let plan = app
+        .ok(
+            Some(&admin),
+            "query($id: ID!) { deletionPlan(userId: $id, policy: CASCADE) { deleted { relation count } } }",
+            json!({ "id": bob }),
+        )
+        .await;
+    let deleted = plan["deletionPlan"]["deleted"].as_array().unwrap();
+    assert!(
+        deleted
+            .iter()
+            .any(|r| r["relation"] == "votes" && r["count"] == 2),
+        "{plan}"
+    );
+}
+
+/// `User managers` is enough to deactivate and reactivate a member, and the
+/// scope rule keeps its holders off anyone holding more (alice, an Editor).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_manager_deactivates_and_reactivates_members_within_scope() {
+    let app = TestApp::spawn().await;
+    let out = memberdesk(&app.db.url, &["seed-demo"], None);
+    assert!(out.status.success(), "{}", text(&out));
+    let manager = app.login("mia-manager", DEMO_PASSWORD).await;
+    let bob = id_of(&app, &manager, "bob").await;
+    let gone = app
+        .ok(Some(&manager), DEACTIVATE, json!({ "id": bob }))
+        .await;
+    assert_eq!(gone["deactivateUser"]["user"]["isActive"], false);
+    let back = app
+        .ok(Some(&manager), REACTIVATE, json!({ "id": bob }))
+        .await;
+    assert_eq!(back["reactivateUser"]["user"]["isActive"], true);
+
+    let alice = id_of(&app, &manager, "alice").await;
+    let before = snapshot(app.pool()).await;
+    let code = app
+        .err_code(Some(&manager), DEACTIVATE, json!({ "id": alice }))
+        .await;
+    assert_eq!(code, "FORBIDDEN");
+    assert_eq!(snapshot(app.pool()).await, before);
+}
+
+fn settings(change: impl FnOnce(&mut Settings)) -> Settings {
+    let mut s = Settings::default();
+    change(&mut s);
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_playground_off_no_page_is_served() {
+    let app = TestApp::spawn_with(settings(|s| s.playground = Switch::Off)).await;
+    let client = &app.client;
+    let get = |path: &str| {
+        client
+            .get(format!("{}{path}", app.addr))
+            .header("accept", "text/html,application/xhtml+xml")
+            .send()
+    };
+    assert_eq!(get("/").await.unwrap().status(), 404);
+    assert_eq!(
+        get("/playground/assets/playground.js")
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let api = get("/graphql").await.unwrap();
+    let kind = api.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(!kind.starts_with("text/html"), "{kind}");
+    assert!(api.text().await.unwrap().contains("errors"));
+    let answer = get("/graphql?query=%7B__typename%7D").await.unwrap();
+    assert_eq!(
+        answer.text().await.unwrap(),
+        r#"{"data":{"__typename":"QueryRoot"}}"#
+    );
+
+    let on = TestApp::spawn().await;
+    let page = on.client.get(format!("{}/", on.addr)).send().await.unwrap();
+    assert_eq!(page.status(), 200, "on by default");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_introspection_off_schema_queries_answer_nothing() {
+    let app = TestApp::spawn_with(settings(|s| s.introspection = Switch::Off)).await;
+    // async-graphql answers both fields with null: nothing of the schema leaks.
+    let resp = app
+        .gql(
+            None,
+            "{ __schema { queryType { name } } __type(name: \"User\") { name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        resp,
+        json!({ "data": { "__schema": null, "__type": null } })
+    );
+    assert_eq!(
+        app.ok(None, "{ __typename }", json!({})).await,
+        json!({ "__typename": "QueryRoot" })
+    );
+    let on = TestApp::spawn().await;
+    let schema = on
+        .ok(None, "{ __schema { queryType { name } } }", json!({}))
+        .await;
+    assert_eq!(schema["__schema"]["queryType"]["name"], "QueryRoot");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_bind_serves_metrics_only_on_the_internal_address() {
+    let db = TestDb::new().await;
+    let server = memberdesk::http::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .bind_metrics("127.0.0.1:0")
+        .await
+        .unwrap();
+    let main = format!("http://{}", server.addr);
+    let internal = format!(
+        "http://{}",
+        server.metrics_addr().expect("a metrics listener")
+    );
+    tokio::spawn(server.serve(db.pool.clone(), Settings::default(), std::future::pending()));
+    let client = reqwest::Client::new();
+    let status = |url: String| {
+        let client = client.clone();
+        async move { client.get(url).send().await.unwrap().status() }
+    };
+    assert_eq!(status(format!("{main}/metrics")).await, 404);
+    assert_eq!(status(format!("{main}/healthz")).await, 200);
+    assert_eq!(status(format!("{internal}/graphql")).await, 404);
+    let scrape = client
+        .get(format!("{internal}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scrape.status(), 200);
+    let body = scrape.text().await.unwrap();
+    assert!(body.contains("memberdesk_db_pool_connections"), "{body}");
+}

@@ -8,6 +8,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
@@ -24,6 +25,35 @@ const INSUFFICIENT_PRIVILEGE: &str = "42501";
 pub enum StartupError {
     #[error("DATABASE_URL is not a valid PostgreSQL URL: {0}")]
     BadUrl(String),
+    #[error(
+        "DATABASE_URL is set but empty: set it to your database's URL, e.g. postgres://USER@HOST:5432/memberdesk, or unset it to use {default}",
+        default = crate::config::DEFAULT_DATABASE_URL
+    )]
+    EmptyUrl,
+    #[error(
+        "DATABASE_URL names no database, so memberdesk would put its tables in the server's default database: end it with the database's name, e.g. {example}"
+    )]
+    NoDatabaseName { example: String },
+    #[error(
+        "DATABASE_URL is a libpq key/value string, but memberdesk takes a URL: write it as {url}"
+    )]
+    KeyValueUrl { url: String },
+    #[error(
+        "DATABASE_URL is a {scheme}:// URL, but memberdesk needs PostgreSQL: set it to a postgres:// URL, e.g. postgres://USER@HOST:5432/memberdesk"
+    )]
+    ForeignScheme { scheme: String },
+    /// Something answered on the port, but not in PostgreSQL's protocol.
+    #[error(
+        "what answers at {target} is not PostgreSQL: {reason}. Check the port in DATABASE_URL (PostgreSQL's default is 5432)"
+    )]
+    NotPostgres { target: String, reason: String },
+    /// No PostgreSQL answer within the connect timeout.
+    #[error("no answer from PostgreSQL at {target} within {seconds} s: {advice}")]
+    NoAnswer {
+        target: String,
+        seconds: u64,
+        advice: String,
+    },
     /// A database setting from the environment that is not valid.
     #[error("{0}")]
     BadSetting(String),
@@ -89,12 +119,45 @@ impl StartupError {
                 target,
                 reason,
             },
+            (sqlx::Error::Protocol(_), _) => StartupError::NotPostgres { target, reason },
             _ => StartupError::Unreachable {
-                advice: opts
-                    .map_or_else(|| "Set DATABASE_URL".to_owned(), |o| unreachable_advice(&o)),
+                advice: opts.map_or_else(
+                    || "Set DATABASE_URL".to_owned(),
+                    |o| network_advice(&o, err),
+                ),
                 target,
                 reason,
             },
+        }
+    }
+
+    /// No PostgreSQL answer from `url` within `timeout`: told apart by
+    /// whether anything accepts a connection there at all (a Redis on the
+    /// port takes it and then waits for ever), which a fresh TCP connection
+    /// shows.
+    pub(super) async fn no_answer(url: &str, timeout: Duration) -> StartupError {
+        let (target, seconds) = (describe(url), timeout.as_secs());
+        let opts = PgConnectOptions::from_str(url).ok();
+        let tcp = opts
+            .as_ref()
+            .filter(|o| o.get_socket().is_none())
+            .map(|o| (o.get_host().to_owned(), o.get_port()));
+        let accepts = match tcp {
+            // A listener accepts at once; a short probe is enough.
+            Some(address) => {
+                accepts_connections(address, timeout.min(Duration::from_secs(2))).await
+            }
+            None => false,
+        };
+        let advice = if accepts {
+            "something accepts connections on that port but does not speak PostgreSQL's protocol: check the port in DATABASE_URL (PostgreSQL's default is 5432), or raise MEMBERDESK_DB_CONNECT_TIMEOUT_SECONDS for a slow server".to_owned()
+        } else {
+            "check the host and port in DATABASE_URL, and that no firewall drops the connection (or raise MEMBERDESK_DB_CONNECT_TIMEOUT_SECONDS)".to_owned()
+        };
+        StartupError::NoAnswer {
+            target,
+            seconds,
+            advice,
         }
     }
 
@@ -225,6 +288,39 @@ fn password_advice(opts: &PgConnectOptions) -> String {
         opts.get_port(),
         opts.get_database().unwrap_or("memberdesk")
     )
+}
+
+/// Whether a TCP connection to `address` is accepted within `timeout`.
+async fn accepts_connections(address: (String, u16), timeout: Duration) -> bool {
+    let connect = move || {
+        use std::net::ToSocketAddrs;
+        address
+            .to_socket_addrs()
+            .ok()?
+            .find_map(|addr| std::net::TcpStream::connect_timeout(&addr, timeout).ok())
+    };
+    matches!(tokio::task::spawn_blocking(connect).await, Ok(Some(_)))
+}
+
+/// A connection that failed before PostgreSQL said anything: "start
+/// PostgreSQL" only when nothing listens there (refused, or no socket file);
+/// a host that does not resolve or a network that fails is not fixed by that.
+fn network_advice(opts: &PgConnectOptions, err: &sqlx::Error) -> String {
+    let sqlx::Error::Io(io) = err else {
+        return "Check DATABASE_URL".to_owned();
+    };
+    let nothing_listens = io.kind() == std::io::ErrorKind::ConnectionRefused
+        || (opts.get_socket().is_some() && io.kind() == std::io::ErrorKind::NotFound);
+    if nothing_listens {
+        unreachable_advice(opts)
+    } else if io.to_string().contains("lookup address") {
+        format!(
+            "The host name {} does not resolve: correct the host in DATABASE_URL",
+            opts.get_host()
+        )
+    } else {
+        "Check the host and port in DATABASE_URL, and the network between here and there".to_owned()
+    }
 }
 
 /// Nothing answered: on this machine, is PostgreSQL missing or stopped?

@@ -265,5 +265,15 @@ mod tests {
             from("UNRELATED", "x").unwrap().statement_timeout,
             PoolSettings::default().statement_timeout
         );
+        let connect = "MEMBERDESK_DB_CONNECT_TIMEOUT_SECONDS";
+        assert_eq!(
+            PoolSettings::default().connect_timeout,
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            from(connect, "2").unwrap().connect_timeout,
+            Duration::from_secs(2)
+        );
+        assert!(from(connect, "0").unwrap_err().contains(connect));
     }
 }

@@ -190,6 +190,11 @@ fn describe_opts(opts: &PgConnectOptions) -> String {
 fn short_reason(err: &sqlx::Error) -> String {
     match err {
         sqlx::Error::Io(io) => io.to_string(),
+        // Debug builds of sqlx end the message with its source location.
+        sqlx::Error::Protocol(message) => message
+            .rsplit_once(" (sqlx")
+            .map_or(message.as_str(), |(reason, _)| reason)
+            .to_owned(),
         sqlx::Error::PoolTimedOut => "timed out".to_owned(),
         sqlx::Error::Database(db) => db.message().to_owned(),
         other => other.to_string(),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::helpers::{PASSWORD, TestDb, admin_url};
 use serde_json::json;
 
-fn memberdesk(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
+pub(crate) fn memberdesk(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
         .args(args)
         .env("DATABASE_URL", db)
@@ -27,7 +27,7 @@ fn memberdesk(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -36,7 +36,7 @@ fn text(out: &Output) -> String {
 }
 
 /// A failure an operator can act on: non-zero, short, no Rust internals.
-fn assert_clear_failure(out: &Output, needle: &str) {
+pub(crate) fn assert_clear_failure(out: &Output, needle: &str) {
     let all = text(out);
     assert!(!out.status.success(), "should fail: {all}");
     assert!(

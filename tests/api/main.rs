@@ -16,6 +16,7 @@ mod limits;
 mod own_password;
 mod reads;
 mod scope;
+mod startup;
 mod transport;
 mod validation;
 mod visibility;

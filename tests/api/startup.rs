@@ -401,10 +401,7 @@ async fn request_log_lines_name_the_operation_and_its_error_codes() {
         line("failed-login"),
         graphql("login", "INVALID_CREDENTIALS")
     );
-    assert_eq!(
-        line("two-fields"),
-        graphql("me,users", "UNAUTHENTICATED")
-    );
+    assert_eq!(line("two-fields"), graphql("me,users", "UNAUTHENTICATED"));
     assert_eq!(line("invalid"), graphql("none", "INVALID_INPUT"));
     let mut fine = graphql("__typename", "");
     fine.as_object_mut().unwrap().remove("error_codes");

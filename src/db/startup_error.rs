@@ -47,13 +47,12 @@ pub enum StartupError {
         "what answers at {target} is not PostgreSQL: {reason}. Check the port in DATABASE_URL (PostgreSQL's default is 5432)"
     )]
     NotPostgres { target: String, reason: String },
-    /// No PostgreSQL answer within the connect timeout.
-    #[error("no answer from PostgreSQL at {target} within {seconds} s: {advice}")]
-    NoAnswer {
-        target: String,
-        seconds: u64,
-        advice: String,
-    },
+    /// Something accepts connections on the port but gave no PostgreSQL
+    /// answer within the connect timeout.
+    #[error(
+        "no answer from PostgreSQL at {target} within {seconds} s: something accepts connections on that port but does not speak PostgreSQL's protocol: check the port in DATABASE_URL (PostgreSQL's default is 5432), or raise MEMBERDESK_DB_CONNECT_TIMEOUT_SECONDS for a slow server"
+    )]
+    SilentPort { target: String, seconds: u64 },
     /// A database setting from the environment that is not valid.
     #[error("{0}")]
     BadSetting(String),
@@ -131,33 +130,21 @@ impl StartupError {
         }
     }
 
-    /// No PostgreSQL answer from `url` within `timeout`: told apart by
-    /// whether anything accepts a connection there at all (a Redis on the
-    /// port takes it and then waits for ever), which a fresh TCP connection
-    /// shows.
+    /// No PostgreSQL answer from `url` within `timeout` (or the pool gave
+    /// up retrying): a fresh connection tells why. Accepted: something else
+    /// listens there (a Redis takes PostgreSQL's first bytes and waits for
+    /// ever); refused or failed: the error it gives, told as usual.
     pub(super) async fn no_answer(url: &str, timeout: Duration) -> StartupError {
-        let (target, seconds) = (describe(url), timeout.as_secs());
-        let opts = PgConnectOptions::from_str(url).ok();
-        let tcp = opts
-            .as_ref()
-            .filter(|o| o.get_socket().is_none())
-            .map(|o| (o.get_host().to_owned(), o.get_port()));
-        let accepts = match tcp {
-            // A listener accepts at once; a short probe is enough.
-            Some(address) => {
-                accepts_connections(address, timeout.min(Duration::from_secs(2))).await
-            }
-            None => false,
+        let Ok(opts) = PgConnectOptions::from_str(url) else {
+            return StartupError::BadUrl(describe(url));
         };
-        let advice = if accepts {
-            "something accepts connections on that port but does not speak PostgreSQL's protocol: check the port in DATABASE_URL (PostgreSQL's default is 5432), or raise MEMBERDESK_DB_CONNECT_TIMEOUT_SECONDS for a slow server".to_owned()
-        } else {
-            "check the host and port in DATABASE_URL, and that no firewall drops the connection (or raise MEMBERDESK_DB_CONNECT_TIMEOUT_SECONDS)".to_owned()
-        };
-        StartupError::NoAnswer {
-            target,
-            seconds,
-            advice,
+        // A listener accepts at once; a short probe is enough.
+        match probe(&opts, timeout.min(Duration::from_secs(2))).await {
+            Ok(()) => StartupError::SilentPort {
+                target: describe_opts(&opts),
+                seconds: timeout.as_secs(),
+            },
+            Err(e) => StartupError::connecting(url, &sqlx::Error::Io(e)),
         }
     }
 
@@ -295,16 +282,29 @@ fn password_advice(opts: &PgConnectOptions) -> String {
     )
 }
 
-/// Whether a TCP connection to `address` is accepted within `timeout`.
-async fn accepts_connections(address: (String, u16), timeout: Duration) -> bool {
-    let connect = move || {
-        use std::net::ToSocketAddrs;
-        address
-            .to_socket_addrs()
-            .ok()?
-            .find_map(|addr| std::net::TcpStream::connect_timeout(&addr, timeout).ok())
+/// Opens (and drops) a plain connection to where `opts` point: TCP, or the
+/// Unix socket `<dir>/.s.PGSQL.<port>` as libpq names it.
+async fn probe(opts: &PgConnectOptions, timeout: Duration) -> std::io::Result<()> {
+    let socket = opts
+        .get_socket()
+        .map(|dir| dir.join(format!(".s.PGSQL.{}", opts.get_port())));
+    let address = (opts.get_host().to_owned(), opts.get_port());
+    let connect = move || -> std::io::Result<()> {
+        if let Some(path) = socket {
+            return std::os::unix::net::UnixStream::connect(path).map(drop);
+        }
+        let mut last = std::io::Error::other("the host has no address");
+        for addr in std::net::ToSocketAddrs::to_socket_addrs(&address)? {
+            match std::net::TcpStream::connect_timeout(&addr, timeout) {
+                Ok(_) => return Ok(()),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
     };
-    matches!(tokio::task::spawn_blocking(connect).await, Ok(Some(_)))
+    tokio::task::spawn_blocking(connect)
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
 }
 
 /// A connection that failed before PostgreSQL said anything: "start

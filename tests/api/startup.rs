@@ -173,6 +173,22 @@ fn connection_failures_name_what_answers_on_the_port() {
         );
     }
 
+    // Nothing listens: the refusal itself, also where the pool (not a
+    // first direct connection) gave up retrying.
+    for args in [&["migrate"][..], &["deactivate-dormant", "--days", "30"]] {
+        let url = "postgres://postgres@127.0.0.1:1/memberdesk";
+        let (out, _) = run(
+            args,
+            &[&[("DATABASE_URL", url)], &timeout[..]].concat(),
+            Duration::from_secs(20),
+        );
+        let line = stderr(&out);
+        assert!(
+            line.starts_with("error: cannot reach PostgreSQL at 127.0.0.1:1/memberdesk: Connection refused (os error 111). PostgreSQL is "),
+            "{args:?}: {line}"
+        );
+    }
+
     let http = impostor(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
     let url = format!("postgres://postgres@127.0.0.1:{http}/memberdesk");
     let (out, _) = run(

@@ -112,14 +112,8 @@ pub async fn connect_with(
     settings: &PoolSettings,
 ) -> Result<PgPool, StartupError> {
     url_check::check(url)?;
-    let exists = || {
-        within(
-            url,
-            settings.connect_timeout,
-            Postgres::database_exists(url),
-        )
-    };
-    if create_if_missing && !exists().await? {
+    let timeout = settings.connect_timeout;
+    if create_if_missing && !within(url, timeout, Postgres::database_exists(url)).await? {
         match Postgres::create_database(url).await {
             Ok(()) => tracing::info!(database = %describe(url), "created database"),
             // Another instance starting at the same moment created it first
@@ -135,7 +129,7 @@ pub async fn connect_with(
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
         .connect_with(options(url, settings)?);
-    within(url, settings.connect_timeout, pool).await
+    within(url, timeout, pool).await
 }
 
 /// One step of connecting, given at most `timeout`: past it (or when the

@@ -252,6 +252,36 @@ async fn unknown_settings_are_named_and_bad_log_settings_stop_startup() {
         "{log}"
     );
 
+    // On a terminal (util-linux `script` gives one) the warning has
+    // colours, unless NO_COLOR says otherwise.
+    for (no_color, coloured) in [("", true), ("1", false)] {
+        let on_terminal = Command::new("script")
+            .args([
+                "-qec",
+                &format!("'{}' migrate", env!("CARGO_BIN_EXE_memberdesk")),
+                "/dev/null",
+            ])
+            .env("DATABASE_URL", url)
+            .env("MEMBERDESK_LOGLEVEL", "debug")
+            .env("NO_COLOR", no_color)
+            .stdin(Stdio::null())
+            .output();
+        let Ok(out) = on_terminal else {
+            eprintln!("SKIPPED the terminal check: no `script` command");
+            break;
+        };
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            shown.contains("MEMBERDESK_LOGLEVEL is not a memberdesk setting"),
+            "{shown}"
+        );
+        assert_eq!(
+            shown.contains('\u{1b}'),
+            coloured,
+            "NO_COLOR={no_color:?}: {shown:?}"
+        );
+    }
+
     let (out, _) = run(
         &["migrate"],
         &[("DATABASE_URL", url), ("MEMBERDESK_LOG", "debugg")],

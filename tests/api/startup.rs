@@ -5,13 +5,13 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::cli::{memberdesk, text};
-use crate::helpers::{PASSWORD, TestDb, admin_url};
+use crate::helpers::{LoggedServer, PASSWORD, TestDb, admin_url};
 
 /// `memberdesk` with `env` set (and `NO_COLOR` only when given), waited for
 /// at most `limit`: past it the process is killed and the test fails.
@@ -331,16 +331,7 @@ async fn migrate_says_what_it_applied_or_that_it_was_up_to_date() {
         )
     );
 
-    db.pool.close().await;
-    let admin = sqlx::PgPool::connect(&admin_url()).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE \"{}\"",
-        db.name
-    )))
-    .execute(&admin)
-    .await
-    .unwrap();
-    admin.close().await;
+    db.drop_database().await;
     let descriptions: Vec<String> = shipped
         .iter()
         .map(|file| {
@@ -360,46 +351,14 @@ async fn migrate_says_what_it_applied_or_that_it_was_up_to_date() {
     );
 }
 
-/// Starts `memberdesk serve` with JSON logs into a file; returns the
-/// process, the GraphQL URL and the log file.
-async fn serve_with_json_logs(db: &TestDb) -> (Child, String, std::path::PathBuf) {
-    let log_path = std::env::temp_dir().join(format!("memberdesk-startup-{}.txt", db.name));
-    let log = std::fs::File::create(&log_path).unwrap();
-    let server = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env("DATABASE_URL", &db.url)
-        .env("MEMBERDESK_LOG_FORMAT", "json")
-        .env_remove("MEMBERDESK_LOG")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    loop {
-        let logged = std::fs::read_to_string(&log_path).unwrap();
-        if let Some(at) = logged.find("GraphQL at ") {
-            let rest = &logged[at + "GraphQL at ".len()..];
-            let url = rest
-                .split(|c: char| c.is_whitespace() || c == '"')
-                .next()
-                .unwrap();
-            return (server, url.to_owned(), log_path);
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "server did not start: {logged}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Each request's log line names the GraphQL root fields it called and the
 /// codes of its errors (each once), besides its status (200 for most GraphQL
 /// errors).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_log_lines_name_the_operation_and_its_error_codes() {
     let db = TestDb::new().await;
-    let (mut server, url, log_path) = serve_with_json_logs(&db).await;
+    let server = LoggedServer::start(&db, &[], &[("MEMBERDESK_LOG_FORMAT", "json")]).await;
+    let url = server.url.clone();
     let client = reqwest::Client::new();
     let requests = [
         ("anonymous-me", "{ me { id } a: me { username } }"),
@@ -426,10 +385,7 @@ async fn request_log_lines_name_the_operation_and_its_error_codes() {
         .send()
         .await
         .unwrap();
-    let _ = Command::new("kill").arg(server.id().to_string()).status();
-    let _ = server.wait();
-    let logged = std::fs::read_to_string(&log_path).unwrap();
-    let _ = std::fs::remove_file(&log_path);
+    let logged = server.stop();
     let line = |id: &str| -> Value {
         let mut fields = logged
             .lines()

@@ -13,7 +13,7 @@ use crate::domain::lifecycle::DormantStaff;
 use crate::domain::{Actor, accounts, lifecycle};
 use crate::error::AppError;
 use crate::store::users;
-use crate::{db, graphql, http, seed};
+use crate::{db, graphql, http, logging, seed};
 
 mod reference;
 mod user_tasks;
@@ -32,15 +32,10 @@ reactivate, policy-aware delete and anonymize, all audited.\n\nThe database come
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Log lines as human-readable text or as JSON objects (one per line).
-    #[arg(long, global = true, env = "MEMBERDESK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
+    /// Log lines as human-readable text or as JSON objects (one per line):
+    /// text or json.
+    #[arg(long, global = true, env = "MEMBERDESK_LOG_FORMAT", default_value = "text", value_parser = logging::parse_format)]
+    log_format: logging::Format,
 }
 
 #[derive(Subcommand)]
@@ -167,7 +162,14 @@ pub fn main() -> ExitCode {
     if let Some(done) = reference::print(&cli.command) {
         return done;
     }
-    init_logging(cli.log_format);
+    if let Err(message) = logging::init(cli.log_format) {
+        return fail(message);
+    }
+    for warning in
+        config::unknown_variables(std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()))
+    {
+        tracing::warn!("{warning}");
+    }
     crate::auth::password::return_hash_memory_to_the_system();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -184,32 +186,23 @@ fn fail(message: String) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn init_logging(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("MEMBERDESK_LOG").unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new("memberdesk=info,poem=warn,sqlx=warn")
-        });
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => logs.init(),
-        // Span fields (the request id) go with every line.
-        LogFormat::Json => logs
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .init(),
+/// Opens the database (refusing a `DATABASE_URL` that leads nowhere meant)
+/// and applies pending migrations, logging those it applied.
+async fn open(create_if_missing: bool) -> Result<(PgPool, String), String> {
+    let (pool, url, migrated) = open_migrated(create_if_missing).await?;
+    if !migrated.applied.is_empty() {
+        tracing::info!("{}", migrated.summary(&url));
     }
+    Ok((pool, url))
 }
 
-async fn open(create_if_missing: bool) -> Result<(PgPool, String), String> {
+async fn open_migrated(create_if_missing: bool) -> Result<(PgPool, String, db::Migrated), String> {
     let url = config::database_url();
     let pool = db::connect(&url, create_if_missing)
         .await
         .map_err(|e| e.to_string())?;
-    db::migrate(&pool, &url).await.map_err(|e| e.to_string())?;
-    Ok((pool, url))
+    let migrated = db::migrate(&pool, &url).await.map_err(|e| e.to_string())?;
+    Ok((pool, url, migrated))
 }
 
 async fn run(command: Command) -> Result<(), String> {
@@ -220,8 +213,8 @@ async fn run(command: Command) -> Result<(), String> {
             force_demo,
         } => serve(&bind, demo.then_some(DemoGuard::from(force_demo))).await,
         Command::Migrate => {
-            let (_, url) = open(true).await?;
-            println!("migrations applied to {}", db::describe(&url));
+            let (_, url, migrated) = open_migrated(true).await?;
+            println!("{}", migrated.summary(&url));
             Ok(())
         }
         Command::Createsuperuser {

@@ -305,11 +305,13 @@ pub fn whole_number(
     }
 }
 
+/// `DATABASE_URL` as set, or the default when it is unset. A value that is
+/// set but empty is returned as it is, for `db::connect` to refuse: falling
+/// back to the default would silently use another database than meant.
 pub fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .ok()
-        .filter(|url| !url.is_empty())
-        .unwrap_or_else(|| {
+    match std::env::var_os("DATABASE_URL") {
+        Some(url) => url.to_string_lossy().into_owned(),
+        None => {
             // libpq takes the user from the environment; a shell without
             // one (cron, containers) would otherwise log in as "anonymous".
             let has_user = ["PGUSER", "USER"]
@@ -320,7 +322,82 @@ pub fn database_url() -> String {
             } else {
                 "postgres://postgres@localhost/memberdesk".to_owned()
             }
+        }
+    }
+}
+
+/// Every `MEMBERDESK_*` environment variable memberdesk (or its test suite)
+/// reads: the names of README's configuration table, which a test keeps
+/// equal to this list. A variable not in it is a typo or a leftover, warned
+/// about at startup by [`unknown_variables`].
+pub const KNOWN_VARIABLES: &[&str] = &[
+    "MEMBERDESK_BIND",
+    "MEMBERDESK_LOG_FORMAT",
+    "MEMBERDESK_LOG",
+    "MEMBERDESK_DB_POOL_SIZE",
+    "MEMBERDESK_DB_CONNECT_TIMEOUT_SECONDS",
+    "MEMBERDESK_STATEMENT_TIMEOUT_SECONDS",
+    "MEMBERDESK_SESSION_TTL_MINUTES",
+    "MEMBERDESK_LOGIN_LIMIT_PER_USERNAME",
+    "MEMBERDESK_LOGIN_LIMIT_PER_USERNAME_AND_ADDRESS",
+    "MEMBERDESK_LOGIN_LIMIT_PER_ADDRESS",
+    "MEMBERDESK_LOGIN_WINDOW_SECONDS",
+    "MEMBERDESK_TRUSTED_PROXIES",
+    "MEMBERDESK_SESSION_IDLE_MINUTES",
+    "MEMBERDESK_PASSWORD_MIN_LENGTH",
+    "MEMBERDESK_MAX_BODY_BYTES",
+    "MEMBERDESK_MAX_QUERY_DEPTH",
+    "MEMBERDESK_MAX_QUERY_COMPLEXITY",
+    "MEMBERDESK_MAX_SELECTIONS",
+    "MEMBERDESK_MAX_FRAGMENTS",
+    "MEMBERDESK_MAX_ALIASES",
+    "MEMBERDESK_MAX_MUTATIONS_PER_REQUEST",
+    "MEMBERDESK_HEADER_TIMEOUT_SECONDS",
+    "MEMBERDESK_BODY_TIMEOUT_SECONDS",
+    "MEMBERDESK_KEEP_ALIVE_SECONDS",
+    "MEMBERDESK_MAX_CONNECTIONS",
+    "MEMBERDESK_PLAYGROUND",
+    "MEMBERDESK_INTROSPECTION",
+    "MEMBERDESK_METRICS_BIND",
+    "MEMBERDESK_PASSWORD",
+    "MEMBERDESK_TEST_DATABASE_URL",
+];
+
+/// One warning line for each `MEMBERDESK_*` name among `names` that
+/// memberdesk does not know, naming the known one closest to it.
+pub fn unknown_variables(names: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut unknown: Vec<String> = names
+        .into_iter()
+        .filter(|name| name.starts_with("MEMBERDESK_") && !KNOWN_VARIABLES.contains(&name.as_str()))
+        .collect();
+    unknown.sort();
+    unknown
+        .into_iter()
+        .map(|name| {
+            let closest = KNOWN_VARIABLES
+                .iter()
+                .min_by_key(|known| edit_distance(&name, known))
+                .expect("the list is not empty");
+            format!("{name} is not a memberdesk setting and is ignored: did you mean {closest}?")
         })
+        .collect()
+}
+
+/// Levenshtein distance: the fewest one-character insertions, deletions and
+/// substitutions turning `a` into `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
 }
 
 #[cfg(test)]
@@ -403,5 +480,51 @@ mod tests {
         let err = Settings::from_lookup(|n| (n == "MEMBERDESK_PLAYGROUND").then(|| "no".into()))
             .unwrap_err();
         assert_eq!(err, "MEMBERDESK_PLAYGROUND must be 'on' or 'off', not 'no'");
+    }
+
+    #[test]
+    fn unknown_variables_name_the_closest_known_one() {
+        let seen = [
+            "MEMBERDESK_LOGLEVEL",
+            "MEMBERDESK_LOG",
+            "MEMBERDESK_SESION_TTL_MINUTES",
+            "PATH",
+        ]
+        .map(String::from);
+        assert_eq!(
+            unknown_variables(seen),
+            [
+                "MEMBERDESK_LOGLEVEL is not a memberdesk setting and is ignored: did you mean MEMBERDESK_LOG?",
+                "MEMBERDESK_SESION_TTL_MINUTES is not a memberdesk setting and is ignored: did you mean MEMBERDESK_SESSION_TTL_MINUTES?",
+            ]
+        );
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    /// The list of known variables and README's configuration table name the
+    /// same `MEMBERDESK_*` variables, so neither can drift from the other.
+    #[test]
+    fn known_variables_are_the_readme_configuration_table() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let table = readme
+            .split("\n## Configuration\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("README has a Configuration section");
+        let mut documented: Vec<&str> = table
+            .lines()
+            .filter(|line| line.starts_with('|'))
+            .flat_map(|line| line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
+            .filter(|word| word.starts_with("MEMBERDESK_") && word.len() > "MEMBERDESK_".len())
+            .collect();
+        documented.sort_unstable();
+        documented.dedup();
+        let mut known = KNOWN_VARIABLES.to_vec();
+        known.sort_unstable();
+        assert_eq!(
+            documented, known,
+            "README's configuration table vs KNOWN_VARIABLES"
+        );
     }
 }

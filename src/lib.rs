@@ -19,5 +19,6 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod ids;
+pub mod logging;
 pub mod seed;
 pub mod store;

@@ -1,6 +1,7 @@
 //! Connecting to PostgreSQL and applying the embedded migrations.
 
 mod startup_error;
+mod url_check;
 mod username_keys;
 
 pub use startup_error::{StartupError, describe};
@@ -40,6 +41,9 @@ pub struct PoolSettings {
     /// `None` sends no timeout, leaving the one set on the role, database or
     /// connection pooler: PgBouncer refuses it as a startup option.
     pub statement_timeout: Option<Duration>,
+    /// How long opening a connection may take before startup gives up: a
+    /// port where something other than PostgreSQL listens otherwise hangs.
+    pub connect_timeout: Duration,
 }
 
 impl Default for PoolSettings {
@@ -48,14 +52,16 @@ impl Default for PoolSettings {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Some(Duration::from_secs(30)),
+            connect_timeout: Duration::from_secs(5),
         }
     }
 }
 
 impl PoolSettings {
-    /// The defaults, overridden by `MEMBERDESK_DB_POOL_SIZE` and
-    /// `MEMBERDESK_STATEMENT_TIMEOUT_SECONDS` (0: leave it to the server)
-    /// where set; a bad value is an error naming the variable.
+    /// The defaults, overridden by `MEMBERDESK_DB_POOL_SIZE`,
+    /// `MEMBERDESK_STATEMENT_TIMEOUT_SECONDS` (0: leave it to the server) and
+    /// `MEMBERDESK_DB_CONNECT_TIMEOUT_SECONDS` where set; a bad value is an
+    /// error naming the variable.
     pub fn from_env() -> Result<Self, String> {
         PoolSettings::from_lookup(|name| std::env::var(name).ok())
     }
@@ -74,6 +80,9 @@ impl PoolSettings {
                 ));
             }
             settings.statement_timeout = (seconds > 0).then(|| Duration::from_secs(seconds));
+        }
+        if let Some(seconds) = whole_number(&lookup, "MEMBERDESK_DB_CONNECT_TIMEOUT_SECONDS", 1)? {
+            settings.connect_timeout = Duration::from_secs(seconds);
         }
         Ok(settings)
     }
@@ -102,8 +111,9 @@ pub async fn connect_with(
     create_if_missing: bool,
     settings: &PoolSettings,
 ) -> Result<PgPool, StartupError> {
-    let failed = |e: sqlx::Error| StartupError::connecting(url, &e);
-    if create_if_missing && !Postgres::database_exists(url).await.map_err(failed)? {
+    url_check::check(url)?;
+    let timeout = settings.connect_timeout;
+    if create_if_missing && !within(url, timeout, Postgres::database_exists(url)).await? {
         match Postgres::create_database(url).await {
             Ok(()) => tracing::info!(database = %describe(url), "created database"),
             // Another instance starting at the same moment created it first
@@ -112,15 +122,53 @@ pub async fn connect_with(
             Err(e) if Postgres::database_exists(url).await.unwrap_or(false) => {
                 tracing::debug!(error = %e, "database created by another instance");
             }
-            Err(e) => return Err(failed(e)),
+            Err(e) => return Err(StartupError::connecting(url, &e)),
         }
     }
-    PgPoolOptions::new()
+    let pool = PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
-        .connect_with(options(url, settings)?)
-        .await
-        .map_err(failed)
+        .connect_with(options(url, settings)?);
+    within(url, timeout, pool).await
+}
+
+/// One step of connecting, given at most `timeout`: past it (or when the
+/// pool gave up waiting for a first connection) the error says who answered.
+async fn within<T>(
+    url: &str,
+    timeout: Duration,
+    step: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, StartupError> {
+    match tokio::time::timeout(timeout, step).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(sqlx::Error::PoolTimedOut)) | Err(_) => {
+            Err(StartupError::no_answer(url, timeout).await)
+        }
+        Ok(Err(e)) => Err(StartupError::connecting(url, &e)),
+    }
+}
+
+/// What [`migrate`] did: the migrations it applied, by description, and how
+/// many the database now has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migrated {
+    pub applied: Vec<String>,
+    pub total: usize,
+}
+
+impl Migrated {
+    /// One line for the operator: what was applied, or that nothing was.
+    pub fn summary(&self, url: &str) -> String {
+        let target = describe(url);
+        match self.applied.len() {
+            0 => format!("{target} is already up to date ({} migrations)", self.total),
+            1 => format!("applied 1 migration to {target}: {}", self.applied[0]),
+            n => format!(
+                "applied {n} migrations to {target}: {}",
+                self.applied.join(", ")
+            ),
+        }
+    }
 }
 
 /// Applies pending migrations, all in one transaction that first takes a
@@ -132,7 +180,7 @@ pub async fn connect_with(
 /// a connection nobody owns; the next instance to start would then wait on it.
 /// A transaction-scoped lock ends with its transaction wherever it ran, and one
 /// transaction also means a failed migration leaves nothing half-applied.
-pub async fn migrate(pool: &PgPool, url: &str) -> Result<(), StartupError> {
+pub async fn migrate(pool: &PgPool, url: &str) -> Result<Migrated, StartupError> {
     let failed = |reason: String| StartupError::Migration {
         target: describe(url),
         reason,
@@ -144,9 +192,11 @@ pub async fn migrate(pool: &PgPool, url: &str) -> Result<(), StartupError> {
         .execute(&mut *tx)
         .await
         .map_err(db_failed)?;
+    let before = applied_versions(&mut *tx).await.map_err(db_failed)?;
+    let migrator = migrator();
     // `run_direct` is `run` on a connection; sqlx keeps it for callers whose
     // future must be `Send` (a spawned task), which `run` cannot be here.
-    migrator()
+    migrator
         .run_direct(None, &mut *tx, false)
         .await
         .map_err(|e| match e {
@@ -154,7 +204,33 @@ pub async fn migrate(pool: &PgPool, url: &str) -> Result<(), StartupError> {
             other => failed(other.to_string()),
         })?;
     username_keys::recompute(&mut tx).await.map_err(db_failed)?;
-    tx.commit().await.map_err(db_failed)
+    tx.commit().await.map_err(db_failed)?;
+    let shipped: Vec<_> = migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .collect();
+    Ok(Migrated {
+        applied: shipped
+            .iter()
+            .filter(|m| !before.contains(&m.version))
+            .map(|m| m.description.to_string())
+            .collect(),
+        total: shipped.len(),
+    })
+}
+
+/// The versions of the migrations already applied (none on a new database,
+/// which has no migrations table yet).
+async fn applied_versions(conn: &mut sqlx::PgConnection) -> Result<Vec<i64>, sqlx::Error> {
+    let table: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+        .fetch_one(&mut *conn)
+        .await?;
+    if table.is_none() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+        .fetch_all(conn)
+        .await
 }
 
 #[cfg(test)]
@@ -183,5 +259,15 @@ mod tests {
             from("UNRELATED", "x").unwrap().statement_timeout,
             PoolSettings::default().statement_timeout
         );
+        let connect = "MEMBERDESK_DB_CONNECT_TIMEOUT_SECONDS";
+        assert_eq!(
+            PoolSettings::default().connect_timeout,
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            from(connect, "2").unwrap().connect_timeout,
+            Duration::from_secs(2)
+        );
+        assert!(from(connect, "0").unwrap_err().contains(connect));
     }
 }

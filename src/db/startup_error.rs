@@ -8,6 +8,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
@@ -24,6 +25,34 @@ const INSUFFICIENT_PRIVILEGE: &str = "42501";
 pub enum StartupError {
     #[error("DATABASE_URL is not a valid PostgreSQL URL: {0}")]
     BadUrl(String),
+    #[error(
+        "DATABASE_URL is set but empty: set it to your database's URL, e.g. postgres://USER@HOST:5432/memberdesk, or unset it to use {default}",
+        default = crate::config::DEFAULT_DATABASE_URL
+    )]
+    EmptyUrl,
+    #[error(
+        "DATABASE_URL names no database, so memberdesk would put its tables in the server's default database: end it with the database's name, e.g. {example}"
+    )]
+    NoDatabaseName { example: String },
+    #[error(
+        "DATABASE_URL is a libpq key/value string, but memberdesk takes a URL: write it as {url}"
+    )]
+    KeyValueUrl { url: String },
+    #[error(
+        "DATABASE_URL is a {scheme}:// URL, but memberdesk needs PostgreSQL: set it to a postgres:// URL, e.g. postgres://USER@HOST:5432/memberdesk"
+    )]
+    ForeignScheme { scheme: String },
+    /// Something answered on the port, but not in PostgreSQL's protocol.
+    #[error(
+        "what answers at {target} is not PostgreSQL: {reason}. Check the port in DATABASE_URL (PostgreSQL's default is 5432)"
+    )]
+    NotPostgres { target: String, reason: String },
+    /// Something accepts connections on the port but gave no PostgreSQL
+    /// answer within the connect timeout.
+    #[error(
+        "no answer from PostgreSQL at {target} within {seconds} s: something accepts connections on that port but does not speak PostgreSQL's protocol: check the port in DATABASE_URL (PostgreSQL's default is 5432), or raise MEMBERDESK_DB_CONNECT_TIMEOUT_SECONDS for a slow server"
+    )]
+    SilentPort { target: String, seconds: u64 },
     /// A database setting from the environment that is not valid.
     #[error("{0}")]
     BadSetting(String),
@@ -89,12 +118,33 @@ impl StartupError {
                 target,
                 reason,
             },
+            (sqlx::Error::Protocol(_), _) => StartupError::NotPostgres { target, reason },
             _ => StartupError::Unreachable {
-                advice: opts
-                    .map_or_else(|| "Set DATABASE_URL".to_owned(), |o| unreachable_advice(&o)),
+                advice: opts.map_or_else(
+                    || "Set DATABASE_URL".to_owned(),
+                    |o| network_advice(&o, err),
+                ),
                 target,
                 reason,
             },
+        }
+    }
+
+    /// No PostgreSQL answer from `url` within `timeout` (or the pool gave
+    /// up retrying): a fresh connection tells why. Accepted: something else
+    /// listens there (a Redis takes PostgreSQL's first bytes and waits for
+    /// ever); refused or failed: the error it gives, told as usual.
+    pub(super) async fn no_answer(url: &str, timeout: Duration) -> StartupError {
+        let Ok(opts) = PgConnectOptions::from_str(url) else {
+            return StartupError::BadUrl(describe(url));
+        };
+        // A listener accepts at once; a short probe is enough.
+        match probe(&opts, timeout.min(Duration::from_secs(2))).await {
+            Ok(()) => StartupError::SilentPort {
+                target: describe_opts(&opts),
+                seconds: timeout.as_secs(),
+            },
+            Err(e) => StartupError::connecting(url, &sqlx::Error::Io(e)),
         }
     }
 
@@ -127,6 +177,11 @@ fn describe_opts(opts: &PgConnectOptions) -> String {
 fn short_reason(err: &sqlx::Error) -> String {
     match err {
         sqlx::Error::Io(io) => io.to_string(),
+        // Debug builds of sqlx end the message with its source location.
+        sqlx::Error::Protocol(message) => message
+            .rsplit_once(" (sqlx")
+            .map_or(message.as_str(), |(reason, _)| reason)
+            .to_owned(),
         sqlx::Error::PoolTimedOut => "timed out".to_owned(),
         sqlx::Error::Database(db) => db.message().to_owned(),
         other => other.to_string(),
@@ -225,6 +280,52 @@ fn password_advice(opts: &PgConnectOptions) -> String {
         opts.get_port(),
         opts.get_database().unwrap_or("memberdesk")
     )
+}
+
+/// Opens (and drops) a plain connection to where `opts` point: TCP, or the
+/// Unix socket `<dir>/.s.PGSQL.<port>` as libpq names it.
+async fn probe(opts: &PgConnectOptions, timeout: Duration) -> std::io::Result<()> {
+    let socket = opts
+        .get_socket()
+        .map(|dir| dir.join(format!(".s.PGSQL.{}", opts.get_port())));
+    let address = (opts.get_host().to_owned(), opts.get_port());
+    let connect = move || -> std::io::Result<()> {
+        if let Some(path) = socket {
+            return std::os::unix::net::UnixStream::connect(path).map(drop);
+        }
+        let mut last = std::io::Error::other("the host has no address");
+        for addr in std::net::ToSocketAddrs::to_socket_addrs(&address)? {
+            match std::net::TcpStream::connect_timeout(&addr, timeout) {
+                Ok(_) => return Ok(()),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    };
+    tokio::task::spawn_blocking(connect)
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+}
+
+/// A connection that failed before PostgreSQL said anything: "start
+/// PostgreSQL" only when nothing listens there (refused, or no socket file);
+/// a host that does not resolve or a network that fails is not fixed by that.
+fn network_advice(opts: &PgConnectOptions, err: &sqlx::Error) -> String {
+    let sqlx::Error::Io(io) = err else {
+        return "Check DATABASE_URL".to_owned();
+    };
+    let nothing_listens = io.kind() == std::io::ErrorKind::ConnectionRefused
+        || (opts.get_socket().is_some() && io.kind() == std::io::ErrorKind::NotFound);
+    if nothing_listens {
+        unreachable_advice(opts)
+    } else if io.to_string().contains("lookup address") {
+        format!(
+            "The host name {} does not resolve: correct the host in DATABASE_URL",
+            opts.get_host()
+        )
+    } else {
+        "Check the host and port in DATABASE_URL, and the network between here and there".to_owned()
+    }
 }
 
 /// Nothing answered: on this machine, is PostgreSQL missing or stopped?

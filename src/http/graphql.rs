@@ -16,8 +16,8 @@ use async_graphql_poem::GraphQLResponse;
 use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
-use super::metrics::{Metrics, RootFields};
-use super::request_id::RequestId;
+use super::metrics::{Metrics, RootFields, error_code};
+use super::request_id::{GraphqlSummary, RequestId};
 use sqlx::PgPool;
 
 use super::playground;
@@ -36,6 +36,20 @@ pub struct GraphqlEndpoint {
     pub metrics: Arc<Metrics>,
 }
 
+/// The log line's summary of a request: its root fields and error codes.
+fn summary(fields: &RootFields, response: &async_graphql::Response) -> GraphqlSummary {
+    let mut codes: Vec<String> = Vec::new();
+    for code in response.errors.iter().map(error_code) {
+        if !codes.contains(&code) {
+            codes.push(code);
+        }
+    }
+    GraphqlSummary {
+        operation: fields.names(),
+        error_codes: codes.join(","),
+    }
+}
+
 /// A transport-level refusal, answered as a GraphQL error body.
 fn refuse(status: StatusCode, message: &str) -> Response {
     let body = serde_json::json!({
@@ -49,6 +63,10 @@ fn refuse(status: StatusCode, message: &str) -> Response {
         resp.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
     }
+    resp.extensions_mut().insert(GraphqlSummary {
+        operation: "none".to_owned(),
+        error_codes: "INVALID_INPUT".to_owned(),
+    });
     resp
 }
 
@@ -351,6 +369,9 @@ impl Endpoint for GraphqlEndpoint {
             fields
         };
         self.metrics.observe(&fields, &response, started.elapsed());
-        Ok(into_http(response, never_ran, &accept))
+        let summary = summary(&fields, &response);
+        let mut resp = into_http(response, never_ran, &accept);
+        resp.extensions_mut().insert(summary);
+        Ok(resp)
     }
 }

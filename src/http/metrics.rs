@@ -88,6 +88,22 @@ impl RootFields {
         RootFields(Vec::new())
     }
 
+    /// The distinct root fields called, comma-separated in document order
+    /// (for the request's log line; `none` for a request that never ran).
+    pub fn names(&self) -> String {
+        let mut names: Vec<&str> = Vec::new();
+        for (_, name) in &self.0 {
+            if !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+        if names.is_empty() {
+            NO_OPERATION.to_owned()
+        } else {
+            names.join(",")
+        }
+    }
+
     /// The operation's label, one of a set the schema fixes: the root field
     /// it calls (under any number of aliases), `multiple` for several, `none`
     /// for a request that never ran. Combinations are not labels: they would
@@ -139,6 +155,19 @@ fn collect<'a>(
             }
         }
     }
+}
+
+/// An error's contract code (`extensions.code`), `UNKNOWN` without one.
+pub fn error_code(error: &async_graphql::ServerError) -> String {
+    error
+        .extensions
+        .as_ref()
+        .and_then(|ext| ext.get("code"))
+        .and_then(|code| match code {
+            async_graphql::Value::String(code) => Some(code.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| "UNKNOWN".to_owned())
 }
 
 impl Default for Metrics {
@@ -210,15 +239,7 @@ impl Metrics {
             .get_or_create(&operation)
             .observe(elapsed.as_secs_f64());
         for error in &response.errors {
-            let code = error
-                .extensions
-                .as_ref()
-                .and_then(|ext| ext.get("code"))
-                .and_then(|code| match code {
-                    async_graphql::Value::String(code) => Some(code.clone()),
-                    _ => None,
-                })
-                .unwrap_or_else(|| "UNKNOWN".to_owned());
+            let code = error_code(error);
             self.errors.get_or_create(&Code { code }).inc();
         }
         for (key, name) in &fields.0 {

@@ -2,7 +2,9 @@
 //! is a sane token, else a fresh random one). It names the request's tracing
 //! span, so every log line of the request carries it; it comes back in the
 //! `X-Request-Id` response header and in every GraphQL error's extensions, so
-//! a user's error report leads straight to the server's log lines.
+//! a user's error report leads straight to the server's log lines. The one
+//! line logged per request names, for GraphQL, the root fields it called and
+//! its error codes.
 
 use std::time::Instant;
 
@@ -15,6 +17,17 @@ pub const HEADER: &str = "x-request-id";
 /// The current request's id, in the request's extensions.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
+
+/// What a GraphQL request ran, for its log line: the `/graphql` endpoint puts
+/// it in the response's extensions, as only it parsed the document.
+#[derive(Debug, Clone)]
+pub struct GraphqlSummary {
+    /// The root fields called, comma-separated (`none`: the request never ran).
+    pub operation: String,
+    /// The distinct `extensions.code`s of its errors, comma-separated; empty
+    /// when it had none.
+    pub error_codes: String,
+}
 
 fn from_client(req: &Request) -> Option<String> {
     let value = req.headers().get(HEADER)?.to_str().ok()?;
@@ -48,10 +61,15 @@ pub async fn around<E: Endpoint>(endpoint: E, mut req: Request) -> poem::Result<
         if let Ok(value) = HeaderValue::from_str(&id) {
             resp.headers_mut().insert(HEADER, value);
         }
+        let graphql = resp.extensions().get::<GraphqlSummary>();
         tracing::info!(
             %method,
             path,
             status = resp.status().as_u16(),
+            operation = graphql.map(|g| g.operation.as_str()),
+            error_codes = graphql
+                .map(|g| g.error_codes.as_str())
+                .filter(|codes| !codes.is_empty()),
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "request"
         );

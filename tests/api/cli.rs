@@ -3,9 +3,8 @@
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
-use crate::helpers::{PASSWORD, TestDb, admin_url};
+use crate::helpers::{LoggedServer, PASSWORD, TestDb};
 use serde_json::json;
 
 pub(crate) fn memberdesk(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
@@ -36,7 +35,7 @@ pub(crate) fn text(out: &Output) -> String {
 }
 
 /// A failure an operator can act on: non-zero, short, no Rust internals.
-fn assert_clear_failure(out: &Output, needle: &str) {
+pub(crate) fn assert_clear_failure(out: &Output, needle: &str) {
     let all = text(out);
     assert!(!out.status.success(), "should fail: {all}");
     assert!(
@@ -74,16 +73,7 @@ async fn migrate_is_idempotent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_starting_together_on_a_new_database_all_come_up() {
     let db = TestDb::new().await;
-    db.pool.close().await;
-    let admin = sqlx::PgPool::connect(&admin_url()).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE \"{}\"",
-        db.name
-    )))
-    .execute(&admin)
-    .await
-    .unwrap();
-    admin.close().await;
+    db.drop_database().await;
 
     let starts: Vec<_> = (0..4)
         .map(|_| {
@@ -288,17 +278,8 @@ fn export_schema_prints_the_committed_snapshot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_logs_never_contain_passwords_hashes_or_tokens() {
     let db = TestDb::new().await;
-    let log_path = std::env::temp_dir().join(format!("memberdesk-log-{}.txt", db.name));
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env("DATABASE_URL", &db.url)
-        .env("MEMBERDESK_LOG", "trace")
-        .env("NO_COLOR", "1")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let server =
+        LoggedServer::start(&db, &[], &[("MEMBERDESK_LOG", "trace"), ("NO_COLOR", "1")]).await;
     let out = memberdesk(
         &db.url,
         &[
@@ -312,20 +293,7 @@ async fn trace_logs_never_contain_passwords_hashes_or_tokens() {
         Some(PASSWORD),
     );
     assert!(out.status.success(), "{}", text(&out));
-
-    let started = Instant::now();
-    let url = loop {
-        let logged = std::fs::read_to_string(&log_path).unwrap();
-        if let Some(at) = logged.find("GraphQL at ") {
-            let rest = &logged[at + "GraphQL at ".len()..];
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "server did not start: {logged}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let url = server.url.clone();
     let client = reqwest::Client::new();
     let post = |query: &'static str, variables: serde_json::Value, token: Option<String>| {
         let mut req = client
@@ -364,10 +332,7 @@ async fn trace_logs_never_contain_passwords_hashes_or_tokens() {
             .await
             .unwrap();
 
-    let _ = Command::new("kill").arg(server.id().to_string()).status();
-    let _ = server.wait();
-    let logged = std::fs::read_to_string(&log_path).unwrap();
-    let _ = std::fs::remove_file(&log_path);
+    let logged = server.stop();
     assert!(
         logged.contains("sqlx::query"),
         "trace logging was really on"
@@ -392,32 +357,8 @@ async fn trace_logs_never_contain_passwords_hashes_or_tokens() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_and_errors_carry_the_request_id() {
     let db = TestDb::new().await;
-    let log_path = std::env::temp_dir().join(format!("memberdesk-json-{}.txt", db.name));
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json"])
-        .env("DATABASE_URL", &db.url)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let url = loop {
-        let logged = std::fs::read_to_string(&log_path).unwrap();
-        if let Some(at) = logged.find("GraphQL at ") {
-            let rest = &logged[at + "GraphQL at ".len()..];
-            break rest
-                .split(|c: char| c.is_whitespace() || c == '"')
-                .next()
-                .unwrap()
-                .to_owned();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "server did not start: {logged}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let server = LoggedServer::start(&db, &["--log-format", "json"], &[]).await;
+    let url = server.url.clone();
     let resp = reqwest::Client::new()
         .post(&url)
         .header("x-request-id", "support-ticket-42")
@@ -442,10 +383,7 @@ async fn json_logs_and_errors_carry_the_request_id() {
         "a fresh id when the client sends none"
     );
 
-    let _ = Command::new("kill").arg(server.id().to_string()).status();
-    let _ = server.wait();
-    let logged = std::fs::read_to_string(&log_path).unwrap();
-    let _ = std::fs::remove_file(&log_path);
+    let logged = server.stop();
     let lines: Vec<serde_json::Value> = logged
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))

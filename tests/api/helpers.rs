@@ -1,7 +1,10 @@
 //! Test harness: every test gets its own fresh database and a real memberdesk
 //! server on a random port, and talks to it over HTTP like any client.
 
+use std::path::PathBuf;
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use memberdesk::config::Settings;
 use memberdesk::domain::{Actor, accounts};
@@ -67,6 +70,80 @@ impl TestDb {
             .await
             .expect("migrate test database");
         TestDb { name, url, pool }
+    }
+}
+
+impl TestDb {
+    /// Drops the database now, leaving the name free, as a fresh deployment
+    /// finds it (dropping this value then finds nothing to drop).
+    pub async fn drop_database(&self) {
+        self.pool.close().await;
+        let admin = PgPool::connect(&admin_url()).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE \"{}\"",
+            self.name
+        )))
+        .execute(&admin)
+        .await
+        .unwrap();
+        admin.close().await;
+    }
+}
+
+/// `memberdesk serve` as an operator runs it, on a free port, everything it
+/// prints written to a file.
+pub struct LoggedServer {
+    process: Child,
+    /// The GraphQL URL its "ready" line names.
+    pub url: String,
+    log_path: PathBuf,
+}
+
+impl LoggedServer {
+    /// Starts `serve` on `db` with `args` and `env` added; returns once it
+    /// logged that it is ready.
+    pub async fn start(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> LoggedServer {
+        let log_path = std::env::temp_dir().join(format!("memberdesk-log-{}.txt", db.name));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let process = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .envs(env.iter().copied())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        loop {
+            let logged = std::fs::read_to_string(&log_path).unwrap();
+            if let Some(at) = logged.find("GraphQL at ") {
+                let rest = &logged[at + "GraphQL at ".len()..];
+                let url = rest.split(|c: char| c.is_whitespace() || c == '"').next();
+                let url = url.unwrap().to_owned();
+                return LoggedServer {
+                    process,
+                    url,
+                    log_path,
+                };
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "server did not start: {logged}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the server (SIGTERM) and returns everything it printed.
+    pub fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .arg(self.process.id().to_string())
+            .status();
+        let _ = self.process.wait();
+        let logged = std::fs::read_to_string(&self.log_path).unwrap();
+        let _ = std::fs::remove_file(&self.log_path);
+        logged
     }
 }
 

@@ -18,6 +18,7 @@ mod operator_cli;
 mod own_password;
 mod reads;
 mod scope;
+mod startup;
 mod transport;
 mod validation;
 mod visibility;

@@ -7,6 +7,7 @@ mod cli;
 mod concurrency;
 mod deletion;
 mod faults;
+mod first_hour;
 mod guards;
 mod hardening;
 mod helpers;

@@ -298,3 +298,38 @@ async fn a_bad_id_or_instant_says_what_to_send() {
     }
     assert_eq!(snapshot(app.pool()).await, before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_graphql_without_a_query_says_how_to_send_one() {
+    let app = TestApp::spawn().await;
+    let url = format!("{}/graphql", app.addr);
+    // curl, a script, a monitoring probe: no query, no HTML wanted.
+    for (accept, query) in [(None, None), (Some("application/json"), Some("")), (Some("*/*"), None)] {
+        let mut req = app.client.get(&url);
+        if let Some(accept) = accept {
+            req = req.header(reqwest::header::ACCEPT, accept);
+        }
+        if let Some(query) = query {
+            req = req.query(&[("query", query)]);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), reqwest::StatusCode::BAD_REQUEST, "{accept:?}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["errors"][0]["extensions"]["code"], "INVALID_INPUT");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("send a query: GET /graphql?query={me{username}} or POST JSON"),
+            "{message}"
+        );
+    }
+    // A browser still gets the playground.
+    let resp = app
+        .client
+        .get(&url)
+        .header(reqwest::header::ACCEPT, "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    assert!(resp.text().await.unwrap().to_lowercase().contains("graphiql"));
+}

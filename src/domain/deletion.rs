@@ -373,12 +373,13 @@ pub async fn delete_user(
         "detached": plan.detached,
     });
     // Written after the row is gone, as every entry about a deleted user
-    // ends up: no id to dangle, the username snapshot kept.
+    // ends up: no reference to dangle, the username snapshot and the id (as
+    // a plain value) kept, so the old id finds this entry too.
     audit::record(
         &mut *tx,
         Some(actor.into()),
         AuditAction::UserDeleted,
-        Target::Name(&plan.user.username),
+        Target::Former(&plan.user),
         reason.as_deref(),
         Some(details),
     )

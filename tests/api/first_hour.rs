@@ -333,3 +333,111 @@ async fn get_graphql_without_a_query_says_how_to_send_one() {
     assert_eq!(resp.status(), reqwest::StatusCode::OK);
     assert!(resp.text().await.unwrap().to_lowercase().contains("graphiql"));
 }
+
+const AUDIT: &str = "query($f: AuditFilter) { auditLog(filter: $f, first: 100) {
+    totalCount edges { node { action actorUsername targetRepr targetUser { id } details } } } }";
+
+/// The actions of the entries `filter` finds, oldest first, and the nodes.
+async fn audit_of(app: &TestApp, token: &str, filter: Value) -> (Vec<String>, Vec<Value>) {
+    let data = app.ok(Some(token), AUDIT, json!({ "f": filter })).await;
+    let mut nodes: Vec<Value> = data["auditLog"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect();
+    nodes.reverse();
+    assert_eq!(data["auditLog"]["totalCount"], nodes.len());
+    let actions = nodes
+        .iter()
+        .map(|n| n["action"].as_str().unwrap().to_owned())
+        .collect();
+    (actions, nodes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_users_entries_are_found_by_old_id_and_by_name() {
+    let app = TestApp::spawn().await;
+    let (_, root) = app.superuser("root").await;
+    let bob = app.user("Bob", true, false).await;
+    let bob_id = user_id(&bob);
+    app.ok(
+        Some(&root),
+        "mutation($u: ID!) { grantPermission(userId: $u, permission: \"polls.add_question\") { id } }",
+        json!({ "u": bob_id }),
+    )
+    .await;
+    let bob_token = app.login("bob", PASSWORD).await;
+    app.ok(
+        Some(&bob_token),
+        "mutation { createQuestion(text: \"Lunch?\", choices: [\"yes\", \"no\"]) { id } }",
+        json!({}),
+    )
+    .await;
+    let token = plan_token(&app, &root, &bob_id, "CASCADE").await;
+    app.ok(Some(&root), DELETE, json!({ "id": bob_id, "p": "CASCADE", "t": token }))
+        .await;
+
+    // By the old id: the references are gone, the kept id is not.
+    let about = ["USER_CREATED", "PERMISSION_GRANTED", "LOGIN", "USER_DELETED"];
+    let (actions, nodes) = audit_of(&app, &root, json!({ "targetUserId": bob_id })).await;
+    assert_eq!(actions, about, "{nodes:#?}");
+    assert!(nodes.iter().all(|n| n["targetUser"].is_null() && n["targetRepr"] == "Bob"));
+    let (by_bob, _) = audit_of(&app, &root, json!({ "actorId": bob_id })).await;
+    assert_eq!(by_bob, ["LOGIN", "QUESTION_CREATED"]);
+
+    // By name, regardless of case and width, on the snapshot.
+    for name in ["Bob", "bob", "ＢＯＢ"] {
+        let (actions, _) = audit_of(&app, &root, json!({ "targetUsername": name })).await;
+        assert_eq!(actions, about, "{name}");
+        let (actions, _) = audit_of(&app, &root, json!({ "actorUsername": name })).await;
+        assert_eq!(actions, ["LOGIN", "QUESTION_CREATED"], "{name}");
+    }
+    let (by_root, _) = audit_of(
+        &app,
+        &root,
+        json!({ "actorUsername": "ROOT", "targetUsername": "bob" }),
+    )
+    .await;
+    assert_eq!(by_root, ["PERMISSION_GRANTED", "USER_DELETED"]);
+    let (nobody, _) = audit_of(&app, &root, json!({ "targetUsername": "bo" })).await;
+    assert!(nobody.is_empty(), "exact match, not a substring");
+
+    // The deletion's details spell the policy as the schema does.
+    assert_eq!(nodes[3]["details"]["policy"], "CASCADE", "{:#}", nodes[3]);
+
+    // A blank name is refused, and changes nothing.
+    let before = snapshot(app.pool()).await;
+    let resp = app
+        .gql(Some(&root), AUDIT, json!({ "f": { "targetUsername": " " } }))
+        .await;
+    let (code, field, _) = first_error(&resp);
+    assert_eq!((code.as_str(), field.as_str()), ("INVALID_INPUT", "targetUsername"));
+    assert_eq!(snapshot(app.pool()).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_audit_entries_are_folded_and_kept_ids_never_change() {
+    let app = TestApp::spawn().await;
+    let (_, root) = app.superuser("root").await;
+    // An entry as an older version wrote it: no folds.
+    sqlx::query(
+        "INSERT INTO audit_entries (action, actor_username, target_repr)
+         VALUES ('LOGIN_FAILED', NULL, 'Ｅｖｅ')",
+    )
+    .execute(app.pool())
+    .await
+    .unwrap();
+    memberdesk::db::migrate(app.pool(), &app.db.url)
+        .await
+        .expect("migrate again");
+    let (actions, _) = audit_of(&app, &root, json!({ "targetUsername": "eve" })).await;
+    assert_eq!(actions, ["LOGIN_FAILED"]);
+    // The kept ids are append-only like the rest of the entry.
+    let changed = sqlx::query(
+        "UPDATE audit_entries SET actor_ref = actor_ref + 1 WHERE actor_ref IS NOT NULL",
+    )
+    .execute(app.pool())
+    .await;
+    assert!(changed.is_err(), "a kept id was changed");
+}

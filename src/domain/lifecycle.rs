@@ -9,7 +9,7 @@
 //! revoked in the same transaction, and every request re-checks `isActive`),
 //! and what it took away is remembered so a reactivation can give it back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
@@ -357,7 +357,11 @@ async fn without_unchanged<'a>(
     if inactive.is_empty() {
         return Ok((eligible, Vec::new()));
     }
-    let changing = deactivations::with_anything_to_remove(&mut *tx, &inactive, removal).await?;
+    let changing: BTreeSet<i64> =
+        deactivations::with_anything_to_remove(&mut *tx, &inactive, removal)
+            .await?
+            .into_iter()
+            .collect();
     let (keep, unchanged): (Vec<&UserRow>, Vec<&UserRow>) = eligible
         .into_iter()
         .partition(|u| u.is_active || changing.contains(&u.id));

@@ -66,11 +66,7 @@ async fn deactivate_users_dry_run_reports_and_changes_nothing() {
     let ids = json!([user_id(&root), user_id(&bob), user_id(&carol)]);
     let before = snapshot(app.pool()).await;
     let preview = app
-        .ok(
-            Some(&root_token),
-            BULK,
-            json!({ "ids": ids, "dry": true }),
-        )
+        .ok(Some(&root_token), BULK, json!({ "ids": ids, "dry": true }))
         .await["deactivateUsers"]
         .clone();
     assert_eq!(
@@ -82,14 +78,20 @@ async fn deactivate_users_dry_run_reports_and_changes_nothing() {
         skipped(&preview),
         vec![(user_id(&root), "SELF_ACTION".to_owned())]
     );
-    assert_eq!(snapshot(app.pool()).await, before, "a dry run changes nothing");
-    assert!(app.gql(Some(&bob_token), "{ me { username } }", json!({})).await["errors"].is_null());
+    assert_eq!(
+        snapshot(app.pool()).await,
+        before,
+        "a dry run changes nothing"
+    );
+    assert!(
+        app.gql(Some(&bob_token), "{ me { username } }", json!({}))
+            .await["errors"]
+            .is_null()
+    );
 
     // The run itself does what the preview said.
-    let run = app
-        .ok(Some(&root_token), BULK, json!({ "ids": ids }))
-        .await["deactivateUsers"]
-        .clone();
+    let run =
+        app.ok(Some(&root_token), BULK, json!({ "ids": ids })).await["deactivateUsers"].clone();
     assert_eq!(
         run["deactivated"],
         json!([{ "username": "bob", "isActive": false }, { "username": "carol", "isActive": false }])
@@ -103,7 +105,11 @@ async fn deactivate_users_dry_run_reports_and_changes_nothing() {
             .gql(Some(&root_token), BULK, json!({ "f": {}, "dry": dry }))
             .await;
         let (code, field, _) = first_error(&resp);
-        assert_eq!((code.as_str(), field.as_str()), ("INVALID_INPUT", "filter"), "{resp:#}");
+        assert_eq!(
+            (code.as_str(), field.as_str()),
+            ("INVALID_INPUT", "filter"),
+            "{resp:#}"
+        );
     }
     assert_eq!(snapshot(app.pool()).await, before);
 }
@@ -125,17 +131,21 @@ async fn deactivate_users_skips_who_is_already_inactive_without_auditing() {
         .ok(Some(&root_token), BULK, json!({ "ids": ids, "dry": true }))
         .await["deactivateUsers"]
         .clone();
-    assert_eq!(preview["deactivated"], json!([{ "username": "carol", "isActive": true }]));
+    assert_eq!(
+        preview["deactivated"],
+        json!([{ "username": "carol", "isActive": true }])
+    );
     assert_eq!(
         skipped(&preview),
         vec![(user_id(&bob), "ALREADY_INACTIVE".to_owned())]
     );
     assert_eq!(snapshot(app.pool()).await, before);
-    let run = app
-        .ok(Some(&root_token), BULK, json!({ "ids": ids }))
-        .await["deactivateUsers"]
-        .clone();
-    assert_eq!(run["deactivated"], json!([{ "username": "carol", "isActive": false }]));
+    let run =
+        app.ok(Some(&root_token), BULK, json!({ "ids": ids })).await["deactivateUsers"].clone();
+    assert_eq!(
+        run["deactivated"],
+        json!([{ "username": "carol", "isActive": false }])
+    );
     assert_eq!(
         skipped(&run),
         vec![(user_id(&bob), "ALREADY_INACTIVE".to_owned())]
@@ -160,7 +170,10 @@ async fn deactivate_users_skips_who_is_already_inactive_without_auditing() {
         .ok(Some(&root_token), BULK, json!({ "ids": [user_id(&bob)] }))
         .await["deactivateUsers"]
         .clone();
-    assert_eq!(run["deactivated"], json!([{ "username": "bob", "isActive": false }]));
+    assert_eq!(
+        run["deactivated"],
+        json!([{ "username": "bob", "isActive": false }])
+    );
     assert_eq!(audit_count(&app, "USER_DEACTIVATED").await, 3);
 }
 
@@ -209,14 +222,22 @@ async fn plan_tokens_for_another_user_or_policy_or_none_are_invalid_input() {
     for (vars, says) in cases {
         let resp = app.gql(Some(&root), DELETE, vars.clone()).await;
         let (code, field, message) = first_error(&resp);
-        assert_eq!((code.as_str(), field.as_str()), ("INVALID_INPUT", "planToken"), "{vars}: {resp:#}");
+        assert_eq!(
+            (code.as_str(), field.as_str()),
+            ("INVALID_INPUT", "planToken"),
+            "{vars}: {resp:#}"
+        );
         assert!(message.starts_with(says), "{vars}: {message}");
     }
     // A token whose named user was edited to fit no longer matches its digest.
     let forged = for_other.replacen(&other, &victim, 1);
     assert_ne!(forged, for_other);
     let resp = app
-        .gql(Some(&root), DELETE, json!({ "id": victim, "p": "SET_NULL", "t": forged }))
+        .gql(
+            Some(&root),
+            DELETE,
+            json!({ "id": victim, "p": "SET_NULL", "t": forged }),
+        )
         .await;
     assert_eq!(first_error(&resp).0, "PLAN_CHANGED", "{resp:#}");
     assert_eq!(snapshot(app.pool()).await, before, "nothing changed");
@@ -231,13 +252,21 @@ async fn plan_tokens_for_another_user_or_policy_or_none_are_invalid_input() {
     .await;
     let before = snapshot(app.pool()).await;
     let resp = app
-        .gql(Some(&root), DELETE, json!({ "id": victim, "p": "SET_NULL", "t": for_victim }))
+        .gql(
+            Some(&root),
+            DELETE,
+            json!({ "id": victim, "p": "SET_NULL", "t": for_victim }),
+        )
         .await;
     assert_eq!(first_error(&resp).0, "PLAN_CHANGED", "{resp:#}");
     assert_eq!(snapshot(app.pool()).await, before);
     let fresh = plan_token(&app, &root, &victim, "SET_NULL").await;
     let done = app
-        .ok(Some(&root), DELETE, json!({ "id": victim, "p": "SET_NULL", "t": fresh }))
+        .ok(
+            Some(&root),
+            DELETE,
+            json!({ "id": victim, "p": "SET_NULL", "t": fresh }),
+        )
         .await;
     assert_eq!(done["deleteUser"]["deleted"], true);
 }
@@ -267,7 +296,11 @@ async fn a_bad_id_or_instant_says_what_to_send() {
     // A long value is not sent back whole.
     let long = "x".repeat(10_000);
     let resp = app
-        .gql(Some(&root), "query($id: ID!) { group(id: $id) { name } }", json!({ "id": long }))
+        .gql(
+            Some(&root),
+            "query($id: ID!) { group(id: $id) { name } }",
+            json!({ "id": long }),
+        )
         .await;
     let (code, field, message) = first_error(&resp);
     assert_eq!((code.as_str(), field.as_str()), ("INVALID_INPUT", "id"));
@@ -304,7 +337,11 @@ async fn get_graphql_without_a_query_says_how_to_send_one() {
     let app = TestApp::spawn().await;
     let url = format!("{}/graphql", app.addr);
     // curl, a script, a monitoring probe: no query, no HTML wanted.
-    for (accept, query) in [(None, None), (Some("application/json"), Some("")), (Some("*/*"), None)] {
+    for (accept, query) in [
+        (None, None),
+        (Some("application/json"), Some("")),
+        (Some("*/*"), None),
+    ] {
         let mut req = app.client.get(&url);
         if let Some(accept) = accept {
             req = req.header(reqwest::header::ACCEPT, accept);
@@ -313,7 +350,11 @@ async fn get_graphql_without_a_query_says_how_to_send_one() {
             req = req.query(&[("query", query)]);
         }
         let resp = req.send().await.unwrap();
-        assert_eq!(resp.status(), reqwest::StatusCode::BAD_REQUEST, "{accept:?}");
+        assert_eq!(
+            resp.status(),
+            reqwest::StatusCode::BAD_REQUEST,
+            "{accept:?}"
+        );
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["errors"][0]["extensions"]["code"], "INVALID_INPUT");
         let message = body["errors"][0]["message"].as_str().unwrap();
@@ -331,7 +372,13 @@ async fn get_graphql_without_a_query_says_how_to_send_one() {
         .await
         .unwrap();
     assert_eq!(resp.status(), reqwest::StatusCode::OK);
-    assert!(resp.text().await.unwrap().to_lowercase().contains("graphiql"));
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .to_lowercase()
+            .contains("graphiql")
+    );
 }
 
 const AUDIT: &str = "query($f: AuditFilter) { auditLog(filter: $f, first: 100) {
@@ -375,14 +422,27 @@ async fn a_deleted_users_entries_are_found_by_old_id_and_by_name() {
     )
     .await;
     let token = plan_token(&app, &root, &bob_id, "CASCADE").await;
-    app.ok(Some(&root), DELETE, json!({ "id": bob_id, "p": "CASCADE", "t": token }))
-        .await;
+    app.ok(
+        Some(&root),
+        DELETE,
+        json!({ "id": bob_id, "p": "CASCADE", "t": token }),
+    )
+    .await;
 
     // By the old id: the references are gone, the kept id is not.
-    let about = ["USER_CREATED", "PERMISSION_GRANTED", "LOGIN", "USER_DELETED"];
+    let about = [
+        "USER_CREATED",
+        "PERMISSION_GRANTED",
+        "LOGIN",
+        "USER_DELETED",
+    ];
     let (actions, nodes) = audit_of(&app, &root, json!({ "targetUserId": bob_id })).await;
     assert_eq!(actions, about, "{nodes:#?}");
-    assert!(nodes.iter().all(|n| n["targetUser"].is_null() && n["targetRepr"] == "Bob"));
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["targetUser"].is_null() && n["targetRepr"] == "Bob")
+    );
     let (by_bob, _) = audit_of(&app, &root, json!({ "actorId": bob_id })).await;
     assert_eq!(by_bob, ["LOGIN", "QUESTION_CREATED"]);
 
@@ -409,10 +469,17 @@ async fn a_deleted_users_entries_are_found_by_old_id_and_by_name() {
     // A blank name is refused, and changes nothing.
     let before = snapshot(app.pool()).await;
     let resp = app
-        .gql(Some(&root), AUDIT, json!({ "f": { "targetUsername": " " } }))
+        .gql(
+            Some(&root),
+            AUDIT,
+            json!({ "f": { "targetUsername": " " } }),
+        )
         .await;
     let (code, field, _) = first_error(&resp);
-    assert_eq!((code.as_str(), field.as_str()), ("INVALID_INPUT", "targetUsername"));
+    assert_eq!(
+        (code.as_str(), field.as_str()),
+        ("INVALID_INPUT", "targetUsername")
+    );
     assert_eq!(snapshot(app.pool()).await, before);
 }
 

@@ -304,7 +304,7 @@ pub async fn deactivate_users_in(
     let details = bulk_details(&records, sessions, &was_active);
     let record_ids: Vec<i64> = records.iter().map(|r| r.user_id).collect();
     audit::record_for_users(
-        &mut *tx,
+        &mut tx,
         actor.into(),
         AuditAction::UserDeactivated,
         &record_ids,

@@ -46,19 +46,52 @@ impl Kind {
             Kind::AuditEntry => "audit entry",
         }
     }
+
+    /// Where a client finds ids of this kind, for an error message;
+    /// `given` is what they sent instead (a username, often, for a user id).
+    fn where_from(self, given: &str) -> String {
+        match self {
+            Kind::User if looks_like_username(given) => {
+                format!("user(username: \"{given}\") {{ id }}")
+            }
+            Kind::User => "user(username: \"…\") { id }".into(),
+            Kind::Group => "groups { id name }".into(),
+            Kind::Permission => "permissions { id key }".into(),
+            Kind::Question => "questions { id text }".into(),
+            Kind::Choice => "question(id: …) { choices { id text } }".into(),
+            Kind::Vote => "votes(userId: …) { edges { node { id } } }".into(),
+            Kind::AuditEntry => "auditLog { edges { node { id } } }".into(),
+        }
+    }
+}
+
+/// Whether `value` could be a username (Django's characters, short enough),
+/// so an error may suggest looking the user up by it.
+fn looks_like_username(value: &str) -> bool {
+    (1..=150).contains(&value.chars().count())
+        && value
+            .chars()
+            .all(|c| c.is_alphanumeric() || "@.+-_".contains(c))
 }
 
 pub fn encode(kind: Kind, id: i64) -> String {
     URL_SAFE_NO_PAD.encode(format!("{}:{id}", kind.tag()))
 }
 
-/// Decodes an id the API handed out. Garbage is `INVALID_INPUT` on `field`;
+/// Decodes an id the API handed out. Garbage is `INVALID_INPUT` on `field`,
+/// echoing (the start of) what was given and saying where such ids come from;
 /// a well-formed id of another kind names nothing of this kind: `NOT_FOUND`.
 pub fn decode(kind: Kind, value: &str, field: &str) -> Result<i64, AppError> {
     let malformed = || {
         AppError::invalid(
             field,
-            format!("'{field}' is not a valid {} id", kind.noun()),
+            format!(
+                "{} is not a {} id: ids look like {}; get one from {}",
+                echo(value),
+                kind.noun(),
+                encode(kind, 3),
+                kind.where_from(value)
+            ),
         )
     };
     if value.len() > 64 {
@@ -74,6 +107,30 @@ pub fn decode(kind: Kind, value: &str, field: &str) -> Result<i64, AppError> {
         return Err(AppError::NotFound(kind.noun()));
     }
     Ok(id)
+}
+
+/// The most characters of a client's value an error message repeats.
+const ECHO_MAX: usize = 40;
+
+/// A value the client sent, quoted for an error message: at most
+/// [`ECHO_MAX`] characters (a huge value is not sent back whole) and control
+/// characters escaped (so it cannot break the line it is shown on).
+pub fn echo(value: &str) -> String {
+    let mut shown: String = value
+        .chars()
+        .take(ECHO_MAX)
+        .flat_map(|c| -> Box<dyn Iterator<Item = char>> {
+            if c.is_control() {
+                Box::new(c.escape_default())
+            } else {
+                Box::new(std::iter::once(c))
+            }
+        })
+        .collect();
+    if value.chars().nth(ECHO_MAX).is_some() {
+        shown.push('…');
+    }
+    format!("'{shown}'")
 }
 
 /// A keyset cursor: the sort key of the last row seen and its id as a tiebreak.
@@ -133,6 +190,27 @@ mod tests {
             decode(Kind::User, "", "id"),
             Err(AppError::InvalidInput { .. })
         ));
+    }
+
+    #[test]
+    fn a_malformed_id_is_echoed_with_where_ids_come_from() {
+        let Err(AppError::InvalidInput { field, message }) = decode(Kind::User, "alice", "id")
+        else {
+            panic!("alice is no id");
+        };
+        assert_eq!(field, "id");
+        assert_eq!(
+            message,
+            "'alice' is not a user id: ids look like VXNlcjoz; get one from user(username: \"alice\") { id }"
+        );
+        let long = "x".repeat(500);
+        let Err(AppError::InvalidInput { message, .. }) = decode(Kind::Group, &long, "groupId")
+        else {
+            panic!("no id");
+        };
+        assert!(message.starts_with(&format!("'{}…' is not a group id", "x".repeat(40))));
+        assert!(message.len() < 160, "{message}");
+        assert_eq!(echo("a\nb"), "'a\\nb'");
     }
 
     #[test]

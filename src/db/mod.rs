@@ -204,6 +204,9 @@ pub async fn migrate(pool: &PgPool, url: &str) -> Result<Migrated, StartupError>
             other => failed(other.to_string()),
         })?;
     username_keys::recompute(&mut tx).await.map_err(db_failed)?;
+    crate::store::audit::fill_folds(&mut tx)
+        .await
+        .map_err(db_failed)?;
     tx.commit().await.map_err(db_failed)?;
     let shipped: Vec<_> = migrator
         .iter()

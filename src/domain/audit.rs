@@ -1,7 +1,7 @@
 //! What gets written to the audit log, and how.
 
 use serde_json::Value;
-use sqlx::PgExecutor;
+use sqlx::{PgConnection, PgExecutor};
 
 use super::Actor;
 use crate::store::audit::{self, NewEntry};
@@ -57,12 +57,15 @@ pub enum Target<'a> {
     User(&'a UserRow),
     /// A username that names no account (a failed login for an unknown name).
     Name(&'a str),
+    /// A user whose row is gone (a deletion's own entry, written after it):
+    /// no reference, but the id is kept as a plain value, with the snapshot.
+    Former(&'a UserRow),
     Other(String),
 }
 
 /// One entry per user in `user_ids`, `details[i]` for the i-th (bulk operations).
 pub async fn record_for_users(
-    ex: impl PgExecutor<'_>,
+    ex: &mut PgConnection,
     by: By<'_>,
     action: AuditAction,
     user_ids: &[i64],
@@ -116,10 +119,11 @@ pub async fn record<'a>(
     reason: Option<&str>,
     details: Option<Value>,
 ) -> sqlx::Result<i64> {
-    let (target_user_id, target_repr) = match target {
-        Target::User(user) => (Some(user.id), user.username.clone()),
-        Target::Name(name) => (None, name.to_owned()),
-        Target::Other(repr) => (None, repr),
+    let (target_user_id, target_user_ref, target_repr) = match target {
+        Target::User(user) => (Some(user.id), None, user.username.clone()),
+        Target::Former(user) => (None, Some(user.id), user.username.clone()),
+        Target::Name(name) => (None, None, name.to_owned()),
+        Target::Other(repr) => (None, None, repr),
     };
     audit::insert(
         ex,
@@ -128,6 +132,7 @@ pub async fn record<'a>(
             actor_id: by.and_then(|b| b.id),
             actor_username: by.map(|b| b.username),
             target_user_id,
+            target_user_ref,
             target_repr: &target_repr,
             reason,
             details,

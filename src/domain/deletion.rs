@@ -9,8 +9,9 @@
 //! loudly instead of cascading silently).
 //!
 //! A plan counts rows with one aggregate statement and never loads them, so
-//! it costs the same for a user with a million votes. Its token is a digest
-//! of the user's state and the counts; `deleteUser` re-plans inside its
+//! it costs the same for a user with a million votes. Its token names the
+//! user and policy it was made for and carries a digest of the user's state
+//! and the counts; `deleteUser` re-plans inside its
 //! transaction with the user row locked (which also blocks new votes and
 //! sessions: their foreign keys need a share lock on that row) and refuses
 //! with `PLAN_CHANGED` when the token differs. Without a token, a SET_NULL or
@@ -29,6 +30,7 @@ use super::authority::{self, Acting};
 use super::audit::{self, AuditAction, Target};
 use super::{Actor, validation};
 use crate::error::{AppError, AppResult, RelationCount};
+use crate::ids::{self, Kind};
 use crate::store::deletion;
 use crate::store::users::{self, UserRow};
 
@@ -42,6 +44,27 @@ pub enum DeletePolicy {
     SetNull,
     /// Delete the votes (tallies drop); keep questions, detached.
     Cascade,
+}
+
+impl DeletePolicy {
+    /// The name the schema gives the policy (`SET_NULL`), as tokens and
+    /// audit details spell it.
+    pub fn as_str(self) -> &'static str {
+        use async_graphql::resolver_utils::EnumType;
+        Self::items()
+            .iter()
+            .find(|item| item.value == self)
+            .map(|item| item.name)
+            .expect("every variant is an item")
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        use async_graphql::resolver_utils::EnumType;
+        Self::items()
+            .iter()
+            .find(|item| item.name == name)
+            .map(|item| item.value)
+    }
 }
 
 /// What a policy does to one relation's rows.
@@ -191,8 +214,15 @@ fn plan_from_counts(user: UserRow, policy: DeletePolicy, counts: &[i64]) -> Dele
     }
 }
 
-/// A digest of everything the deletion depends on: the user's identity and
-/// flags, the policy, and every count.
+/// Marks (and versions) a plan token.
+const TOKEN_PREFIX: &str = "dp1";
+
+/// A plan token says what it was made for, in the clear, so a token passed
+/// for the wrong user or policy is told apart from a plan the data moved
+/// under: `dp1.<user id>.<POLICY>.<digest>`. The digest covers the user id
+/// and policy too, so editing them only makes a token that matches no plan.
+/// The digest is of everything the deletion depends on: the user's identity
+/// and flags, the policy, and every count.
 fn plan_token(user: &UserRow, policy: DeletePolicy, counts: &[i64]) -> String {
     let mut digest = Sha256::new();
     let state = json!([
@@ -202,11 +232,64 @@ fn plan_token(user: &UserRow, policy: DeletePolicy, counts: &[i64]) -> String {
         user.is_staff,
         user.is_superuser,
         user.anonymized_at,
-        format!("{policy:?}"),
+        policy.as_str(),
         counts
     ]);
     digest.update(state.to_string().as_bytes());
-    URL_SAFE_NO_PAD.encode(&digest.finalize()[..18])
+    format!(
+        "{TOKEN_PREFIX}.{}.{}.{}",
+        ids::encode(Kind::User, user.id),
+        policy.as_str(),
+        URL_SAFE_NO_PAD.encode(&digest.finalize()[..18])
+    )
+}
+
+/// Refuses a `planToken` that is not a plan token, or was made for another
+/// user or under another policy than this deletion's (`INVALID_INPUT`, field
+/// `planToken`, saying which). Whether the plan still holds is checked later,
+/// against the data (`PLAN_CHANGED`).
+fn ensure_token_fits(token: &str, user_id: i64, policy: DeletePolicy) -> AppResult<()> {
+    const FIELD: &str = "planToken";
+    let not_a_token = || {
+        AppError::invalid(
+            FIELD,
+            format!(
+                "{} is not a plan token: pass the `token` that deletionPlan (or deleteUser with dryRun) returned, unchanged",
+                ids::echo(token)
+            ),
+        )
+    };
+    let parts: Vec<&str> = token.split('.').collect();
+    let [prefix, made_for, made_under, digest] = parts[..] else {
+        return Err(not_a_token());
+    };
+    if prefix != TOKEN_PREFIX || digest.is_empty() {
+        return Err(not_a_token());
+    }
+    let made_for = ids::decode(Kind::User, made_for, FIELD).map_err(|_| not_a_token())?;
+    let made_under = DeletePolicy::parse(made_under).ok_or_else(not_a_token)?;
+    if made_for != user_id {
+        return Err(AppError::invalid(
+            FIELD,
+            format!(
+                "this plan token was made for another user ({}): preview this user's deletion with deletionPlan and pass its token",
+                ids::encode(Kind::User, made_for)
+            ),
+        ));
+    }
+    if made_under != policy {
+        return Err(AppError::invalid(
+            FIELD,
+            format!(
+                "this plan token was made under policy {}, not {}: pass policy: {} or preview again under {}",
+                made_under.as_str(),
+                policy.as_str(),
+                made_under.as_str(),
+                policy.as_str()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The preview, as `deletionPlan` shows it. Changes nothing.
@@ -237,6 +320,9 @@ pub async fn delete_user(
     reason: Option<String>,
 ) -> AppResult<DeleteOutcome> {
     let reason = validation::reason("reason", reason.as_deref())?;
+    if let Some(token) = plan_token {
+        ensure_token_fits(token, user_id, policy)?;
+    }
     let mut tx = pool.begin().await?;
     let Acting { actor, target: user } =
         authority::lock_caller_and_target(&mut tx, actor, Rule::Permission(DELETE_USER), user_id)
@@ -282,17 +368,18 @@ pub async fn delete_user(
     deletion::delete_user_row(&mut tx, user.id).await?;
     let plan = plan_from_counts(user, policy, &counts);
     let details = json!({
-        "policy": format!("{policy:?}"),
+        "policy": policy.as_str(),
         "deleted": plan.deleted,
         "detached": plan.detached,
     });
     // Written after the row is gone, as every entry about a deleted user
-    // ends up: no id to dangle, the username snapshot kept.
+    // ends up: no reference to dangle, the username snapshot and the id (as
+    // a plain value) kept, so the old id finds this entry too.
     audit::record(
         &mut *tx,
         Some(actor.into()),
         AuditAction::UserDeleted,
-        Target::Name(&plan.user.username),
+        Target::Former(&plan.user),
         reason.as_deref(),
         Some(details),
     )

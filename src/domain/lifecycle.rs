@@ -9,7 +9,7 @@
 //! revoked in the same transaction, and every request re-checks `isActive`),
 //! and what it took away is remembered so a reactivation can give it back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
@@ -72,6 +72,8 @@ pub enum SkipReason {
     Anonymized,
     NotFound,
     LastSuperuser,
+    /// Already inactive with nothing left to take: the call would change nothing.
+    AlreadyInactive,
 }
 
 impl SkipReason {
@@ -82,6 +84,7 @@ impl SkipReason {
             SkipReason::Anonymized => "ANONYMIZED",
             SkipReason::NotFound => "NOT_FOUND",
             SkipReason::LastSuperuser => "LAST_SUPERUSER",
+            SkipReason::AlreadyInactive => "ALREADY_INACTIVE",
         }
     }
 }
@@ -91,6 +94,16 @@ pub struct BulkDeactivation {
     /// Ids of the users deactivated, in id order (loaded only if asked for).
     pub deactivated: Vec<i64>,
     pub skipped: Vec<(i64, SkipReason)>,
+}
+
+/// Whether a bulk deactivation only reports what it would do or does it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Work out who would be deactivated and who skipped; change nothing,
+    /// audit nothing (`dryRun: true`).
+    Preview,
+    /// Deactivate, and audit each user deactivated.
+    Execute,
 }
 
 /// Which users a bulk deactivation is about.
@@ -254,6 +267,19 @@ pub async fn deactivate_users(
     selection: Selection,
     options: DeactivateOptions,
 ) -> AppResult<BulkDeactivation> {
+    deactivate_users_in(pool, actor, selection, options, Mode::Execute).await
+}
+
+/// [`deactivate_users`], or with [`Mode::Preview`] only its outcome: the
+/// same locks and checks, so a preview reports exactly what a run would do
+/// at that moment, then a rollback.
+pub async fn deactivate_users_in(
+    pool: &PgPool,
+    actor: &Actor,
+    selection: Selection,
+    options: DeactivateOptions,
+    mode: Mode,
+) -> AppResult<BulkDeactivation> {
     let reason = validation::reason("reason", options.reason.as_deref())?;
     let mut tx = pool.begin().await?;
     // A bulk run may include superusers: as in a single deactivation, the
@@ -264,36 +290,26 @@ pub async fn deactivate_users(
     ensure_may_revoke_staff(actor, &options)?;
     let (found, missing) = lock_selection(&mut tx, selection).await?;
     let (eligible, mut skipped) = sort_out(&mut tx, actor, &found).await?;
+    let (eligible, unchanged) = without_unchanged(&mut tx, eligible, removal(&options)).await?;
+    skipped.extend(unchanged);
     skipped.extend(missing);
     skipped.sort_by_key(|(id, _)| *id);
-    if eligible.is_empty() {
-        tx.commit().await?;
+    let ids: Vec<i64> = eligible.iter().map(|u| u.id).collect();
+    if eligible.is_empty() || mode == Mode::Preview {
+        // Nothing was written; ending the transaction releases the locks.
+        tx.rollback().await?;
         return Ok(BulkDeactivation {
-            deactivated: Vec::new(),
+            deactivated: ids,
             skipped,
         });
     }
-    let ids: Vec<i64> = eligible.iter().map(|u| u.id).collect();
     let was_active: BTreeMap<i64, bool> = eligible.iter().map(|u| (u.id, u.is_active)).collect();
     let (records, sessions) =
         deactivations::deactivate(&mut tx, &ids, removal(&options), reason.as_deref()).await?;
-    let sessions: BTreeMap<i64, i64> = sessions.into_iter().collect();
-    let details: Vec<serde_json::Value> = records
-        .iter()
-        .map(|r| {
-            json!({
-                "sessionsRevoked": sessions.get(&r.user_id).copied().unwrap_or(0),
-                "removedGroupIds": r.group_ids,
-                "removedPermissionIds": r.permission_ids,
-                "staffRevoked": r.staff_revoked,
-                "wasActive": was_active.get(&r.user_id).copied().unwrap_or(false),
-                "bulk": true,
-            })
-        })
-        .collect();
+    let details = bulk_details(&records, sessions, &was_active);
     let record_ids: Vec<i64> = records.iter().map(|r| r.user_id).collect();
     audit::record_for_users(
-        &mut *tx,
+        &mut tx,
         actor.into(),
         AuditAction::UserDeactivated,
         &record_ids,
@@ -306,6 +322,59 @@ pub async fn deactivate_users(
         deactivated: ids,
         skipped,
     })
+}
+
+/// The audit details of each record of a bulk deactivation, in order.
+fn bulk_details(
+    records: &[deactivations::Record],
+    sessions: Vec<(i64, i64)>,
+    was_active: &BTreeMap<i64, bool>,
+) -> Vec<serde_json::Value> {
+    let sessions: BTreeMap<i64, i64> = sessions.into_iter().collect();
+    records
+        .iter()
+        .map(|r| {
+            json!({
+                "sessionsRevoked": sessions.get(&r.user_id).copied().unwrap_or(0),
+                "removedGroupIds": r.group_ids,
+                "removedPermissionIds": r.permission_ids,
+                "staffRevoked": r.staff_revoked,
+                "wasActive": was_active.get(&r.user_id).copied().unwrap_or(false),
+                "bulk": true,
+            })
+        })
+        .collect()
+}
+
+/// Takes out of `eligible` the users a deactivation would change nothing
+/// for (already inactive, nothing left to remove per `removal`): they are
+/// skipped as `ALREADY_INACTIVE`, so they get no audit entry either.
+async fn without_unchanged<'a>(
+    tx: &mut PgConnection,
+    eligible: Vec<&'a UserRow>,
+    removal: Removal,
+) -> AppResult<(Vec<&'a UserRow>, Vec<(i64, SkipReason)>)> {
+    let inactive: Vec<i64> = eligible
+        .iter()
+        .filter(|u| !u.is_active)
+        .map(|u| u.id)
+        .collect();
+    if inactive.is_empty() {
+        return Ok((eligible, Vec::new()));
+    }
+    let changing: BTreeSet<i64> =
+        deactivations::with_anything_to_remove(&mut *tx, &inactive, removal)
+            .await?
+            .into_iter()
+            .collect();
+    let (keep, unchanged): (Vec<&UserRow>, Vec<&UserRow>) = eligible
+        .into_iter()
+        .partition(|u| u.is_active || changing.contains(&u.id));
+    let skipped = unchanged
+        .iter()
+        .map(|u| (u.id, SkipReason::AlreadyInactive))
+        .collect();
+    Ok((keep, skipped))
 }
 
 /// Locks the users a bulk run is about, in id order; ids that name nobody

@@ -12,7 +12,7 @@ use super::query::UserFilter;
 use super::types::{Group, Permission, User};
 use crate::domain::deletion::{self, DeletePolicy};
 use crate::domain::export;
-use crate::domain::lifecycle::{self, DeactivateOptions, Selection};
+use crate::domain::lifecycle::{self, DeactivateOptions, Mode, Selection};
 use crate::error::{AppError, RelationCount};
 use crate::ids::{self, Kind};
 
@@ -106,7 +106,8 @@ pub struct ReactivateUserPayload {
 pub struct SkippedUser {
     /// The id of the user left alone.
     pub id: ID,
-    /// `SELF_ACTION`, `FORBIDDEN`, `ANONYMIZED`, `NOT_FOUND` or `LAST_SUPERUSER`.
+    /// `SELF_ACTION`, `FORBIDDEN`, `ANONYMIZED`, `NOT_FOUND`, `LAST_SUPERUSER`, or
+    /// `ALREADY_INACTIVE` (inactive with nothing left to take: nothing changed, nothing audited).
     pub code: String,
 }
 
@@ -125,7 +126,7 @@ pub struct BulkDeactivatePayload {
 
 #[async_graphql::ComplexObject]
 impl BulkDeactivatePayload {
-    /// The users deactivated, in id order. Loaded only when asked for: a bulk run
+    /// The users deactivated (with `dryRun`, those that would be), in id order. Loaded only when asked for: a bulk run
     /// over ten thousand dormant accounts need not send them all back.
     #[graphql(
         complexity = "crate::graphql::cost::list(crate::graphql::cost::BULK, child_complexity)"
@@ -216,6 +217,22 @@ pub struct AnonymizeUserPayload {
     pub user: User,
     /// Sessions ended by the anonymization.
     pub sessions_revoked: i32,
+}
+
+/// The users a bulk operation names: `ids` or `filter`, exactly one.
+fn bulk_selection(ids: Option<Vec<ID>>, filter: Option<UserFilter>) -> Result<Selection, AppError> {
+    match (ids, filter) {
+        (Some(ids), None) => Ok(Selection::Ids(
+            ids.iter()
+                .map(|id| mutation::user_id(id, "ids"))
+                .collect::<Result<_, _>>()?,
+        )),
+        (None, Some(filter)) => Ok(Selection::Filter(filter.to_store_for_bulk()?)),
+        _ => Err(AppError::invalid(
+            "ids",
+            "give exactly one of ids and filter",
+        )),
+    }
 }
 
 #[derive(Default)]
@@ -342,8 +359,9 @@ impl LifecycleMutation {
 
     /// Deactivates the users named by `ids`, or every user matching `filter`
     /// (e.g. `{lastLoginBefore: …, isActive: true}` for dormant accounts), in
-    /// one transaction. Users you may not act on are skipped with a code.
-    /// Needs `auth.change_user`.
+    /// one transaction. Users you may not act on, or already inactive with
+    /// nothing left to take, are skipped with a code. `dryRun` reports the
+    /// same without changing anything. Needs `auth.change_user`.
     #[graphql(guard = "Require::Permission(\"auth.change_user\")")]
     async fn deactivate_users(
         &self,
@@ -356,26 +374,23 @@ impl LifecycleMutation {
         #[graphql(desc = "As for `deactivateUser`, applied to each user.")] input: Option<
             DeactivateUserInput,
         >,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Only report who would be deactivated and who skipped (with codes); change nothing, audit nothing."
+        )]
+        dry_run: Option<bool>,
     ) -> Result<BulkDeactivatePayload, AppError> {
-        let selection = match (ids, filter) {
-            (Some(ids), None) => Selection::Ids(
-                ids.iter()
-                    .map(|id| mutation::user_id(id, "ids"))
-                    .collect::<Result<_, _>>()?,
-            ),
-            (None, Some(filter)) => Selection::Filter(filter.to_store_for_bulk()?),
-            _ => {
-                return Err(AppError::invalid(
-                    "ids",
-                    "give exactly one of ids and filter",
-                ));
-            }
+        let selection = bulk_selection(ids, filter)?;
+        let mode = match dry_run {
+            Some(true) => Mode::Preview,
+            _ => Mode::Execute,
         };
-        let done = lifecycle::deactivate_users(
+        let done = lifecycle::deactivate_users_in(
             ctx.pool(),
             &ctx.actor()?,
             selection,
             input.unwrap_or_default().into(),
+            mode,
         )
         .await?;
         Ok(BulkDeactivatePayload {

@@ -125,16 +125,51 @@ impl From<UserOrderBy> for users::UserOrder {
 /// Which audit entries to list; every field left out matches everything.
 #[derive(InputObject, Default)]
 pub struct AuditFilter {
-    /// Entries by this user.
+    /// Entries by this user, also once the user is deleted (the id is kept).
     pub actor_id: Option<ID>,
-    /// Entries about this user.
+    /// Entries about this user, also once the user is deleted (the id is kept).
     pub target_user_id: Option<ID>,
+    /// Entries by whoever had this username when they acted (the snapshot;
+    /// matched regardless of case and width, as at login). `system` for the
+    /// command line.
+    pub actor_username: Option<String>,
+    /// Entries about whoever had this username then (the snapshot; matched
+    /// regardless of case and width): finds a deleted user's entries by name.
+    pub target_username: Option<String>,
     /// Entries of this action only.
     pub action: Option<AuditAction>,
     /// Entries at or after this instant.
     pub since: Option<DateTime<Utc>>,
     /// Entries before this instant.
     pub until: Option<DateTime<Utc>>,
+}
+
+impl AuditFilter {
+    /// The store's filter, every id decoded and instant checked.
+    fn to_store(&self) -> Result<audit::AuditFilter, AppError> {
+        let user = |id: &Option<ID>, field: &str| {
+            id.as_ref()
+                .map(|id| ids::decode(Kind::User, id, field))
+                .transpose()
+        };
+        let name = |name: &Option<String>, field: &str| {
+            name.as_deref()
+                .map(|n| validation::line(field, n, validation::MAX_USERNAME, true))
+                .transpose()
+        };
+        let instant = |at: Option<DateTime<Utc>>, field: &str| {
+            at.map(|at| validation::instant(field, at)).transpose()
+        };
+        Ok(audit::AuditFilter {
+            actor_id: user(&self.actor_id, "actorId")?,
+            target_user_id: user(&self.target_user_id, "targetUserId")?,
+            actor_username: name(&self.actor_username, "actorUsername")?,
+            target_username: name(&self.target_username, "targetUsername")?,
+            action: self.action.map(|a| a.as_str().to_owned()),
+            since: instant(self.since, "since")?,
+            until: instant(self.until, "until")?,
+        })
+    }
 }
 
 // Merged into the schema's root (see `graphql::Query`/`Mutation`); this
@@ -302,28 +337,7 @@ impl QueryRoot {
         after: Option<String>,
     ) -> Result<Conn<AuditEntry>, AppError> {
         let limit = page_size(first)?;
-        let f = filter.unwrap_or_default();
-        let filter = audit::AuditFilter {
-            actor_id: f
-                .actor_id
-                .as_ref()
-                .map(|id| ids::decode(Kind::User, id, "actorId"))
-                .transpose()?,
-            target_user_id: f
-                .target_user_id
-                .as_ref()
-                .map(|id| ids::decode(Kind::User, id, "targetUserId"))
-                .transpose()?,
-            action: f.action.map(|a| a.as_str().to_owned()),
-            since: f
-                .since
-                .map(|at| validation::instant("since", at))
-                .transpose()?,
-            until: f
-                .until
-                .map(|at| validation::instant("until", at))
-                .transpose()?,
-        };
+        let filter = filter.unwrap_or_default().to_store()?;
         let after = after.as_deref().map(Cursor::decode).transpose()?;
         let rows =
             audit::page(ctx.pool(), &filter, after.as_ref().map(|c| c.id), limit + 1).await?;

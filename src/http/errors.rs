@@ -4,6 +4,8 @@
 //! variable of the wrong type, the depth or complexity limit) are about the
 //! request's `query`: they become `INVALID_INPUT` naming it. Every error also
 //! carries the request's id (`extensions.requestId`), as in the server log.
+//! async-graphql's own words for a scalar it could not parse say what was
+//! wrong but not what to write: those of ours gain the expected form.
 
 use async_graphql::{ErrorExtensionValues, Response, Value};
 
@@ -20,6 +22,7 @@ pub fn with_codes(mut response: Response, request_id: Option<&str>) -> Response 
             .as_ref()
             .is_some_and(|ext| ext.get("code").is_some());
         if !has_code {
+            explain_scalar(&mut error.message);
             let ext = error
                 .extensions
                 .get_or_insert_with(ErrorExtensionValues::default);
@@ -28,4 +31,41 @@ pub fn with_codes(mut response: Response, request_id: Option<&str>) -> Response 
         }
     }
     response
+}
+
+/// The form each of our scalars is written in, for a client that got it wrong.
+const SCALAR_FORMS: &[(&str, &str)] = &[(
+    "DateTime",
+    "a DateTime is RFC 3339 with a time and an offset, e.g. 2025-01-01T00:00:00Z",
+)];
+
+/// `Failed to parse "DateTime": premature end of input (…)` says what failed;
+/// the client also needs to hear what to send.
+fn explain_scalar(message: &mut String) {
+    for (scalar, form) in SCALAR_FORMS {
+        let prefix = format!("Failed to parse \"{scalar}\"");
+        if let Some(rest) = message.strip_prefix(&prefix) {
+            let why = rest.trim_start_matches(':').trim();
+            *message = format!("{form}; this one is not ({why})");
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_instant_names_the_expected_form() {
+        let mut message = "Failed to parse \"DateTime\": premature end of input (occurred while parsing \"UserFilter\")".to_owned();
+        explain_scalar(&mut message);
+        assert_eq!(
+            message,
+            "a DateTime is RFC 3339 with a time and an offset, e.g. 2025-01-01T00:00:00Z; this one is not (premature end of input (occurred while parsing \"UserFilter\"))"
+        );
+        let mut other = "Unknown field \"x\"".to_owned();
+        explain_scalar(&mut other);
+        assert_eq!(other, "Unknown field \"x\"");
+    }
 }

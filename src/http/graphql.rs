@@ -103,17 +103,28 @@ struct GetParams {
     extensions: Option<String>,
 }
 
+/// What a GET without a query is told: the URL the startup line prints is
+/// `/graphql`, and a client (curl, a script) that opens it needs the next step.
+const GET_WITHOUT_QUERY: &str = "send a query: GET /graphql?query={me{username}} or POST JSON \
+     {\"query\": \"...\"} with 'Content-Type: application/json' (a browser, asking for \
+     text/html, gets the playground here)";
+
+/// The request a GET carries, or the message of the 400 that refuses it.
 fn get_request(req: &Request) -> Result<async_graphql::Request, String> {
-    let params: GetParams = req.params().map_err(|e| e.to_string())?;
+    let invalid = |e: String| format!("invalid GraphQL GET request: {e}");
+    let params: GetParams = req.params().map_err(|e| invalid(e.to_string()))?;
+    if params.query.trim().is_empty() {
+        return Err(GET_WITHOUT_QUERY.to_owned());
+    }
     let mut gql = async_graphql::Request::new(params.query);
     gql.operation_name = params.operation_name.filter(|name| !name.is_empty());
     if let Some(raw) = params.variables.filter(|v| !v.is_empty()) {
         gql.variables =
-            serde_json::from_str(&raw).map_err(|e| format!("invalid variables: {e}"))?;
+            serde_json::from_str(&raw).map_err(|e| invalid(format!("invalid variables: {e}")))?;
     }
     if let Some(raw) = params.extensions.filter(|v| !v.is_empty()) {
         gql.extensions =
-            serde_json::from_str(&raw).map_err(|e| format!("invalid extensions: {e}"))?;
+            serde_json::from_str(&raw).map_err(|e| invalid(format!("invalid extensions: {e}")))?;
     }
     Ok(gql)
 }
@@ -194,12 +205,7 @@ impl GraphqlEndpoint {
 
     async fn parse(&self, req: &mut Request) -> Result<async_graphql::Request, Response> {
         match *req.method() {
-            Method::GET => get_request(req).map_err(|e| {
-                refuse(
-                    StatusCode::BAD_REQUEST,
-                    &format!("invalid GraphQL GET request: {e}"),
-                )
-            }),
+            Method::GET => get_request(req).map_err(|e| refuse(StatusCode::BAD_REQUEST, &e)),
             Method::POST => {
                 if !is_json_content_type(header_str(req, header::CONTENT_TYPE)) {
                     return Err(refuse(

@@ -1,8 +1,16 @@
 //! The append-only `audit_entries` table. There is no update or delete here:
-//! PostgreSQL itself refuses them (see the trigger in the first migration).
+//! PostgreSQL itself refuses them (see the trigger in the first migration),
+//! except what anonymization and the fold columns need (migration 0005).
+//!
+//! Each entry keeps the ids it names as plain values (`actor_ref`,
+//! `target_user_ref`, filled by a trigger on insert) besides the references
+//! a deletion nulls, and its snapshots folded as logins fold usernames, so
+//! `auditLog` finds a person's entries by old id or by name.
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgExecutor};
+use sqlx::{FromRow, PgConnection, PgExecutor};
+
+use crate::domain::validation::username_fold;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct AuditRow {
@@ -22,6 +30,9 @@ pub struct NewEntry<'a> {
     pub actor_id: Option<i64>,
     pub actor_username: Option<&'a str>,
     pub target_user_id: Option<i64>,
+    /// The id of a user whose row is already gone (the entry of their
+    /// deletion); otherwise the trigger copies `target_user_id`.
+    pub target_user_ref: Option<i64>,
     pub target_repr: &'a str,
     pub reason: Option<&'a str>,
     pub details: Option<serde_json::Value>,
@@ -29,8 +40,9 @@ pub struct NewEntry<'a> {
 
 pub async fn insert(ex: impl PgExecutor<'_>, e: NewEntry<'_>) -> sqlx::Result<i64> {
     sqlx::query_scalar(
-        "INSERT INTO audit_entries (action, actor_id, actor_username, target_user_id, target_repr, reason, details) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        "INSERT INTO audit_entries (action, actor_id, actor_username, target_user_id, target_repr, reason, details, \
+                                    target_user_ref, actor_username_fold, target_repr_fold) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
     )
     .bind(e.action)
     .bind(e.actor_id)
@@ -39,15 +51,18 @@ pub async fn insert(ex: impl PgExecutor<'_>, e: NewEntry<'_>) -> sqlx::Result<i6
     .bind(e.target_repr)
     .bind(e.reason)
     .bind(e.details)
+    .bind(e.target_user_ref)
+    .bind(e.actor_username.map(username_fold))
+    .bind(username_fold(e.target_repr))
     .fetch_one(ex)
     .await
 }
 
 /// One entry per user of `user_ids` (with `details[i]` for the i-th), the
 /// target snapshots read from the users table: a bulk operation's audit
-/// trail in one statement.
+/// trail in two statements (the folds are Rust's, see [`fill_folds`]).
 pub async fn insert_for_users(
-    ex: impl PgExecutor<'_>,
+    ex: &mut PgConnection,
     action: &str,
     actor_id: Option<i64>,
     actor_username: &str,
@@ -55,12 +70,14 @@ pub async fn insert_for_users(
     reason: Option<&str>,
     details: &[serde_json::Value],
 ) -> sqlx::Result<u64> {
-    let done = sqlx::query(
-        "INSERT INTO audit_entries (action, actor_id, actor_username, target_user_id, target_repr, reason, details)
-         SELECT $1, $2, $3, u.id, u.username, $5, d.details
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO audit_entries (action, actor_id, actor_username, target_user_id, target_repr, reason, details,
+                                    actor_username_fold)
+         SELECT $1, $2, $3, u.id, u.username, $5, d.details, $7
            FROM unnest($4::bigint[], $6::jsonb[]) WITH ORDINALITY AS d(user_id, details, n)
            JOIN users u ON u.id = d.user_id
-          ORDER BY d.n",
+          ORDER BY d.n
+         RETURNING id",
     )
     .bind(action)
     .bind(actor_id)
@@ -68,9 +85,63 @@ pub async fn insert_for_users(
     .bind(user_ids)
     .bind(reason)
     .bind(details)
+    .bind(username_fold(actor_username))
+    .fetch_all(&mut *ex)
+    .await?;
+    fill_folds_of(ex, &ids).await?;
+    Ok(ids.len() as u64)
+}
+
+/// Computes the missing folds of the entries `ids`.
+async fn fill_folds_of(ex: &mut PgConnection, ids: &[i64]) -> sqlx::Result<u64> {
+    let rows: Vec<(i64, Option<String>, String)> = sqlx::query_as(
+        "SELECT id, actor_username, target_repr FROM audit_entries
+          WHERE id = ANY($1) AND target_repr_fold IS NULL",
+    )
+    .bind(ids)
+    .fetch_all(&mut *ex)
+    .await?;
+    write_folds(ex, &rows).await
+}
+
+async fn write_folds(
+    ex: &mut PgConnection,
+    rows: &[(i64, Option<String>, String)],
+) -> sqlx::Result<u64> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let actors: Vec<Option<String>> = rows.iter().map(|r| r.1.as_deref().map(username_fold)).collect();
+    let targets: Vec<String> = rows.iter().map(|r| username_fold(&r.2)).collect();
+    let done = sqlx::query(
+        "UPDATE audit_entries a SET actor_username_fold = f.actor, target_repr_fold = f.target
+           FROM unnest($1::bigint[], $2::text[], $3::text[]) AS f(id, actor, target)
+          WHERE a.id = f.id",
+    )
+    .bind(&ids)
+    .bind(&actors)
+    .bind(&targets)
     .execute(ex)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// Folds the snapshots of every entry written without them (before
+/// migration 0005, or by an older instance during an upgrade), a batch at a
+/// time; cheap when there are none (an index covers the lookup). Returns how
+/// many entries it folded.
+pub async fn fill_folds(ex: &mut PgConnection) -> sqlx::Result<u64> {
+    let mut filled = 0;
+    loop {
+        let rows: Vec<(i64, Option<String>, String)> = sqlx::query_as(
+            "SELECT id, actor_username, target_repr FROM audit_entries
+              WHERE target_repr_fold IS NULL ORDER BY id LIMIT 5000",
+        )
+        .fetch_all(&mut *ex)
+        .await?;
+        if rows.is_empty() {
+            return Ok(filled);
+        }
+        filled += write_folds(ex, &rows).await?;
+    }
 }
 
 /// Replaces the snapshots of `user_id`'s username with `pseudonym`, as actor
@@ -80,23 +151,36 @@ pub async fn rename_snapshots(
     user_id: i64,
     pseudonym: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE audit_entries SET actor_username = $2 WHERE actor_id = $1")
-        .bind(user_id)
-        .bind(pseudonym)
-        .execute(&mut *ex)
-        .await?;
-    sqlx::query("UPDATE audit_entries SET target_repr = $2 WHERE target_user_id = $1")
-        .bind(user_id)
-        .bind(pseudonym)
-        .execute(&mut *ex)
-        .await?;
+    let fold = username_fold(pseudonym);
+    sqlx::query(
+        "UPDATE audit_entries SET actor_username = $2, actor_username_fold = $3 WHERE actor_id = $1",
+    )
+    .bind(user_id)
+    .bind(pseudonym)
+    .bind(&fold)
+    .execute(&mut *ex)
+    .await?;
+    sqlx::query(
+        "UPDATE audit_entries SET target_repr = $2, target_repr_fold = $3 WHERE target_user_id = $1",
+    )
+    .bind(user_id)
+    .bind(pseudonym)
+    .bind(&fold)
+    .execute(&mut *ex)
+    .await?;
     Ok(())
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
+    /// Matched against the kept id, so a deleted actor's entries are found too.
     pub actor_id: Option<i64>,
+    /// Likewise for the target.
     pub target_user_id: Option<i64>,
+    /// A username as typed; matched folded against the actor snapshot.
+    pub actor_username: Option<String>,
+    /// A username as typed; matched folded against the target snapshot.
+    pub target_username: Option<String>,
     pub action: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
@@ -105,10 +189,16 @@ pub struct AuditFilter {
 fn push_filter(qb: &mut sqlx::QueryBuilder<sqlx::Postgres>, f: &AuditFilter) {
     qb.push(" WHERE TRUE");
     if let Some(id) = f.actor_id {
-        qb.push(" AND actor_id = ").push_bind(id);
+        qb.push(" AND actor_ref = ").push_bind(id);
     }
     if let Some(id) = f.target_user_id {
-        qb.push(" AND target_user_id = ").push_bind(id);
+        qb.push(" AND target_user_ref = ").push_bind(id);
+    }
+    if let Some(name) = &f.actor_username {
+        qb.push(" AND actor_username_fold = ").push_bind(username_fold(name));
+    }
+    if let Some(name) = &f.target_username {
+        qb.push(" AND target_repr_fold = ").push_bind(username_fold(name));
     }
     if let Some(action) = &f.action {
         qb.push(" AND action = ").push_bind(action.clone());

@@ -180,6 +180,31 @@ pub async fn has_anything_to_remove(
     .await
 }
 
+/// Of the (already inactive) `user_ids`, those a deactivation with
+/// `removal` would still change: the set-based form of
+/// [`has_anything_to_remove`], for bulk runs.
+pub async fn with_anything_to_remove(
+    ex: &mut PgConnection,
+    user_ids: &[i64],
+    removal: Removal,
+) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar(
+        "SELECT u.id FROM users u WHERE u.id = ANY($1) AND (
+                ($2 AND EXISTS (SELECT 1 FROM user_groups g WHERE g.user_id = u.id))
+             OR ($3 AND EXISTS (SELECT 1 FROM user_permissions p WHERE p.user_id = u.id))
+             OR ($4 AND u.is_staff)
+             OR EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = u.id
+                          AND s.revoked_at IS NULL AND s.expires_at > now()))
+          ORDER BY u.id",
+    )
+    .bind(user_ids)
+    .bind(removal.groups)
+    .bind(removal.permissions)
+    .bind(removal.staff)
+    .fetch_all(ex)
+    .await
+}
+
 /// The user's open deactivation record, if any.
 pub async fn open(ex: &mut PgConnection, user_id: i64) -> sqlx::Result<Option<Record>> {
     sqlx::query_as(

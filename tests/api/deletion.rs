@@ -657,7 +657,8 @@ async fn plan_token_refuses_a_changed_plan() {
     let old = plan("SET_NULL").await;
     assert_eq!(plan("SET_NULL").await, old, "the token is stable");
     assert_ne!(plan("CASCADE").await, old, "the token covers the policy");
-    // A token for another policy does not fit.
+    // A token for another policy does not fit: a wrong argument, not a
+    // change of the data (tests/api/first_hour.rs has the messages).
     let before = snapshot(s.app.pool()).await;
     let cascade = plan("CASCADE").await;
     assert_eq!(
@@ -668,7 +669,7 @@ async fn plan_token_refuses_a_changed_plan() {
                 vars(&s.victim_id(), "SET_NULL", false, Some(&cascade)),
             )
             .await,
-        "PLAN_CHANGED"
+        "INVALID_INPUT"
     );
     assert_eq!(snapshot(s.app.pool()).await, before);
 

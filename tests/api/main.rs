@@ -8,6 +8,7 @@ mod concurrency;
 mod deletion;
 mod demo;
 mod faults;
+mod first_hour;
 mod guards;
 mod hardening;
 mod helpers;

@@ -38,13 +38,36 @@ use sqlx::{Executor, PgPool};
 
 const PASSWORD: &str = "bench passphrase that is long";
 const PAGE: &str = "query { users(first: 50) { edges { node { username groups { name } allPermissions voteCount } } } }";
+const LOGIN: &str =
+    "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token } }";
 const CLIENTS: usize = 32;
+/// Clients in the login storm, each logging in as its own member.
+const STORM_CLIENTS: usize = 64;
+/// Users deactivated one at a time (the last ones), kept out of the cohorts.
+const SINGLE_DEACTIVATIONS: i64 = 200;
 
 struct Size {
     name: String,
     votes: i64,
     users: i64,
     read_secs: u64,
+}
+
+impl Size {
+    fn named(name: String) -> Size {
+        let (votes, users, read_secs) = match name.as_str() {
+            "small" => (1_000, 2_000, 5),
+            "medium" => (100_000, 100_000, 15),
+            "large" => (1_000_000, 100_000, 15),
+            other => panic!("--size {other}: use small, medium or large"),
+        };
+        Size {
+            name,
+            votes,
+            users,
+            read_secs,
+        }
+    }
 }
 
 struct Args {
@@ -66,19 +89,8 @@ fn args() -> Args {
             other => panic!("unknown argument {other} (use --size, --runs, --json)"),
         }
     }
-    let (votes, users, read_secs) = match size.as_str() {
-        "small" => (1_000, 2_000, 5),
-        "medium" => (100_000, 100_000, 15),
-        "large" => (1_000_000, 100_000, 15),
-        other => panic!("--size {other}: use small, medium or large"),
-    };
+    let size = Size::named(size);
     assert!(runs >= 1, "--runs must be at least 1");
-    let size = Size {
-        name: size,
-        votes,
-        users,
-        read_secs,
-    };
     Args { size, runs, json }
 }
 
@@ -89,11 +101,28 @@ struct Cleanup {
     server: Option<Child>,
 }
 
+impl Cleanup {
+    /// This process's own database on `MEMBERDESK_TEST_DATABASE_URL`'s server.
+    fn for_this_process() -> Cleanup {
+        let admin_url = std::env::var("MEMBERDESK_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        Cleanup {
+            admin_url,
+            db: format!("memberdesk_bench_{}", std::process::id()),
+            server: None,
+        }
+    }
+
+    fn database_url(&self) -> String {
+        let server = self.admin_url.rsplit_once('/').unwrap().0;
+        format!("{server}/{}", self.db)
+    }
+}
+
 impl Drop for Cleanup {
     fn drop(&mut self) {
         if let Some(mut server) = self.server.take() {
-            let _ = Command::new("kill").arg(server.id().to_string()).status();
-            let _ = server.wait();
+            stop(&mut server);
         }
         let (admin_url, db) = (self.admin_url.clone(), self.db.clone());
         // Drop may run inside the runtime; a small one on its own thread does the work.
@@ -110,6 +139,11 @@ impl Drop for Cleanup {
         })
         .join();
     }
+}
+
+fn stop(server: &mut Child) {
+    let _ = Command::new("kill").arg(server.id().to_string()).status();
+    let _ = server.wait();
 }
 
 struct Bench {
@@ -139,10 +173,7 @@ impl Bench {
     }
 
     async fn sql(&self, sql: &str) {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-            .execute(&self.pool)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        run_sql(&self.pool, sql).await;
     }
 
     /// A fresh member with `votes` votes (one per question, first choice),
@@ -174,15 +205,38 @@ impl Bench {
         ] {
             sqlx::query(sql).bind(id).execute(&self.pool).await.unwrap();
         }
-        self.sql("VACUUM ANALYZE votes, users, sessions, user_groups")
-            .await;
-        self.sql("CHECKPOINT").await;
+        settle(&self.pool, "votes, users, sessions, user_groups").await;
         id
     }
+
+    /// Removes what is left of a victim's votes, to keep the table the same size.
+    async fn drop_votes(&self, victim: i64) {
+        self.sql(&format!("DELETE FROM votes WHERE user_id = {victim}"))
+            .await;
+    }
+}
+
+async fn run_sql(pool: &PgPool, sql: &str) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// Vacuums and analyzes `tables` (all of them when empty), then checkpoints,
+/// so the next timed statement starts from clean tables and pages.
+async fn settle(pool: &PgPool, tables: &str) {
+    run_sql(pool, &format!("VACUUM ANALYZE {tables}")).await;
+    run_sql(pool, "CHECKPOINT").await;
 }
 
 fn enc(id: i64) -> String {
     memberdesk::ids::encode(memberdesk::ids::Kind::User, id)
+}
+
+/// The variables of a query or mutation that takes one user `$id`.
+fn user_id_var(id: i64) -> Value {
+    json!({ "id": enc(id) })
 }
 
 async fn ms<T>(f: impl Future<Output = T>) -> f64 {
@@ -200,20 +254,39 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
+/// A migrated, seeded database, `memberdesk serve` on it and an admin token.
 async fn setup(size: &Size, cleanup: &mut Cleanup) -> Bench {
-    let url = format!(
-        "{}/{}",
-        cleanup.admin_url.rsplit_once('/').unwrap().0,
-        cleanup.db
-    );
-    let server_pool = memberdesk::db::connect(&url, true).await.expect("connect");
-    memberdesk::db::migrate(&server_pool, &url)
-        .await
-        .expect("migrate");
-    server_pool.close().await;
+    let url = cleanup.database_url();
+    migrate(&url).await;
     // The bench's own connections have no statement timeout (the server's is
     // 30 s): seeding a million votes may take longer, and the floor has none.
     let pool = PgPool::connect(&url).await.expect("connect");
+    seed(&pool, size).await;
+    let base = spawn_server(&url, cleanup).await;
+    let http = reqwest::Client::new();
+    let token = log_in(&http, &format!("{base}/graphql"), "bench-admin").await;
+    let server_pid = cleanup.server.as_ref().unwrap().id();
+    Bench {
+        pool,
+        url,
+        http,
+        base,
+        token,
+        server_pid,
+    }
+}
+
+/// Migrates through memberdesk's own pool, as `memberdesk migrate` would.
+async fn migrate(url: &str) {
+    let server_pool = memberdesk::db::connect(url, true).await.expect("connect");
+    memberdesk::db::migrate(&server_pool, url)
+        .await
+        .expect("migrate");
+    server_pool.close().await;
+}
+
+/// The users, groups, permissions, questions and votes of `size`, set-based.
+async fn seed(pool: &PgPool, size: &Size) {
     let hash = memberdesk::auth::password::hash_password(SecretString::from(PASSWORD))
         .await
         .expect("hash");
@@ -247,39 +320,28 @@ async fn setup(size: &Size, cleanup: &mut Cleanup) -> Bench {
         votes = size.votes
     );
     sqlx::raw_sql(sqlx::AssertSqlSafe(seed))
-        .execute(&pool)
+        .execute(pool)
         .await
         .expect("seed");
-    for sql in ["VACUUM ANALYZE", "CHECKPOINT"] {
-        pool.execute(sql).await.expect(sql);
-    }
+    settle(pool, "").await;
     eprintln!("seeded in {:.1} s", started.elapsed().as_secs_f64());
+}
 
-    let base = spawn_server(&url, cleanup).await;
-    let http = reqwest::Client::new();
-    let login =
-        "mutation($p: String!) { login(username: \"bench-admin\", password: $p) { token } }";
+/// Logs `username` in with the bench password; returns the session token.
+async fn log_in(http: &reqwest::Client, graphql_url: &str, username: &str) -> String {
+    let body = json!({ "query": LOGIN, "variables": { "u": username, "p": PASSWORD } });
     let resp: Value = http
-        .post(format!("{base}/graphql"))
-        .json(&json!({ "query": login, "variables": { "p": PASSWORD } }))
+        .post(graphql_url)
+        .json(&body)
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let token = resp["data"]["login"]["token"]
-        .as_str()
-        .expect("login")
-        .to_owned();
-    let server_pid = cleanup.server.as_ref().unwrap().id();
-    Bench {
-        pool,
-        url,
-        http,
-        base,
-        token,
-        server_pid,
+    match resp["data"]["login"]["token"].as_str() {
+        Some(token) => token.to_owned(),
+        None => panic!("login: {resp}"),
     }
 }
 
@@ -288,56 +350,83 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-async fn wait_ready(url: &str) {
+/// Waits until the server on `port` answers `/readyz`; returns its base URL.
+async fn ready(port: u16) -> String {
+    let base = format!("http://127.0.0.1:{port}");
+    let url = format!("{base}/readyz");
     let http = reqwest::Client::new();
     for _ in 0..300 {
         if http
-            .get(url)
+            .get(&url)
             .send()
             .await
             .is_ok_and(|r| r.status().is_success())
         {
-            return;
+            return base;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("{url} never became ready");
 }
 
+/// `memberdesk [global_args] serve` on `port` against `url`, stdout discarded.
+fn serve_command(url: &str, port: u16, global_args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_memberdesk"));
+    command
+        .args(global_args)
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", url)
+        .stdout(Stdio::null());
+    command
+}
+
 /// Starts `memberdesk serve`, owned by the cleanup; returns its base URL.
 async fn spawn_server(url: &str, cleanup: &mut Cleanup) -> String {
     let port = free_port();
-    let server = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-        .env("DATABASE_URL", url)
+    let server = serve_command(url, port, &[])
         .env("MEMBERDESK_LOG", "error")
         // The storm's 64 logins all come from 127.0.0.1, and an attempt counts
         // against the address while it is in flight: the default of 50 would
         // refuse some as RATE_LIMITED. Real storms come from many addresses.
         .env("MEMBERDESK_LOGIN_LIMIT_PER_ADDRESS", "1000000")
-        .stdout(Stdio::null())
         .spawn()
         .expect("memberdesk serve");
     cleanup.server = Some(server);
-    let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&format!("{base}/readyz")).await;
-    base
+    ready(port).await
 }
 
 // ---- floors: the same effect, straight SQL, one connection, one transaction ----
 
-async fn floor_delete(pool: &PgPool, user: i64, cascade: bool) {
+/// What deleting a user does with the user's votes.
+#[derive(Clone, Copy)]
+enum VotePolicy {
+    Cascade,
+    SetNull,
+}
+
+impl VotePolicy {
+    fn graphql_name(self) -> &'static str {
+        match self {
+            VotePolicy::Cascade => "CASCADE",
+            VotePolicy::SetNull => "SET_NULL",
+        }
+    }
+
+    fn floor_statement(self) -> &'static str {
+        match self {
+            VotePolicy::Cascade => "DELETE FROM votes WHERE user_id = $1",
+            VotePolicy::SetNull => "UPDATE votes SET user_id = NULL WHERE user_id = $1",
+        }
+    }
+}
+
+async fn floor_delete(pool: &PgPool, user: i64, policy: VotePolicy) {
     let mut tx = pool.begin().await.unwrap();
-    let votes = if cascade {
-        "DELETE FROM votes WHERE user_id = $1"
-    } else {
-        "UPDATE votes SET user_id = NULL WHERE user_id = $1"
-    };
     for sql in [
         "SELECT id FROM users WHERE id = $1 FOR UPDATE",
         "INSERT INTO audit_entries (action, actor_username, target_user_id, target_repr)
          SELECT 'USER_DELETED', 'bench-admin', id, username FROM users WHERE id = $1",
-        votes,
+        policy.floor_statement(),
         "UPDATE questions SET created_by = NULL WHERE created_by = $1",
         "DELETE FROM sessions WHERE user_id = $1",
         "DELETE FROM user_groups WHERE user_id = $1",
@@ -516,9 +605,7 @@ async fn start_floor(url: String) -> String {
             .await
         })
     });
-    let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&format!("{base}/readyz")).await;
-    base
+    ready(port).await
 }
 
 struct Load {
@@ -597,10 +684,24 @@ enum Target {
     /// A target that applies at another size, shown but not judged.
     Elsewhere(&'static str),
     /// A target checked by the scenario itself.
-    Check(&'static str, bool),
+    Check {
+        label: &'static str,
+        met: bool,
+    },
     RatioMax(f64),
     RatioMin(f64),
     ValueMax(f64),
+}
+
+impl Target {
+    /// `RatioMax(max)` once `value` reaches `from`; below it, shown as `elsewhere`.
+    fn ratio_max_from(max: f64, value: i64, from: i64, elsewhere: &'static str) -> Target {
+        if value >= from {
+            Target::RatioMax(max)
+        } else {
+            Target::Elsewhere(elsewhere)
+        }
+    }
 }
 
 struct Row {
@@ -612,13 +713,32 @@ struct Row {
 }
 
 impl Row {
+    /// A row with no floor, only reported.
+    fn new(scenario: impl Into<String>, unit: &'static str, memberdesk: f64) -> Row {
+        Row {
+            scenario: scenario.into(),
+            unit,
+            memberdesk,
+            floor: None,
+            target: Target::Report,
+        }
+    }
+    fn vs(self, floor: f64) -> Row {
+        Row {
+            floor: Some(floor),
+            ..self
+        }
+    }
+    fn judged_by(self, target: Target) -> Row {
+        Row { target, ..self }
+    }
     fn ratio(&self) -> Option<f64> {
         self.floor.map(|f| self.memberdesk / f)
     }
     fn target(&self) -> String {
         match self.target {
             Target::Report => "report".into(),
-            Target::Elsewhere(t) | Target::Check(t, _) => t.into(),
+            Target::Elsewhere(t) | Target::Check { label: t, .. } => t.into(),
             Target::RatioMax(x) => format!("ratio <= {x}"),
             Target::RatioMin(x) => format!("ratio >= {x}"),
             Target::ValueMax(x) => format!("<= {x} {}", self.unit),
@@ -627,27 +747,11 @@ impl Row {
     fn met(&self) -> Option<bool> {
         match self.target {
             Target::Report | Target::Elsewhere(_) => None,
-            Target::Check(_, met) => Some(met),
+            Target::Check { met, .. } => Some(met),
             Target::RatioMax(x) => self.ratio().map(|r| r <= x),
             Target::RatioMin(x) => self.ratio().map(|r| r >= x),
             Target::ValueMax(x) => Some(self.memberdesk <= x),
         }
-    }
-}
-
-fn row(
-    scenario: String,
-    unit: &'static str,
-    memberdesk: f64,
-    floor: Option<f64>,
-    target: Target,
-) -> Row {
-    Row {
-        scenario,
-        unit,
-        memberdesk,
-        floor,
-        target,
     }
 }
 
@@ -682,381 +786,487 @@ fn print_table(size: &str, rows: &[Row]) {
     }
 }
 
-/// The SQL statements one page costs, for pages of 2, 10 and 50 users.
-async fn count_page_statements(b: &Bench) -> Vec<usize> {
-    // A second server that logs every statement as one JSON line on stderr.
-    let port = free_port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
-        .args([
-            "--log-format",
-            "json",
-            "serve",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("DATABASE_URL", &b.url)
-        .env("MEMBERDESK_LOG", "warn,sqlx::query=debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("memberdesk serve");
-    let lines = Arc::new(AtomicUsize::new(0));
-    let (stderr, seen) = (server.stderr.take().unwrap(), lines.clone());
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("sqlx::query") {
-                seen.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-    });
-    let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&format!("{base}/readyz")).await;
-    let mut counts = Vec::new();
-    for n in [2, 10, 50] {
-        let q = PAGE.replace("first: 50", &format!("first: {n}"));
-        let post = || {
-            b.http
-                .post(format!("{base}/graphql"))
-                .bearer_auth(&b.token)
-                .json(&json!({ "query": q }))
-        };
-        post().send().await.unwrap().bytes().await.unwrap(); // warm the pool and the statement cache
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let before = lines.load(Ordering::SeqCst);
-        post().send().await.unwrap().bytes().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        counts.push(lines.load(Ordering::SeqCst) - before);
-    }
-    let _ = Command::new("kill").arg(server.id().to_string()).status();
-    let _ = server.wait();
-    counts
-}
-
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let a = args();
-    let admin_url = std::env::var("MEMBERDESK_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let mut cleanup = Cleanup {
-        admin_url,
-        db: format!("memberdesk_bench_{}", std::process::id()),
-        server: None,
-    };
-    let b = setup(&a.size, &mut cleanup).await;
-    let (n, size, runs) = (a.size.votes, a.size.name.as_str(), a.runs);
-    let mut rows = Vec::new();
-    let started = Instant::now();
-
-    // 7, 8, 9: reads first, so the server's peak RSS is the read load's.
-    let floor_base = start_floor(b.url.clone()).await;
-    let ours_url = format!("{}/graphql", b.base);
-    let floor_url = format!("{floor_base}/graphql");
-    let post = |url: &str| {
-        b.http
-            .post(url)
-            .bearer_auth(&b.token)
-            .json(&json!({ "query": PAGE }))
-            .send()
-    };
-    let ours_page: Value = post(&ours_url).await.unwrap().json().await.unwrap();
-    let floor_json: Value = post(&floor_url).await.unwrap().json().await.unwrap();
-    assert_eq!(
-        ours_page["data"]["users"]["edges"].as_array().map(Vec::len),
-        Some(50),
-        "{ours_page}"
-    );
-    if ours_page != floor_json {
-        eprintln!(
-            "warning: the floor handler's page differs from memberdesk's:\n{ours_page}\n{floor_json}"
-        );
-    }
-    let secs = a.size.read_secs;
-    read_load(&b.http, &floor_url, &b.token, 1).await; // warm-up, both
-    read_load(&b.http, &ours_url, &b.token, 1).await;
-    let floor = read_load(&b.http, &floor_url, &b.token, secs).await;
-    reset_peak_rss(b.server_pid);
-    let ours = read_load(&b.http, &ours_url, &b.token, secs).await;
-    let rss = peak_rss_mib(b.server_pid);
-    let users_n = a.size.users;
-    let page = format!("users(first: 50) page, {users_n} users, {CLIENTS} clients");
-    rows.push(row(
-        format!("{page}: throughput"),
-        "req/s",
-        ours.rps,
-        Some(floor.rps),
-        Target::RatioMin(0.5),
-    ));
-    rows.push(row(
-        format!("{page}: p50"),
-        "ms",
-        ours.p50,
-        Some(floor.p50),
-        Target::Report,
-    ));
-    rows.push(row(
-        format!("{page}: p99"),
-        "ms",
-        ours.p99,
-        Some(floor.p99),
-        Target::Report,
-    ));
-    rows.push(row(
-        "same page vs PostGraphile 5's reported 1,400 req/s (other run)".into(),
-        "req/s",
-        ours.rps,
-        Some(1400.0),
-        Target::RatioMin(2.0),
-    ));
-    rows.push(row(
-        "peak RSS of the server, read load".into(),
-        "MiB",
-        rss,
-        None,
-        Target::ValueMax(100.0),
-    ));
-
-    // 8: 64 clients logging in back to back for the whole read window.
-    let storm_deadline = Instant::now() + Duration::from_secs(secs);
-    let logins = Arc::new(AtomicUsize::new(0));
-    let storm: Vec<_> = (1..=64)
-        .map(|k| {
-            let (http, url, logins) = (b.http.clone(), ours_url.clone(), logins.clone());
-            tokio::spawn(async move {
-                let q = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token } }";
-                while Instant::now() < storm_deadline {
-                    let body = json!({ "query": q, "variables": { "u": format!("member{k}"), "p": PASSWORD } });
-                    let resp: Value = http.post(&url).json(&body).send().await.unwrap().json().await.unwrap();
-                    assert!(resp["data"]["login"]["token"].is_string(), "{resp}");
-                    logins.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    let stormy = read_load(&b.http, &ours_url, &b.token, secs).await;
-    for t in storm {
-        t.await.unwrap();
-    }
-    let storm_rss = peak_rss_mib(b.server_pid);
-    rows.push(row(
-        "read p99 during a 64-client login storm / without".into(),
-        "ms",
-        stormy.p99,
-        Some(ours.p99),
-        Target::RatioMax(3.0),
-    ));
-    rows.push(row(
-        "login storm: logins/s (64 clients, argon2id)".into(),
-        "/s",
-        logins.load(Ordering::Relaxed) as f64 / secs as f64,
-        None,
-        Target::Report,
-    ));
-    rows.push(row(
-        "read throughput during the storm".into(),
-        "req/s",
-        stormy.rps,
-        Some(ours.rps),
-        Target::Report,
-    ));
-    rows.push(row(
-        "peak RSS of the server, read load + login storm".into(),
-        "MiB",
-        storm_rss,
-        None,
-        Target::Report,
-    ));
-
-    let counts = count_page_statements(&b).await;
-    let constant = counts.iter().all(|c| *c == counts[0]);
-    rows.push(row(
-        format!("SQL statements per page, first 2/10/50: {counts:?}"),
-        "",
-        counts[2] as f64,
-        Some(5.0),
-        Target::Check("constant", constant),
-    ));
-    eprintln!("reads done at {:.0} s", started.elapsed().as_secs_f64());
-
-    // 1, 2: deleteUser of a user with N votes.
-    for (policy, cascade) in [("CASCADE", true), ("SET_NULL", false)] {
-        let (mut ours, mut floor) = (Vec::new(), Vec::new());
-        let q =
-            format!("mutation($id: ID!) {{ deleteUser(id: $id, policy: {policy}) {{ deleted }} }}");
-        for run in 0..runs {
-            for side in [run % 2, 1 - run % 2] {
-                let v = b.victim(n).await;
-                if side == 0 {
-                    ours.push(ms(b.gql(&q, json!({ "id": enc(v) }))).await);
-                } else {
-                    floor.push(ms(floor_delete(&b.pool, v, cascade)).await);
-                }
-            }
-            b.sql("DELETE FROM votes WHERE user_id IS NULL").await; // keep the table the same size
-        }
-        let target = if n >= 100_000 {
-            Target::RatioMax(1.3)
-        } else {
-            Target::Elsewhere("<= 1.3 from 100k")
-        };
-        rows.push(row(
-            format!("deleteUser {policy}, user with {n} votes"),
-            "ms",
-            median(ours),
-            Some(median(floor)),
-            target,
-        ));
-    }
-
-    // 3: the plan of a deletion, as a query and as a dry run.
-    let v = b.victim(n).await;
-    let (mut plan, mut dry, mut floor) = (Vec::new(), Vec::new(), Vec::new());
-    let pq = "query($id: ID!) { deletionPlan(userId: $id, policy: CASCADE) { allowed deleted { relation count } detached { relation count } token } }";
-    let dq = "mutation($id: ID!) { deleteUser(id: $id, policy: CASCADE, dryRun: true) { deleted plan { token } } }";
-    b.gql(pq, json!({ "id": enc(v) })).await; // warm-up
-    for _ in 0..runs.max(5) {
-        plan.push(ms(b.gql(pq, json!({ "id": enc(v) }))).await);
-        dry.push(ms(b.gql(dq, json!({ "id": enc(v) }))).await);
-        floor.push(ms(floor_plan(&b.pool, v)).await);
-    }
-    let plan_target = || match n {
-        1_000_000.. => Target::RatioMax(1.5),
-        _ => Target::Elsewhere("<= 1.5 at 1M"),
-    };
-    let floor = median(floor);
-    rows.push(row(
-        format!("deletionPlan, user with {n} votes"),
-        "ms",
-        median(plan),
-        Some(floor),
-        plan_target(),
-    ));
-    rows.push(row(
-        format!("deleteUser dryRun, user with {n} votes"),
-        "ms",
-        median(dry),
-        Some(floor),
-        plan_target(),
-    ));
-    b.sql(&format!("DELETE FROM votes WHERE user_id = {v}"))
-        .await;
-
-    // 4: anonymizeUser must not grow with the votes.
-    let small = n.min(1_000);
-    let (mut with_small, mut with_n, mut floor) = (Vec::new(), Vec::new(), Vec::new());
-    let q = "mutation($id: ID!) { anonymizeUser(id: $id) { sessionsRevoked } }";
-    for _ in 0..runs {
-        for (votes, times) in [(small, &mut with_small), (n, &mut with_n)] {
-            let v = b.victim(votes).await;
-            times.push(ms(b.gql(q, json!({ "id": enc(v) }))).await);
-            b.sql(&format!("DELETE FROM votes WHERE user_id = {v}"))
-                .await;
-        }
-        let v = b.victim(n).await;
-        floor.push(ms(floor_anonymize(&b.pool, v)).await);
-        b.sql(&format!("DELETE FROM votes WHERE user_id = {v}"))
-            .await;
-    }
-    let with_n = median(with_n);
-    rows.push(row(
-        format!("anonymizeUser, {n} votes vs {small} votes"),
-        "ms",
-        with_n,
-        Some(median(with_small)),
-        match n {
-            100_000.. => Target::RatioMax(1.5),
-            _ => Target::Elsewhere("<= 1.5 from 100k"),
-        },
-    ));
-    rows.push(row(
-        format!("anonymizeUser, user with {n} votes vs floor"),
-        "ms",
-        with_n,
-        Some(median(floor)),
-        Target::Report,
-    ));
-    eprintln!("deletions done at {:.0} s", started.elapsed().as_secs_f64());
-
-    // 5: bulk deactivation of a dormant cohort (a tenth of the users, each in 3 groups).
-    let cohort = (a.size.users / 10).min(10_000);
-    let single = 200;
-    let cohorts = ((a.size.users - 100 - single) / cohort) as usize;
-    let bulk_runs = runs.min(cohorts / 2);
-    let (mut ours, mut floor) = (Vec::new(), Vec::new());
-    let q = "mutation { deactivateUsers(filter: { isActive: true, lastLoginBefore: \"2002-01-01T00:00:00Z\" }) { skipped { code } } }";
-    for k in 0..bulk_runs * 2 {
-        let from = 101 + k as i64 * cohort;
-        b.sql(&format!(
-            "UPDATE users SET last_login = '2001-01-01' WHERE id BETWEEN {from} AND {}",
-            from + cohort - 1
-        ))
-        .await;
-        b.sql("VACUUM ANALYZE users, user_groups").await;
-        b.sql("CHECKPOINT").await;
-        if (k + k / 2) % 2 == 0 {
-            ours.push(ms(b.gql(q, json!({}))).await);
-        } else {
-            floor.push(
-                ms(async { assert_eq!(floor_deactivate_dormant(&b.pool).await as i64, cohort) })
-                    .await,
-            );
-        }
-    }
-    rows.push(row(
-        format!("deactivateUsers by filter, {cohort} of {users_n} users in 3 groups"),
-        "ms",
-        median(ours),
-        Some(median(floor)),
-        match cohort {
-            10_000.. => Target::RatioMax(1.5),
-            _ => Target::Elsewhere("<= 1.5 at 10k"),
-        },
-    ));
-
-    // 6: deactivateUser, one at a time, end to end.
-    let mut latencies = Vec::new();
-    let q =
-        "mutation($id: ID!) { deactivateUser(id: $id) { sessionsRevoked removedGroups { name } } }";
-    for id in a.size.users - single + 1..=a.size.users {
-        latencies.push(ms(b.gql(q, json!({ "id": enc(id) }))).await);
-    }
-    latencies.sort_by(f64::total_cmp);
-    rows.push(row(
-        format!("deactivateUser single over HTTP: p50 ({single} users)"),
-        "ms",
-        percentile(&latencies, 0.5),
-        None,
-        Target::Report,
-    ));
-    rows.push(row(
-        format!("deactivateUser single over HTTP: p99 ({single} users)"),
-        "ms",
-        percentile(&latencies, 0.99),
-        None,
-        Target::Report,
-    ));
-    eprintln!("done at {:.0} s", started.elapsed().as_secs_f64());
-
-    print_table(size, &rows);
+/// The table, the machine line and, with `--json`, the same rows as JSON.
+async fn report(b: &Bench, a: &Args, rows: &[Row]) {
+    print_table(&a.size.name, rows);
     let version: String = sqlx::query_scalar("SELECT version()")
         .fetch_one(&b.pool)
         .await
         .unwrap();
     println!(
-        "\n{version}; {} cores; {runs} runs",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        "\n{version}; {} cores; {} runs",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        a.runs
     );
     if let Some(path) = &a.json {
-        let rows: Vec<Value> = rows
-            .iter()
-            .map(|r| {
-                json!({ "scenario": r.scenario, "size": size, "unit": r.unit, "memberdesk": r.memberdesk,
-                        "floor": r.floor, "ratio": r.ratio(), "target": r.target(), "met": r.met() })
+        write_json(path, a, &version, rows);
+    }
+}
+
+fn write_json(path: &str, a: &Args, version: &str, rows: &[Row]) {
+    let size = a.size.name.as_str();
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({ "scenario": r.scenario, "size": size, "unit": r.unit, "memberdesk": r.memberdesk,
+                    "floor": r.floor, "ratio": r.ratio(), "target": r.target(), "met": r.met() })
+        })
+        .collect();
+    let doc = json!({ "size": size, "votes": a.size.votes, "users": a.size.users, "runs": a.runs,
+                      "postgres": version, "rows": rows });
+    std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).expect("write --json file");
+}
+
+// ---- paired measurements ----
+
+/// Which side of a paired measurement runs: memberdesk over HTTP, or its floor.
+#[derive(Clone, Copy)]
+enum Side {
+    Memberdesk,
+    Floor,
+}
+
+impl Side {
+    /// The two sides in the order of run `run`: memberdesk first in even
+    /// runs, the floor first in odd ones, so neither always goes first.
+    fn order(run: usize) -> [Side; 2] {
+        if run.is_multiple_of(2) {
+            [Side::Memberdesk, Side::Floor]
+        } else {
+            [Side::Floor, Side::Memberdesk]
+        }
+    }
+}
+
+/// Milliseconds per run of memberdesk and of its floor.
+#[derive(Default)]
+struct Paired {
+    memberdesk: Vec<f64>,
+    floor: Vec<f64>,
+}
+
+impl Paired {
+    fn push(&mut self, side: Side, ms: f64) {
+        match side {
+            Side::Memberdesk => self.memberdesk.push(ms),
+            Side::Floor => self.floor.push(ms),
+        }
+    }
+
+    /// The medians of both sides as a row in milliseconds.
+    fn row(self, scenario: String, target: Target) -> Row {
+        Row::new(scenario, "ms", median(self.memberdesk))
+            .vs(median(self.floor))
+            .judged_by(target)
+    }
+}
+
+// ---- the scenarios, numbered as in benches/README.md ----
+
+/// Every scenario in order; reads first, so the server's peak RSS is the read load's.
+async fn run_scenarios(b: &Bench, a: &Args) -> Vec<Row> {
+    let (size, votes, runs) = (&a.size, a.size.votes, a.runs);
+    let started = Instant::now();
+    let progress = |what: &str| eprintln!("{what} at {:.0} s", started.elapsed().as_secs_f64());
+    let mut rows = read_rows(b, size).await;
+    progress("reads done");
+    for policy in [VotePolicy::Cascade, VotePolicy::SetNull] {
+        rows.push(delete_row(b, policy, votes, runs).await);
+    }
+    rows.extend(plan_rows(b, votes, runs).await);
+    rows.extend(anonymize_rows(b, votes, runs).await);
+    progress("deletions done");
+    rows.push(bulk_deactivate_row(b, size, runs).await);
+    rows.extend(single_deactivate_rows(b, size.users).await);
+    progress("done");
+    rows
+}
+
+/// 7, 8, 9: the users page under read load, beside its floor, then during a
+/// login storm, and the SQL statements one page costs.
+async fn read_rows(b: &Bench, size: &Size) -> Vec<Row> {
+    let urls = read_urls(b).await;
+    let quiet = QuietReads::measure(b, &urls, size.read_secs).await;
+    let storm = Storm::measure(b, &urls.memberdesk, size.read_secs).await;
+    let counts = count_page_statements(b).await;
+    let mut rows = quiet.rows(size.users);
+    rows.extend(storm.rows(&quiet.memberdesk));
+    rows.push(statements_row(&counts));
+    rows
+}
+
+/// Statements per page for 2, 10 and 50 users: the same count for all three.
+fn statements_row(counts: &[usize]) -> Row {
+    let constant = counts.iter().all(|c| *c == counts[0]);
+    Row::new(
+        format!("SQL statements per page, first 2/10/50: {counts:?}"),
+        "",
+        counts[2] as f64,
+    )
+    .vs(5.0)
+    .judged_by(Target::Check {
+        label: "constant",
+        met: constant,
+    })
+}
+
+/// Where memberdesk and its read floor serve the users page.
+struct ReadUrls {
+    memberdesk: String,
+    floor: String,
+}
+
+/// Starts the read floor and checks it serves the same page as memberdesk.
+async fn read_urls(b: &Bench) -> ReadUrls {
+    let floor_base = start_floor(b.url.clone()).await;
+    let urls = ReadUrls {
+        memberdesk: format!("{}/graphql", b.base),
+        floor: format!("{floor_base}/graphql"),
+    };
+    let ours = fetch_page(b, &urls.memberdesk).await;
+    let floor = fetch_page(b, &urls.floor).await;
+    assert_eq!(
+        ours["data"]["users"]["edges"].as_array().map(Vec::len),
+        Some(50),
+        "{ours}"
+    );
+    if ours != floor {
+        eprintln!("warning: the floor handler's page differs from memberdesk's:\n{ours}\n{floor}");
+    }
+    urls
+}
+
+async fn fetch_page(b: &Bench, url: &str) -> Value {
+    let request = b.http.post(url).bearer_auth(&b.token);
+    let resp = request.json(&json!({ "query": PAGE })).send().await;
+    resp.unwrap().json().await.unwrap()
+}
+
+/// The page under read load alone: memberdesk, its floor, the server's peak RSS.
+struct QuietReads {
+    memberdesk: Load,
+    floor: Load,
+    peak_rss: f64,
+}
+
+impl QuietReads {
+    async fn measure(b: &Bench, urls: &ReadUrls, secs: u64) -> QuietReads {
+        read_load(&b.http, &urls.floor, &b.token, 1).await; // warm-up, both
+        read_load(&b.http, &urls.memberdesk, &b.token, 1).await;
+        let floor = read_load(&b.http, &urls.floor, &b.token, secs).await;
+        reset_peak_rss(b.server_pid);
+        let memberdesk = read_load(&b.http, &urls.memberdesk, &b.token, secs).await;
+        QuietReads {
+            memberdesk,
+            floor,
+            peak_rss: peak_rss_mib(b.server_pid),
+        }
+    }
+
+    fn rows(&self, users: i64) -> Vec<Row> {
+        let (ours, floor) = (&self.memberdesk, &self.floor);
+        let page = format!("users(first: 50) page, {users} users, {CLIENTS} clients");
+        vec![
+            Row::new(format!("{page}: throughput"), "req/s", ours.rps)
+                .vs(floor.rps)
+                .judged_by(Target::RatioMin(0.5)),
+            Row::new(format!("{page}: p50"), "ms", ours.p50).vs(floor.p50),
+            Row::new(format!("{page}: p99"), "ms", ours.p99).vs(floor.p99),
+            Row::new(
+                "same page vs PostGraphile 5's reported 1,400 req/s (other run)",
+                "req/s",
+                ours.rps,
+            )
+            .vs(1400.0)
+            .judged_by(Target::RatioMin(2.0)),
+            Row::new("peak RSS of the server, read load", "MiB", self.peak_rss)
+                .judged_by(Target::ValueMax(100.0)),
+        ]
+    }
+}
+
+/// The page under read load while `STORM_CLIENTS` clients log in back to back.
+struct Storm {
+    reads: Load,
+    logins_per_sec: f64,
+    peak_rss: f64,
+}
+
+impl Storm {
+    async fn measure(b: &Bench, url: &str, secs: u64) -> Storm {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let logins = Arc::new(AtomicUsize::new(0));
+        let storm: Vec<_> = (1..=STORM_CLIENTS)
+            .map(|k| {
+                let (http, url, logins) = (b.http.clone(), url.to_owned(), logins.clone());
+                tokio::spawn(async move {
+                    while Instant::now() < deadline {
+                        log_in(&http, &url, &format!("member{k}")).await;
+                        logins.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
             })
             .collect();
-        let doc = json!({ "size": size, "votes": n, "users": users_n, "runs": runs, "postgres": version, "rows": rows });
-        std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap())
-            .expect("write --json file");
+        let reads = read_load(&b.http, url, &b.token, secs).await;
+        for t in storm {
+            t.await.unwrap();
+        }
+        Storm {
+            reads,
+            logins_per_sec: logins.load(Ordering::Relaxed) as f64 / secs as f64,
+            peak_rss: peak_rss_mib(b.server_pid),
+        }
     }
-    drop(b);
+
+    fn rows(&self, quiet: &Load) -> Vec<Row> {
+        vec![
+            Row::new(
+                "read p99 during a 64-client login storm / without",
+                "ms",
+                self.reads.p99,
+            )
+            .vs(quiet.p99)
+            .judged_by(Target::RatioMax(3.0)),
+            Row::new(
+                "login storm: logins/s (64 clients, argon2id)",
+                "/s",
+                self.logins_per_sec,
+            ),
+            Row::new("read throughput during the storm", "req/s", self.reads.rps).vs(quiet.rps),
+            Row::new(
+                "peak RSS of the server, read load + login storm",
+                "MiB",
+                self.peak_rss,
+            ),
+        ]
+    }
+}
+
+/// A second server that logs every statement as one JSON line on stderr,
+/// and the number of statement lines it has logged so far.
+struct LoggingServer {
+    server: Child,
+    statements: Arc<AtomicUsize>,
+    base: String,
+}
+
+impl LoggingServer {
+    async fn start(url: &str) -> LoggingServer {
+        let port = free_port();
+        let mut server = serve_command(url, port, &["--log-format", "json"])
+            .env("MEMBERDESK_LOG", "warn,sqlx::query=debug")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("memberdesk serve");
+        let statements = Arc::new(AtomicUsize::new(0));
+        let (stderr, seen) = (server.stderr.take().unwrap(), statements.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("sqlx::query") {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        let base = ready(port).await;
+        LoggingServer {
+            server,
+            statements,
+            base,
+        }
+    }
+
+    /// The statements of one page of `first` users, after a warm-up request.
+    async fn statements_per_page(&self, b: &Bench, first: usize) -> usize {
+        let q = PAGE.replace("first: 50", &format!("first: {first}"));
+        let post = || {
+            b.http
+                .post(format!("{}/graphql", self.base))
+                .bearer_auth(&b.token)
+                .json(&json!({ "query": q }))
+        };
+        post().send().await.unwrap().bytes().await.unwrap(); // warm the pool and the statement cache
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let before = self.statements.load(Ordering::SeqCst);
+        post().send().await.unwrap().bytes().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.statements.load(Ordering::SeqCst) - before
+    }
+}
+
+impl Drop for LoggingServer {
+    fn drop(&mut self) {
+        stop(&mut self.server);
+    }
+}
+
+/// The SQL statements one page costs, for pages of 2, 10 and 50 users.
+async fn count_page_statements(b: &Bench) -> Vec<usize> {
+    let server = LoggingServer::start(&b.url).await;
+    let mut counts = Vec::new();
+    for first in [2, 10, 50] {
+        counts.push(server.statements_per_page(b, first).await);
+    }
+    counts
+}
+
+/// 1, 2: deleteUser of a user with N votes, beside its floor.
+async fn delete_row(b: &Bench, policy: VotePolicy, votes: i64, runs: usize) -> Row {
+    let name = policy.graphql_name();
+    let q = format!("mutation($id: ID!) {{ deleteUser(id: $id, policy: {name}) {{ deleted }} }}");
+    let mut times = Paired::default();
+    for run in 0..runs {
+        for side in Side::order(run) {
+            let v = b.victim(votes).await;
+            let took = match side {
+                Side::Memberdesk => ms(b.gql(&q, user_id_var(v))).await,
+                Side::Floor => ms(floor_delete(&b.pool, v, policy)).await,
+            };
+            times.push(side, took);
+        }
+        b.sql("DELETE FROM votes WHERE user_id IS NULL").await; // keep the table the same size
+    }
+    times.row(
+        format!("deleteUser {name}, user with {votes} votes"),
+        Target::ratio_max_from(1.3, votes, 100_000, "<= 1.3 from 100k"),
+    )
+}
+
+/// 3: the plan of a deletion, as a query and as a dry run, against one floor.
+async fn plan_rows(b: &Bench, votes: i64, runs: usize) -> Vec<Row> {
+    let v = b.victim(votes).await;
+    let (mut plan, mut dry, mut floor) = (Vec::new(), Vec::new(), Vec::new());
+    let pq = "query($id: ID!) { deletionPlan(userId: $id, policy: CASCADE) { allowed deleted { relation count } detached { relation count } token } }";
+    let dq = "mutation($id: ID!) { deleteUser(id: $id, policy: CASCADE, dryRun: true) { deleted plan { token } } }";
+    b.gql(pq, user_id_var(v)).await; // warm-up
+    for _ in 0..runs.max(5) {
+        plan.push(ms(b.gql(pq, user_id_var(v))).await);
+        dry.push(ms(b.gql(dq, user_id_var(v))).await);
+        floor.push(ms(floor_plan(&b.pool, v)).await);
+    }
+    let target = || Target::ratio_max_from(1.5, votes, 1_000_000, "<= 1.5 at 1M");
+    let floor = median(floor);
+    let rows = vec![
+        Row::new(
+            format!("deletionPlan, user with {votes} votes"),
+            "ms",
+            median(plan),
+        )
+        .vs(floor)
+        .judged_by(target()),
+        Row::new(
+            format!("deleteUser dryRun, user with {votes} votes"),
+            "ms",
+            median(dry),
+        )
+        .vs(floor)
+        .judged_by(target()),
+    ];
+    b.drop_votes(v).await;
+    rows
+}
+
+/// 4: anonymizeUser must not grow with the votes; and beside its floor.
+async fn anonymize_rows(b: &Bench, votes: i64, runs: usize) -> Vec<Row> {
+    let small = votes.min(1_000);
+    let (mut with_small, mut with_n, mut floor) = (Vec::new(), Vec::new(), Vec::new());
+    let q = "mutation($id: ID!) { anonymizeUser(id: $id) { sessionsRevoked } }";
+    for _ in 0..runs {
+        for (victim_votes, times) in [(small, &mut with_small), (votes, &mut with_n)] {
+            let v = b.victim(victim_votes).await;
+            times.push(ms(b.gql(q, user_id_var(v))).await);
+            b.drop_votes(v).await;
+        }
+        let v = b.victim(votes).await;
+        floor.push(ms(floor_anonymize(&b.pool, v)).await);
+        b.drop_votes(v).await;
+    }
+    let with_n = median(with_n);
+    vec![
+        Row::new(
+            format!("anonymizeUser, {votes} votes vs {small} votes"),
+            "ms",
+            with_n,
+        )
+        .vs(median(with_small))
+        .judged_by(Target::ratio_max_from(
+            1.5,
+            votes,
+            100_000,
+            "<= 1.5 from 100k",
+        )),
+        Row::new(
+            format!("anonymizeUser, user with {votes} votes vs floor"),
+            "ms",
+            with_n,
+        )
+        .vs(median(floor)),
+    ]
+}
+
+/// 5: bulk deactivation of a dormant cohort (a tenth of the users, each in
+/// 3 groups), a fresh cohort for every measurement, beside its floor.
+async fn bulk_deactivate_row(b: &Bench, size: &Size, runs: usize) -> Row {
+    let cohort = (size.users / 10).min(10_000);
+    let cohorts = ((size.users - 100 - SINGLE_DEACTIVATIONS) / cohort) as usize;
+    let q = format!(
+        "mutation {{ deactivateUsers(filter: {{ isActive: true, lastLoginBefore: \"{DORMANT_BEFORE}\" }}) {{ skipped {{ code }} }} }}"
+    );
+    let mut times = Paired::default();
+    let sides = (0..runs.min(cohorts / 2)).flat_map(Side::order);
+    for (k, side) in sides.enumerate() {
+        make_dormant(b, 101 + k as i64 * cohort, cohort).await;
+        let took = match side {
+            Side::Memberdesk => ms(b.gql(&q, json!({}))).await,
+            Side::Floor => {
+                ms(async { assert_eq!(floor_deactivate_dormant(&b.pool).await as i64, cohort) })
+                    .await
+            }
+        };
+        times.push(side, took);
+    }
+    times.row(
+        format!(
+            "deactivateUsers by filter, {cohort} of {} users in 3 groups",
+            size.users
+        ),
+        Target::ratio_max_from(1.5, cohort, 10_000, "<= 1.5 at 10k"),
+    )
+}
+
+/// Makes `count` users from id `from` on dormant (last login in 2001).
+async fn make_dormant(b: &Bench, from: i64, count: i64) {
+    b.sql(&format!(
+        "UPDATE users SET last_login = '2001-01-01' WHERE id BETWEEN {from} AND {}",
+        from + count - 1
+    ))
+    .await;
+    settle(&b.pool, "users, user_groups").await;
+}
+
+/// 6: deactivateUser, one at a time, end to end, on the last users.
+async fn single_deactivate_rows(b: &Bench, users: i64) -> Vec<Row> {
+    let mut latencies = Vec::new();
+    let q =
+        "mutation($id: ID!) { deactivateUser(id: $id) { sessionsRevoked removedGroups { name } } }";
+    for id in users - SINGLE_DEACTIVATIONS + 1..=users {
+        latencies.push(ms(b.gql(q, user_id_var(id))).await);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let scenario =
+        |q| format!("deactivateUser single over HTTP: {q} ({SINGLE_DEACTIVATIONS} users)");
+    vec![
+        Row::new(scenario("p50"), "ms", percentile(&latencies, 0.5)),
+        Row::new(scenario("p99"), "ms", percentile(&latencies, 0.99)),
+    ]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args = args();
+    let mut cleanup = Cleanup::for_this_process();
+    let bench = setup(&args.size, &mut cleanup).await;
+    let rows = run_scenarios(&bench, &args).await;
+    report(&bench, &args, &rows).await;
+    drop(bench);
     drop(cleanup);
 }

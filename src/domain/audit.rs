@@ -63,21 +63,22 @@ pub enum Target<'a> {
     Other(String),
 }
 
-/// One entry per user in `user_ids`, `details[i]` for the i-th (bulk operations).
+/// One entry per user in `targets`, `details[i]` for the i-th (bulk operations).
 pub async fn record_for_users(
     ex: &mut PgConnection,
     by: By<'_>,
     action: AuditAction,
-    user_ids: &[i64],
+    targets: &[&UserRow],
     reason: Option<&str>,
     details: &[Value],
 ) -> sqlx::Result<u64> {
+    let targets: Vec<(i64, &str)> = targets.iter().map(|u| (u.id, u.username.as_str())).collect();
     audit::insert_for_users(
         ex,
         action.as_str(),
         by.id,
         by.username,
-        user_ids,
+        &targets,
         reason,
         details,
     )

@@ -307,12 +307,13 @@ pub async fn deactivate_users_in(
     let (records, sessions) =
         deactivations::deactivate(&mut tx, &ids, removal(&options), reason.as_deref()).await?;
     let details = bulk_details(&records, sessions, &was_active);
-    let record_ids: Vec<i64> = records.iter().map(|r| r.user_id).collect();
+    let by_id: BTreeMap<i64, &UserRow> = eligible.iter().map(|u| (u.id, *u)).collect();
+    let targets: Vec<&UserRow> = records.iter().filter_map(|r| by_id.get(&r.user_id).copied()).collect();
     audit::record_for_users(
         &mut tx,
         actor.into(),
         AuditAction::UserDeactivated,
-        &record_ids,
+        &targets,
         reason.as_deref(),
         &details,
     )

@@ -58,50 +58,40 @@ pub async fn insert(ex: impl PgExecutor<'_>, e: NewEntry<'_>) -> sqlx::Result<i6
     .await
 }
 
-/// One entry per user of `user_ids` (with `details[i]` for the i-th), the
-/// target snapshots read from the users table: a bulk operation's audit
-/// trail in two statements (the folds are Rust's, see [`fill_folds`]).
+/// One entry per target (with `details[i]` for the i-th), the target
+/// snapshots read from the users table and their folds computed here from
+/// the usernames given (the same, as the rows are locked): a bulk
+/// operation's audit trail in one statement.
 pub async fn insert_for_users(
     ex: &mut PgConnection,
     action: &str,
     actor_id: Option<i64>,
     actor_username: &str,
-    user_ids: &[i64],
+    targets: &[(i64, &str)],
     reason: Option<&str>,
     details: &[serde_json::Value],
 ) -> sqlx::Result<u64> {
-    let ids: Vec<i64> = sqlx::query_scalar(
+    let ids: Vec<i64> = targets.iter().map(|(id, _)| *id).collect();
+    let folds: Vec<String> = targets.iter().map(|(_, name)| username_fold(name)).collect();
+    let done = sqlx::query(
         "INSERT INTO audit_entries (action, actor_id, actor_username, target_user_id, target_repr, reason, details,
-                                    actor_username_fold)
-         SELECT $1, $2, $3, u.id, u.username, $5, d.details, $7
-           FROM unnest($4::bigint[], $6::jsonb[]) WITH ORDINALITY AS d(user_id, details, n)
+                                    actor_username_fold, target_repr_fold)
+         SELECT $1, $2, $3, u.id, u.username, $5, d.details, $7, d.fold
+           FROM unnest($4::bigint[], $6::jsonb[], $8::text[]) WITH ORDINALITY AS d(user_id, details, fold, n)
            JOIN users u ON u.id = d.user_id
-          ORDER BY d.n
-         RETURNING id",
+          ORDER BY d.n",
     )
     .bind(action)
     .bind(actor_id)
     .bind(actor_username)
-    .bind(user_ids)
+    .bind(&ids)
     .bind(reason)
     .bind(details)
     .bind(username_fold(actor_username))
-    .fetch_all(&mut *ex)
+    .bind(&folds)
+    .execute(&mut *ex)
     .await?;
-    fill_folds_of(ex, &ids).await?;
-    Ok(ids.len() as u64)
-}
-
-/// Computes the missing folds of the entries `ids`.
-async fn fill_folds_of(ex: &mut PgConnection, ids: &[i64]) -> sqlx::Result<u64> {
-    let rows: Vec<(i64, Option<String>, String)> = sqlx::query_as(
-        "SELECT id, actor_username, target_repr FROM audit_entries
-          WHERE id = ANY($1) AND target_repr_fold IS NULL",
-    )
-    .bind(ids)
-    .fetch_all(&mut *ex)
-    .await?;
-    write_folds(ex, &rows).await
+    Ok(done.rows_affected())
 }
 
 async fn write_folds(

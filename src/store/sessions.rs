@@ -33,6 +33,19 @@ pub struct SessionUser {
     pub permissions: Vec<String>,
 }
 
+/// The caller's effective permission keys, as a column of a query over
+/// `users u`: every permission for a superuser, else direct and via groups.
+macro_rules! effective_permissions {
+    () => {
+        "ARRAY(SELECT p.app_label || '.' || p.codename FROM permissions p \
+               WHERE u.is_superuser \
+                  OR p.id IN (SELECT permission_id FROM user_permissions WHERE user_id = u.id) \
+                  OR p.id IN (SELECT gp.permission_id FROM group_permissions gp \
+                              JOIN user_groups ug ON ug.group_id = gp.group_id WHERE ug.user_id = u.id) \
+               ORDER BY 1) AS permissions"
+    };
+}
+
 /// Also ends sessions unused for `idle`. Use extends a session, but its
 /// `last_seen_at` is written only when over a minute old: one write per
 /// session and minute, not one per request. The write rides in the same
@@ -42,16 +55,11 @@ pub async fn find_live(
     token_digest: &[u8],
     idle: chrono::Duration,
 ) -> sqlx::Result<Option<SessionUser>> {
-    sqlx::query_as(
+    sqlx::query_as(concat!(
         "WITH live AS ( \
-           SELECT s.id AS session_id, s.last_seen_at, u.id AS user_id, u.username, u.is_staff, u.is_superuser, \
-                  ARRAY(SELECT p.app_label || '.' || p.codename FROM permissions p \
-                        WHERE u.is_superuser \
-                           OR p.id IN (SELECT permission_id FROM user_permissions WHERE user_id = u.id) \
-                           OR p.id IN (SELECT gp.permission_id FROM group_permissions gp \
-                                       JOIN user_groups ug ON ug.group_id = gp.group_id WHERE ug.user_id = u.id) \
-                        ORDER BY 1) AS permissions \
-           FROM sessions s JOIN users u ON u.id = s.user_id \
+           SELECT s.id AS session_id, s.last_seen_at, u.id AS user_id, u.username, u.is_staff, u.is_superuser, ",
+        effective_permissions!(),
+        " FROM sessions s JOIN users u ON u.id = s.user_id \
            WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now() AND u.is_active \
              AND s.last_seen_at > now() - make_interval(secs => $2) \
          ), seen AS ( \
@@ -59,7 +67,7 @@ pub async fn find_live(
            WHERE sessions.id = live.session_id AND live.last_seen_at < now() - interval '1 minute' \
          ) \
          SELECT session_id, user_id, username, is_staff, is_superuser, permissions FROM live",
-    )
+    ))
     .bind(token_digest)
     .bind(idle.num_milliseconds() as f64 / 1000.0)
     .fetch_optional(ex)
@@ -74,18 +82,13 @@ pub async fn find_live_for_share(
     ex: impl PgExecutor<'_>,
     session_id: i64,
 ) -> sqlx::Result<Option<SessionUser>> {
-    sqlx::query_as(
-        "SELECT s.id AS session_id, u.id AS user_id, u.username, u.is_staff, u.is_superuser, \
-                ARRAY(SELECT p.app_label || '.' || p.codename FROM permissions p \
-                      WHERE u.is_superuser \
-                         OR p.id IN (SELECT permission_id FROM user_permissions WHERE user_id = u.id) \
-                         OR p.id IN (SELECT gp.permission_id FROM group_permissions gp \
-                                     JOIN user_groups ug ON ug.group_id = gp.group_id WHERE ug.user_id = u.id) \
-                      ORDER BY 1) AS permissions \
-         FROM sessions s JOIN users u ON u.id = s.user_id \
+    sqlx::query_as(concat!(
+        "SELECT s.id AS session_id, u.id AS user_id, u.username, u.is_staff, u.is_superuser, ",
+        effective_permissions!(),
+        " FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > now() AND u.is_active \
          FOR SHARE OF u",
-    )
+    ))
     .bind(session_id)
     .fetch_optional(ex)
     .await

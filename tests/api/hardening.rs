@@ -244,15 +244,7 @@ async fn until_closed(
 }
 
 async fn stalled_count(app: &TestApp, phase: &str) -> u64 {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     let series = format!("memberdesk_http_stalled_clients_total{{phase=\"{phase}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(series.as_str()))

@@ -282,6 +282,12 @@ impl TestApp {
         (user, token)
     }
 
+    /// The text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let resp = self.client.get(format!("{}/metrics", self.addr)).send().await;
+        resp.expect("GET /metrics").text().await.expect("metrics text")
+    }
+
     /// Counts rows of a table (a test-only read; table names are literals).
     pub async fn count(&self, sql: &'static str) -> i64 {
         sqlx::query_scalar(sql)

@@ -394,15 +394,7 @@ async fn allowed_labels(app: &TestApp) -> HashSet<String> {
 
 /// The `operation` labels of `memberdesk_graphql_requests_total` in `/metrics`.
 async fn request_labels(app: &TestApp) -> HashSet<String> {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     text.lines()
         .filter_map(|l| l.strip_prefix("memberdesk_graphql_requests_total{operation=\""))
         .filter_map(|l| l.split('"').next())

@@ -214,15 +214,7 @@ async fn no_takeover_of_a_better_endowed_account() {
     assert_eq!(code, "FORBIDDEN");
     assert_eq!(snapshot(app.pool()).await, before);
     // Refusals are counted for the operators.
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     let forbidden = metrics
         .lines()
         .find(|l| l.starts_with("memberdesk_graphql_errors_total{code=\"FORBIDDEN\"}"))

@@ -17,13 +17,42 @@ use super::actor::CurrentUser;
 use crate::error::AppError;
 use crate::store::users::UserRow;
 
+// The seeded permission catalog (migration 0001), as `app.codename` keys.
+// Guards and rules name these constants, never string literals: a typo in a
+// literal compiles and silently forbids everyone. `CATALOG` is checked
+// against the seeded rows by `tests/api/guards.rs`.
 pub const VIEW_USER: &str = "auth.view_user";
 pub const ADD_USER: &str = "auth.add_user";
 pub const CHANGE_USER: &str = "auth.change_user";
 pub const DELETE_USER: &str = "auth.delete_user";
+pub const VIEW_GROUP: &str = "auth.view_group";
 pub const ADD_GROUP: &str = "auth.add_group";
 pub const CHANGE_GROUP: &str = "auth.change_group";
+pub const DELETE_GROUP: &str = "auth.delete_group";
+pub const VIEW_QUESTION: &str = "polls.view_question";
 pub const ADD_QUESTION: &str = "polls.add_question";
+pub const CHANGE_QUESTION: &str = "polls.change_question";
+pub const DELETE_QUESTION: &str = "polls.delete_question";
+pub const VIEW_VOTE: &str = "polls.view_vote";
+pub const VIEW_LOGENTRY: &str = "admin.view_logentry";
+
+/// Every permission memberdesk seeds.
+pub const CATALOG: [&str; 14] = [
+    VIEW_USER,
+    ADD_USER,
+    CHANGE_USER,
+    DELETE_USER,
+    VIEW_GROUP,
+    ADD_GROUP,
+    CHANGE_GROUP,
+    DELETE_GROUP,
+    VIEW_QUESTION,
+    ADD_QUESTION,
+    CHANGE_QUESTION,
+    DELETE_QUESTION,
+    VIEW_VOTE,
+    VIEW_LOGENTRY,
+];
 
 /// What an operation asks of its caller.
 #[derive(Debug, Clone, Copy)]

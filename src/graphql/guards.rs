@@ -1,7 +1,7 @@
 //! The guard layer: who may call a field, declared on the field itself.
 //!
 //! ```ignore
-//! #[graphql(guard = "Require::Permission(\"auth.change_user\")")]
+//! #[graphql(guard = "Require::Permission(CHANGE_USER)")]
 //! async fn update_user(...)
 //! ```
 //!
@@ -23,11 +23,11 @@ pub use crate::domain::access::Rule as Require;
 
 /// Django's rule: whoever may change an object may also view it.
 pub const VIEW_USER: &[&str] = &[VIEW_USER_PERMISSION, access::CHANGE_USER];
-pub const VIEW_GROUP: &[&str] = &["auth.view_group", access::CHANGE_GROUP];
-pub const VIEW_VOTE: &[&str] = &["polls.view_vote"];
-pub const VIEW_AUDIT: &[&str] = &["admin.view_logentry"];
+pub const VIEW_GROUP: &[&str] = &[access::VIEW_GROUP, access::CHANGE_GROUP];
+pub const VIEW_VOTE: &[&str] = &[access::VIEW_VOTE];
+pub const VIEW_AUDIT: &[&str] = &[access::VIEW_LOGENTRY];
 /// An export shows the user, their votes and their audit trail.
-pub const EXPORT_USER_DATA: &[&str] = &[VIEW_USER_PERMISSION, "polls.view_vote", "admin.view_logentry"];
+pub const EXPORT_USER_DATA: &[&str] = &[VIEW_USER_PERMISSION, access::VIEW_VOTE, access::VIEW_LOGENTRY];
 
 /// The rule applied to the caller this request authenticated.
 fn check_now(rule: &Require, ctx: &Context<'_>) -> Result<(), AppError> {

@@ -6,6 +6,7 @@
 use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
 
 use super::context::ContextExt;
+use crate::domain::access::{CHANGE_USER, DELETE_USER};
 use super::guards::{EXPORT_USER_DATA, Require};
 use super::mutation;
 use super::query::UserFilter;
@@ -241,7 +242,7 @@ pub struct LifecycleQuery;
 #[Object]
 impl LifecycleQuery {
     /// What `deleteUser` would do under `policy`; changes nothing. Needs `auth.delete_user`.
-    #[graphql(guard = "Require::Permission(\"auth.delete_user\")")]
+    #[graphql(guard = "Require::Permission(DELETE_USER)")]
     async fn deletion_plan(
         &self,
         ctx: &Context<'_>,
@@ -284,7 +285,7 @@ impl LifecycleMutation {
     /// asked, takes away groups, direct permissions and the staff flag,
     /// remembering them. Idempotent. Needs `auth.change_user`; a superuser's
     /// account only by a superuser; never yourself.
-    #[graphql(guard = "Require::Permission(\"auth.change_user\")")]
+    #[graphql(guard = "Require::Permission(CHANGE_USER)")]
     async fn deactivate_user(
         &self,
         ctx: &Context<'_>,
@@ -319,7 +320,7 @@ impl LifecycleMutation {
     /// direct permissions and staff flag the deactivation took (you must hold
     /// every permission that brings back; the staff flag only by a superuser).
     /// Needs `auth.change_user`.
-    #[graphql(guard = "Require::Permission(\"auth.change_user\")")]
+    #[graphql(guard = "Require::Permission(CHANGE_USER)")]
     async fn reactivate_user(
         &self,
         ctx: &Context<'_>,
@@ -362,7 +363,7 @@ impl LifecycleMutation {
     /// one transaction. Users you may not act on, or already inactive with
     /// nothing left to take, are skipped with a code. `dryRun` reports the
     /// same without changing anything. Needs `auth.change_user`.
-    #[graphql(guard = "Require::Permission(\"auth.change_user\")")]
+    #[graphql(guard = "Require::Permission(CHANGE_USER)")]
     async fn deactivate_users(
         &self,
         ctx: &Context<'_>,
@@ -410,7 +411,7 @@ impl LifecycleMutation {
     /// returns the plan. With `planToken` (from `deletionPlan`), deletes only
     /// if the plan is unchanged, else `PLAN_CHANGED`. Needs `auth.delete_user`;
     /// a superuser's account only by a superuser; never yourself.
-    #[graphql(guard = "Require::Permission(\"auth.delete_user\")")]
+    #[graphql(guard = "Require::Permission(DELETE_USER)")]
     async fn delete_user(
         &self,
         ctx: &Context<'_>,

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
 use super::context::ContextExt;
+use crate::domain::access::{ADD_GROUP, ADD_QUESTION, ADD_USER, CHANGE_GROUP, CHANGE_USER};
 use super::guards::Require;
 use super::types::{Group, Question, User, Vote};
 use crate::domain::{accounts, groups, polls};
@@ -115,7 +116,7 @@ impl MutationRoot {
     }
 
     /// Needs `auth.add_user`; `isStaff` and `isSuperuser` only by a superuser.
-    #[graphql(guard = "Require::Permission(\"auth.add_user\")")]
+    #[graphql(guard = "Require::Permission(ADD_USER)")]
     async fn create_user(
         &self,
         ctx: &Context<'_>,
@@ -141,7 +142,7 @@ impl MutationRoot {
     }
 
     /// Needs `auth.change_user`; the flags and superusers' accounts only by a superuser.
-    #[graphql(guard = "Require::Permission(\"auth.change_user\")")]
+    #[graphql(guard = "Require::Permission(CHANGE_USER)")]
     async fn update_user(
         &self,
         ctx: &Context<'_>,
@@ -190,7 +191,7 @@ impl MutationRoot {
     }
 
     /// Needs `auth.add_group`, and holding every permission given to the group.
-    #[graphql(guard = "Require::Permission(\"auth.add_group\")")]
+    #[graphql(guard = "Require::Permission(ADD_GROUP)")]
     async fn create_group(
         &self,
         ctx: &Context<'_>,
@@ -208,7 +209,7 @@ impl MutationRoot {
 
     /// Replaces the group's permissions (as `app.codename`). Needs
     /// `auth.change_group`, and holding every permission it adds.
-    #[graphql(guard = "Require::Permission(\"auth.change_group\")")]
+    #[graphql(guard = "Require::Permission(CHANGE_GROUP)")]
     async fn set_group_permissions(
         &self,
         ctx: &Context<'_>,
@@ -223,7 +224,7 @@ impl MutationRoot {
     }
 
     /// Needs `auth.change_user`, and holding every permission the group carries.
-    #[graphql(guard = "Require::Permission(\"auth.change_user\")")]
+    #[graphql(guard = "Require::Permission(CHANGE_USER)")]
     async fn add_user_to_group(
         &self,
         ctx: &Context<'_>,
@@ -241,7 +242,7 @@ impl MutationRoot {
     }
 
     /// Takes the user out of the group. Needs `auth.change_user`.
-    #[graphql(guard = "Require::Permission(\"auth.change_user\")")]
+    #[graphql(guard = "Require::Permission(CHANGE_USER)")]
     async fn remove_user_from_group(
         &self,
         ctx: &Context<'_>,
@@ -259,7 +260,7 @@ impl MutationRoot {
 
     /// Grants `permission` (`app.codename`) directly. Needs `auth.change_user`
     /// and holding the permission yourself.
-    #[graphql(guard = "Require::Permission(\"auth.change_user\")")]
+    #[graphql(guard = "Require::Permission(CHANGE_USER)")]
     async fn grant_permission(
         &self,
         ctx: &Context<'_>,
@@ -280,7 +281,7 @@ impl MutationRoot {
     }
 
     /// Revokes a permission granted directly (those held through groups stay). Needs `auth.change_user`.
-    #[graphql(guard = "Require::Permission(\"auth.change_user\")")]
+    #[graphql(guard = "Require::Permission(CHANGE_USER)")]
     async fn revoke_permission(
         &self,
         ctx: &Context<'_>,
@@ -298,7 +299,7 @@ impl MutationRoot {
     }
 
     /// A question with 2 to 20 choices. Needs `polls.add_question`.
-    #[graphql(guard = "Require::Permission(\"polls.add_question\")")]
+    #[graphql(guard = "Require::Permission(ADD_QUESTION)")]
     async fn create_question(
         &self,
         ctx: &Context<'_>,

@@ -715,3 +715,23 @@ async fn anyone_active_may_set_their_own_password() {
     )
     .await;
 }
+
+/// The permission constants the guards and rules name are exactly the
+/// permissions the migrations seed: a constant with a typo, or a seeded
+/// permission without a constant, fails here instead of forbidding everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permission_constants_are_the_seeded_catalog() {
+    let app = TestApp::spawn().await;
+    let mut seeded: Vec<String> =
+        sqlx::query_scalar("SELECT app_label || '.' || codename FROM permissions")
+            .fetch_all(app.pool())
+            .await
+            .unwrap();
+    seeded.sort();
+    let mut named: Vec<String> = memberdesk::domain::access::CATALOG
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+    named.sort();
+    assert_eq!(seeded, named);
+}

@@ -221,25 +221,7 @@ async fn run(command: Command) -> Result<(), String> {
             username,
             email,
             password_stdin,
-        } => {
-            let policy = Settings::from_env()?.password_policy;
-            let password = read_password(password_stdin)?;
-            let (pool, _) = open(true).await?;
-            let input = accounts::NewUserInput {
-                username,
-                email,
-                password,
-                first_name: String::new(),
-                last_name: String::new(),
-                is_staff: true,
-                is_superuser: true,
-            };
-            let user = accounts::create_user(&pool, &Actor::System, input, &policy)
-                .await
-                .map_err(describe_error)?;
-            println!("superuser '{}' created", user.username);
-            Ok(())
-        }
+        } => createsuperuser(username, email, password_stdin).await,
         Command::DeactivateDormant {
             days,
             dry_run,
@@ -270,6 +252,27 @@ async fn run(command: Command) -> Result<(), String> {
             unreachable!("handled before the runtime starts")
         }
     }
+}
+
+/// `createsuperuser`: an active staff superuser, created as `system`.
+async fn createsuperuser(username: String, email: String, password_stdin: bool) -> Result<(), String> {
+    let policy = Settings::from_env()?.password_policy;
+    let password = read_password(password_stdin)?;
+    let (pool, _) = open(true).await?;
+    let input = accounts::NewUserInput {
+        username,
+        email,
+        password,
+        first_name: String::new(),
+        last_name: String::new(),
+        is_staff: true,
+        is_superuser: true,
+    };
+    let user = accounts::create_user(&pool, &Actor::System, input, &policy)
+        .await
+        .map_err(describe_error)?;
+    println!("superuser '{}' created", user.username);
+    Ok(())
 }
 
 /// Whether the demo may go into a database that holds other users.

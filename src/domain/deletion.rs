@@ -307,6 +307,56 @@ pub async fn plan(
     plan_for(&mut conn, user, policy).await
 }
 
+/// Counting first is needed to preview, to compare with a confirmed plan
+/// and to find what PROTECT protects. A plain SET_NULL or CASCADE deletion
+/// skips it and reports what its statements touched instead: the same
+/// numbers (the user row is locked), without scanning every row twice.
+/// Returns the plan when the call is only a preview (`dry_run`).
+async fn count_first(
+    tx: &mut PgConnection,
+    user: &UserRow,
+    policy: DeletePolicy,
+    dry_run: bool,
+    plan_token: Option<&str>,
+) -> AppResult<Option<DeletionPlan>> {
+    if !(dry_run || plan_token.is_some() || policy == DeletePolicy::Protect) {
+        return Ok(None);
+    }
+    let plan = plan_for(&mut *tx, user.clone(), policy).await?;
+    if plan_token.is_some_and(|token| token != plan.token) {
+        return Err(AppError::PlanChanged);
+    }
+    if dry_run {
+        return Ok(Some(plan));
+    }
+    if !plan.allowed {
+        return Err(AppError::DeleteProtected(plan.protected.clone()));
+    }
+    Ok(None)
+}
+
+/// Deletes or detaches every relation's rows as `policy` says, then the
+/// user row; returns how many rows each relation of [`RELATIONS`] had
+/// touched (its plan, measured).
+async fn apply_policy(
+    tx: &mut PgConnection,
+    user_id: i64,
+    policy: DeletePolicy,
+) -> AppResult<Vec<i64>> {
+    let mut counts = Vec::with_capacity(RELATIONS.len());
+    for relation in RELATIONS {
+        let (table, column) = (relation.table, relation.column);
+        let touched = match relation.effect(policy) {
+            Effect::Delete => deletion::delete_references(&mut *tx, table, column, user_id).await?,
+            Effect::Detach => deletion::detach_references(&mut *tx, table, column, user_id).await?,
+            Effect::Protect => 0,
+        };
+        counts.push(touched as i64);
+    }
+    deletion::delete_user_row(&mut *tx, user_id).await?;
+    Ok(counts)
+}
+
 /// Deletes the user under `policy`, or with `dry_run` only plans it. With
 /// `plan_token`, refuses (`PLAN_CHANGED`) unless the plan is still the one
 /// previewed.
@@ -329,43 +379,14 @@ pub async fn delete_user(
             .await?;
     let actor = &actor;
     authority::ensure_may_act_on(&mut tx, actor, &user, "delete").await?;
-    // Counting first is needed to preview, to compare with a confirmed plan
-    // and to find what PROTECT protects. A plain SET_NULL or CASCADE deletion
-    // skips it and reports what its statements touched instead: the same
-    // numbers (the user row is locked), without scanning every row twice.
-    let counted_first = dry_run || plan_token.is_some() || policy == DeletePolicy::Protect;
-    if counted_first {
-        let plan = plan_for(&mut tx, user.clone(), policy).await?;
-        if plan_token.is_some_and(|token| token != plan.token) {
-            return Err(AppError::PlanChanged);
-        }
-        if dry_run {
-            return Ok(DeleteOutcome {
-                plan,
-                deleted: false,
-            });
-        }
-        if !plan.allowed {
-            return Err(AppError::DeleteProtected(plan.protected.clone()));
-        }
+    if let Some(plan) = count_first(&mut tx, &user, policy, dry_run, plan_token).await? {
+        return Ok(DeleteOutcome {
+            plan,
+            deleted: false,
+        });
     }
     super::lifecycle::ensure_superusers_remain(&mut tx, &[&user]).await?;
-    let mut counts = Vec::with_capacity(RELATIONS.len());
-    for relation in RELATIONS {
-        let touched = match relation.effect(policy) {
-            Effect::Delete => {
-                deletion::delete_references(&mut tx, relation.table, relation.column, user.id)
-                    .await?
-            }
-            Effect::Detach => {
-                deletion::detach_references(&mut tx, relation.table, relation.column, user.id)
-                    .await?
-            }
-            Effect::Protect => 0,
-        };
-        counts.push(touched as i64);
-    }
-    deletion::delete_user_row(&mut tx, user.id).await?;
+    let counts = apply_policy(&mut tx, user.id, policy).await?;
     let plan = plan_from_counts(user, policy, &counts);
     let details = json!({
         "policy": policy.as_str(),

@@ -17,12 +17,6 @@
 //! Every cost saturates at [`CEILING`], so no query can overflow the count
 //! back into something small.
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextValidation};
-use async_graphql::{ServerError, ValidationResult};
-
-use super::limits::UnpricedFields;
 use super::pagination::{DEFAULT_PAGE, MAX_PAGE};
 
 /// Questions counted for the unpaged `questions` list (an estimate).
@@ -55,41 +49,6 @@ pub fn list(len: usize, child_complexity: usize) -> usize {
 pub fn page(first: Option<i32>, child_complexity: usize) -> usize {
     let size = first.unwrap_or(DEFAULT_PAGE).clamp(0, MAX_PAGE);
     list(size as usize, child_complexity)
-}
-
-/// The complexity limit with the fields async-graphql leaves out added back:
-/// it counts `__typename` as 0, so a document could select any number of
-/// them for free. The endpoint puts their count ([`UnpricedFields`]) into the
-/// request's data.
-pub struct ComplexityFloor {
-    pub limit: usize,
-}
-
-impl ExtensionFactory for ComplexityFloor {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ComplexityFloorExtension { limit: self.limit })
-    }
-}
-
-struct ComplexityFloorExtension {
-    limit: usize,
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for ComplexityFloorExtension {
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        let result = next.run(ctx).await?;
-        let unpriced = ctx.data_opt::<UnpricedFields>().map_or(0, |u| u.0);
-        if result.complexity.saturating_add(unpriced) > self.limit {
-            // async-graphql's own wording for the same refusal.
-            return Err(vec![ServerError::new("Query is too complex.", None)]);
-        }
-        Ok(result)
-    }
 }
 
 #[cfg(test)]

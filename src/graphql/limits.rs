@@ -29,9 +29,9 @@ const TYPENAME: &str = "__typename";
 #[derive(Debug)]
 pub struct Refusal(pub String);
 
-/// What the checked document costs that async-graphql's complexity count
-/// leaves out: it skips `__typename`, so each one is added (see
-/// [`super::cost::ComplexityFloor`]).
+/// What the checked document selects that async-graphql's complexity count
+/// leaves out: its `__typename` selections (held to the complexity limit by
+/// the endpoint).
 #[derive(Debug, Clone, Copy)]
 pub struct UnpricedFields(pub usize);
 

@@ -35,9 +35,6 @@ pub fn build_schema(pool: PgPool, settings: Arc<Settings>) -> MemberdeskSchema {
     let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(settings.max_query_depth)
         .limit_complexity(settings.max_query_complexity)
-        .extension(cost::ComplexityFloor {
-            limit: settings.max_query_complexity,
-        })
         .limit_recursive_depth(32)
         .limit_directives(16);
     // Off in production if wanted: the schema is public in `schema.graphql`

@@ -259,17 +259,30 @@ fn wants_playground(req: &Request, accept: &str) -> bool {
 }
 
 /// Checks the document's size and shape before async-graphql looks at it
-/// (see [`limits`]): what the complexity count must add, or why it is
-/// refused. A document that does not parse passes here; async-graphql
-/// reports its syntax error.
+/// (see [`limits`]), or says why it is refused. A document that does not
+/// parse passes here; async-graphql reports its syntax error.
+///
+/// async-graphql's complexity count skips `__typename`, so the selections it
+/// leaves out are held to the complexity limit here. (Not added to the
+/// count itself: that takes an async-graphql extension, and any extension
+/// turns off its fast path for every field resolved, which cost reads a
+/// fifth of their throughput. Inside a list each item counts at least 1
+/// anyway, see `graphql::cost`, and `MEMBERDESK_MAX_SELECTIONS` bounds the
+/// rest.)
 fn screen(
     gql: &mut async_graphql::Request,
     limits: &DocumentLimits,
-) -> Result<UnpricedFields, Refusal> {
-    match gql.parsed_query() {
-        Ok(doc) => limits::check(doc, limits),
-        Err(_) => Ok(UnpricedFields(0)),
+    max_complexity: usize,
+) -> Result<(), Refusal> {
+    let Ok(doc) = gql.parsed_query() else {
+        return Ok(());
+    };
+    let UnpricedFields(typenames) = limits::check(doc, limits)?;
+    if typenames > max_complexity {
+        // async-graphql's own wording for the same refusal.
+        return Err(Refusal("Query is too complex.".into()));
     }
+    Ok(())
 }
 
 /// A refused document's response: an error without a path and no data, as
@@ -323,7 +336,6 @@ impl GraphqlEndpoint {
         req: &Request,
         mut gql: async_graphql::Request,
         caller: Caller,
-        unpriced: UnpricedFields,
     ) -> (async_graphql::Response, RootFields) {
         let address = super::client_address::of(req, &self.settings.trusted_proxies);
         let operation_name = gql.operation_name.clone();
@@ -332,7 +344,7 @@ impl GraphqlEndpoint {
             Err(_) => RootFields::none(),
         };
         let (context, loader_tasks) = RequestContext::new(self.pool.clone(), caller, address);
-        let execution = self.schema.execute(gql.data(context).data(unpriced));
+        let execution = self.schema.execute(gql.data(context));
         (loader_tasks.run_alongside(execution).await, fields)
     }
 }
@@ -357,10 +369,14 @@ impl Endpoint for GraphqlEndpoint {
             ));
         }
         let started = std::time::Instant::now();
-        let (response, fields) = match screen(&mut gql, &self.settings.document_limits) {
+        let (response, fields) = match screen(
+            &mut gql,
+            &self.settings.document_limits,
+            self.settings.max_query_complexity,
+        ) {
             Err(refusal) => (refused(refusal), RootFields::none()),
-            Ok(unpriced) => match self.caller(&req).await {
-                Ok(caller) => self.execute(&req, gql, caller, unpriced).await,
+            Ok(()) => match self.caller(&req).await {
+                Ok(caller) => self.execute(&req, gql, caller).await,
                 Err(resp) => return Ok(resp),
             },
         };

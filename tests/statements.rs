@@ -7,6 +7,7 @@
 //! own: another test running in parallel would add its statements to the count.
 
 #[path = "api/helpers.rs"]
+// Shared with tests/api: this binary uses only part of the helpers.
 #[allow(dead_code)]
 mod helpers;
 

@@ -217,7 +217,7 @@ pub async fn migrate(pool: &PgPool, url: &str) -> Result<Migrated, StartupError>
         .execute(&mut *tx)
         .await
         .map_err(db_failed)?;
-    let before = applied_versions(&mut *tx).await.map_err(db_failed)?;
+    let before = applied_versions(&mut tx).await.map_err(db_failed)?;
     let migrator = migrator();
     // `run_direct` is `run` on a connection; sqlx keeps it for callers whose
     // future must be `Send` (a spawned task), which `run` cannot be here.

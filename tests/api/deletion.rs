@@ -476,9 +476,13 @@ async fn delete_and_check_plan(s: &Scene, policy: &str) -> Value {
     plan
 }
 
+/// An audit entry as `check_audit_kept` reads it: actor id, actor username,
+/// target user id, target representation, action.
+type AuditRow = (Option<i64>, Option<String>, Option<i64>, String, String);
+
 /// The audit trail after the deletion: kept, detached, with the snapshot.
 async fn check_audit_kept(s: &Scene, entries_before: i64) {
-    let about: Vec<(Option<i64>, Option<String>, Option<i64>, String, String)> = sqlx::query_as(
+    let about: Vec<AuditRow> = sqlx::query_as(
         "SELECT actor_id, actor_username, target_user_id, target_repr, action FROM audit_entries
           WHERE actor_username = 'victim' OR target_repr = 'victim' ORDER BY id",
     )

@@ -1,7 +1,7 @@
 //! Test harness: every test gets its own fresh database and a real memberdesk
 //! server on a random port, and talks to it over HTTP like any client.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -99,13 +99,31 @@ pub struct LoggedServer {
     log_path: PathBuf,
 }
 
+/// Waits (at most 30 s) for the "GraphQL at <url>" line in the server's log
+/// at `log_path`; the URL, or everything logged so far if it never came.
+async fn ready_url(log_path: &Path) -> Result<String, String> {
+    let started = Instant::now();
+    loop {
+        let logged = std::fs::read_to_string(log_path).unwrap();
+        if let Some(at) = logged.find("GraphQL at ") {
+            let rest = &logged[at + "GraphQL at ".len()..];
+            let url = rest.split(|c: char| c.is_whitespace() || c == '"').next();
+            return Ok(url.unwrap().to_owned());
+        }
+        if started.elapsed() >= Duration::from_secs(30) {
+            return Err(logged);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 impl LoggedServer {
     /// Starts `serve` on `db` with `args` and `env` added; returns once it
     /// logged that it is ready.
     pub async fn start(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> LoggedServer {
         let log_path = std::env::temp_dir().join(format!("memberdesk-log-{}.txt", db.name));
         let log = std::fs::File::create(&log_path).unwrap();
-        let process = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
+        let mut process = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
             .args(["serve", "--bind", "127.0.0.1:0"])
             .args(args)
             .env("DATABASE_URL", &db.url)
@@ -114,24 +132,19 @@ impl LoggedServer {
             .stderr(log)
             .spawn()
             .unwrap();
-        let started = Instant::now();
-        loop {
-            let logged = std::fs::read_to_string(&log_path).unwrap();
-            if let Some(at) = logged.find("GraphQL at ") {
-                let rest = &logged[at + "GraphQL at ".len()..];
-                let url = rest.split(|c: char| c.is_whitespace() || c == '"').next();
-                let url = url.unwrap().to_owned();
-                return LoggedServer {
-                    process,
-                    url,
-                    log_path,
-                };
+        match ready_url(&log_path).await {
+            Ok(url) => LoggedServer {
+                process,
+                url,
+                log_path,
+            },
+            Err(logged) => {
+                // Reap the child before failing so a broken start leaves no
+                // server (or zombie) behind.
+                let _ = process.kill();
+                let _ = process.wait();
+                panic!("server did not start: {logged}");
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "server did not start: {logged}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

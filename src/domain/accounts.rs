@@ -8,7 +8,7 @@ use sqlx::{PgConnection, PgPool};
 use super::access::{ADD_USER, CHANGE_USER, Rule, ensure_may_set_flags};
 use super::authority::{self, Acting};
 use super::actor::CurrentUser;
-use super::audit::{self, AuditAction, By, Target};
+use super::audit::{AuditAction, AuditEntry, By, Target};
 use super::{Actor, validation};
 use crate::auth::{password, token};
 use crate::config::{LoginLimit, PasswordPolicy, Settings};
@@ -96,16 +96,10 @@ async fn record_failure(
         None => Target::Name(name),
     };
     let details = json!({ "reason": "invalid credentials", "clientAddress": client_address });
-    audit::record(
-        &mut *tx,
-        None,
-        AuditAction::LoginFailed,
-        target,
-        None,
-        Some(details),
-    )
-    .await?;
-    tx.commit().await?;
+    AuditEntry::new(AuditAction::LoginFailed, target)
+        .details(details)
+        .record_and_commit(tx)
+        .await?;
     Ok(())
 }
 
@@ -126,17 +120,10 @@ async fn start_session(
     release_attempt(&mut tx, attempt).await?;
     if !is_active || !user.is_active {
         let details = json!({ "reason": "account inactive", "clientAddress": client_address });
-        let target = Target::User(&user);
-        audit::record(
-            &mut *tx,
-            None,
-            AuditAction::LoginFailed,
-            target,
-            None,
-            Some(details),
-        )
-        .await?;
-        tx.commit().await?;
+        AuditEntry::new(AuditAction::LoginFailed, Target::User(&user))
+            .details(details)
+            .record_and_commit(tx)
+            .await?;
         return Err(AppError::AccountInactive);
     }
     let issued = token::issue();
@@ -148,16 +135,11 @@ async fn start_session(
     // elsewhere still count against the username's overall limit.
     login_failures::clear(&mut *tx, Scope::UsernameAndAddress, &attempt.pair_key()).await?;
     let details = json!({ "clientAddress": client_address });
-    audit::record(
-        &mut *tx,
-        Some(By::user(&user)),
-        AuditAction::Login,
-        Target::User(&user),
-        None,
-        Some(details),
-    )
-    .await?;
-    tx.commit().await?;
+    AuditEntry::new(AuditAction::Login, Target::User(&user))
+        .by(By::user(&user))
+        .details(details)
+        .record_and_commit(tx)
+        .await?;
     let user = UserRow {
         last_login: Some(now),
         ..user
@@ -283,15 +265,10 @@ pub async fn logout(pool: &PgPool, current: &CurrentUser) -> AppResult<bool> {
         let me = users::find(&mut *tx, current.id)
             .await?
             .ok_or(AppError::Unauthenticated)?;
-        audit::record(
-            &mut *tx,
-            Some(By::user(&me)),
-            AuditAction::Logout,
-            Target::User(&me),
-            None,
-            None,
-        )
-        .await?;
+        AuditEntry::new(AuditAction::Logout, Target::User(&me))
+            .by(By::user(&me))
+            .record(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(revoked)
@@ -346,16 +323,11 @@ pub async fn create_user(
     .await
     .on_constraint(users::USERNAME_UNIQUE, username_taken)?;
     let details = json!({ "isStaff": user.is_staff, "isSuperuser": user.is_superuser });
-    audit::record(
-        &mut *tx,
-        Some(actor.into()),
-        AuditAction::UserCreated,
-        Target::User(&user),
-        None,
-        Some(details),
-    )
-    .await?;
-    tx.commit().await?;
+    AuditEntry::new(AuditAction::UserCreated, Target::User(&user))
+        .by(actor)
+        .details(details)
+        .record_and_commit(tx)
+        .await?;
     Ok(user)
 }
 
@@ -417,15 +389,11 @@ pub async fn update_user(
     let changed = changed_fields(&user, &updated);
     if !changed.is_empty() {
         let details = json!({ "changed": changed, "isStaff": updated.is_staff, "isSuperuser": updated.is_superuser });
-        audit::record(
-            &mut *tx,
-            Some(actor.into()),
-            AuditAction::UserUpdated,
-            Target::User(&updated),
-            None,
-            Some(details),
-        )
-        .await?;
+        AuditEntry::new(AuditAction::UserUpdated, Target::User(&updated))
+            .by(actor)
+            .details(details)
+            .record(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(updated)
@@ -530,16 +498,11 @@ pub async fn set_password(
     let keep = (actor.id == target.id).then_some(actor.session_id);
     let revoked = sessions::revoke_all_for_user(&mut *tx, target.id, keep).await?;
     let details = json!({ "sessionsRevoked": revoked });
-    audit::record(
-        &mut *tx,
-        Some((&acting).into()),
-        AuditAction::PasswordChanged,
-        Target::User(&target),
-        None,
-        Some(details),
-    )
-    .await?;
-    tx.commit().await?;
+    AuditEntry::new(AuditAction::PasswordChanged, Target::User(&target))
+        .by(&acting)
+        .details(details)
+        .record_and_commit(tx)
+        .await?;
     Ok(true)
 }
 
@@ -586,16 +549,11 @@ pub async fn reset_password_as_system(
     }
     users::set_password_hash(&mut *tx, target.id, &hash).await?;
     let revoked = sessions::revoke_all_for_user(&mut *tx, target.id, None).await?;
-    audit::record(
-        &mut *tx,
-        Some((&Actor::System).into()),
-        AuditAction::PasswordChanged,
-        Target::User(&target),
-        None,
-        Some(json!({ "sessionsRevoked": revoked })),
-    )
-    .await?;
-    tx.commit().await?;
+    AuditEntry::new(AuditAction::PasswordChanged, Target::User(&target))
+        .by(&Actor::System)
+        .details(json!({ "sessionsRevoked": revoked }))
+        .record_and_commit(tx)
+        .await?;
     Ok(PasswordReset {
         user: target,
         sessions_revoked: revoked,
@@ -630,17 +588,11 @@ async fn verify_current_password(
         return Ok(());
     }
     let details = json!({ "reason": "wrong current password", "clientAddress": client_address });
-    let mut tx = pool.begin().await?;
-    audit::record(
-        &mut *tx,
-        None,
-        AuditAction::LoginFailed,
-        Target::User(me),
-        None,
-        Some(details),
-    )
-    .await?;
-    tx.commit().await?;
+    let tx = pool.begin().await?;
+    AuditEntry::new(AuditAction::LoginFailed, Target::User(me))
+        .details(details)
+        .record_and_commit(tx)
+        .await?;
     Err(AppError::InvalidCredentials)
 }
 

@@ -1,7 +1,7 @@
 //! What gets written to the audit log, and how.
 
 use serde_json::Value;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 
 use super::Actor;
 use crate::store::audit::{self, NewEntry};
@@ -112,32 +112,91 @@ impl<'a> By<'a> {
     }
 }
 
-pub async fn record<'a>(
-    ex: impl PgExecutor<'_>,
-    by: Option<By<'a>>,
+/// One audit entry, built step by step and written with [`record`] (or, as
+/// the last step of an operation, [`record_and_commit`]): the action and
+/// what it is about are required, the rest reads as what it says.
+///
+/// ```text
+/// AuditEntry::new(AuditAction::UserDeactivated, Target::User(&user))
+///     .by(actor)
+///     .reason(reason.as_deref())
+///     .details(details)
+///     .record_and_commit(tx)
+///     .await?;
+/// ```
+///
+/// [`record`]: AuditEntry::record
+/// [`record_and_commit`]: AuditEntry::record_and_commit
+#[must_use = "an audit entry is written only by `record` or `record_and_commit`"]
+pub struct AuditEntry<'a> {
     action: AuditAction,
-    target: Target<'_>,
-    reason: Option<&str>,
+    target: Target<'a>,
+    by: Option<By<'a>>,
+    reason: Option<&'a str>,
     details: Option<Value>,
-) -> sqlx::Result<i64> {
-    let (target_user_id, target_user_ref, target_repr) = match target {
-        Target::User(user) => (Some(user.id), None, user.username.clone()),
-        Target::Former(user) => (None, Some(user.id), user.username.clone()),
-        Target::Name(name) => (None, None, name.to_owned()),
-        Target::Other(repr) => (None, None, repr),
-    };
-    audit::insert(
-        ex,
-        NewEntry {
-            action: action.as_str(),
-            actor_id: by.and_then(|b| b.id),
-            actor_username: by.map(|b| b.username),
-            target_user_id,
-            target_user_ref,
-            target_repr: &target_repr,
-            reason,
-            details,
-        },
-    )
-    .await
+}
+
+impl<'a> AuditEntry<'a> {
+    /// An entry with no actor (a failed login), no reason and no details.
+    pub fn new(action: AuditAction, target: Target<'a>) -> Self {
+        AuditEntry {
+            action,
+            target,
+            by: None,
+            reason: None,
+            details: None,
+        }
+    }
+
+    /// Who did it: an [`Actor`], or [`By::user`] for the user themselves.
+    pub fn by(self, by: impl Into<By<'a>>) -> Self {
+        AuditEntry {
+            by: Some(by.into()),
+            ..self
+        }
+    }
+
+    /// Why, as the caller gave it (if they did).
+    pub fn reason(self, reason: Option<&'a str>) -> Self {
+        AuditEntry { reason, ..self }
+    }
+
+    pub fn details(self, details: Value) -> Self {
+        AuditEntry {
+            details: Some(details),
+            ..self
+        }
+    }
+
+    /// Writes the entry (inside the caller's transaction, so it lands with
+    /// the change it records, or not at all).
+    pub async fn record(self, ex: impl PgExecutor<'_>) -> sqlx::Result<i64> {
+        let (target_user_id, target_user_ref, target_repr) = match self.target {
+            Target::User(user) => (Some(user.id), None, user.username.clone()),
+            Target::Former(user) => (None, Some(user.id), user.username.clone()),
+            Target::Name(name) => (None, None, name.to_owned()),
+            Target::Other(repr) => (None, None, repr),
+        };
+        audit::insert(
+            ex,
+            NewEntry {
+                action: self.action.as_str(),
+                actor_id: self.by.and_then(|b| b.id),
+                actor_username: self.by.map(|b| b.username),
+                target_user_id,
+                target_user_ref,
+                target_repr: &target_repr,
+                reason: self.reason,
+                details: self.details,
+            },
+        )
+        .await
+    }
+
+    /// Writes the entry as the last step of `tx`, then commits it: the tail
+    /// every audited operation ends with.
+    pub async fn record_and_commit(self, mut tx: Transaction<'_, Postgres>) -> sqlx::Result<()> {
+        self.record(&mut *tx).await?;
+        tx.commit().await
+    }
 }

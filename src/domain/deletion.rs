@@ -27,7 +27,7 @@ use sqlx::{PgConnection, PgPool};
 
 use super::access::{DELETE_USER, Rule};
 use super::authority::{self, Acting};
-use super::audit::{self, AuditAction, Target};
+use super::audit::{AuditAction, AuditEntry, Target};
 use super::{Actor, validation};
 use crate::error::{AppError, AppResult, RelationCount};
 use crate::ids::{self, Kind};
@@ -396,16 +396,12 @@ pub async fn delete_user(
     // Written after the row is gone, as every entry about a deleted user
     // ends up: no reference to dangle, the username snapshot and the id (as
     // a plain value) kept, so the old id finds this entry too.
-    audit::record(
-        &mut *tx,
-        Some(actor.into()),
-        AuditAction::UserDeleted,
-        Target::Former(&plan.user),
-        reason.as_deref(),
-        Some(details),
-    )
-    .await?;
-    tx.commit().await?;
+    AuditEntry::new(AuditAction::UserDeleted, Target::Former(&plan.user))
+        .by(actor)
+        .reason(reason.as_deref())
+        .details(details)
+        .record_and_commit(tx)
+        .await?;
     Ok(DeleteOutcome {
         plan,
         deleted: true,

@@ -5,7 +5,7 @@ use sqlx::{PgConnection, PgPool};
 
 use super::access::{ADD_GROUP, CHANGE_GROUP, CHANGE_USER, Rule, ensure_holds_all};
 use super::authority::{self, Acting};
-use super::audit::{self, AuditAction, Target};
+use super::audit::{AuditAction, AuditEntry, Target};
 use super::{Actor, validation};
 use crate::error::{AppError, AppResult, OnConstraint};
 use crate::store::groups::{self, GroupRow};
@@ -63,16 +63,14 @@ pub async fn create_group(
     let ids: Vec<i64> = perms.iter().map(|p| p.id).collect();
     groups::set_permissions(&mut tx, group.id, &ids).await?;
     let details = json!({ "groupId": group.id, "permissions": keys_of(&perms) });
-    audit::record(
-        &mut *tx,
-        Some(actor.into()),
+    AuditEntry::new(
         AuditAction::GroupCreated,
         Target::Other(format!("group {}", group.name)),
-        None,
-        Some(details),
     )
+    .by(actor)
+    .details(details)
+    .record_and_commit(tx)
     .await?;
-    tx.commit().await?;
     Ok(group)
 }
 
@@ -112,16 +110,14 @@ pub async fn set_group_permissions(
         return Ok(group);
     }
     let details = json!({ "groupId": group.id, "added": added, "removed": removed });
-    audit::record(
-        &mut *tx,
-        Some(actor.into()),
+    AuditEntry::new(
         AuditAction::GroupPermissionsSet,
         Target::Other(format!("group {}", group.name)),
-        None,
-        Some(details),
     )
+    .by(actor)
+    .details(details)
+    .record_and_commit(tx)
     .await?;
-    tx.commit().await?;
     Ok(group)
 }
 
@@ -163,15 +159,11 @@ pub async fn add_user_to_group(
     ensure_holds_all(actor, &carried)?;
     if groups::add_member(&mut *tx, group.id, user.id).await? {
         let details = json!({ "groupId": group.id, "group": group.name });
-        audit::record(
-            &mut *tx,
-            Some(actor.into()),
-            AuditAction::UserAddedToGroup,
-            Target::User(&user),
-            None,
-            Some(details),
-        )
-        .await?;
+        AuditEntry::new(AuditAction::UserAddedToGroup, Target::User(&user))
+            .by(actor)
+            .details(details)
+            .record(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(user)
@@ -191,15 +183,11 @@ pub async fn remove_user_from_group(
         .ok_or(AppError::NotFound("group"))?;
     if groups::remove_member(&mut *tx, group.id, user.id).await? {
         let details = json!({ "groupId": group.id, "group": group.name });
-        audit::record(
-            &mut *tx,
-            Some(actor.into()),
-            AuditAction::UserRemovedFromGroup,
-            Target::User(&user),
-            None,
-            Some(details),
-        )
-        .await?;
+        AuditEntry::new(AuditAction::UserRemovedFromGroup, Target::User(&user))
+            .by(actor)
+            .details(details)
+            .record(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(user)
@@ -249,15 +237,11 @@ async fn change_direct_grant(
             AuditAction::PermissionRevoked
         };
         let details = json!({ "permission": perm.key() });
-        audit::record(
-            &mut *tx,
-            Some(actor.into()),
-            action,
-            Target::User(&user),
-            None,
-            Some(details),
-        )
-        .await?;
+        AuditEntry::new(action, Target::User(&user))
+            .by(actor)
+            .details(details)
+            .record(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(user)

@@ -16,7 +16,7 @@ use sqlx::{PgConnection, PgPool};
 
 use super::access::{CHANGE_USER, Rule, ensure_holds_all, ensure_in_scope, ensure_not_self};
 use super::authority::{self, Acting};
-use super::audit::{self, AuditAction, Target};
+use super::audit::{self, AuditAction, AuditEntry, Target};
 use super::{Actor, validation};
 use crate::error::{AppError, AppResult};
 use crate::store::deactivations::{self, Removal};
@@ -222,16 +222,12 @@ pub async fn deactivate_user(
         "staffRevoked": record.staff_revoked,
         "wasActive": target.is_active,
     });
-    audit::record(
-        &mut *tx,
-        Some(actor.into()),
-        AuditAction::UserDeactivated,
-        Target::User(&user),
-        reason.as_deref(),
-        Some(details),
-    )
-    .await?;
-    tx.commit().await?;
+    AuditEntry::new(AuditAction::UserDeactivated, Target::User(&user))
+        .by(actor)
+        .reason(reason.as_deref())
+        .details(details)
+        .record_and_commit(tx)
+        .await?;
     Ok(Deactivation {
         user,
         sessions_revoked,
@@ -483,16 +479,12 @@ pub async fn reactivate_user(
         "staffRestored": outcome.staff_restored,
         "missingGroupIds": outcome.missing_group_ids,
     });
-    audit::record(
-        &mut *tx,
-        Some(actor.into()),
-        AuditAction::UserReactivated,
-        Target::User(&outcome.user),
-        reason.as_deref(),
-        Some(details),
-    )
-    .await?;
-    tx.commit().await?;
+    AuditEntry::new(AuditAction::UserReactivated, Target::User(&outcome.user))
+        .by(actor)
+        .reason(reason.as_deref())
+        .details(details)
+        .record_and_commit(tx)
+        .await?;
     Ok(outcome)
 }
 
@@ -575,16 +567,12 @@ pub async fn anonymize_user(
     let user = users::find(&mut *tx, target.id)
         .await?
         .ok_or(AppError::NotFound("user"))?;
-    audit::record(
-        &mut *tx,
-        Some(actor.into()),
-        AuditAction::UserAnonymized,
-        Target::User(&user),
-        reason.as_deref(),
-        Some(json!({ "sessionsRevoked": sessions_revoked })),
-    )
-    .await?;
-    tx.commit().await?;
+    AuditEntry::new(AuditAction::UserAnonymized, Target::User(&user))
+        .by(actor)
+        .reason(reason.as_deref())
+        .details(json!({ "sessionsRevoked": sessions_revoked }))
+        .record_and_commit(tx)
+        .await?;
     Ok(Anonymization {
         user,
         sessions_revoked,

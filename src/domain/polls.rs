@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use super::access::{ADD_QUESTION, Rule};
 use super::actor::CurrentUser;
 use super::authority;
-use super::audit::{self, AuditAction, Target};
+use super::audit::{AuditAction, AuditEntry, Target};
 use super::{Actor, validation};
 use crate::error::{AppError, AppResult, OnConstraint};
 use crate::store::polls::{self, QuestionRow, VoteRow};
@@ -42,16 +42,14 @@ pub async fn create_question(
     let actor = &authority::recheck(&mut tx, actor, Rule::Permission(ADD_QUESTION)).await?;
     let question = polls::insert_question(&mut tx, &text, actor.user_id(), &cleaned).await?;
     let details = json!({ "questionId": question.id, "choices": cleaned.len() });
-    audit::record(
-        &mut *tx,
-        Some(actor.into()),
+    AuditEntry::new(
         AuditAction::QuestionCreated,
         Target::Other(format!("question {}", question.id)),
-        None,
-        Some(details),
     )
+    .by(actor)
+    .details(details)
+    .record_and_commit(tx)
     .await?;
-    tx.commit().await?;
     Ok(question)
 }
 

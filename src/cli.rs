@@ -255,7 +255,11 @@ async fn run(command: Command) -> Result<(), String> {
 }
 
 /// `createsuperuser`: an active staff superuser, created as `system`.
-async fn createsuperuser(username: String, email: String, password_stdin: bool) -> Result<(), String> {
+async fn createsuperuser(
+    username: String,
+    email: String,
+    password_stdin: bool,
+) -> Result<(), String> {
     let policy = Settings::from_env()?.password_policy;
     let password = read_password(password_stdin)?;
     let (pool, _) = open(true).await?;

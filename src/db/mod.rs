@@ -271,11 +271,23 @@ mod tests {
             let opts = PgConnectOptions::from_str(url).unwrap();
             plain_on_this_machine(url, opts).get_ssl_mode()
         };
-        assert!(matches!(mode("postgres://u@127.0.0.1/m"), PgSslMode::Disable));
-        assert!(matches!(mode("postgres://u@localhost/m"), PgSslMode::Disable));
+        assert!(matches!(
+            mode("postgres://u@127.0.0.1/m"),
+            PgSslMode::Disable
+        ));
+        assert!(matches!(
+            mode("postgres://u@localhost/m"),
+            PgSslMode::Disable
+        ));
         assert!(matches!(mode("postgres://u@[::1]/m"), PgSslMode::Disable));
-        assert!(matches!(mode("postgres://u@127.0.0.1/m?sslmode=require"), PgSslMode::Require));
-        assert!(matches!(mode("postgres://u@db.example/m"), PgSslMode::Prefer));
+        assert!(matches!(
+            mode("postgres://u@127.0.0.1/m?sslmode=require"),
+            PgSslMode::Require
+        ));
+        assert!(matches!(
+            mode("postgres://u@db.example/m"),
+            PgSslMode::Prefer
+        ));
     }
 
     use super::*;

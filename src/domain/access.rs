@@ -131,7 +131,11 @@ pub fn ensure_in_scope(
 }
 
 /// Never on yourself (`verb` names the action in the refusal).
-pub fn ensure_not_self(actor: &Actor, target: &UserRow, verb: &'static str) -> Result<(), AppError> {
+pub fn ensure_not_self(
+    actor: &Actor,
+    target: &UserRow,
+    verb: &'static str,
+) -> Result<(), AppError> {
     if actor.user_id() == Some(target.id) {
         return Err(AppError::SelfAction(verb));
     }
@@ -215,7 +219,10 @@ mod tests {
         let actor = staff(&["auth.change_user", "auth.view_user"]);
         let narrower = ["auth.view_user".to_string()];
         let equal = ["auth.change_user".to_string(), "auth.view_user".to_string()];
-        let wider = ["auth.change_user".to_string(), "auth.delete_user".to_string()];
+        let wider = [
+            "auth.change_user".to_string(),
+            "auth.delete_user".to_string(),
+        ];
         assert!(ensure_in_scope(&actor, &target(false), &narrower).is_ok());
         assert!(ensure_in_scope(&actor, &target(false), &equal).is_ok());
         assert!(ensure_in_scope(&actor, &target(false), &wider).is_err());

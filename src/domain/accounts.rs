@@ -6,9 +6,9 @@ use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
 use super::access::{ADD_USER, CHANGE_USER, Rule, ensure_may_set_flags};
-use super::authority::{self, Acting};
 use super::actor::CurrentUser;
 use super::audit::{AuditAction, AuditEntry, By, Target};
+use super::authority::{self, Acting};
 use super::{Actor, validation};
 use crate::auth::{password, token};
 use crate::config::{LoginLimit, PasswordPolicy, Settings};
@@ -353,9 +353,11 @@ pub async fn update_user(
     patch: UserPatch,
 ) -> AppResult<UserRow> {
     let mut tx = pool.begin().await?;
-    let Acting { actor, target: user } =
-        authority::lock_caller_and_target(&mut tx, actor, Rule::Permission(CHANGE_USER), user_id)
-            .await?;
+    let Acting {
+        actor,
+        target: user,
+    } = authority::lock_caller_and_target(&mut tx, actor, Rule::Permission(CHANGE_USER), user_id)
+        .await?;
     let actor = &actor;
     if user.anonymized_at.is_some() {
         return Err(AppError::Anonymized);
@@ -491,8 +493,10 @@ pub async fn set_password(
     let hash = password::hash_password(change.new_password).await?;
 
     let mut tx = pool.begin().await?;
-    let Acting { actor: acting, target } =
-        authority::lock_caller_and_target(&mut tx, &acting, rule, change.user_id).await?;
+    let Acting {
+        actor: acting,
+        target,
+    } = authority::lock_caller_and_target(&mut tx, &acting, rule, change.user_id).await?;
     ensure_password_settable(&mut tx, &acting, &target).await?;
     users::set_password_hash(&mut *tx, target.id, &hash).await?;
     let keep = (actor.id == target.id).then_some(actor.session_id);

@@ -72,7 +72,10 @@ pub async fn record_for_users(
     reason: Option<&str>,
     details: &[Value],
 ) -> sqlx::Result<u64> {
-    let targets: Vec<(i64, &str)> = targets.iter().map(|u| (u.id, u.username.as_str())).collect();
+    let targets: Vec<(i64, &str)> = targets
+        .iter()
+        .map(|u| (u.id, u.username.as_str()))
+        .collect();
     audit::insert_for_users(
         ex,
         action.as_str(),

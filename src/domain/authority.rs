@@ -82,7 +82,11 @@ pub async fn lock_caller_and_target(
 
 /// The scope rule ([`ensure_in_scope`]) with the target's permissions read
 /// now; nothing is read for a superuser, who may act on anyone.
-pub async fn ensure_scope(conn: &mut PgConnection, actor: &Actor, target: &UserRow) -> AppResult<()> {
+pub async fn ensure_scope(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    target: &UserRow,
+) -> AppResult<()> {
     let scope: Vec<String> = match actor.is_superuser() {
         true => Vec::new(),
         false => permissions::scope_keys_for_users(&mut *conn, &[target.id])

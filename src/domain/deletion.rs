@@ -26,8 +26,8 @@ use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 
 use super::access::{DELETE_USER, Rule};
-use super::authority::{self, Acting};
 use super::audit::{AuditAction, AuditEntry, Target};
+use super::authority::{self, Acting};
 use super::{Actor, validation};
 use crate::error::{AppError, AppResult, RelationCount};
 use crate::ids::{self, Kind};
@@ -374,9 +374,11 @@ pub async fn delete_user(
         ensure_token_fits(token, user_id, policy)?;
     }
     let mut tx = pool.begin().await?;
-    let Acting { actor, target: user } =
-        authority::lock_caller_and_target(&mut tx, actor, Rule::Permission(DELETE_USER), user_id)
-            .await?;
+    let Acting {
+        actor,
+        target: user,
+    } = authority::lock_caller_and_target(&mut tx, actor, Rule::Permission(DELETE_USER), user_id)
+        .await?;
     let actor = &actor;
     authority::ensure_may_act_on(&mut tx, actor, &user, "delete").await?;
     if let Some(plan) = count_first(&mut tx, &user, policy, dry_run, plan_token).await? {

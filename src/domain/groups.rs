@@ -4,8 +4,8 @@ use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
 use super::access::{ADD_GROUP, CHANGE_GROUP, CHANGE_USER, Rule, ensure_holds_all};
-use super::authority::{self, Acting};
 use super::audit::{AuditAction, AuditEntry, Target};
+use super::authority::{self, Acting};
 use super::{Actor, validation};
 use crate::error::{AppError, AppResult, OnConstraint};
 use crate::store::groups::{self, GroupRow};
@@ -129,9 +129,13 @@ async fn lock_manageable_user(
     actor: &Actor,
     user_id: i64,
 ) -> AppResult<Acting> {
-    let acting =
-        authority::lock_caller_and_target(&mut *conn, actor, Rule::Permission(CHANGE_USER), user_id)
-            .await?;
+    let acting = authority::lock_caller_and_target(
+        &mut *conn,
+        actor,
+        Rule::Permission(CHANGE_USER),
+        user_id,
+    )
+    .await?;
     if acting.target.anonymized_at.is_some() {
         return Err(AppError::Anonymized);
     }
@@ -146,7 +150,10 @@ pub async fn add_user_to_group(
     group_id: i64,
 ) -> AppResult<UserRow> {
     let mut tx = pool.begin().await?;
-    let Acting { actor, target: user } = lock_manageable_user(&mut tx, actor, user_id).await?;
+    let Acting {
+        actor,
+        target: user,
+    } = lock_manageable_user(&mut tx, actor, user_id).await?;
     let actor = &actor;
     let group = groups::find(&mut *tx, group_id)
         .await?
@@ -176,7 +183,10 @@ pub async fn remove_user_from_group(
     group_id: i64,
 ) -> AppResult<UserRow> {
     let mut tx = pool.begin().await?;
-    let Acting { actor, target: user } = lock_manageable_user(&mut tx, actor, user_id).await?;
+    let Acting {
+        actor,
+        target: user,
+    } = lock_manageable_user(&mut tx, actor, user_id).await?;
     let actor = &actor;
     let group = groups::find(&mut *tx, group_id)
         .await?
@@ -219,7 +229,10 @@ async fn change_direct_grant(
     grant: bool,
 ) -> AppResult<UserRow> {
     let mut tx = pool.begin().await?;
-    let Acting { actor, target: user } = lock_manageable_user(&mut tx, actor, user_id).await?;
+    let Acting {
+        actor,
+        target: user,
+    } = lock_manageable_user(&mut tx, actor, user_id).await?;
     let actor = &actor;
     let perm = resolve_permissions(&mut tx, "permission", &[key.to_owned()])
         .await?

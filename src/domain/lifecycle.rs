@@ -15,8 +15,8 @@ use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
 use super::access::{CHANGE_USER, Rule, ensure_holds_all, ensure_in_scope, ensure_not_self};
-use super::authority::{self, Acting};
 use super::audit::{self, AuditAction, AuditEntry, Target};
+use super::authority::{self, Acting};
 use super::{Actor, validation};
 use crate::error::{AppError, AppResult};
 use crate::store::deactivations::{self, Removal};
@@ -189,8 +189,14 @@ pub async fn deactivate_user(
 ) -> AppResult<Deactivation> {
     let reason = validation::reason("reason", options.reason.as_deref())?;
     let mut tx = pool.begin().await?;
-    let Acting { actor, target } =
-        lock_and_check(&mut tx, actor, Rule::Permission(CHANGE_USER), user_id, "deactivate").await?;
+    let Acting { actor, target } = lock_and_check(
+        &mut tx,
+        actor,
+        Rule::Permission(CHANGE_USER),
+        user_id,
+        "deactivate",
+    )
+    .await?;
     let actor = &actor;
     ensure_may_revoke_staff(actor, &options)?;
     ensure_superusers_remain(&mut tx, &[&target]).await?;
@@ -304,7 +310,10 @@ pub async fn deactivate_users_in(
         deactivations::deactivate(&mut tx, &ids, removal(&options), reason.as_deref()).await?;
     let details = bulk_details(&records, sessions, &was_active);
     let by_id: BTreeMap<i64, &UserRow> = eligible.iter().map(|u| (u.id, *u)).collect();
-    let targets: Vec<&UserRow> = records.iter().filter_map(|r| by_id.get(&r.user_id).copied()).collect();
+    let targets: Vec<&UserRow> = records
+        .iter()
+        .filter_map(|r| by_id.get(&r.user_id).copied())
+        .collect();
     audit::record_for_users(
         &mut tx,
         actor.into(),
@@ -390,7 +399,9 @@ async fn lock_selection(
                 .collect();
             Ok((found, missing))
         }
-        Selection::Filter(filter) => Ok((users::lock_matching(&mut *tx, &filter).await?, Vec::new())),
+        Selection::Filter(filter) => {
+            Ok((users::lock_matching(&mut *tx, &filter).await?, Vec::new()))
+        }
     }
 }
 
@@ -455,8 +466,14 @@ pub async fn reactivate_user(
 ) -> AppResult<Reactivation> {
     let reason = validation::reason("reason", reason.as_deref())?;
     let mut tx = pool.begin().await?;
-    let Acting { actor, target } =
-        lock_and_check(&mut tx, actor, Rule::Permission(CHANGE_USER), user_id, "reactivate").await?;
+    let Acting { actor, target } = lock_and_check(
+        &mut tx,
+        actor,
+        Rule::Permission(CHANGE_USER),
+        user_id,
+        "reactivate",
+    )
+    .await?;
     let actor = &actor;
     if target.is_active {
         // Already active: nothing to do, nothing to audit.
@@ -512,7 +529,10 @@ async fn restore(
     let restored_permissions = permissions::by_ids(&mut *tx, &record.permission_ids).await?;
     let existing_groups = groups::find_many(&mut *tx, &record.group_ids).await?;
     let group_ids: Vec<i64> = existing_groups.iter().map(|g| g.id).collect();
-    let mut granted: Vec<String> = restored_permissions.iter().map(PermissionRow::key).collect();
+    let mut granted: Vec<String> = restored_permissions
+        .iter()
+        .map(PermissionRow::key)
+        .collect();
     granted.extend(
         permissions::for_groups(&mut *tx, &group_ids)
             .await?

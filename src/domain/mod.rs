@@ -7,10 +7,10 @@
 //! same transaction: it happens completely, audited, or not at all.
 
 pub mod access;
-pub mod authority;
 pub mod accounts;
 pub mod actor;
 pub mod audit;
+pub mod authority;
 pub mod deletion;
 pub mod export;
 pub mod groups;

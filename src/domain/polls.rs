@@ -5,8 +5,8 @@ use sqlx::PgPool;
 
 use super::access::{ADD_QUESTION, Rule};
 use super::actor::CurrentUser;
-use super::authority;
 use super::audit::{AuditAction, AuditEntry, Target};
+use super::authority;
 use super::{Actor, validation};
 use crate::error::{AppError, AppResult, OnConstraint};
 use crate::store::polls::{self, QuestionRow, VoteRow};

@@ -27,7 +27,11 @@ pub const VIEW_GROUP: &[&str] = &[access::VIEW_GROUP, access::CHANGE_GROUP];
 pub const VIEW_VOTE: &[&str] = &[access::VIEW_VOTE];
 pub const VIEW_AUDIT: &[&str] = &[access::VIEW_LOGENTRY];
 /// An export shows the user, their votes and their audit trail.
-pub const EXPORT_USER_DATA: &[&str] = &[VIEW_USER_PERMISSION, access::VIEW_VOTE, access::VIEW_LOGENTRY];
+pub const EXPORT_USER_DATA: &[&str] = &[
+    VIEW_USER_PERMISSION,
+    access::VIEW_VOTE,
+    access::VIEW_LOGENTRY,
+];
 
 /// The rule applied to the caller this request authenticated.
 fn check_now(rule: &Require, ctx: &Context<'_>) -> Result<(), AppError> {

@@ -6,11 +6,11 @@
 use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
 
 use super::context::ContextExt;
-use crate::domain::access::{CHANGE_USER, DELETE_USER};
 use super::guards::{EXPORT_USER_DATA, Require};
 use super::mutation;
 use super::query::UserFilter;
 use super::types::{Group, Permission, User};
+use crate::domain::access::{CHANGE_USER, DELETE_USER};
 use crate::domain::deletion::{self, DeletePolicy};
 use crate::domain::export;
 use crate::domain::lifecycle::{self, DeactivateOptions, Mode, Selection};

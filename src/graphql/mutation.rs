@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
 use super::context::ContextExt;
-use crate::domain::access::{ADD_GROUP, ADD_QUESTION, ADD_USER, CHANGE_GROUP, CHANGE_USER};
 use super::guards::Require;
 use super::types::{Group, Question, User, Vote};
+use crate::domain::access::{ADD_GROUP, ADD_QUESTION, ADD_USER, CHANGE_GROUP, CHANGE_USER};
 use crate::domain::{accounts, groups, polls};
 use crate::error::AppError;
 use crate::ids::{self, Kind};
@@ -186,8 +186,14 @@ impl MutationRoot {
             current_password: current_password.map(SecretString::from),
         };
         let address = ctx.request().client_address.as_deref();
-        accounts::set_password(ctx.pool(), ctx.settings(), ctx.current_user()?, change, address)
-            .await
+        accounts::set_password(
+            ctx.pool(),
+            ctx.settings(),
+            ctx.current_user()?,
+            change,
+            address,
+        )
+        .await
     }
 
     /// Needs `auth.add_group`, and holding every permission given to the group.

@@ -72,7 +72,10 @@ pub async fn insert_for_users(
     details: &[serde_json::Value],
 ) -> sqlx::Result<u64> {
     let ids: Vec<i64> = targets.iter().map(|(id, _)| *id).collect();
-    let folds: Vec<String> = targets.iter().map(|(_, name)| username_fold(name)).collect();
+    let folds: Vec<String> = targets
+        .iter()
+        .map(|(_, name)| username_fold(name))
+        .collect();
     let done = sqlx::query(
         "INSERT INTO audit_entries (action, actor_id, actor_username, target_user_id, target_repr, reason, details,
                                     actor_username_fold, target_repr_fold)
@@ -99,7 +102,10 @@ async fn write_folds(
     rows: &[(i64, Option<String>, String)],
 ) -> sqlx::Result<u64> {
     let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-    let actors: Vec<Option<String>> = rows.iter().map(|r| r.1.as_deref().map(username_fold)).collect();
+    let actors: Vec<Option<String>> = rows
+        .iter()
+        .map(|r| r.1.as_deref().map(username_fold))
+        .collect();
     let targets: Vec<String> = rows.iter().map(|r| username_fold(&r.2)).collect();
     let done = sqlx::query(
         "UPDATE audit_entries a SET actor_username_fold = f.actor, target_repr_fold = f.target
@@ -185,10 +191,12 @@ fn push_filter(qb: &mut sqlx::QueryBuilder<sqlx::Postgres>, f: &AuditFilter) {
         qb.push(" AND target_user_ref = ").push_bind(id);
     }
     if let Some(name) = &f.actor_username {
-        qb.push(" AND actor_username_fold = ").push_bind(username_fold(name));
+        qb.push(" AND actor_username_fold = ")
+            .push_bind(username_fold(name));
     }
     if let Some(name) = &f.target_username {
-        qb.push(" AND target_repr_fold = ").push_bind(username_fold(name));
+        qb.push(" AND target_repr_fold = ")
+            .push_bind(username_fold(name));
     }
     if let Some(action) = &f.action {
         qb.push(" AND action = ").push_bind(action.clone());

@@ -399,7 +399,15 @@ async fn json_logs_and_errors_carry_the_request_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_range_numbers_are_refused_not_panicked_on() {
     let db = TestDb::new().await;
-    let refused = ["100000000", "1000001", "36501", "4294967296", "0", "-5", "soon"];
+    let refused = [
+        "100000000",
+        "1000001",
+        "36501",
+        "4294967296",
+        "0",
+        "-5",
+        "soon",
+    ];
     for days in refused {
         for dry_run in [&["--dry-run"][..], &[]] {
             let mut args = vec!["deactivate-dormant", "--days", days];

@@ -297,8 +297,15 @@ impl TestApp {
 
     /// The text of `/metrics`.
     pub async fn metrics(&self) -> String {
-        let resp = self.client.get(format!("{}/metrics", self.addr)).send().await;
-        resp.expect("GET /metrics").text().await.expect("metrics text")
+        let resp = self
+            .client
+            .get(format!("{}/metrics", self.addr))
+            .send()
+            .await;
+        resp.expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
     }
 
     /// Counts rows of a table (a test-only read; table names are literals).

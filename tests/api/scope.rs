@@ -75,16 +75,36 @@ const OPS: [Op; 13] = [
 impl Op {
     fn document(self) -> &'static str {
         match self {
-            Op::UpdateUser => "mutation($id: ID!) { updateUser(id: $id, input: {firstName: \"Changed\"}) { id } }",
-            Op::SetPassword => "mutation($id: ID!) { setPassword(userId: $id, password: \"plum tunnel cobalt harvest\") }",
-            Op::AddUserToGroup => "mutation($id: ID!, $g: ID!) { addUserToGroup(userId: $id, groupId: $g) { id } }",
-            Op::RemoveUserFromGroup => "mutation($id: ID!, $g: ID!) { removeUserFromGroup(userId: $id, groupId: $g) { id } }",
-            Op::GrantPermission => "mutation($id: ID!) { grantPermission(userId: $id, permission: \"polls.view_vote\") { id } }",
-            Op::RevokePermission => "mutation($id: ID!) { revokePermission(userId: $id, permission: \"auth.view_user\") { id } }",
-            Op::DeactivateUser => "mutation($id: ID!) { deactivateUser(id: $id) { sessionsRevoked } }",
-            Op::DeactivateUsers => "mutation($id: ID!) { deactivateUsers(ids: [$id]) { deactivated { id } skipped { id code } } }",
-            Op::ReactivateUser => "mutation($id: ID!) { reactivateUser(id: $id) { user { isActive } } }",
-            Op::ReactivateUserRestoringAccess => "mutation($id: ID!) { reactivateUser(id: $id, restoreAccess: true) { user { isActive } } }",
+            Op::UpdateUser => {
+                "mutation($id: ID!) { updateUser(id: $id, input: {firstName: \"Changed\"}) { id } }"
+            }
+            Op::SetPassword => {
+                "mutation($id: ID!) { setPassword(userId: $id, password: \"plum tunnel cobalt harvest\") }"
+            }
+            Op::AddUserToGroup => {
+                "mutation($id: ID!, $g: ID!) { addUserToGroup(userId: $id, groupId: $g) { id } }"
+            }
+            Op::RemoveUserFromGroup => {
+                "mutation($id: ID!, $g: ID!) { removeUserFromGroup(userId: $id, groupId: $g) { id } }"
+            }
+            Op::GrantPermission => {
+                "mutation($id: ID!) { grantPermission(userId: $id, permission: \"polls.view_vote\") { id } }"
+            }
+            Op::RevokePermission => {
+                "mutation($id: ID!) { revokePermission(userId: $id, permission: \"auth.view_user\") { id } }"
+            }
+            Op::DeactivateUser => {
+                "mutation($id: ID!) { deactivateUser(id: $id) { sessionsRevoked } }"
+            }
+            Op::DeactivateUsers => {
+                "mutation($id: ID!) { deactivateUsers(ids: [$id]) { deactivated { id } skipped { id code } } }"
+            }
+            Op::ReactivateUser => {
+                "mutation($id: ID!) { reactivateUser(id: $id) { user { isActive } } }"
+            }
+            Op::ReactivateUserRestoringAccess => {
+                "mutation($id: ID!) { reactivateUser(id: $id, restoreAccess: true) { user { isActive } } }"
+            }
             Op::DeleteUser => "mutation($id: ID!) { deleteUser(id: $id) { deleted } }",
             Op::DeletionPlan => "query($id: ID!) { deletionPlan(userId: $id) { allowed } }",
             Op::ExportUserData => "query($id: ID!) { exportUserData(userId: $id) }",
@@ -127,9 +147,14 @@ async fn target(app: &TestApp, n: usize, relation: Relation, op: Op, empty_group
             .expect("member");
     }
     if relation == Relation::SupersetKept || op.starts_deactivated() {
-        lifecycle::deactivate_user(app.pool(), &Actor::System, user.id, DeactivateOptions::default())
-            .await
-            .expect("deactivate");
+        lifecycle::deactivate_user(
+            app.pool(),
+            &Actor::System,
+            user.id,
+            DeactivateOptions::default(),
+        )
+        .await
+        .expect("deactivate");
     }
     user.id
 }
@@ -171,9 +196,16 @@ async fn the_scope_matrix() {
                 assert_eq!(data["deactivated"], json!([]), "{case}: {resp:#}");
                 assert_eq!(data["skipped"][0]["code"], "FORBIDDEN", "{case}: {resp:#}");
             } else {
-                assert_eq!(resp["errors"][0]["extensions"]["code"], "FORBIDDEN", "{case}: {resp:#}");
+                assert_eq!(
+                    resp["errors"][0]["extensions"]["code"], "FORBIDDEN",
+                    "{case}: {resp:#}"
+                );
             }
-            assert_eq!(snapshot(app.pool()).await, before, "{case}: refused but changed the database");
+            assert_eq!(
+                snapshot(app.pool()).await,
+                before,
+                "{case}: refused but changed the database"
+            );
         }
     }
 }
@@ -190,7 +222,11 @@ async fn a_superuser_acts_on_anyone_and_staff_never_on_a_superuser() {
     app.ok(Some(&root), update, vars(wide)).await;
     app.ok(Some(&root), update, vars(other_root.id)).await;
     let before = snapshot(app.pool()).await;
-    assert_eq!(app.err_code(Some(&staff), update, vars(other_root.id)).await, "FORBIDDEN");
+    assert_eq!(
+        app.err_code(Some(&staff), update, vars(other_root.id))
+            .await,
+        "FORBIDDEN"
+    );
     assert_eq!(snapshot(app.pool()).await, before);
 }
 
@@ -201,7 +237,14 @@ async fn no_takeover_of_a_better_endowed_account() {
     let app = TestApp::spawn().await;
     let (_, token) = app.staff_with("mallory", &["auth.change_user"]).await;
     let (victim, _) = app
-        .staff_with("victim", &["auth.change_user", "auth.delete_user", "admin.view_logentry"])
+        .staff_with(
+            "victim",
+            &[
+                "auth.change_user",
+                "auth.delete_user",
+                "admin.view_logentry",
+            ],
+        )
         .await;
     let before = snapshot(app.pool()).await;
     let code = app
@@ -296,7 +339,10 @@ async fn set_password_rechecks_the_target_under_its_lock() {
         .unwrap();
     holder.commit().await.unwrap();
     let resp = request.await.unwrap();
-    assert_eq!(resp["errors"][0]["extensions"]["code"], "FORBIDDEN", "{resp:#}");
+    assert_eq!(
+        resp["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{resp:#}"
+    );
     app.login("target", PASSWORD).await;
 }
 
@@ -315,7 +361,11 @@ async fn only_a_superuser_revokes_the_staff_flag() {
         "mutation($id: ID!) { deactivateUsers(ids: [$id], input: {revokeStaff: true}) { deactivated { id } } }",
     ] {
         let before = snapshot(app.pool()).await;
-        assert_eq!(app.err_code(Some(&staff), doc, id.clone()).await, "FORBIDDEN", "{doc}");
+        assert_eq!(
+            app.err_code(Some(&staff), doc, id.clone()).await,
+            "FORBIDDEN",
+            "{doc}"
+        );
         assert_eq!(snapshot(app.pool()).await, before, "{doc}");
     }
     let done = app

@@ -5,15 +5,7 @@
 //! internal failures are logged here, with their details, and reach the client
 //! only as `INTERNAL` with a generic message: no SQL, no stack trace, no hash.
 
-use serde::Serialize;
-
-/// A relation of a user and how many rows it holds, as reported by
-/// `DELETE_PROTECTED` and by deletion plans.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RelationCount {
-    pub relation: String,
-    pub count: i64,
-}
+use crate::domain::deletion::RelationCount;
 
 /// Deliberately not `Display`: async-graphql turns anything displayable
 /// into an error *without* an `extensions.code`, so this type only becomes a

@@ -369,7 +369,7 @@ pub async fn update_user(
         ensure_may_set_flags(actor)?;
     }
     if !is_superuser {
-        super::lifecycle::ensure_superusers_remain(&mut tx, &[&user]).await?;
+        authority::ensure_superusers_remain(&mut tx, &[&user]).await?;
     }
     let profile = patched_profile(&user, &patch)?;
     let key = validation::username_key(&profile.username);

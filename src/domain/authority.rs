@@ -109,3 +109,21 @@ pub async fn ensure_may_act_on(
     ensure_not_self(actor, target, verb)?;
     ensure_scope(conn, actor, target).await
 }
+
+/// Refuses when taking `targets` out would leave no active superuser. The
+/// superuser lock it takes serializes every change that could, so two
+/// superusers removing each other at the same instant cannot both succeed.
+pub async fn ensure_superusers_remain(
+    tx: &mut PgConnection,
+    targets: &[&UserRow],
+) -> AppResult<()> {
+    let leaving: Vec<i64> = targets
+        .iter()
+        .filter(|u| u.is_active && u.is_superuser)
+        .map(|u| u.id)
+        .collect();
+    if !leaving.is_empty() && users::lock_superusers_and_count_others(tx, &leaving).await? == 0 {
+        return Err(AppError::LastSuperuser);
+    }
+    Ok(())
+}

@@ -21,6 +21,7 @@
 use async_graphql::Enum;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
@@ -29,10 +30,18 @@ use super::access::{DELETE_USER, Rule};
 use super::audit::{AuditAction, AuditEntry, Target};
 use super::authority::{self, Acting};
 use super::{Actor, validation};
-use crate::error::{AppError, AppResult, RelationCount};
+use crate::error::{AppError, AppResult};
 use crate::ids::{self, Kind};
 use crate::store::deletion;
 use crate::store::users::{self, UserRow};
+
+/// A relation of a user and how many rows it holds, as reported by
+/// `DELETE_PROTECTED` and by deletion plans.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RelationCount {
+    pub relation: String,
+    pub count: i64,
+}
 
 /// What happens to the user's contributions (votes and questions created).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Default)]
@@ -387,7 +396,7 @@ pub async fn delete_user(
             deleted: false,
         });
     }
-    super::lifecycle::ensure_superusers_remain(&mut tx, &[&user]).await?;
+    authority::ensure_superusers_remain(&mut tx, &[&user]).await?;
     let counts = apply_policy(&mut tx, user.id, policy).await?;
     let plan = plan_from_counts(user, policy, &counts);
     let details = json!({

@@ -154,22 +154,6 @@ fn ensure_may_revoke_staff(actor: &Actor, options: &DeactivateOptions) -> AppRes
     Ok(())
 }
 
-/// Refuses when taking `targets` out would leave no active superuser.
-pub(super) async fn ensure_superusers_remain(
-    tx: &mut PgConnection,
-    targets: &[&UserRow],
-) -> AppResult<()> {
-    let leaving: Vec<i64> = targets
-        .iter()
-        .filter(|u| u.is_active && u.is_superuser)
-        .map(|u| u.id)
-        .collect();
-    if !leaving.is_empty() && users::lock_superusers_and_count_others(tx, &leaving).await? == 0 {
-        return Err(AppError::LastSuperuser);
-    }
-    Ok(())
-}
-
 fn removal(options: &DeactivateOptions) -> Removal {
     Removal {
         groups: options.remove_from_groups,
@@ -199,7 +183,7 @@ pub async fn deactivate_user(
     .await?;
     let actor = &actor;
     ensure_may_revoke_staff(actor, &options)?;
-    ensure_superusers_remain(&mut tx, &[&target]).await?;
+    authority::ensure_superusers_remain(&mut tx, &[&target]).await?;
     if !target.is_active
         && !deactivations::has_anything_to_remove(&mut tx, target.id, removal(&options)).await?
     {
@@ -582,7 +566,7 @@ pub async fn anonymize_user(
     let Acting { actor, target } =
         lock_and_check(&mut tx, actor, Rule::Superuser, user_id, "anonymize").await?;
     let actor = &actor;
-    ensure_superusers_remain(&mut tx, &[&target]).await?;
+    authority::ensure_superusers_remain(&mut tx, &[&target]).await?;
     let sessions_revoked = users::anonymize(&mut tx, target.id).await?;
     let user = users::find(&mut *tx, target.id)
         .await?

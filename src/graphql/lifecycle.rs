@@ -6,15 +6,15 @@
 use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
 
 use super::context::ContextExt;
+use super::decode;
 use super::guards::{EXPORT_USER_DATA, Require};
-use super::mutation;
 use super::query::UserFilter;
 use super::types::{Group, Permission, User};
 use crate::domain::access::{CHANGE_USER, DELETE_USER};
-use crate::domain::deletion::{self, DeletePolicy};
+use crate::domain::deletion::{self, DeletePolicy, RelationCount};
 use crate::domain::export;
 use crate::domain::lifecycle::{self, DeactivateOptions, Mode, Selection};
-use crate::error::{AppError, RelationCount};
+use crate::error::AppError;
 use crate::ids::{self, Kind};
 
 /// What `deactivateUser` takes away besides the login.
@@ -225,7 +225,7 @@ fn bulk_selection(ids: Option<Vec<ID>>, filter: Option<UserFilter>) -> Result<Se
     match (ids, filter) {
         (Some(ids), None) => Ok(Selection::Ids(
             ids.iter()
-                .map(|id| mutation::user_id(id, "ids"))
+                .map(|id| decode::user_id(id, "ids"))
                 .collect::<Result<_, _>>()?,
         )),
         (None, Some(filter)) => Ok(Selection::Filter(filter.to_store_for_bulk()?)),
@@ -253,7 +253,7 @@ impl LifecycleQuery {
         )]
         policy: Option<DeletePolicy>,
     ) -> Result<DeletionPlan, AppError> {
-        let id = mutation::user_id(&user_id, "userId")?;
+        let id = decode::user_id(&user_id, "userId")?;
         deletion::plan(ctx.pool(), &ctx.actor()?, id, policy.unwrap_or_default())
             .await
             .map(Into::into)
@@ -269,7 +269,7 @@ impl LifecycleQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "The user whose data to export.")] user_id: ID,
     ) -> Result<Json<serde_json::Value>, AppError> {
-        let id = mutation::user_id(&user_id, "userId")?;
+        let id = decode::user_id(&user_id, "userId")?;
         export::export_user_data(ctx.pool(), &ctx.actor()?, id)
             .await
             .map(Json)
@@ -295,7 +295,7 @@ impl LifecycleMutation {
         )]
         input: Option<DeactivateUserInput>,
     ) -> Result<DeactivateUserPayload, AppError> {
-        let id = mutation::user_id(&id, "id")?;
+        let id = decode::user_id(&id, "id")?;
         let done = lifecycle::deactivate_user(
             ctx.pool(),
             &ctx.actor()?,
@@ -332,7 +332,7 @@ impl LifecycleMutation {
         restore_access: Option<bool>,
         #[graphql(desc = "Why, for the audit log.")] reason: Option<String>,
     ) -> Result<ReactivateUserPayload, AppError> {
-        let id = mutation::user_id(&id, "id")?;
+        let id = decode::user_id(&id, "id")?;
         let done = lifecycle::reactivate_user(
             ctx.pool(),
             &ctx.actor()?,
@@ -432,7 +432,7 @@ impl LifecycleMutation {
         plan_token: Option<String>,
         #[graphql(desc = "Why, for the audit log.")] reason: Option<String>,
     ) -> Result<DeleteUserPayload, AppError> {
-        let id = mutation::user_id(&id, "id")?;
+        let id = decode::user_id(&id, "id")?;
         let done = deletion::delete_user(
             ctx.pool(),
             &ctx.actor()?,
@@ -461,7 +461,7 @@ impl LifecycleMutation {
         #[graphql(desc = "Why, for the audit log; do not name the person here, it is kept.")]
         reason: Option<String>,
     ) -> Result<AnonymizeUserPayload, AppError> {
-        let id = mutation::user_id(&id, "id")?;
+        let id = decode::user_id(&id, "id")?;
         let done = lifecycle::anonymize_user(ctx.pool(), &ctx.actor()?, id, reason).await?;
         Ok(AnonymizeUserPayload {
             user: User::new(done.user),

@@ -3,9 +3,11 @@
 
 pub mod context;
 pub mod cost;
+pub mod decode;
 pub mod guards;
 pub mod lifecycle;
 pub mod limits;
+pub mod loader_tasks;
 pub mod loaders;
 pub mod mutation;
 pub mod pagination;

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
 use super::context::ContextExt;
+use super::decode;
 use super::guards::Require;
 use super::types::{Group, Question, User, Vote};
 use crate::domain::access::{ADD_GROUP, ADD_QUESTION, ADD_USER, CHANGE_GROUP, CHANGE_USER};
@@ -66,14 +67,6 @@ pub struct UpdateUserInput {
     pub is_staff: Option<bool>,
     /// Only a superuser may change it.
     pub is_superuser: Option<bool>,
-}
-
-pub(super) fn user_id(id: &ID, field: &str) -> Result<i64, AppError> {
-    ids::decode(Kind::User, id, field)
-}
-
-fn group_id(id: &ID, field: &str) -> Result<i64, AppError> {
-    ids::decode(Kind::Group, id, field)
 }
 
 // Merged into the schema's root (see `graphql::Query`/`Mutation`); this
@@ -158,9 +151,14 @@ impl MutationRoot {
             is_staff: input.is_staff,
             is_superuser: input.is_superuser,
         };
-        accounts::update_user(ctx.pool(), &ctx.actor()?, user_id(&id, "id")?, patch)
-            .await
-            .map(User::new)
+        accounts::update_user(
+            ctx.pool(),
+            &ctx.actor()?,
+            decode::user_id(&id, "id")?,
+            patch,
+        )
+        .await
+        .map(User::new)
     }
 
     /// Your own password (give the current one), or with `auth.change_user`
@@ -223,7 +221,7 @@ impl MutationRoot {
         #[graphql(desc = "The whole new set of permission keys; you must hold each one you add.")]
         permissions: Vec<String>,
     ) -> Result<Group, AppError> {
-        let id = self::group_id(&group_id, "groupId")?;
+        let id = decode::group_id(&group_id, "groupId")?;
         groups::set_group_permissions(ctx.pool(), &ctx.actor()?, id, &permissions)
             .await
             .map(Group)
@@ -239,8 +237,8 @@ impl MutationRoot {
         group_id: ID,
     ) -> Result<User, AppError> {
         let (user, group) = (
-            self::user_id(&user_id, "userId")?,
-            self::group_id(&group_id, "groupId")?,
+            decode::user_id(&user_id, "userId")?,
+            decode::group_id(&group_id, "groupId")?,
         );
         groups::add_user_to_group(ctx.pool(), &ctx.actor()?, user, group)
             .await
@@ -256,8 +254,8 @@ impl MutationRoot {
         #[graphql(desc = "The group.")] group_id: ID,
     ) -> Result<User, AppError> {
         let (user, group) = (
-            self::user_id(&user_id, "userId")?,
-            self::group_id(&group_id, "groupId")?,
+            decode::user_id(&user_id, "userId")?,
+            decode::group_id(&group_id, "groupId")?,
         );
         groups::remove_user_from_group(ctx.pool(), &ctx.actor()?, user, group)
             .await
@@ -279,7 +277,7 @@ impl MutationRoot {
         groups::grant_permission(
             ctx.pool(),
             &ctx.actor()?,
-            self::user_id(&user_id, "userId")?,
+            decode::user_id(&user_id, "userId")?,
             &permission,
         )
         .await
@@ -297,7 +295,7 @@ impl MutationRoot {
         groups::revoke_permission(
             ctx.pool(),
             &ctx.actor()?,
-            self::user_id(&user_id, "userId")?,
+            decode::user_id(&user_id, "userId")?,
             &permission,
         )
         .await

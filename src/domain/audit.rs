@@ -34,12 +34,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     pub fn as_str(self) -> &'static str {
-        use async_graphql::resolver_utils::EnumType;
-        Self::items()
-            .iter()
-            .find(|item| item.value == self)
-            .map(|item| item.name)
-            .expect("every variant is an item")
+        super::schema_name(self)
     }
 
     pub fn parse(name: &str) -> Option<Self> {

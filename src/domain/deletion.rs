@@ -59,12 +59,7 @@ impl DeletePolicy {
     /// The name the schema gives the policy (`SET_NULL`), as tokens and
     /// audit details spell it.
     pub fn as_str(self) -> &'static str {
-        use async_graphql::resolver_utils::EnumType;
-        Self::items()
-            .iter()
-            .find(|item| item.value == self)
-            .map(|item| item.name)
-            .expect("every variant is an item")
+        super::schema_name(self)
     }
 
     fn parse(name: &str) -> Option<Self> {

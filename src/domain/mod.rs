@@ -19,3 +19,16 @@ pub mod polls;
 pub mod validation;
 
 pub use actor::Actor;
+
+/// The name the GraphQL schema gives an enum value (`SET_NULL`,
+/// `USER_DEACTIVATED`): how the database and audit details spell it too.
+fn schema_name<E>(value: E) -> &'static str
+where
+    E: async_graphql::resolver_utils::EnumType + PartialEq + Copy,
+{
+    E::items()
+        .iter()
+        .find(|item| item.value == value)
+        .map(|item| item.name)
+        .expect("every variant is an item")
+}

@@ -3,32 +3,13 @@
 //! --help`, completions and the manual page (checked against the binary, as
 //! schema.graphql is), the systemd unit and the LICENSE.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
+use crate::cli::memberdesk;
 use crate::helpers::{PASSWORD, TestApp, TestDb, snapshot, user_id};
 use serde_json::json;
 
 const NEW_PASSWORD: &str = "orbit tulip canyon whisper";
-
-fn memberdesk(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
-        .args(args)
-        .env("DATABASE_URL", db)
-        .env_remove("MEMBERDESK_PASSWORD")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run memberdesk");
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).unwrap();
-    }
-    drop(input);
-    child.wait_with_output().unwrap()
-}
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

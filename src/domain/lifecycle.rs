@@ -205,26 +205,33 @@ pub async fn deactivate_user(
     let user = users::find(&mut *tx, target.id)
         .await?
         .ok_or(AppError::NotFound("user"))?;
-    let details = json!({
-        "sessionsRevoked": sessions_revoked,
-        "removedGroups": removed_groups.iter().map(|g| &g.name).collect::<Vec<_>>(),
-        "removedPermissions": removed_permissions.iter().map(PermissionRow::key).collect::<Vec<_>>(),
-        "staffRevoked": record.staff_revoked,
-        "wasActive": target.is_active,
-    });
-    AuditEntry::new(AuditAction::UserDeactivated, Target::User(&user))
-        .by(actor)
-        .reason(reason.as_deref())
-        .details(details)
-        .record_and_commit(tx)
-        .await?;
-    Ok(Deactivation {
+    let done = Deactivation {
         user,
         sessions_revoked,
         removed_groups,
         removed_permissions,
         staff_revoked: record.staff_revoked,
-    })
+    };
+    AuditEntry::new(AuditAction::UserDeactivated, Target::User(&done.user))
+        .by(actor)
+        .reason(reason.as_deref())
+        .details(done.audit_details(target.is_active))
+        .record_and_commit(tx)
+        .await?;
+    Ok(done)
+}
+
+impl Deactivation {
+    /// What the audit entry records of it (names, not personal data).
+    fn audit_details(&self, was_active: bool) -> serde_json::Value {
+        json!({
+            "sessionsRevoked": self.sessions_revoked,
+            "removedGroups": self.removed_groups.iter().map(|g| &g.name).collect::<Vec<_>>(),
+            "removedPermissions": self.removed_permissions.iter().map(PermissionRow::key).collect::<Vec<_>>(),
+            "staffRevoked": self.staff_revoked,
+            "wasActive": was_active,
+        })
+    }
 }
 
 /// What an earlier deactivation of `target` holds, reported as this one's

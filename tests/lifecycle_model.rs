@@ -16,10 +16,10 @@ mod helpers;
 
 use std::collections::BTreeSet;
 
-use memberdesk::domain::Actor;
 use memberdesk::domain::actor::CurrentUser;
-use memberdesk::domain::deletion::{self, DeletePolicy};
-use memberdesk::domain::lifecycle::{self, DeactivateOptions};
+use memberdesk::domain::deletion::{self, DeletePolicy, DeleteUser};
+use memberdesk::domain::lifecycle::{self, DeactivateOptions, Restore};
+use memberdesk::domain::{Actor, Mode};
 use memberdesk::error::AppError;
 use proptest::prelude::*;
 
@@ -204,16 +204,23 @@ async fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                     .await
                     .map(|_| ())
             }
-            Op::Reactivate => lifecycle::reactivate_user(pool, &who, target, false, None)
-                .await
-                .map(|_| ()),
+            Op::Reactivate => {
+                lifecycle::reactivate_user(pool, &who, target, Restore::LoginOnly, None)
+                    .await
+                    .map(|_| ())
+            }
             Op::Anonymize => lifecycle::anonymize_user(pool, &who, target, None)
                 .await
                 .map(|_| ()),
             Op::Delete(policy) => {
-                deletion::delete_user(pool, &who, target, policy, false, None, None)
-                    .await
-                    .map(|_| ())
+                let request = DeleteUser {
+                    user_id: target,
+                    policy,
+                    mode: Mode::Execute,
+                    plan_token: None,
+                    reason: None,
+                };
+                deletion::delete_user(pool, &who, request).await.map(|_| ())
             }
         };
         prop_assert_eq!(got.as_ref().map_err(code).copied(), expected, "{:?}", s);

@@ -7,7 +7,7 @@ use sqlx::{PgConnection, PgPool};
 
 use super::access::{ADD_USER, CHANGE_USER, Rule, ensure_may_set_flags};
 use super::actor::CurrentUser;
-use super::audit::{AuditAction, AuditEntry, By, Target};
+use super::audit::{AuditAction, AuditActor, AuditEntry, Target};
 use super::authority::{self, Acting};
 use super::{Actor, validation};
 use crate::auth::{password, token};
@@ -136,7 +136,7 @@ async fn start_session(
     login_failures::clear(&mut *tx, Scope::UsernameAndAddress, &attempt.pair_key()).await?;
     let details = json!({ "clientAddress": client_address });
     AuditEntry::new(AuditAction::Login, Target::User(&user))
-        .by(By::user(&user))
+        .by(AuditActor::user(&user))
         .details(details)
         .record_and_commit(tx)
         .await?;
@@ -266,7 +266,7 @@ pub async fn logout(pool: &PgPool, current: &CurrentUser) -> AppResult<bool> {
             .await?
             .ok_or(AppError::Unauthenticated)?;
         AuditEntry::new(AuditAction::Logout, Target::User(&me))
-            .by(By::user(&me))
+            .by(AuditActor::user(&me))
             .record(&mut *tx)
             .await?;
     }

@@ -55,13 +55,13 @@ pub enum Target<'a> {
     /// A user whose row is gone (a deletion's own entry, written after it):
     /// no reference, but the id is kept as a plain value, with the snapshot.
     Former(&'a UserRow),
-    Other(String),
+    Described(String),
 }
 
 /// One entry per user in `targets`, `details[i]` for the i-th (bulk operations).
 pub async fn record_for_users(
     ex: &mut PgConnection,
-    by: By<'_>,
+    by: AuditActor<'_>,
     action: AuditAction,
     targets: &[&UserRow],
     reason: Option<&str>,
@@ -86,24 +86,24 @@ pub async fn record_for_users(
 /// Who did it, as the entry records it: a reference and a snapshot of the
 /// username (`system` for the command line).
 #[derive(Clone, Copy)]
-pub struct By<'a> {
+pub struct AuditActor<'a> {
     pub id: Option<i64>,
     pub username: &'a str,
 }
 
-impl<'a> From<&'a Actor> for By<'a> {
+impl<'a> From<&'a Actor> for AuditActor<'a> {
     fn from(actor: &'a Actor) -> Self {
-        By {
+        AuditActor {
             id: actor.user_id(),
             username: actor.username(),
         }
     }
 }
 
-impl<'a> By<'a> {
+impl<'a> AuditActor<'a> {
     /// The user themselves (a login, a logout).
     pub fn user(user: &'a UserRow) -> Self {
-        By {
+        AuditActor {
             id: Some(user.id),
             username: &user.username,
         }
@@ -129,7 +129,7 @@ impl<'a> By<'a> {
 pub struct AuditEntry<'a> {
     action: AuditAction,
     target: Target<'a>,
-    by: Option<By<'a>>,
+    by: Option<AuditActor<'a>>,
     reason: Option<&'a str>,
     details: Option<Value>,
 }
@@ -146,8 +146,8 @@ impl<'a> AuditEntry<'a> {
         }
     }
 
-    /// Who did it: an [`Actor`], or [`By::user`] for the user themselves.
-    pub fn by(self, by: impl Into<By<'a>>) -> Self {
+    /// Who did it: an [`Actor`], or [`AuditActor::user`] for the user themselves.
+    pub fn by(self, by: impl Into<AuditActor<'a>>) -> Self {
         AuditEntry {
             by: Some(by.into()),
             ..self
@@ -173,7 +173,7 @@ impl<'a> AuditEntry<'a> {
             Target::User(user) => (Some(user.id), None, user.username.clone()),
             Target::Former(user) => (None, Some(user.id), user.username.clone()),
             Target::Name(name) => (None, None, name.to_owned()),
-            Target::Other(repr) => (None, None, repr),
+            Target::Described(repr) => (None, None, repr),
         };
         audit::insert(
             ex,

@@ -29,7 +29,7 @@ use sqlx::{PgConnection, PgPool};
 use super::access::{DELETE_USER, Rule};
 use super::audit::{AuditAction, AuditEntry, Target};
 use super::authority::{self, Acting};
-use super::{Actor, validation};
+use super::{Actor, Mode, validation};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, Kind};
 use crate::store::deletion;
@@ -320,9 +320,10 @@ async fn count_first(
     tx: &mut PgConnection,
     user: &UserRow,
     policy: DeletePolicy,
-    dry_run: bool,
+    mode: Mode,
     plan_token: Option<&str>,
 ) -> AppResult<Option<DeletionPlan>> {
+    let dry_run = mode == Mode::Preview;
     if !(dry_run || plan_token.is_some() || policy == DeletePolicy::Protect) {
         return Ok(None);
     }
@@ -361,18 +362,34 @@ async fn apply_policy(
     Ok(counts)
 }
 
-/// Deletes the user under `policy`, or with `dry_run` only plans it. With
-/// `plan_token`, refuses (`PLAN_CHANGED`) unless the plan is still the one
-/// previewed.
+/// What a caller asks of [`delete_user`].
+#[derive(Debug, Clone)]
+pub struct DeleteUser {
+    pub user_id: i64,
+    pub policy: DeletePolicy,
+    /// [`Mode::Preview`] only plans the deletion.
+    pub mode: Mode,
+    /// The `token` of a reviewed plan: the deletion happens only if the plan
+    /// is still that one (`PLAN_CHANGED` otherwise).
+    pub plan_token: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// Deletes the user under the request's policy, or in [`Mode::Preview`]
+/// only plans it.
 pub async fn delete_user(
     pool: &PgPool,
     actor: &Actor,
-    user_id: i64,
-    policy: DeletePolicy,
-    dry_run: bool,
-    plan_token: Option<&str>,
-    reason: Option<String>,
+    request: DeleteUser,
 ) -> AppResult<DeleteOutcome> {
+    let DeleteUser {
+        user_id,
+        policy,
+        mode,
+        plan_token,
+        reason,
+    } = request;
+    let plan_token = plan_token.as_deref();
     let reason = validation::reason("reason", reason.as_deref())?;
     if let Some(token) = plan_token {
         ensure_token_fits(token, user_id, policy)?;
@@ -385,7 +402,7 @@ pub async fn delete_user(
         .await?;
     let actor = &actor;
     authority::ensure_may_act_on(&mut tx, actor, &user, "delete").await?;
-    if let Some(plan) = count_first(&mut tx, &user, policy, dry_run, plan_token).await? {
+    if let Some(plan) = count_first(&mut tx, &user, policy, mode, plan_token).await? {
         return Ok(DeleteOutcome {
             plan,
             deleted: false,

@@ -65,7 +65,7 @@ pub async fn create_group(
     let details = json!({ "groupId": group.id, "permissions": keys_of(&perms) });
     AuditEntry::new(
         AuditAction::GroupCreated,
-        Target::Other(format!("group {}", group.name)),
+        Target::Described(format!("group {}", group.name)),
     )
     .by(actor)
     .details(details)
@@ -112,7 +112,7 @@ pub async fn set_group_permissions(
     let details = json!({ "groupId": group.id, "added": added, "removed": removed });
     AuditEntry::new(
         AuditAction::GroupPermissionsSet,
-        Target::Other(format!("group {}", group.name)),
+        Target::Described(format!("group {}", group.name)),
     )
     .by(actor)
     .details(details)

@@ -17,9 +17,9 @@ use sqlx::{PgConnection, PgPool};
 use super::access::{CHANGE_USER, Rule, ensure_holds_all, ensure_in_scope, ensure_not_self};
 use super::audit::{self, AuditAction, AuditEntry, Target};
 use super::authority::{self, Acting};
-use super::{Actor, validation};
+use super::{Actor, Mode, validation};
 use crate::error::{AppError, AppResult};
-use crate::store::deactivations::{self, Removal};
+use crate::store::deactivations::{self, AccessRemoval, DeactivatedUser};
 use crate::store::groups::{self, GroupRow};
 use crate::store::permissions::{self, PermissionRow};
 use crate::store::users::{self, UserFilter, UserRow};
@@ -96,16 +96,6 @@ pub struct BulkDeactivation {
     pub skipped: Vec<(i64, SkipReason)>,
 }
 
-/// Whether a bulk deactivation only reports what it would do or does it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Work out who would be deactivated and who skipped; change nothing,
-    /// audit nothing (`dryRun: true`).
-    Preview,
-    /// Deactivate, and audit each user deactivated.
-    Execute,
-}
-
 /// Which users a bulk deactivation is about.
 pub enum Selection {
     Ids(Vec<i64>),
@@ -154,8 +144,8 @@ fn ensure_may_revoke_staff(actor: &Actor, options: &DeactivateOptions) -> AppRes
     Ok(())
 }
 
-fn removal(options: &DeactivateOptions) -> Removal {
-    Removal {
+fn removal(options: &DeactivateOptions) -> AccessRemoval {
+    AccessRemoval {
         groups: options.remove_from_groups,
         permissions: options.remove_permissions,
         staff: options.revoke_staff,
@@ -192,14 +182,14 @@ pub async fn deactivate_user(
         tx.commit().await?;
         return Ok(done);
     }
-    let (records, sessions) =
-        deactivations::deactivate(&mut tx, &[target.id], removal(&options), reason.as_deref())
-            .await?;
-    let record = records
+    let DeactivatedUser {
+        record,
+        sessions_revoked,
+    } = deactivations::deactivate(&mut tx, &[target.id], removal(&options), reason.as_deref())
+        .await?
         .into_iter()
         .next()
         .ok_or_else(|| AppError::internal("no deactivation record"))?;
-    let sessions_revoked = sessions.first().map_or(0, |(_, n)| *n);
     let removed_groups = groups::find_many(&mut *tx, &record.group_ids).await?;
     let removed_permissions = permissions::by_ids(&mut *tx, &record.permission_ids).await?;
     let user = users::find(&mut *tx, target.id)
@@ -237,7 +227,7 @@ impl Deactivation {
 /// What an earlier deactivation of `target` holds, reported as this one's
 /// outcome when there is nothing left to take.
 async fn already_deactivated(tx: &mut PgConnection, target: UserRow) -> AppResult<Deactivation> {
-    let record = deactivations::open(&mut *tx, target.id).await?;
+    let record = deactivations::find_open(&mut *tx, target.id).await?;
     let (group_ids, permission_ids, staff_revoked) = record
         .map_or((Vec::new(), Vec::new(), false), |r| {
             (r.group_ids, r.permission_ids, r.staff_revoked)
@@ -297,13 +287,13 @@ pub async fn deactivate_users_in(
         });
     }
     let was_active: BTreeMap<i64, bool> = eligible.iter().map(|u| (u.id, u.is_active)).collect();
-    let (records, sessions) =
+    let done =
         deactivations::deactivate(&mut tx, &ids, removal(&options), reason.as_deref()).await?;
-    let details = bulk_details(&records, sessions, &was_active);
+    let details = bulk_details(&done, &was_active);
     let by_id: BTreeMap<i64, &UserRow> = eligible.iter().map(|u| (u.id, *u)).collect();
-    let targets: Vec<&UserRow> = records
+    let targets: Vec<&UserRow> = done
         .iter()
-        .filter_map(|r| by_id.get(&r.user_id).copied())
+        .filter_map(|d| by_id.get(&d.record.user_id).copied())
         .collect();
     audit::record_for_users(
         &mut tx,
@@ -323,23 +313,25 @@ pub async fn deactivate_users_in(
 
 /// The audit details of each record of a bulk deactivation, in order.
 fn bulk_details(
-    records: &[deactivations::Record],
-    sessions: Vec<(i64, i64)>,
+    done: &[DeactivatedUser],
     was_active: &BTreeMap<i64, bool>,
 ) -> Vec<serde_json::Value> {
-    let sessions: BTreeMap<i64, i64> = sessions.into_iter().collect();
-    records
-        .iter()
-        .map(|r| {
-            json!({
-                "sessionsRevoked": sessions.get(&r.user_id).copied().unwrap_or(0),
-                "removedGroupIds": r.group_ids,
-                "removedPermissionIds": r.permission_ids,
-                "staffRevoked": r.staff_revoked,
-                "wasActive": was_active.get(&r.user_id).copied().unwrap_or(false),
-                "bulk": true,
-            })
-        })
+    done.iter()
+        .map(
+            |DeactivatedUser {
+                 record: r,
+                 sessions_revoked,
+             }| {
+                json!({
+                    "sessionsRevoked": sessions_revoked,
+                    "removedGroupIds": r.group_ids,
+                    "removedPermissionIds": r.permission_ids,
+                    "staffRevoked": r.staff_revoked,
+                    "wasActive": was_active.get(&r.user_id).copied().unwrap_or(false),
+                    "bulk": true,
+                })
+            },
+        )
         .collect()
 }
 
@@ -349,7 +341,7 @@ fn bulk_details(
 async fn without_unchanged<'a>(
     tx: &mut PgConnection,
     eligible: Vec<&'a UserRow>,
-    removal: Removal,
+    removal: AccessRemoval,
 ) -> AppResult<(Vec<&'a UserRow>, Vec<(i64, SkipReason)>)> {
     let inactive: Vec<i64> = eligible
         .iter()
@@ -443,7 +435,16 @@ async fn sort_out<'a>(
     Ok((eligible, skipped))
 }
 
-/// Reactivates a user. With `restore_access`, gives back what the open
+/// What a reactivation gives back besides the login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restore {
+    /// The login only: groups, permissions and staff stay removed.
+    LoginOnly,
+    /// Also what the open deactivation took away (`restoreAccess: true`).
+    Access,
+}
+
+/// Reactivates a user. With [`Restore::Access`], gives back what the open
 /// deactivation took away (groups deleted meanwhile are skipped and
 /// reported). Restoring access is granting it, so the no-escalation rule
 /// applies: the caller must hold every permission it brings back, and only a
@@ -452,7 +453,7 @@ pub async fn reactivate_user(
     pool: &PgPool,
     actor: &Actor,
     user_id: i64,
-    restore_access: bool,
+    restore: Restore,
     reason: Option<String>,
 ) -> AppResult<Reactivation> {
     let reason = validation::reason("reason", reason.as_deref())?;
@@ -471,9 +472,11 @@ pub async fn reactivate_user(
         tx.commit().await?;
         return Ok(Reactivation::nothing_restored(target));
     }
-    let record = deactivations::end(&mut tx, target.id).await?;
-    let mut outcome = match (restore_access, record) {
-        (true, Some(record)) => restore(&mut tx, actor, target.clone(), record).await?,
+    let record = deactivations::close_open(&mut tx, target.id).await?;
+    let mut outcome = match (restore, record) {
+        (Restore::Access, Some(record)) => {
+            restore_access(&mut tx, actor, target.clone(), record).await?
+        }
         _ => Reactivation::nothing_restored(target.clone()),
     };
     deactivations::reactivate(&mut tx, target.id, outcome.staff_restored).await?;
@@ -481,7 +484,7 @@ pub async fn reactivate_user(
         .await?
         .ok_or(AppError::NotFound("user"))?;
     let details = json!({
-        "restoreAccess": restore_access,
+        "restoreAccess": restore == Restore::Access,
         "restoredGroups": outcome.restored_groups.iter().map(|g| &g.name).collect::<Vec<_>>(),
         "restoredPermissions": outcome.restored_permissions.iter().map(PermissionRow::key).collect::<Vec<_>>(),
         "staffRestored": outcome.staff_restored,
@@ -511,11 +514,11 @@ impl Reactivation {
 /// Gives back what the deactivation `record` took from `target`. Restoring
 /// access is granting it: the actor must hold every permission it brings
 /// back, and only a superuser restores the staff flag.
-async fn restore(
+async fn restore_access(
     tx: &mut PgConnection,
     actor: &Actor,
     target: UserRow,
-    record: deactivations::Record,
+    record: deactivations::DeactivationRecord,
 ) -> AppResult<Reactivation> {
     let restored_permissions = permissions::by_ids(&mut *tx, &record.permission_ids).await?;
     let existing_groups = groups::find_many(&mut *tx, &record.group_ids).await?;

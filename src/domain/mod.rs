@@ -20,6 +20,24 @@ pub mod validation;
 
 pub use actor::Actor;
 
+/// Whether an operation only reports what it would do (`dryRun: true`:
+/// change nothing, audit nothing) or does it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Preview,
+    Execute,
+}
+
+impl Mode {
+    /// The mode a `dryRun` argument asks for (absent means execute).
+    pub fn from_dry_run(dry_run: Option<bool>) -> Self {
+        match dry_run {
+            Some(true) => Mode::Preview,
+            _ => Mode::Execute,
+        }
+    }
+}
+
 /// The name the GraphQL schema gives an enum value (`SET_NULL`,
 /// `USER_DEACTIVATED`): how the database and audit details spell it too.
 fn schema_name<E>(value: E) -> &'static str

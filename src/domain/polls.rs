@@ -44,7 +44,7 @@ pub async fn create_question(
     let details = json!({ "questionId": question.id, "choices": cleaned.len() });
     AuditEntry::new(
         AuditAction::QuestionCreated,
-        Target::Other(format!("question {}", question.id)),
+        Target::Described(format!("question {}", question.id)),
     )
     .by(actor)
     .details(details)

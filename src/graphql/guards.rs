@@ -34,13 +34,13 @@ pub const EXPORT_USER_DATA: &[&str] = &[
 ];
 
 /// The rule applied to the caller this request authenticated.
-fn check_now(rule: &Require, ctx: &Context<'_>) -> Result<(), AppError> {
+fn check_authenticated_caller(rule: &Require, ctx: &Context<'_>) -> Result<(), AppError> {
     rule.check(ctx.current_user()?)
 }
 
 impl Guard for Require {
     async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
-        check_now(self, ctx).map_err(Into::into)
+        check_authenticated_caller(self, ctx).map_err(Into::into)
     }
 }
 
@@ -55,7 +55,7 @@ pub fn ensure_self_or(
     if user_id == Some(me.id) {
         return Ok(());
     }
-    check_now(&require, ctx)
+    check_authenticated_caller(&require, ctx)
 }
 
 /// Another user's personal fields (every `User` field but `id` and

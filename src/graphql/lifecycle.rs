@@ -10,10 +10,11 @@ use super::decode;
 use super::guards::{EXPORT_USER_DATA, Require};
 use super::query::UserFilter;
 use super::types::{Group, Permission, User};
+use crate::domain::Mode;
 use crate::domain::access::{CHANGE_USER, DELETE_USER};
-use crate::domain::deletion::{self, DeletePolicy, RelationCount};
+use crate::domain::deletion::{self, DeletePolicy, DeleteUser, RelationCount};
 use crate::domain::export;
-use crate::domain::lifecycle::{self, DeactivateOptions, Mode, Selection};
+use crate::domain::lifecycle::{self, DeactivateOptions, Restore, Selection};
 use crate::error::AppError;
 use crate::ids::{self, Kind};
 
@@ -337,7 +338,10 @@ impl LifecycleMutation {
             ctx.pool(),
             &ctx.actor()?,
             id,
-            restore_access.unwrap_or(false),
+            match restore_access {
+                Some(true) => Restore::Access,
+                _ => Restore::LoginOnly,
+            },
             reason,
         )
         .await?;
@@ -382,10 +386,7 @@ impl LifecycleMutation {
         dry_run: Option<bool>,
     ) -> Result<BulkDeactivatePayload, AppError> {
         let selection = bulk_selection(ids, filter)?;
-        let mode = match dry_run {
-            Some(true) => Mode::Preview,
-            _ => Mode::Execute,
-        };
+        let mode = Mode::from_dry_run(dry_run);
         let done = lifecycle::deactivate_users_in(
             ctx.pool(),
             &ctx.actor()?,
@@ -432,17 +433,14 @@ impl LifecycleMutation {
         plan_token: Option<String>,
         #[graphql(desc = "Why, for the audit log.")] reason: Option<String>,
     ) -> Result<DeleteUserPayload, AppError> {
-        let id = decode::user_id(&id, "id")?;
-        let done = deletion::delete_user(
-            ctx.pool(),
-            &ctx.actor()?,
-            id,
-            policy.unwrap_or_default(),
-            dry_run.unwrap_or(false),
-            plan_token.as_deref(),
+        let request = DeleteUser {
+            user_id: decode::user_id(&id, "id")?,
+            policy: policy.unwrap_or_default(),
+            mode: Mode::from_dry_run(dry_run),
+            plan_token,
             reason,
-        )
-        .await?;
+        };
+        let done = deletion::delete_user(ctx.pool(), &ctx.actor()?, request).await?;
         Ok(DeleteUserPayload {
             plan: done.plan.into(),
             deleted: done.deleted,

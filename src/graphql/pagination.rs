@@ -13,7 +13,7 @@ pub const DEFAULT_PAGE: i32 = 20;
 pub const MAX_PAGE: i32 = 100;
 
 /// A connection whose `totalCount` is counted only when asked for.
-pub type Conn<N> = Connection<String, N, TotalCount, EmptyFields>;
+pub type CountedConnection<N> = Connection<String, N, TotalCount, EmptyFields>;
 
 /// Checks `first` (default 20, at most 100) and returns it as a row limit.
 pub fn page_size(first: Option<i32>) -> Result<i64, AppError> {
@@ -64,7 +64,7 @@ pub fn connection<R, N: OutputType>(
     cursor_of: impl Fn(&R) -> String,
     node: impl Fn(R) -> N,
     total: TotalCount,
-) -> Conn<N> {
+) -> CountedConnection<N> {
     let has_next = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let mut conn = Connection::with_additional_fields(has_previous, has_next, total);
@@ -96,7 +96,7 @@ pub fn user_connection(
     has_previous: bool,
     order: users::UserOrder,
     filter: users::UserFilter,
-) -> Conn<User> {
+) -> CountedConnection<User> {
     connection(
         rows,
         limit,

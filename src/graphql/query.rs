@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use super::context::ContextExt;
 use super::cost;
 use super::guards::{Require, VIEW_AUDIT, VIEW_GROUP, VIEW_USER, VIEW_VOTE};
-use super::pagination::{Conn, TotalCount, connection, page_size, user_connection, user_cursor};
+use super::pagination::{
+    CountedConnection, TotalCount, connection, page_size, user_connection, user_cursor,
+};
 use super::types::{AuditEntry, Group, Permission, Question, User, Vote, votes_of_user};
 use crate::domain::audit::AuditAction;
 use crate::domain::validation;
@@ -230,7 +232,7 @@ impl QueryRoot {
         #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
         #[graphql(desc = "Continue after this cursor (a previous page's `endCursor`).")]
         after: Option<String>,
-    ) -> Result<Conn<User>, AppError> {
+    ) -> Result<CountedConnection<User>, AppError> {
         let limit = page_size(first)?;
         let filter = filter.unwrap_or_default().to_store()?;
         let order = users::UserOrder::from(order_by);
@@ -315,7 +317,7 @@ impl QueryRoot {
         #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
         #[graphql(desc = "Continue after this cursor (a previous page's `endCursor`).")]
         after: Option<String>,
-    ) -> Result<Conn<Vote>, AppError> {
+    ) -> Result<CountedConnection<Vote>, AppError> {
         let user_id = ids::decode(Kind::User, &user_id, "userId")?;
         users::find(ctx.pool(), user_id)
             .await?
@@ -335,7 +337,7 @@ impl QueryRoot {
         #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
         #[graphql(desc = "Continue after this cursor (a previous page's `endCursor`).")]
         after: Option<String>,
-    ) -> Result<Conn<AuditEntry>, AppError> {
+    ) -> Result<CountedConnection<AuditEntry>, AppError> {
         let limit = page_size(first)?;
         let filter = filter.unwrap_or_default().to_store()?;
         let after = after.as_deref().map(Cursor::decode).transpose()?;

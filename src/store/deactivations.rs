@@ -4,11 +4,13 @@
 //! at once, so deactivating ten thousand dormant accounts costs the same
 //! handful of statements as deactivating one.
 
+use std::collections::BTreeMap;
+
 use sqlx::{FromRow, PgConnection};
 
 /// What to take away besides the login itself.
 #[derive(Debug, Clone, Copy)]
-pub struct Removal {
+pub struct AccessRemoval {
     pub groups: bool,
     pub permissions: bool,
     pub staff: bool,
@@ -17,25 +19,32 @@ pub struct Removal {
 /// The open deactivation record of a user: what was taken away, so a
 /// reactivation can restore it.
 #[derive(Debug, Clone, FromRow)]
-pub struct Record {
+pub struct DeactivationRecord {
     pub user_id: i64,
     pub group_ids: Vec<i64>,
     pub permission_ids: Vec<i64>,
     pub staff_revoked: bool,
 }
 
+/// What one deactivation did to one user: the record of what was taken
+/// away, and how many live sessions ended.
+#[derive(Debug, Clone)]
+pub struct DeactivatedUser {
+    pub record: DeactivationRecord,
+    pub sessions_revoked: i64,
+}
+
 /// Deactivates `user_ids` (already locked by the caller): removes what
 /// `removal` asks, records it (merged into an open record when the user is
 /// already deactivated, so nothing remembered is lost), marks the users
-/// inactive, and revokes their sessions. Returns the records and, per user,
-/// how many sessions were revoked.
+/// inactive, and revokes their sessions. One entry per user.
 pub async fn deactivate(
     ex: &mut PgConnection,
     user_ids: &[i64],
-    removal: Removal,
+    removal: AccessRemoval,
     reason: Option<&str>,
-) -> sqlx::Result<(Vec<Record>, Vec<(i64, i64)>)> {
-    let records: Vec<Record> = sqlx::query_as(
+) -> sqlx::Result<Vec<DeactivatedUser>> {
+    let records: Vec<DeactivationRecord> = sqlx::query_as(
         "WITH g AS (
              DELETE FROM user_groups WHERE $2 AND user_id = ANY($1) RETURNING user_id, group_id
          ), gg AS (
@@ -76,7 +85,7 @@ pub async fn deactivate(
     .bind(reason)
     .execute(&mut *ex)
     .await?;
-    let sessions: Vec<(i64, i64)> = sqlx::query_as(
+    let sessions: BTreeMap<i64, i64> = sqlx::query_as::<_, (i64, i64)>(
         "WITH s AS (
              UPDATE sessions SET revoked_at = now()
               WHERE user_id = ANY($1) AND revoked_at IS NULL AND expires_at > now()
@@ -85,13 +94,24 @@ pub async fn deactivate(
     )
     .bind(user_ids)
     .fetch_all(&mut *ex)
-    .await?;
-    Ok((records, sessions))
+    .await?
+    .into_iter()
+    .collect();
+    Ok(records
+        .into_iter()
+        .map(|record| DeactivatedUser {
+            sessions_revoked: sessions.get(&record.user_id).copied().unwrap_or(0),
+            record,
+        })
+        .collect())
 }
 
 /// Ends the user's open deactivation record and returns it (none if the
 /// user was deactivated before records were kept, or never).
-pub async fn end(ex: &mut PgConnection, user_id: i64) -> sqlx::Result<Option<Record>> {
+pub async fn close_open(
+    ex: &mut PgConnection,
+    user_id: i64,
+) -> sqlx::Result<Option<DeactivationRecord>> {
     sqlx::query_as(
         "UPDATE deactivations SET ended_at = now() WHERE user_id = $1 AND ended_at IS NULL
          RETURNING user_id, group_ids, permission_ids, staff_revoked",
@@ -164,7 +184,7 @@ pub async fn restore_permissions(
 pub async fn has_anything_to_remove(
     ex: &mut PgConnection,
     user_id: i64,
-    removal: Removal,
+    removal: AccessRemoval,
 ) -> sqlx::Result<bool> {
     sqlx::query_scalar(
         "SELECT ($2 AND EXISTS (SELECT 1 FROM user_groups WHERE user_id = $1))
@@ -186,7 +206,7 @@ pub async fn has_anything_to_remove(
 pub async fn with_anything_to_remove(
     ex: &mut PgConnection,
     user_ids: &[i64],
-    removal: Removal,
+    removal: AccessRemoval,
 ) -> sqlx::Result<Vec<i64>> {
     sqlx::query_scalar(
         "SELECT u.id FROM users u WHERE u.id = ANY($1) AND (
@@ -206,7 +226,10 @@ pub async fn with_anything_to_remove(
 }
 
 /// The user's open deactivation record, if any.
-pub async fn open(ex: &mut PgConnection, user_id: i64) -> sqlx::Result<Option<Record>> {
+pub async fn find_open(
+    ex: &mut PgConnection,
+    user_id: i64,
+) -> sqlx::Result<Option<DeactivationRecord>> {
     sqlx::query_as(
         "SELECT user_id, group_ids, permission_ids, staff_revoked FROM deactivations
           WHERE user_id = $1 AND ended_at IS NULL",

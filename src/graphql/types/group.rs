@@ -5,7 +5,7 @@ use crate::error::AppError;
 use crate::graphql::context::{ContextExt, load};
 use crate::graphql::guards::{Require, VIEW_USER};
 use crate::graphql::loaders::{MemberCountOfGroup, PermissionsOfGroup};
-use crate::graphql::pagination::{Conn, page_size, user_connection, user_cursor};
+use crate::graphql::pagination::{CountedConnection, page_size, user_connection, user_cursor};
 use crate::ids::{self, Kind};
 use crate::store::groups::GroupRow;
 use crate::store::permissions::PermissionRow;
@@ -48,7 +48,7 @@ impl Group {
         #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
         #[graphql(desc = "Continue after this cursor (a previous page's `endCursor`).")]
         after: Option<String>,
-    ) -> Result<Conn<User>, AppError> {
+    ) -> Result<CountedConnection<User>, AppError> {
         let limit = page_size(first)?;
         let after = user_cursor(after.as_deref(), UserOrder::IdAsc)?;
         let filter = UserFilter {

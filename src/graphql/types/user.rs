@@ -9,7 +9,7 @@ use crate::graphql::guards::{Require, VIEW_VOTE, ensure_may_see_personal, ensure
 use crate::graphql::loaders::{
     DirectPermissionsOfUser, EffectivePermissionsOfUser, GroupsOfUser, VoteCountOfUser,
 };
-use crate::graphql::pagination::{Conn, TotalCount, connection, page_size};
+use crate::graphql::pagination::{CountedConnection, TotalCount, connection, page_size};
 use crate::ids::{self, Kind};
 use crate::store::polls;
 use crate::store::users::UserRow;
@@ -174,7 +174,7 @@ impl User {
         #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
         #[graphql(desc = "Continue after this cursor (a previous page's `endCursor`).")]
         after: Option<String>,
-    ) -> Result<Option<Conn<Vote>>, AppError> {
+    ) -> Result<Option<CountedConnection<Vote>>, AppError> {
         let id = self.personal(ctx)?.id;
         if self.viewer == Viewer::Caller {
             ensure_self_or(ctx, Some(id), Require::AnyPermission(VIEW_VOTE))?;
@@ -194,7 +194,7 @@ pub async fn votes_of_user(
     user_id: i64,
     first: Option<i32>,
     after: Option<String>,
-) -> Result<Conn<Vote>, AppError> {
+) -> Result<CountedConnection<Vote>, AppError> {
     let limit = page_size(first)?;
     let after = after
         .as_deref()

@@ -18,6 +18,7 @@ mod limits;
 mod operator_cli;
 mod own_password;
 mod reads;
+mod records;
 mod scope;
 mod startup;
 mod transport;

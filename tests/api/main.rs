@@ -3,6 +3,7 @@
 mod accounts_security;
 mod audit;
 mod auth;
+mod bulk_deletion;
 mod cli;
 mod concurrency;
 mod deletion;

@@ -326,6 +326,15 @@ impl TestApp {
             .expect("count")
     }
 
+    /// The id of the user named `username`, looked up as a client would.
+    pub async fn id_of(&self, caller: impl Caller, username: &str) -> String {
+        let query = "query($u: String!) { user(username: $u) { id } }";
+        let data = self
+            .ok(caller.token(), query, json!({ "u": username }))
+            .await;
+        data["user"]["id"].as_str().expect("a user id").to_owned()
+    }
+
     /// How many audit entries record `action` (e.g. `USER_DEACTIVATED`).
     pub async fn audit_count(&self, action: &str) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM audit_entries WHERE action = $1")

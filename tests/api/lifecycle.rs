@@ -231,23 +231,11 @@ async fn reactivation_without_restore_and_with_a_group_deleted_meanwhile() {
     assert_eq!(back["user"]["isActive"], true);
 }
 
-/// A user's id, looked up by name as a client would.
-async fn id_of(app: &TestApp, token: &str, username: &str) -> String {
-    let data = app
-        .ok(
-            Some(token),
-            "query($u: String!) { user(username: $u) { id } }",
-            json!({ "u": username }),
-        )
-        .await;
-    data["user"]["id"].as_str().expect("a user id").to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_lifecycle_calls_change_nothing() {
     let t = team().await;
     let app = &t.app;
-    let root = id_of(app, &t.root, "root").await;
+    let root = app.id_of(&t.root, "root").await;
     let (_, changer) = app.staff_with("changer", &["auth.change_user"]).await;
     let (_, viewer) = app.staff_with("viewer", &["auth.view_user"]).await;
     let bob = user_id(&app.user("bob", false, false).await);
@@ -344,7 +332,7 @@ async fn bulk_deactivation_by_ids_and_by_filter_with_skips() {
         .execute(app.pool())
         .await
         .unwrap();
-    let root = id_of(app, &t.root, "root").await;
+    let root = app.id_of(&t.root, "root").await;
     let nobody = memberdesk::ids::encode(memberdesk::ids::Kind::User, 999_999);
     let ids = [
         &root,

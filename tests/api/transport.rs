@@ -56,17 +56,9 @@ async fn get_graphql(app: &TestApp, params: &[(&str, &str)]) -> (StatusCode, Str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_runs_a_query() {
     let app = TestApp::spawn().await;
-    let (status, ct, body) = get_graphql(
-        &app,
-        &[
-            (
-                "query",
-                "query Q($name: String!) { __type(name: $name) { name } }",
-            ),
-            ("variables", "{\"name\": \"User\"}"),
-        ],
-    )
-    .await;
+    let query = "query Q($name: String!) { __type(name: $name) { name } }";
+    let params = [("query", query), ("variables", "{\"name\": \"User\"}")];
+    let (status, ct, body) = get_graphql(&app, &params).await;
     assert_eq!(status, StatusCode::OK);
     assert!(ct.starts_with("application/json"), "{ct}");
     assert!(body.get("errors").is_none(), "{body:#}");
@@ -135,17 +127,8 @@ async fn get_refuses_mutations_without_running_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_selects_the_operation_named_by_operation_name() {
     let app = TestApp::spawn().await;
-    let (status, _, body) = get_graphql(
-        &app,
-        &[
-            (
-                "query",
-                "query A { __typename } query B { __schema { queryType { name } } }",
-            ),
-            ("operationName", "A"),
-        ],
-    )
-    .await;
+    let query = "query A { __typename } query B { __schema { queryType { name } } }";
+    let (status, _, body) = get_graphql(&app, &[("query", query), ("operationName", "A")]).await;
     assert_eq!(status, StatusCode::OK, "{body:#}");
     assert!(body["data"]["__typename"].is_string(), "{body:#}");
 }

@@ -434,6 +434,10 @@ const PUBLIC_USER: &str = "id username";
 pub const PLAN: &str = "user { id username } policy allowed token \
     protected { relation count } deleted { relation count } detached { relation count }";
 
+/// Every part of an `AuditEntry` but its id and time.
+pub const AUDIT_ENTRY: &str =
+    "action actorUsername actor { username } targetUser { id } targetRepr reason details";
+
 /// The first error of a response: its code, the input field it names
 /// (empty when none) and its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -800,24 +804,21 @@ impl TestApp {
         Call::new(self, caller, "mutation", "castVote", "id").arg("choiceId", "ID!", choice)
     }
 
-    /// `auditLog(filter, first: 100)`: the entries `filter` (an
-    /// `AuditFilter`) finds, newest first.
+    /// `auditLog(filter)`: the first page of the entries `filter` (an
+    /// `AuditFilter`) finds, newest first; add `.arg("first", "Int", n)`.
     pub fn audit_log(&self, caller: impl Caller, filter: Value) -> Call<'_> {
-        Call::new(
-            self,
-            caller,
-            "query",
-            "auditLog",
-            "totalCount edges { node { action actorUsername actor { username } \
-             targetUser { id } targetRepr reason details } }",
+        let selection = format!("totalCount edges {{ node {{ {AUDIT_ENTRY} }} }}");
+        Call::new(self, caller, "query", "auditLog", &selection).arg(
+            "filter",
+            "AuditFilter",
+            filter,
         )
-        .arg("filter", "AuditFilter", filter)
-        .arg("first", "Int", 100)
     }
 
     /// The audit entries `filter` finds, newest first (all on one page).
     pub async fn audit_entries(&self, caller: impl Caller, filter: Value) -> Vec<Value> {
-        let log = self.audit_log(caller, filter).ok().await;
+        let all = self.audit_log(caller, filter).arg("first", "Int", 100);
+        let log = all.ok().await;
         let nodes: Vec<Value> = log["edges"]
             .as_array()
             .expect("edges")

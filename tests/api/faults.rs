@@ -50,12 +50,7 @@ async fn recovers_by_itself_when_database_connections_are_cut() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(recovered, "the server did not recover without a restart");
-    let ready = app
-        .client
-        .get(format!("{}/readyz", app.addr))
-        .send()
-        .await
-        .unwrap();
+    let ready = app.get("/readyz").send().await.unwrap();
     assert_eq!(ready.status(), 200);
     admin.close().await;
     assert_eq!(snapshot(app.pool()).await, before, "nothing half done");

@@ -336,10 +336,9 @@ async fn setting_the_same_group_permissions_is_not_audited() {
     let group = groups::create_group(app.pool(), &Actor::System, "Viewers", &perms)
         .await
         .unwrap();
-    let audited = "SELECT count(*) FROM audit_entries WHERE action = 'GROUP_PERMISSIONS_SET'";
-    let before = app.count(audited).await;
+    let before = app.audit_count("GROUP_PERMISSIONS_SET").await;
     app.set_group_permissions(&root, &group_id(group.id), &["auth.view_user"])
         .ok()
         .await;
-    assert_eq!(app.count(audited).await, before);
+    assert_eq!(app.audit_count("GROUP_PERMISSIONS_SET").await, before);
 }

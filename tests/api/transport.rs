@@ -219,11 +219,7 @@ async fn batched_requests_are_refused() {
     let (status, _, body) = post_graphql(&app, &batch).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_graphql_error(&body);
-    assert_eq!(
-        app.count("SELECT count(*) FROM audit_entries WHERE action = 'LOGIN_FAILED'")
-            .await,
-        0
-    );
+    assert_eq!(app.audit_count("LOGIN_FAILED").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,7 @@
 //! Every read in the contract: filters, ordering, Relay pagination and its
 //! edges, nested fields, and the guards on each query.
 
-use crate::helpers::{TestApp, user_id};
+use crate::helpers::{TestApp, ids, user_id};
 use serde_json::{Value, json};
 
 /// A small population whose every filter has a distinct answer:
@@ -37,20 +37,14 @@ async fn world() -> World {
         .execute(pool)
         .await
         .unwrap();
-    let data = app
-        .ok(
-            Some(&token),
-            "mutation { g: createGroup(name: \"Editors\", permissions: [\"auth.view_user\"]) { id } }",
-            json!({}),
-        )
+    let group = app
+        .create_group(&token, "Editors", &["auth.view_user"])
+        .ok()
         .await;
-    let editors = data["g"]["id"].as_str().unwrap().to_owned();
-    app.ok(
-        Some(&token),
-        "mutation($u: ID!, $g: ID!) { addUserToGroup(userId: $u, groupId: $g) { id } }",
-        json!({ "u": user_id(&bob), "g": editors }),
-    )
-    .await;
+    let editors = group["id"].as_str().unwrap().to_owned();
+    app.add_to_group(&token, &user_id(&bob), &editors)
+        .ok()
+        .await;
     World {
         app,
         token,
@@ -337,31 +331,19 @@ async fn groups_permissions_questions_and_votes() {
 
     let q = w
         .app
-        .ok(
-            Some(&w.token),
-            "mutation { createQuestion(text: \"Tabs or spaces?\", choices: [\"Tabs\", \"Spaces\"]) {
-                id choices { id text } } }",
-            json!({}),
-        )
+        .create_question(&w.token, "Tabs or spaces?", &["Tabs", "Spaces"])
+        .ok()
         .await;
-    let question = q["createQuestion"]["id"].as_str().unwrap().to_owned();
-    let spaces = q["createQuestion"]["choices"][1]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let question = q["id"].as_str().unwrap().to_owned();
+    let spaces = &ids(&q["choices"])[1];
     let vote = w
         .app
-        .ok(
-            Some(&w.token),
-            "mutation($c: ID!) { castVote(choiceId: $c) { voterName choice { text question { text } } user { username } } }",
-            json!({ "c": spaces }),
-        )
+        .vote(&w.token, spaces)
+        .select("voterName choice { text question { text } } user { username }")
+        .ok()
         .await;
-    assert_eq!(vote["castVote"]["voterName"], "root");
-    assert_eq!(
-        vote["castVote"]["choice"]["question"]["text"],
-        "Tabs or spaces?"
-    );
+    assert_eq!(vote["voterName"], "root");
+    assert_eq!(vote["choice"]["question"]["text"], "Tabs or spaces?");
     let read = w
         .app
         .ok(

@@ -5,15 +5,14 @@
 //! (`MEMBERDESK_PLAYGROUND`, `MEMBERDESK_INTROSPECTION`,
 //! `MEMBERDESK_METRICS_BIND`), over HTTP.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use memberdesk::config::{Settings, Switch};
 use memberdesk::domain::{Actor, accounts};
 use secrecy::SecretString;
 use serde_json::json;
 
-use crate::cli::{memberdesk, text};
+use crate::cli::{memberdesk, memberdesk_within, text};
 use crate::helpers::{Call, PASSWORD, TestApp, TestDb, snapshot};
 
 const DEMO_PASSWORD: &str = "memberdesk-demo";
@@ -36,25 +35,8 @@ async fn real_user(db: &TestDb, username: &str) {
 /// `serve` with `args`, which must exit by itself within 60 s (a server
 /// that starts instead is killed and fails the test).
 fn serve_must_exit(db: &str, args: &[&str]) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
-        .args(args)
-        .env("DATABASE_URL", db)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run memberdesk");
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(60) {
-            child.kill().unwrap();
-            let out = child.wait_with_output().unwrap();
-            panic!("the server started instead of refusing: {}", text(&out));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    child.wait_with_output().unwrap()
+    let env = [("DATABASE_URL", db), ("NO_COLOR", "1")];
+    memberdesk_within(args, &env, Duration::from_secs(60)).0
 }
 
 const REFUSAL: &str = "error: this database holds 1 user(s) that are not demo users (jane): the demo adds the superuser 'admin' with the published password 'memberdesk-demo'. Point DATABASE_URL at a new database, or pass --force-demo to add it anyway";

@@ -155,13 +155,6 @@ async fn last_seen_minutes_ago(app: &TestApp, token: &str) -> f64 {
     .unwrap()
 }
 
-async fn me_code(app: &TestApp, token: &str) -> Option<String> {
-    let resp = app.gql(Some(token), "{ me { username } }", json!({})).await;
-    resp["errors"][0]["extensions"]["code"]
-        .as_str()
-        .map(str::to_owned)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_idle_past_the_limit_end_and_used_ones_stay() {
     let app = TestApp::spawn().await;
@@ -171,17 +164,11 @@ async fn sessions_idle_past_the_limit_end_and_used_ones_stay() {
     // Default idle limit: 60 minutes (the absolute lifetime is 12 hours).
     set_last_seen(&app, &idle, 61).await;
     set_last_seen(&app, &used, 55).await;
-    assert_eq!(
-        me_code(&app, &idle).await.as_deref(),
-        Some("UNAUTHENTICATED")
-    );
-    assert_eq!(me_code(&app, &used).await, None);
+    assert_eq!(app.me(&idle).await.unwrap_err(), "UNAUTHENTICATED");
+    assert!(app.me(&used).await.is_ok());
     // Using it moved its idle clock: it is good for another hour.
     assert!(last_seen_minutes_ago(&app, &used).await < 1.0);
-    assert_eq!(
-        me_code(&app, &idle).await.as_deref(),
-        Some("UNAUTHENTICATED")
-    );
+    assert_eq!(app.me(&idle).await.unwrap_err(), "UNAUTHENTICATED");
     assert_eq!(
         app.err_code(Some(&idle), "mutation { logout }", json!({}))
             .await,
@@ -199,12 +186,9 @@ async fn the_idle_limit_is_a_setting() {
     app.user("rani", false, false).await;
     let token = app.login("rani", PASSWORD).await;
     set_last_seen(&app, &token, 4).await;
-    assert_eq!(me_code(&app, &token).await, None);
+    assert!(app.me(&token).await.is_ok());
     set_last_seen(&app, &token, 6).await;
-    assert_eq!(
-        me_code(&app, &token).await.as_deref(),
-        Some("UNAUTHENTICATED")
-    );
+    assert_eq!(app.me(&token).await.unwrap_err(), "UNAUTHENTICATED");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,18 +211,18 @@ async fn last_use_is_written_at_most_once_a_minute() {
     };
     let at_login = written(&app).await;
     for _ in 0..5 {
-        assert_eq!(me_code(&app, &token).await, None);
+        assert!(app.me(&token).await.is_ok());
     }
     assert_eq!(written(&app).await, at_login, "fresh: no write per request");
     set_last_seen(&app, &token, 2).await;
     let stale = written(&app).await;
-    assert_eq!(me_code(&app, &token).await, None);
+    assert!(app.me(&token).await.is_ok());
     let refreshed = written(&app).await;
     assert!(
         refreshed > stale + chrono::Duration::minutes(1),
         "stale: written"
     );
-    assert_eq!(me_code(&app, &token).await, None);
+    assert!(app.me(&token).await.is_ok());
     assert_eq!(
         written(&app).await,
         refreshed,

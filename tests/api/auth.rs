@@ -44,16 +44,6 @@ fn code(resp: &Value) -> &str {
         .unwrap_or_else(|| panic!("expected an error with a code: {resp:#}"))
 }
 
-async fn me_code(app: &TestApp, token: &str) -> String {
-    app.err_code(Some(token), "{ me { username } }", json!({}))
-        .await
-}
-
-async fn me_works(app: &TestApp, token: &str) -> bool {
-    let resp = app.gql(Some(token), "{ me { username } }", json!({})).await;
-    resp.get("errors").is_none() && resp["data"]["me"]["username"].is_string()
-}
-
 /// Every error code in a response, in order.
 fn codes(resp: &Value) -> Vec<String> {
     resp["errors"]
@@ -105,7 +95,7 @@ async fn login_returns_token_user_and_expiry() {
             && ttl <= chrono::Duration::hours(12) + chrono::Duration::minutes(1),
         "expiresAt should follow the 12 h default session_ttl, got {ttl}"
     );
-    assert!(me_works(&app, token).await);
+    assert!(app.me(token).await.is_ok());
 
     // Only a digest is stored, so a database leak does not hand out sessions.
     let raw: Vec<u8> = sqlx::query_scalar("SELECT token_hash FROM sessions")
@@ -177,9 +167,9 @@ async fn expired_tokens_are_refused() {
     .await;
     app.user("rani", false, false).await;
     let token = app.login("rani", PASSWORD).await;
-    assert!(me_works(&app, &token).await);
+    assert!(app.me(&token).await.is_ok());
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(me_code(&app, &token).await, "UNAUTHENTICATED");
+    assert_eq!(app.me(&token).await.unwrap_err(), "UNAUTHENTICATED");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,13 +177,13 @@ async fn session_expired_in_the_database_is_refused() {
     let app = TestApp::spawn().await;
     let rani = app.user("rani", false, false).await;
     let token = app.login("rani", PASSWORD).await;
-    assert!(me_works(&app, &token).await);
+    assert!(app.me(&token).await.is_ok());
     sqlx::query("UPDATE sessions SET expires_at = now() - interval '1 second' WHERE user_id = $1")
         .bind(rani.id)
         .execute(app.pool())
         .await
         .unwrap();
-    assert_eq!(me_code(&app, &token).await, "UNAUTHENTICATED");
+    assert_eq!(app.me(&token).await.unwrap_err(), "UNAUTHENTICATED");
     // An expired session must not be revivable by logging out with it either.
     assert_eq!(
         app.err_code(Some(&token), "mutation { logout }", json!({}))
@@ -210,9 +200,12 @@ async fn unknown_and_malformed_tokens_are_refused() {
     let mut tampered = token.clone();
     let last = tampered.pop().unwrap();
     tampered.push(if last == 'A' { 'B' } else { 'A' });
-    assert_eq!(me_code(&app, &tampered).await, "UNAUTHENTICATED");
-    assert_eq!(me_code(&app, "x").await, "UNAUTHENTICATED");
-    assert_eq!(me_code(&app, &"a".repeat(5000)).await, "UNAUTHENTICATED");
+    assert_eq!(app.me(&tampered).await.unwrap_err(), "UNAUTHENTICATED");
+    assert_eq!(app.me("x").await.unwrap_err(), "UNAUTHENTICATED");
+    assert_eq!(
+        app.me(&"a".repeat(5000)).await.unwrap_err(),
+        "UNAUTHENTICATED"
+    );
     // A token in the wrong scheme must not be accepted as if it were Bearer.
     let basic = app
         .post("/graphql")
@@ -222,7 +215,7 @@ async fn unknown_and_malformed_tokens_are_refused() {
         .send();
     let resp: Value = resp.await.unwrap().json().await.unwrap();
     assert_eq!(code(&resp), "UNAUTHENTICATED", "{resp:#}");
-    assert!(me_works(&app, &token).await);
+    assert!(app.me(&token).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,13 +226,13 @@ async fn logout_revokes_only_the_current_token() {
     let second = app.login("rani", PASSWORD).await;
     let data = app.ok(Some(&first), "mutation { logout }", json!({})).await;
     assert_eq!(data["logout"], true);
-    assert_eq!(me_code(&app, &first).await, "UNAUTHENTICATED");
+    assert_eq!(app.me(&first).await.unwrap_err(), "UNAUTHENTICATED");
     assert_eq!(
         app.err_code(Some(&first), "mutation { logout }", json!({}))
             .await,
         "UNAUTHENTICATED"
     );
-    assert!(me_works(&app, &second).await);
+    assert!(app.me(&second).await.is_ok());
     assert_eq!(
         app.err_code(None, "mutation { logout }", json!({})).await,
         "UNAUTHENTICATED"
@@ -259,8 +252,8 @@ async fn own_password_change_revokes_other_sessions_but_keeps_this_one() {
         .ok()
         .await;
     assert_eq!(changed, true);
-    assert!(me_works(&app, &current).await);
-    assert_eq!(me_code(&app, &other).await, "UNAUTHENTICATED");
+    assert!(app.me(&current).await.is_ok());
+    assert_eq!(app.me(&other).await.unwrap_err(), "UNAUTHENTICATED");
     assert_eq!(
         code(&try_login(&app, "rani", PASSWORD).await),
         "INVALID_CREDENTIALS"
@@ -279,16 +272,16 @@ async fn admin_password_reset_revokes_every_session_of_the_user() {
         .ok()
         .await;
     // Whoever may know the old password must be locked out everywhere.
-    assert_eq!(me_code(&app, &a).await, "UNAUTHENTICATED");
-    assert_eq!(me_code(&app, &b).await, "UNAUTHENTICATED");
-    assert!(me_works(&app, &admin).await);
+    assert_eq!(app.me(&a).await.unwrap_err(), "UNAUTHENTICATED");
+    assert_eq!(app.me(&b).await.unwrap_err(), "UNAUTHENTICATED");
+    assert!(app.me(&admin).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_deactivated_in_the_database_loses_their_token_at_once() {
     let app = TestApp::spawn().await;
     let (rani, token) = app.staff_with("rani", &["auth.view_user"]).await;
-    assert!(me_works(&app, &token).await);
+    assert!(app.me(&token).await.is_ok());
     // Another server instance (or an operator) may flip the flag directly:
     // the session must not outlive it, not even for a cache lifetime.
     sqlx::query("UPDATE users SET is_active = false WHERE id = $1")
@@ -296,7 +289,7 @@ async fn user_deactivated_in_the_database_loses_their_token_at_once() {
         .execute(app.pool())
         .await
         .unwrap();
-    assert_eq!(me_code(&app, &token).await, "UNAUTHENTICATED");
+    assert_eq!(app.me(&token).await.unwrap_err(), "UNAUTHENTICATED");
     assert_eq!(
         app.err_code(Some(&token), "{ users { totalCount } }", json!({}))
             .await,

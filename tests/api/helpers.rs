@@ -326,6 +326,21 @@ impl TestApp {
             .expect("count")
     }
 
+    /// Whom `token` stands for now: `me`'s username, or the code `me` is
+    /// refused with (`UNAUTHENTICATED` once the session ended).
+    pub async fn me(&self, token: &str) -> Result<String, String> {
+        let resp = self
+            .gql(Some(token), "{ me { username } }", json!({}))
+            .await;
+        if resp.get("errors").is_some() {
+            let code = Refusal::of(&resp).code;
+            assert!(!code.is_empty(), "an error without a code: {resp:#}");
+            return Err(code);
+        }
+        let username = resp["data"]["me"]["username"].as_str();
+        Ok(username.expect("a username").to_owned())
+    }
+
     /// The id of the user named `username`, looked up as a client would.
     pub async fn id_of(&self, caller: impl Caller, username: &str) -> String {
         let query = "query($u: String!) { user(username: $u) { id } }";

@@ -19,7 +19,6 @@ const DEACTIVATED: &str =
 const REACTIVATED: &str =
     "user { isActive isStaff deactivatedAt groups { name } userPermissions { key } }
     restoredGroups { name } restoredPermissions { key } staffRestored missingGroupIds";
-const ME: &str = "{ me { username } }";
 
 /// root (superuser) and alice: staff, in Editors (auth.view_user), with the
 /// direct permission polls.add_question, logged in.
@@ -92,10 +91,7 @@ impl Team {
 async fn deactivation_takes_access_away_and_blocks_login_at_once() {
     let t = team().await;
     let app = &t.app;
-    assert_eq!(
-        app.ok(Some(&t.alice_token), ME, json!({})).await["me"]["username"],
-        "alice"
-    );
+    assert_eq!(app.me(&t.alice_token).await.unwrap(), "alice");
 
     let done = t.alice_deactivated().await;
     assert_eq!(done["sessionsRevoked"], 1);
@@ -120,10 +116,7 @@ async fn deactivation_takes_access_away_and_blocks_login_at_once() {
 
     // The old token stops working on the very next request; the right
     // password now says ACCOUNT_INACTIVE, a wrong one still says nothing.
-    assert_eq!(
-        app.err_code(Some(&t.alice_token), ME, json!({})).await,
-        "UNAUTHENTICATED"
-    );
+    assert_eq!(app.me(&t.alice_token).await.unwrap_err(), "UNAUTHENTICATED");
     assert_eq!(t.alice_login_code(PASSWORD).await, "ACCOUNT_INACTIVE");
     assert_eq!(
         t.alice_login_code("wrong password!").await,
@@ -179,10 +172,7 @@ async fn reactivation_with_restore_gives_back_exactly_what_was_taken() {
         json!([{ "key": "polls.add_question" }])
     );
     let token = app.login("alice", PASSWORD).await;
-    assert_eq!(
-        app.ok(Some(&token), ME, json!({})).await["me"]["username"],
-        "alice"
-    );
+    assert_eq!(app.me(&token).await.unwrap(), "alice");
     assert_eq!(app.audit_count("USER_REACTIVATED").await, 1);
 }
 
@@ -390,10 +380,7 @@ async fn bulk_deactivation_by_ids_and_by_filter_with_skips() {
         .collect();
     names.sort();
     assert_eq!(names, ["alice", "changer"]);
-    assert_eq!(
-        app.err_code(Some(&t.alice_token), ME, json!({})).await,
-        "UNAUTHENTICATED"
-    );
+    assert_eq!(app.me(&t.alice_token).await.unwrap_err(), "UNAUTHENTICATED");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

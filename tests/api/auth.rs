@@ -141,11 +141,8 @@ async fn wrong_password_and_unknown_user_are_indistinguishable() {
 async fn inactive_account_is_revealed_only_with_the_right_password() {
     let app = TestApp::spawn().await;
     let rani = app.user("rani", false, false).await;
-    sqlx::query("UPDATE users SET is_active = false WHERE id = $1")
-        .bind(rani.id)
-        .execute(app.pool())
-        .await
-        .unwrap();
+    app.execute("UPDATE users SET is_active = false WHERE id = $1", rani.id)
+        .await;
     assert_eq!(
         code(&try_login(&app, "rani", PASSWORD).await),
         "ACCOUNT_INACTIVE"
@@ -178,11 +175,11 @@ async fn session_expired_in_the_database_is_refused() {
     let rani = app.user("rani", false, false).await;
     let token = app.login("rani", PASSWORD).await;
     assert!(app.me(&token).await.is_ok());
-    sqlx::query("UPDATE sessions SET expires_at = now() - interval '1 second' WHERE user_id = $1")
-        .bind(rani.id)
-        .execute(app.pool())
-        .await
-        .unwrap();
+    app.execute(
+        "UPDATE sessions SET expires_at = now() - interval '1 second' WHERE user_id = $1",
+        rani.id,
+    )
+    .await;
     assert_eq!(app.me(&token).await.unwrap_err(), "UNAUTHENTICATED");
     // An expired session must not be revivable by logging out with it either.
     assert_eq!(
@@ -284,11 +281,8 @@ async fn user_deactivated_in_the_database_loses_their_token_at_once() {
     assert!(app.me(&token).await.is_ok());
     // Another server instance (or an operator) may flip the flag directly:
     // the session must not outlive it, not even for a cache lifetime.
-    sqlx::query("UPDATE users SET is_active = false WHERE id = $1")
-        .bind(rani.id)
-        .execute(app.pool())
-        .await
-        .unwrap();
+    app.execute("UPDATE users SET is_active = false WHERE id = $1", rani.id)
+        .await;
     assert_eq!(app.me(&token).await.unwrap_err(), "UNAUTHENTICATED");
     assert_eq!(
         app.err_code(Some(&token), "{ users { totalCount } }", json!({}))

@@ -736,11 +736,8 @@ async fn an_inactive_superuser_is_deleted_and_staff_delete_plain_users() {
         .await;
     // An inactive superuser is no active superuser: deleting it leaves `a`.
     let c = app.user("super-c", true, true).await;
-    sqlx::query("UPDATE users SET is_active = false WHERE id = $1")
-        .bind(c.id)
-        .execute(app.pool())
-        .await
-        .unwrap();
+    app.execute("UPDATE users SET is_active = false WHERE id = $1", c.id)
+        .await;
     delete(app, &st.a_token, &user_id(&c), "SET_NULL")
         .ok()
         .await;

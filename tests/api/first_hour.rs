@@ -99,14 +99,9 @@ async fn deactivate_users_skips_who_is_already_inactive_without_auditing() {
 
     // Something left to take (a live session made behind the API's back)
     // is a change: deactivated again, and audited.
-    sqlx::query(
-        "INSERT INTO sessions (user_id, token_hash, expires_at)
-         VALUES ($1, 'x', now() + interval '1 day')",
-    )
-    .bind(bob.id)
-    .execute(app.pool())
-    .await
-    .unwrap();
+    let session = "INSERT INTO sessions (user_id, token_hash, expires_at)
+         VALUES ($1, 'x', now() + interval '1 day')";
+    app.execute(session, bob.id).await;
     let run = deactivate(&app, &root_token, json!([user_id(&bob)]), false)
         .ok()
         .await;

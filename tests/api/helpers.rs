@@ -350,6 +350,17 @@ impl TestApp {
         data["user"]["id"].as_str().expect("a user id").to_owned()
     }
 
+    /// Runs a test-only statement (a literal) with `$1` bound to `id`: a
+    /// change behind the API's back, as an operator or another instance
+    /// would make it.
+    pub async fn execute(&self, sql: &'static str, id: i64) {
+        sqlx::query(sql)
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
     /// How many audit entries record `action` (e.g. `USER_DEACTIVATED`).
     pub async fn audit_count(&self, action: &str) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM audit_entries WHERE action = $1")
@@ -756,28 +767,44 @@ impl TestApp {
 
     /// `grantPermission(userId, permission)`.
     pub fn grant(&self, caller: impl Caller, user: &str, permission: &str) -> Call<'_> {
-        Call::new(self, caller, "mutation", "grantPermission", "id")
-            .arg("userId", "ID!", user)
-            .arg("permission", "String!", permission)
+        self.direct_permission("grantPermission", caller, user, permission)
     }
 
     /// `revokePermission(userId, permission)`.
     pub fn revoke(&self, caller: impl Caller, user: &str, permission: &str) -> Call<'_> {
-        Call::new(self, caller, "mutation", "revokePermission", "id")
+        self.direct_permission("revokePermission", caller, user, permission)
+    }
+
+    fn direct_permission(
+        &self,
+        field: &'static str,
+        caller: impl Caller,
+        user: &str,
+        permission: &str,
+    ) -> Call<'_> {
+        Call::new(self, caller, "mutation", field, "id")
             .arg("userId", "ID!", user)
             .arg("permission", "String!", permission)
     }
 
     /// `addUserToGroup(userId, groupId)`.
     pub fn add_to_group(&self, caller: impl Caller, user: &str, group: &str) -> Call<'_> {
-        Call::new(self, caller, "mutation", "addUserToGroup", "id")
-            .arg("userId", "ID!", user)
-            .arg("groupId", "ID!", group)
+        self.membership("addUserToGroup", caller, user, group)
     }
 
     /// `removeUserFromGroup(userId, groupId)`.
     pub fn remove_from_group(&self, caller: impl Caller, user: &str, group: &str) -> Call<'_> {
-        Call::new(self, caller, "mutation", "removeUserFromGroup", "id")
+        self.membership("removeUserFromGroup", caller, user, group)
+    }
+
+    fn membership(
+        &self,
+        field: &'static str,
+        caller: impl Caller,
+        user: &str,
+        group: &str,
+    ) -> Call<'_> {
+        Call::new(self, caller, "mutation", field, "id")
             .arg("userId", "ID!", user)
             .arg("groupId", "ID!", group)
     }

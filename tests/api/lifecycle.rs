@@ -46,7 +46,7 @@ async fn team() -> Team {
         "INSERT INTO user_permissions (user_id, permission_id) SELECT u.id, p.id FROM users u, permissions p
            WHERE u.username = 'alice' AND p.codename = 'add_question' AND $1 > 0",
     ] {
-        sqlx::query(sql).bind(editors).execute(app.pool()).await.unwrap();
+        app.execute(sql, editors).await;
     }
     let alice_token = app.login("alice", PASSWORD).await;
     Team {
@@ -195,21 +195,13 @@ async fn reactivation_without_restore_and_with_a_group_deleted_meanwhile() {
     assert_eq!(nothing["restoredPermissions"], json!([]));
 
     // Now with the group gone between deactivation and reactivation.
-    sqlx::query("INSERT INTO user_groups (user_id, group_id) SELECT id, $1 FROM users WHERE username = 'alice'")
-        .bind(t.editors)
-        .execute(app.pool())
-        .await
-        .unwrap();
+    app.execute("INSERT INTO user_groups (user_id, group_id) SELECT id, $1 FROM users WHERE username = 'alice'", t.editors).await;
     t.deactivate_alice().ok().await;
     for sql in [
         "DELETE FROM group_permissions WHERE group_id = $1",
         "DELETE FROM groups WHERE id = $1",
     ] {
-        sqlx::query(sql)
-            .bind(t.editors)
-            .execute(app.pool())
-            .await
-            .unwrap();
+        app.execute(sql, t.editors).await;
     }
     let back = t.reactivate_alice().restore_access().ok().await;
     assert_eq!(back["restoredGroups"], json!([]));
@@ -317,11 +309,11 @@ async fn bulk_deactivation_by_ids_and_by_filter_with_skips() {
     let bob = app.user("bob", false, false).await;
     let carol = app.user("carol", false, false).await;
     let dave = app.user("dave", false, false).await;
-    sqlx::query("UPDATE users SET is_active = false, anonymized_at = now() WHERE id = $1")
-        .bind(dave.id)
-        .execute(app.pool())
-        .await
-        .unwrap();
+    app.execute(
+        "UPDATE users SET is_active = false, anonymized_at = now() WHERE id = $1",
+        dave.id,
+    )
+    .await;
     let root = app.id_of(&t.root, "root").await;
     let nobody = memberdesk::ids::encode(memberdesk::ids::Kind::User, 999_999);
     let ids = [

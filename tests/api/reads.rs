@@ -21,22 +21,22 @@ async fn world() -> World {
     let carol = app.user("carol", false, false).await;
     let dave = app.user("dave", false, false).await;
     let erin = app.user("erin", false, false).await;
-    let pool = app.pool();
-    sqlx::query("UPDATE users SET is_active = false, deactivated_at = now(), deactivation_reason = 'left' WHERE id = $1")
-        .bind(carol.id)
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE users SET is_active = false, anonymized_at = now() WHERE id = $1")
-        .bind(dave.id)
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE users SET last_login = '2020-01-01T00:00:00Z', date_joined = '2019-01-01T00:00:00Z' WHERE id = $1")
-        .bind(erin.id)
-        .execute(pool)
-        .await
-        .unwrap();
+    for (sql, user) in [
+        (
+            "UPDATE users SET is_active = false, deactivated_at = now(), deactivation_reason = 'left' WHERE id = $1",
+            carol.id,
+        ),
+        (
+            "UPDATE users SET is_active = false, anonymized_at = now() WHERE id = $1",
+            dave.id,
+        ),
+        (
+            "UPDATE users SET last_login = '2020-01-01T00:00:00Z', date_joined = '2019-01-01T00:00:00Z' WHERE id = $1",
+            erin.id,
+        ),
+    ] {
+        app.execute(sql, user).await;
+    }
     let group = app
         .create_group(&token, "Editors", &["auth.view_user"])
         .ok()

@@ -414,7 +414,7 @@ pub async fn snapshot(pool: &PgPool) -> Value {
 // `ok` (the payload, failing on any error), `err_code`, `error` or `refused`.
 
 /// Who sends a request: a session token (`&str`, `&String`) or nobody
-/// (`ANONYMOUS`, or an `Option` that is `None`).
+/// (`ANONYMOUS`, or an `Option<&str>` that is `None`).
 pub trait Caller {
     fn token(&self) -> Option<&str>;
 }
@@ -437,12 +437,6 @@ impl Caller for Option<&str> {
     }
 }
 
-impl Caller for Option<String> {
-    fn token(&self) -> Option<&str> {
-        self.as_deref()
-    }
-}
-
 impl<T: Caller + ?Sized> Caller for &T {
     fn token(&self) -> Option<&str> {
         (**self).token()
@@ -457,7 +451,7 @@ pub const ANONYMOUS: Option<&str> = None;
 const PUBLIC_USER: &str = "id username";
 
 /// Every part of a `DeletionPlan`.
-pub const PLAN: &str = "user { id username } policy allowed token \
+const PLAN: &str = "user { id username } policy allowed token \
     protected { relation count } deleted { relation count } detached { relation count }";
 
 /// Every part of an `AuditEntry` but its id and time.

@@ -20,6 +20,10 @@ const REACTIVATED: &str =
     "user { isActive isStaff deactivatedAt groups { name } userPermissions { key } }
     restoredGroups { name } restoredPermissions { key } staffRestored missingGroupIds";
 
+/// What an anonymization payload shows here: every field it erases.
+const ANONYMIZED: &str = "user { username email firstName lastName isActive isStaff isSuperuser
+    anonymizedAt groups { name } } sessionsRevoked";
+
 /// root (superuser) and alice: staff, in Editors (auth.view_user), with the
 /// direct permission polls.add_question, logged in.
 struct Team {
@@ -71,6 +75,14 @@ impl Team {
         self.app
             .reactivate(&self.root, &self.alice)
             .select(REACTIVATED)
+    }
+
+    /// Root erases alice, for a reason.
+    fn anonymize_alice(&self) -> Call<'_> {
+        self.app
+            .anonymize(&self.root, &self.alice)
+            .reason("erasure request")
+            .select(ANONYMIZED)
     }
 
     /// Alice deactivated with her staff flag, for a reason: the payload.
@@ -415,10 +427,6 @@ async fn deactivate_dormant_command_dry_run_then_real_run() {
     assert!(!bad.status.success());
 }
 
-/// What an anonymization payload shows here: every field it erases.
-const ANONYMIZED: &str = "user { username email firstName lastName isActive isStaff isSuperuser
-    anonymizedAt groups { name } } sessionsRevoked";
-
 /// Alice with a full name and an address, a vote on root's question and an
 /// edit in the audit log; her data exported, then her account anonymized.
 struct Erasure {
@@ -454,15 +462,6 @@ async fn erasure() -> Erasure {
         t,
         export,
         done,
-    }
-}
-
-impl Team {
-    fn anonymize_alice(&self) -> Call<'_> {
-        self.app
-            .anonymize(&self.root, &self.alice)
-            .reason("erasure request")
-            .select(ANONYMIZED)
     }
 }
 

@@ -172,14 +172,15 @@ async fn skip_protected(
 
 /// Plans and, unless previewing, carries out the deletion of the eligible
 /// records. Counts first to preview, to compare with a confirmed token and
-/// under PROTECT; otherwise the statements' own row counts are the plan.
-/// Returns whether anything was deleted, with the outcome.
+/// to report what protects the records PROTECT skipped; otherwise the
+/// statements' own row counts are the plan.
 async fn plan_and_apply(
     tx: &mut PgConnection,
     mut locked: Locked,
     steps: &[Step],
     policy: DeletePolicy,
-    (mode, plan_token): (Mode, Option<&str>),
+    mode: Mode,
+    plan_token: Option<&str>,
 ) -> AppResult<BulkDeletion> {
     let protected = skip_protected(&mut *tx, &mut locked, steps, policy).await?;
     let ids = std::mem::take(&mut locked.eligible);
@@ -249,8 +250,8 @@ pub async fn delete_users(
         eligible: eligible.iter().map(|u| u.id).collect(),
         skipped,
     };
-    let confirm = (request.mode, request.plan_token.as_deref());
-    let done = plan_and_apply(&mut tx, locked, &steps, request.policy, confirm).await?;
+    let token = request.plan_token.as_deref();
+    let done = plan_and_apply(&mut tx, locked, &steps, request.policy, request.mode, token).await?;
     if request.mode == Mode::Preview || done.deleted.is_empty() {
         tx.rollback().await?;
         return Ok(done);
@@ -326,8 +327,8 @@ pub async fn delete_questions(
         eligible: found.iter().map(|q| q.id).collect(),
         skipped,
     };
-    let confirm = (request.mode, request.plan_token.as_deref());
-    let done = plan_and_apply(&mut tx, locked, &steps, request.policy, confirm).await?;
+    let token = request.plan_token.as_deref();
+    let done = plan_and_apply(&mut tx, locked, &steps, request.policy, request.mode, token).await?;
     if request.mode == Mode::Preview || done.deleted.is_empty() {
         tx.rollback().await?;
         return Ok(done);

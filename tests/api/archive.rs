@@ -9,44 +9,39 @@ use std::process::Output;
 use serde_json::{Value, json};
 
 use crate::cli::memberdesk;
-use crate::helpers::{PASSWORD, TestApp, snapshot};
-use memberdesk::ids::{self, Kind};
+use crate::helpers::{PASSWORD, TestApp, ids, snapshot};
+use memberdesk::ids::Kind;
 
-const ARCHIVE: &str = "mutation($id: ID!, $r: String) {
-    archiveQuestion(id: $id, reason: $r) { id text archivedAt choices { text voteCount } } }";
-const RESTORE: &str = "mutation($id: ID!) { restoreQuestion(id: $id) { id archivedAt } }";
-const VOTE: &str = "mutation($c: ID!) { castVote(choiceId: $c) { id } }";
-const LISTED: &str =
-    "query($all: Boolean) { questions(includeArchived: $all) { text archivedAt } }";
-
+/// A question with three choices, created by `token`: its payload.
 async fn create_question(app: &TestApp, token: &str, text: &str) -> Value {
-    app.ok(
-        Some(token),
-        "mutation($t: String!) { createQuestion(text: $t, choices: [\"yes\", \"no\", \"maybe\"]) {
-            id choices { id } } }",
-        json!({ "t": text }),
-    )
-    .await["createQuestion"]
-        .clone()
+    let choices = ["yes", "no", "maybe"];
+    app.create_question(token, text, &choices).ok().await
 }
 
 fn choice(question: &Value, n: usize) -> String {
-    question["choices"][n]["id"].as_str().unwrap().to_owned()
+    ids(&question["choices"])[n].clone()
 }
 
 fn id(question: &Value) -> String {
     question["id"].as_str().unwrap().to_owned()
 }
 
-/// The texts `questions` lists, live ones only or (`all`) archived ones too.
+/// The texts `questions` lists: live ones, or with `all` archived ones too.
 async fn listed(app: &TestApp, token: &str, all: Option<bool>) -> Vec<String> {
-    let data = app.ok(Some(token), LISTED, json!({ "all": all })).await;
-    data["questions"]
+    let mut call = app.questions(token);
+    if let Some(all) = all {
+        call = call.arg("includeArchived", "Boolean", all);
+    }
+    let mut texts: Vec<String> = call
+        .ok()
+        .await
         .as_array()
         .unwrap()
         .iter()
         .map(|q| q["text"].as_str().unwrap().to_owned())
-        .collect()
+        .collect();
+    texts.sort();
+    texts
 }
 
 /// `(target, actor, reason, details)` of every entry recording `action`.
@@ -61,11 +56,9 @@ async fn trail(app: &TestApp, action: &str) -> Vec<(String, String, Option<Strin
     .unwrap()
 }
 
-/// The first error's (code, field).
-fn refusal(resp: &Value) -> (String, String) {
-    let e = &resp["errors"][0]["extensions"];
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-    (text(&e["code"]), text(&e["field"]))
+/// The database id behind a question's API id.
+fn question_db_id(question: &Value) -> i64 {
+    memberdesk::ids::decode(Kind::Question, &id(question), "id").unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,24 +74,26 @@ async fn an_archived_question_leaves_the_list_refuses_votes_and_keeps_its_tallie
     app.user("bob", false, false).await;
     let alice = app.login("alice", PASSWORD).await;
     let bob = app.login("bob", PASSWORD).await;
-    app.ok(Some(&alice), VOTE, json!({ "c": choice(&question, 0) }))
-        .await;
+    app.vote(&alice, &choice(&question, 0)).ok().await;
 
-    let vars = json!({ "id": id(&question), "r": "off topic" });
-    let archived = app.ok(Some(&archivist), ARCHIVE, vars.clone()).await;
-    let archived = &archived["archiveQuestion"];
+    let archive = || {
+        app.archive_question(&archivist, &id(&question))
+            .reason("off topic")
+    };
+    let archived = archive().ok().await;
     assert_eq!(archived["text"], "Tabs or spaces?");
     let at = archived["archivedAt"].as_str().expect("archivedAt is set");
     assert_eq!(archived["choices"][0]["voteCount"], 1, "the tally stays");
     assert_eq!(listed(&app, &bob, None).await, ["Vim or Emacs?"]);
     assert_eq!(listed(&app, &bob, Some(false)).await, ["Vim or Emacs?"]);
-    let mut all = listed(&app, &bob, Some(true)).await;
-    all.sort();
-    assert_eq!(all, ["Tabs or spaces?", "Vim or Emacs?"]);
+    assert_eq!(
+        listed(&app, &bob, Some(true)).await,
+        ["Tabs or spaces?", "Vim or Emacs?"]
+    );
     let found = app
         .ok(
             Some(&bob),
-            "query($id: ID!) { question(id: $id) { archivedAt choices { voteCount } } }",
+            "query($id: ID!) { question(id: $id) { archivedAt } }",
             json!({ "id": id(&question) }),
         )
         .await;
@@ -115,22 +110,16 @@ async fn an_archived_question_leaves_the_list_refuses_votes_and_keeps_its_tallie
     );
 
     // No new vote, and nothing changes for trying.
-    let before = snapshot(app.pool()).await;
-    let resp = app
-        .gql(Some(&bob), VOTE, json!({ "c": choice(&question, 1) }))
+    let refused = app
+        .vote(&bob, &choice(&question, 1))
+        .refused("INVALID_INPUT")
         .await;
-    assert_eq!(refusal(&resp), ("INVALID_INPUT".into(), "choiceId".into()));
-    assert!(
-        resp["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("archived")
-    );
-    assert_eq!(snapshot(app.pool()).await, before);
+    assert_eq!(refused.field, "choiceId");
+    assert!(refused.message.contains("archived"), "{refused:?}");
 
     // Archiving it again changes nothing and is not audited.
-    let again = app.ok(Some(&archivist), ARCHIVE, vars).await;
-    assert_eq!(again["archiveQuestion"]["archivedAt"], at);
+    let before = snapshot(app.pool()).await;
+    assert_eq!(archive().ok().await["archivedAt"], at);
     assert_eq!(snapshot(app.pool()).await, before);
 }
 
@@ -144,20 +133,17 @@ async fn a_restored_question_is_listed_and_open_to_votes_again() {
     let question = create_question(&app, &root, "Tabs or spaces?").await;
     app.user("bob", false, false).await;
     let bob = app.login("bob", PASSWORD).await;
-    let vars = json!({ "id": id(&question) });
+    let restore = || app.restore_question(&archivist, &id(&question));
 
     // Restoring a live question changes nothing and is not audited.
     let before = snapshot(app.pool()).await;
-    let live = app.ok(Some(&archivist), RESTORE, vars.clone()).await;
-    assert_eq!(live["restoreQuestion"]["archivedAt"], Value::Null);
+    assert_eq!(restore().ok().await["archivedAt"], Value::Null);
     assert_eq!(snapshot(app.pool()).await, before);
 
-    app.ok(Some(&archivist), ARCHIVE, vars.clone()).await;
-    let restored = app.ok(Some(&archivist), RESTORE, vars.clone()).await;
-    assert_eq!(restored["restoreQuestion"]["archivedAt"], Value::Null);
+    app.archive_question(&archivist, &id(&question)).ok().await;
+    assert_eq!(restore().ok().await["archivedAt"], Value::Null);
     assert_eq!(listed(&app, &bob, None).await, ["Tabs or spaces?"]);
-    app.ok(Some(&bob), VOTE, json!({ "c": choice(&question, 2) }))
-        .await;
+    app.vote(&bob, &choice(&question, 2)).ok().await;
     let restored = trail(&app, "QUESTION_RESTORED").await;
     assert_eq!(restored.len(), 1);
     assert_eq!(
@@ -165,7 +151,7 @@ async fn a_restored_question_is_listed_and_open_to_votes_again() {
         ("archivist", None)
     );
     let before = snapshot(app.pool()).await;
-    app.ok(Some(&archivist), RESTORE, vars).await;
+    restore().ok().await;
     assert_eq!(snapshot(app.pool()).await, before, "a second restore");
 }
 
@@ -189,7 +175,10 @@ async fn a_vote_waiting_on_an_archiving_is_refused() {
     let vote = {
         let (addr, choice) = (app.addr.clone(), choice(&question, 0));
         tokio::spawn(async move {
-            let body = json!({ "query": VOTE, "variables": { "c": choice } });
+            let body = json!({
+                "query": "mutation($c: ID!) { castVote(choiceId: $c) { id } }",
+                "variables": { "c": choice },
+            });
             let resp = reqwest::Client::new()
                 .post(format!("{addr}/graphql"))
                 .bearer_auth(bob)
@@ -207,8 +196,8 @@ async fn a_vote_waiting_on_an_archiving_is_refused() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     archiving.commit().await.unwrap();
-    let resp = vote.await.unwrap();
-    assert_eq!(refusal(&resp), ("INVALID_INPUT".into(), "choiceId".into()));
+    let refusal = crate::helpers::Refusal::of(&vote.await.unwrap());
+    assert_eq!(refusal.code_and_field(), ("INVALID_INPUT", "choiceId"));
     assert_eq!(app.count("SELECT count(*) FROM votes").await, 0);
 }
 
@@ -221,39 +210,29 @@ async fn archiving_and_restoring_need_polls_delete_question() {
         .await;
     app.user("member", false, false).await;
     let member = app.login("member", PASSWORD).await;
-    let question = create_question(&app, &root, "Tabs or spaces?").await;
-    let archived = create_question(&app, &root, "Vim or Emacs?").await;
-    app.ok(Some(&root), ARCHIVE, json!({ "id": id(&archived) }))
-        .await;
-    let nothing = ids::encode(Kind::Question, 987_654);
-    let a_user = ids::encode(Kind::User, 1);
+    let question = id(&create_question(&app, &root, "Tabs or spaces?").await);
+    let archived = id(&create_question(&app, &root, "Vim or Emacs?").await);
+    app.archive_question(&root, &archived).ok().await;
+    let nothing = memberdesk::ids::encode(Kind::Question, 987_654);
+    let a_user = memberdesk::ids::encode(Kind::User, 1);
 
-    let before = snapshot(app.pool()).await;
-    for (token, document, target, expected) in [
-        (None, ARCHIVE, id(&question), ("UNAUTHENTICATED", "")),
-        (Some(&member), ARCHIVE, id(&question), ("FORBIDDEN", "")),
-        (Some(&editor), ARCHIVE, id(&question), ("FORBIDDEN", "")),
-        (Some(&editor), RESTORE, id(&archived), ("FORBIDDEN", "")),
-        (Some(&root), ARCHIVE, nothing.clone(), ("NOT_FOUND", "")),
-        (Some(&root), RESTORE, nothing, ("NOT_FOUND", "")),
-        (Some(&root), ARCHIVE, a_user, ("NOT_FOUND", "")),
+    let anonymous: Option<&str> = None;
+    for (call, code) in [
         (
-            Some(&root),
-            RESTORE,
-            "nope".to_owned(),
-            ("INVALID_INPUT", "id"),
+            app.archive_question(anonymous, &question),
+            "UNAUTHENTICATED",
         ),
+        (app.archive_question(&member, &question), "FORBIDDEN"),
+        (app.archive_question(&editor, &question), "FORBIDDEN"),
+        (app.restore_question(&editor, &archived), "FORBIDDEN"),
+        (app.archive_question(&root, &nothing), "NOT_FOUND"),
+        (app.restore_question(&root, &nothing), "NOT_FOUND"),
+        (app.archive_question(&root, &a_user), "NOT_FOUND"),
     ] {
-        let resp = app
-            .gql(token.map(String::as_str), document, json!({ "id": target }))
-            .await;
-        assert_eq!(
-            refusal(&resp),
-            (expected.0.into(), expected.1.into()),
-            "{document}: {resp:#}"
-        );
+        call.refused(code).await;
     }
-    assert_eq!(snapshot(app.pool()).await, before);
+    let garbage = app.restore_question(&root, "nope").refused("INVALID_INPUT");
+    assert_eq!(garbage.await.field, "id");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,12 +243,11 @@ async fn delete_questions_selects_by_when_they_were_archived() {
     let recent = create_question(&app, &root, "archived today").await;
     create_question(&app, &root, "live").await;
     for question in [&old, &recent] {
-        app.ok(Some(&root), ARCHIVE, json!({ "id": id(question) }))
-            .await;
+        app.archive_question(&root, &id(question)).ok().await;
     }
-    execute(
-        &app,
-        "UPDATE questions SET archived_at = now() - interval '40 days' WHERE text = 'archived long ago'",
+    app.execute(
+        "UPDATE questions SET archived_at = now() - interval '40 days' WHERE id = $1",
+        question_db_id(&old),
     )
     .await;
     let done = app
@@ -282,16 +260,6 @@ async fn delete_questions_selects_by_when_they_were_archived() {
         .await;
     assert_eq!(done["deleteQuestions"]["deleted"], json!([old["id"]]));
     assert_eq!(app.count("SELECT count(*) FROM questions").await, 2);
-}
-
-/// The database id behind a question's API id.
-fn question_db_id(question: &Value) -> i64 {
-    ids::decode(Kind::Question, &id(question), "id").unwrap()
-}
-
-/// A change made behind the API's back (a literal statement).
-async fn execute(app: &TestApp, sql: &'static str) {
-    sqlx::query(sql).execute(app.pool()).await.unwrap();
 }
 
 // ---- purge-archived ----
@@ -344,8 +312,7 @@ async fn purge_archived_deletes_what_was_archived_long_enough_ago_in_batches_as_
     archived_questions(&app, 1, 10, voter.id).await;
     let live = create_question(&app, &root, "live").await;
     let voter_token = app.login("voter", PASSWORD).await;
-    app.ok(Some(&voter_token), VOTE, json!({ "c": choice(&live, 0) }))
-        .await;
+    app.vote(&voter_token, &choice(&live, 0)).ok().await;
 
     let before = snapshot(app.pool()).await;
     let dry = purge(&app, &["--older-than-days", "30", "--dry-run"]);

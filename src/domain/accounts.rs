@@ -365,13 +365,8 @@ pub async fn update_user(
     let Acting {
         actor,
         target: user,
-    } = authority::lock_caller_and_target(&mut tx, actor, Rule::Permission(CHANGE_USER), user_id)
-        .await?;
+    } = authority::lock_manageable_user(&mut tx, actor, user_id).await?;
     let actor = &actor;
-    if user.anonymized_at.is_some() {
-        return Err(AppError::Anonymized);
-    }
-    authority::ensure_scope(&mut tx, actor, &user).await?;
     let is_staff = patch.is_staff.unwrap_or(user.is_staff);
     let is_superuser = patch.is_superuser.unwrap_or(user.is_superuser);
     if is_staff != user.is_staff || is_superuser != user.is_superuser {

@@ -16,7 +16,7 @@
 use sqlx::PgConnection;
 
 use super::Actor;
-use super::access::{Rule, ensure_in_scope, ensure_not_self};
+use super::access::{CHANGE_USER, Rule, ensure_in_scope, ensure_not_self};
 use super::actor::CurrentUser;
 use crate::error::{AppError, AppResult};
 use crate::store::users::{self, UserRow};
@@ -78,6 +78,23 @@ pub async fn lock_caller_and_target(
         None => recheck(&mut *conn, actor, rule).await?,
     };
     Ok(Acting { actor, target })
+}
+
+/// Locks the caller (re-read and held to `auth.change_user`) and a user
+/// they may change: one that exists, is not anonymized, and is within the
+/// caller's scope. The actor returned is the caller as re-read.
+pub async fn lock_manageable_user(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    user_id: i64,
+) -> AppResult<Acting> {
+    let rule = Rule::Permission(CHANGE_USER);
+    let acting = lock_caller_and_target(&mut *conn, actor, rule, user_id).await?;
+    if acting.target.anonymized_at.is_some() {
+        return Err(AppError::Anonymized);
+    }
+    ensure_scope(&mut *conn, &acting.actor, &acting.target).await?;
+    Ok(acting)
 }
 
 /// The scope rule ([`ensure_in_scope`]) with the target's permissions read

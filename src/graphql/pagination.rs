@@ -7,7 +7,8 @@ use super::context::ContextExt;
 use super::types::User;
 use crate::error::AppError;
 use crate::ids::Cursor;
-use crate::store::{audit, polls, users};
+use crate::store::polls::{self, VotesOf};
+use crate::store::{audit, users};
 
 pub const DEFAULT_PAGE: i32 = 20;
 pub const MAX_PAGE: i32 = 100;
@@ -42,12 +43,14 @@ impl TotalCount {
             TotalCount::Users(filter) => {
                 users::count(pool, filter).await.map_err(AppError::from)?
             }
-            TotalCount::VotesOfUser(user_id) => polls::vote_counts_by_user(pool, &[*user_id])
-                .await
-                .map_err(AppError::from)?
-                .first()
-                .map(|(_, n)| *n)
-                .unwrap_or(0),
+            TotalCount::VotesOfUser(user_id) => {
+                polls::vote_counts(pool, VotesOf::User, &[*user_id])
+                    .await
+                    .map_err(AppError::from)?
+                    .first()
+                    .map(|(_, n)| *n)
+                    .unwrap_or(0)
+            }
             TotalCount::Audit(filter) => {
                 audit::count(pool, filter).await.map_err(AppError::from)?
             }

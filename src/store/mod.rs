@@ -25,6 +25,10 @@
 //! Revisit if the static statements come to dominate, or sqlx's macros learn
 //! to check `QueryBuilder` output.
 
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, PgExecutor};
+
+pub mod access;
 pub mod audit;
 pub mod deactivations;
 pub mod deletion;
@@ -35,3 +39,17 @@ pub mod permissions;
 pub mod polls;
 pub mod sessions;
 pub mod users;
+
+/// Every row `sql` reads for the batch of ids bound as `$1` (`= ANY($1)`):
+/// the one shape of the statements behind the DataLoaders and the bulk
+/// reads, so each of them is its SQL and nothing else.
+async fn rows_for_ids<T>(
+    ex: impl PgExecutor<'_>,
+    sql: &'static str,
+    ids: &[i64],
+) -> sqlx::Result<Vec<T>>
+where
+    T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    sqlx::query_as(sql).bind(ids).fetch_all(ex).await
+}

@@ -41,49 +41,51 @@ pub async fn find_questions(
     ex: impl PgExecutor<'_>,
     ids: &[i64],
 ) -> sqlx::Result<Vec<QuestionRow>> {
-    sqlx::query_as("SELECT id, text, pub_date, created_by FROM questions WHERE id = ANY($1)")
-        .bind(ids)
-        .fetch_all(ex)
-        .await
+    let sql = "SELECT id, text, pub_date, created_by FROM questions WHERE id = ANY($1)";
+    super::rows_for_ids(ex, sql, ids).await
 }
 
 pub async fn find_choices(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<ChoiceRow>> {
-    sqlx::query_as("SELECT id, question_id, text FROM choices WHERE id = ANY($1)")
-        .bind(ids)
-        .fetch_all(ex)
-        .await
+    super::rows_for_ids(
+        ex,
+        "SELECT id, question_id, text FROM choices WHERE id = ANY($1)",
+        ids,
+    )
+    .await
 }
 
+/// The choices of each of `question_ids`, in the order they were given.
 pub async fn choices_of_questions(
     ex: impl PgExecutor<'_>,
     question_ids: &[i64],
 ) -> sqlx::Result<Vec<ChoiceRow>> {
-    sqlx::query_as("SELECT id, question_id, text FROM choices WHERE question_id = ANY($1) ORDER BY question_id, position")
-        .bind(question_ids)
-        .fetch_all(ex)
-        .await
+    let sql = "SELECT id, question_id, text FROM choices WHERE question_id = ANY($1) ORDER BY question_id, position";
+    super::rows_for_ids(ex, sql, question_ids).await
 }
 
-pub async fn vote_counts_by_choice(
-    ex: impl PgExecutor<'_>,
-    choice_ids: &[i64],
-) -> sqlx::Result<Vec<(i64, i64)>> {
-    sqlx::query_as(
-        "SELECT choice_id, count(*) FROM votes WHERE choice_id = ANY($1) GROUP BY choice_id",
-    )
-    .bind(choice_ids)
-    .fetch_all(ex)
-    .await
+/// Whose votes [`vote_counts`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VotesOf {
+    Choice,
+    User,
 }
 
-pub async fn vote_counts_by_user(
+/// How many votes each of `ids` has (ids with none are absent): the
+/// choices' tallies, or the users' votes.
+pub async fn vote_counts(
     ex: impl PgExecutor<'_>,
-    user_ids: &[i64],
+    of: VotesOf,
+    ids: &[i64],
 ) -> sqlx::Result<Vec<(i64, i64)>> {
-    sqlx::query_as("SELECT user_id, count(*) FROM votes WHERE user_id = ANY($1) GROUP BY user_id")
-        .bind(user_ids)
-        .fetch_all(ex)
-        .await
+    let sql = match of {
+        VotesOf::Choice => {
+            "SELECT choice_id, count(*) FROM votes WHERE choice_id = ANY($1) GROUP BY choice_id"
+        }
+        VotesOf::User => {
+            "SELECT user_id, count(*) FROM votes WHERE user_id = ANY($1) GROUP BY user_id"
+        }
+    };
+    super::rows_for_ids(ex, sql, ids).await
 }
 
 /// One page of a user's votes, newest first, after vote id `after`.

@@ -56,14 +56,8 @@ pub async fn find_for_update(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<O
 }
 
 pub async fn find_many(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<UserRow>> {
-    sqlx::query_as(concat!(
-        "SELECT ",
-        user_columns!(),
-        " FROM users WHERE id = ANY($1)"
-    ))
-    .bind(ids)
-    .fetch_all(ex)
-    .await
+    let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = ANY($1)");
+    super::rows_for_ids(ex, sql, ids).await
 }
 
 pub async fn find_by_username_key(
@@ -448,14 +442,12 @@ pub async fn lock_matching(
 /// The users with these ids, locked, in id order (a fixed order, so two
 /// bulk operations cannot deadlock on each other).
 pub async fn lock_many(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<UserRow>> {
-    sqlx::query_as(concat!(
+    let sql = concat!(
         "SELECT ",
         user_columns!(),
         " FROM users WHERE id = ANY($1) ORDER BY id FOR UPDATE"
-    ))
-    .bind(ids)
-    .fetch_all(ex)
-    .await
+    );
+    super::rows_for_ids(ex, sql, ids).await
 }
 
 /// Serializes every change that could remove an active superuser: a

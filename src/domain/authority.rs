@@ -134,13 +134,19 @@ pub async fn ensure_superusers_remain(
     tx: &mut PgConnection,
     targets: &[&UserRow],
 ) -> AppResult<()> {
-    let leaving: Vec<i64> = targets
-        .iter()
-        .filter(|u| u.is_active && u.is_superuser)
-        .map(|u| u.id)
-        .collect();
+    let leaving = active_superuser_ids(targets.iter().copied());
     if !leaving.is_empty() && users::lock_superusers_and_count_others(tx, &leaving).await? == 0 {
         return Err(AppError::LastSuperuser);
     }
     Ok(())
+}
+
+/// The ids of the active superusers among `users`: those the last-superuser
+/// rule counts when they are taken out.
+pub fn active_superuser_ids<'a>(users: impl IntoIterator<Item = &'a UserRow>) -> Vec<i64> {
+    users
+        .into_iter()
+        .filter(|u| u.is_active && u.is_superuser)
+        .map(|u| u.id)
+        .collect()
 }

@@ -209,21 +209,18 @@ pub async fn change_access(
     change: Change,
 ) -> AppResult<UserRow> {
     let mut tx = pool.begin().await?;
-    let Acting {
-        actor,
-        target: user,
-    } = authority::lock_manageable_user(&mut tx, actor, user_id).await?;
+    let Acting { actor, target } = authority::lock_manageable_user(&mut tx, actor, user_id).await?;
     let found = Found::of(&mut tx, access).await?;
     if change == Change::Give {
         ensure_holds_all(&actor, &found.brings(&mut tx).await?)?;
     }
-    if store_access::change(&mut *tx, user.id, found.held(), change).await? {
-        AuditEntry::new(found.action(change), Target::User(&user))
+    if store_access::change(&mut *tx, target.id, found.held(), change).await? {
+        AuditEntry::new(found.action(change), Target::User(&target))
             .by(&actor)
             .details(found.details())
             .record(&mut *tx)
             .await?;
     }
     tx.commit().await?;
-    Ok(user)
+    Ok(target)
 }

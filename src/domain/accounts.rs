@@ -307,20 +307,17 @@ pub async fn create_user(
     if input.is_staff || input.is_superuser {
         ensure_may_set_flags(actor)?;
     }
-    let user = users::insert(
-        &mut *tx,
-        &users::NewUser {
-            username: &username,
-            email: &email,
-            first_name: &first_name,
-            last_name: &last_name,
-            password_hash: Some(&hash),
-            is_staff: input.is_staff,
-            is_superuser: input.is_superuser,
-        },
-    )
-    .await
-    .on_constraint(users::USERNAME_UNIQUE, username_taken)?;
+    let profile = users::Profile {
+        username: &username,
+        email: &email,
+        first_name: &first_name,
+        last_name: &last_name,
+        is_staff: input.is_staff,
+        is_superuser: input.is_superuser,
+    };
+    let user = users::insert(&mut *tx, &profile, Some(&hash))
+        .await
+        .on_constraint(users::USERNAME_UNIQUE, username_taken)?;
     let details = json!({ "isStaff": user.is_staff, "isSuperuser": user.is_superuser });
     AuditEntry::new(AuditAction::UserCreated, Target::User(&user))
         .by(actor)

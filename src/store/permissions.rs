@@ -41,12 +41,6 @@ pub async fn all(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<PermissionRow>> {
     .await
 }
 
-pub async fn all_keys(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar("SELECT app_label || '.' || codename FROM permissions ORDER BY 1")
-        .fetch_all(ex)
-        .await
-}
-
 /// The permissions named by `keys` (`app.codename`); unknown keys are simply absent.
 pub async fn by_keys(ex: impl PgExecutor<'_>, keys: &[String]) -> sqlx::Result<Vec<PermissionRow>> {
     sqlx::query_as(

@@ -1,4 +1,8 @@
 //! Groups and permission grants, under the no-escalation rule.
+//!
+//! Giving a user access and taking it away is one operation
+//! ([`change_access`]) whether the access is a group's membership or a
+//! direct grant: the scope, no-escalation and audit rules are written once.
 
 pub use crate::store::access::Change;
 

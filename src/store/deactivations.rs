@@ -70,8 +70,26 @@ pub async fn deactivate(
     .bind(removal.staff)
     .fetch_all(&mut *ex)
     .await?;
-    // An already inactive user keeps the time and reason of the deactivation
-    // that took them out: repeating it changes nothing.
+    mark_inactive(&mut *ex, user_ids, removal.staff, reason).await?;
+    let sessions = revoke_sessions(&mut *ex, user_ids).await?;
+    Ok(records
+        .into_iter()
+        .map(|record| DeactivatedUser {
+            sessions_revoked: sessions.get(&record.user_id).copied().unwrap_or(0),
+            record,
+        })
+        .collect())
+}
+
+/// Marks the users inactive (and not staff, if `revoke_staff`). An already
+/// inactive user keeps the time and reason of the deactivation that took
+/// them out: repeating it changes nothing.
+async fn mark_inactive(
+    ex: &mut PgConnection,
+    user_ids: &[i64],
+    revoke_staff: bool,
+    reason: Option<&str>,
+) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE users SET
              is_staff = is_staff AND NOT $2,
@@ -81,11 +99,19 @@ pub async fn deactivate(
          WHERE id = ANY($1)",
     )
     .bind(user_ids)
-    .bind(removal.staff)
+    .bind(revoke_staff)
     .bind(reason)
-    .execute(&mut *ex)
+    .execute(ex)
     .await?;
-    let sessions: BTreeMap<i64, i64> = sqlx::query_as::<_, (i64, i64)>(
+    Ok(())
+}
+
+/// Revokes the users' live sessions; how many per user (users with none are absent).
+async fn revoke_sessions(
+    ex: &mut PgConnection,
+    user_ids: &[i64],
+) -> sqlx::Result<BTreeMap<i64, i64>> {
+    let counts: Vec<(i64, i64)> = sqlx::query_as(
         "WITH s AS (
              UPDATE sessions SET revoked_at = now()
               WHERE user_id = ANY($1) AND revoked_at IS NULL AND expires_at > now()
@@ -93,17 +119,9 @@ pub async fn deactivate(
          ) SELECT user_id, count(*) FROM s GROUP BY user_id",
     )
     .bind(user_ids)
-    .fetch_all(&mut *ex)
-    .await?
-    .into_iter()
-    .collect();
-    Ok(records
-        .into_iter()
-        .map(|record| DeactivatedUser {
-            sessions_revoked: sessions.get(&record.user_id).copied().unwrap_or(0),
-            record,
-        })
-        .collect())
+    .fetch_all(ex)
+    .await?;
+    Ok(counts.into_iter().collect())
 }
 
 /// Ends the user's open deactivation record and returns it (none if the
@@ -186,23 +204,13 @@ pub async fn has_anything_to_remove(
     user_id: i64,
     removal: AccessRemoval,
 ) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
-        "SELECT ($2 AND EXISTS (SELECT 1 FROM user_groups WHERE user_id = $1))
-             OR ($3 AND EXISTS (SELECT 1 FROM user_permissions WHERE user_id = $1))
-             OR ($4 AND EXISTS (SELECT 1 FROM users WHERE id = $1 AND is_staff))
-             OR EXISTS (SELECT 1 FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now())",
-    )
-    .bind(user_id)
-    .bind(removal.groups)
-    .bind(removal.permissions)
-    .bind(removal.staff)
-    .fetch_one(ex)
-    .await
+    let changing = with_anything_to_remove(ex, &[user_id], removal).await?;
+    Ok(!changing.is_empty())
 }
 
 /// Of the (already inactive) `user_ids`, those a deactivation with
-/// `removal` would still change: the set-based form of
-/// [`has_anything_to_remove`], for bulk runs.
+/// `removal` would still change (bulk runs; [`has_anything_to_remove`] asks
+/// it of one user).
 pub async fn with_anything_to_remove(
     ex: &mut PgConnection,
     user_ids: &[i64],

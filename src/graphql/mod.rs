@@ -4,6 +4,7 @@
 pub mod context;
 pub mod cost;
 pub mod decode;
+pub mod deletion;
 pub mod guards;
 pub mod lifecycle;
 pub mod limits;
@@ -21,15 +22,25 @@ use sqlx::PgPool;
 
 use crate::config::Settings;
 
-/// The read side: the base queries and the lifecycle previews, under one root.
+/// The read side: the base queries, the lifecycle reads and the deletion
+/// previews, under one root.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "QueryRoot")]
-pub struct Query(query::QueryRoot, lifecycle::LifecycleQuery);
+pub struct Query(
+    query::QueryRoot,
+    lifecycle::LifecycleQuery,
+    deletion::DeletionQuery,
+);
 
-/// The write side: the admin writes and the lifecycle operations.
+/// The write side: the admin writes, the lifecycle operations and the
+/// deletions of records.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "MutationRoot")]
-pub struct Mutation(mutation::MutationRoot, lifecycle::LifecycleMutation);
+pub struct Mutation(
+    mutation::MutationRoot,
+    lifecycle::LifecycleMutation,
+    deletion::DeletionMutation,
+);
 
 pub type MemberdeskSchema = Schema<Query, Mutation, EmptySubscription>;
 

@@ -70,7 +70,21 @@ pub async fn deactivate(
     .bind(removal.staff)
     .fetch_all(&mut *ex)
     .await?;
-    mark_inactive(&mut *ex, user_ids, removal.staff, reason).await?;
+    // An already inactive user keeps the time and reason of the deactivation
+    // that took them out: repeating it changes nothing.
+    sqlx::query(
+        "UPDATE users SET
+             is_staff = is_staff AND NOT $2,
+             deactivated_at = CASE WHEN is_active THEN now() ELSE deactivated_at END,
+             deactivation_reason = CASE WHEN is_active THEN $3 ELSE deactivation_reason END,
+             is_active = false
+         WHERE id = ANY($1)",
+    )
+    .bind(user_ids)
+    .bind(removal.staff)
+    .bind(reason)
+    .execute(&mut *ex)
+    .await?;
     let sessions = revoke_sessions(&mut *ex, user_ids).await?;
     Ok(records
         .into_iter()
@@ -81,37 +95,12 @@ pub async fn deactivate(
         .collect())
 }
 
-/// Marks the users inactive (and not staff, if `revoke_staff`). An already
-/// inactive user keeps the time and reason of the deactivation that took
-/// them out: repeating it changes nothing.
-async fn mark_inactive(
-    ex: &mut PgConnection,
-    user_ids: &[i64],
-    revoke_staff: bool,
-    reason: Option<&str>,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE users SET
-             is_staff = is_staff AND NOT $2,
-             deactivated_at = CASE WHEN is_active THEN now() ELSE deactivated_at END,
-             deactivation_reason = CASE WHEN is_active THEN $3 ELSE deactivation_reason END,
-             is_active = false
-         WHERE id = ANY($1)",
-    )
-    .bind(user_ids)
-    .bind(revoke_staff)
-    .bind(reason)
-    .execute(ex)
-    .await?;
-    Ok(())
-}
-
-/// Revokes the users' live sessions; how many per user (users with none are absent).
+/// Revokes the live sessions of `user_ids`; how many each user had.
 async fn revoke_sessions(
     ex: &mut PgConnection,
     user_ids: &[i64],
 ) -> sqlx::Result<BTreeMap<i64, i64>> {
-    let counts: Vec<(i64, i64)> = sqlx::query_as(
+    let revoked: Vec<(i64, i64)> = sqlx::query_as(
         "WITH s AS (
              UPDATE sessions SET revoked_at = now()
               WHERE user_id = ANY($1) AND revoked_at IS NULL AND expires_at > now()
@@ -121,7 +110,7 @@ async fn revoke_sessions(
     .bind(user_ids)
     .fetch_all(ex)
     .await?;
-    Ok(counts.into_iter().collect())
+    Ok(revoked.into_iter().collect())
 }
 
 /// Ends the user's open deactivation record and returns it (none if the

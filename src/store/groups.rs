@@ -12,18 +12,17 @@ pub struct GroupRow {
 pub const NAME_UNIQUE: &str = "groups_name_unique";
 
 pub async fn find(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<GroupRow>> {
-    sqlx::query_as("SELECT id, name FROM groups WHERE id = $1")
-        .bind(id)
-        .fetch_optional(ex)
-        .await
+    super::row_by_id(ex, "SELECT id, name FROM groups WHERE id = $1", id).await
 }
 
 /// The group, locked until the transaction ends (for read-modify-write).
 pub async fn find_for_update(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<GroupRow>> {
-    sqlx::query_as("SELECT id, name FROM groups WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .fetch_optional(ex)
-        .await
+    super::row_by_id(
+        ex,
+        "SELECT id, name FROM groups WHERE id = $1 FOR UPDATE",
+        id,
+    )
+    .await
 }
 
 pub async fn find_many(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<GroupRow>> {

@@ -26,7 +26,7 @@
 //! to check `QueryBuilder` output.
 
 use sqlx::postgres::PgRow;
-use sqlx::{FromRow, PgExecutor};
+use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder};
 
 pub mod access;
 pub mod audit;
@@ -52,4 +52,29 @@ where
     T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
 {
     sqlx::query_as(sql).bind(ids).fetch_all(ex).await
+}
+
+/// The row `sql` reads for the id bound as `$1`, if there is one: a lookup
+/// by primary key, plain or locked (`FOR UPDATE`).
+async fn row_by_id<T>(
+    ex: impl PgExecutor<'_>,
+    sql: &'static str,
+    id: i64,
+) -> sqlx::Result<Option<T>>
+where
+    T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    sqlx::query_as(sql).bind(id).fetch_optional(ex).await
+}
+
+/// Adds `AND <column> IS NOT NULL` when `set` is true, `AND <column> IS
+/// NULL` when false, nothing when `None`: the filters on whether something
+/// happened to a row (deactivated, anonymized, archived). `column` is a
+/// name from the code, never input.
+fn push_is_set(qb: &mut QueryBuilder<Postgres>, column: &'static str, set: Option<bool>) {
+    if let Some(set) = set {
+        qb.push(" AND ")
+            .push(column)
+            .push(if set { " IS NOT NULL" } else { " IS NULL" });
+    }
 }

@@ -149,18 +149,14 @@ pub async fn insert_vote(
 /// The question, locked until the transaction ends: no vote, choice or
 /// deletion touches it meanwhile (votes and choices need a share lock on it).
 pub async fn lock_question(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<QuestionRow>> {
-    sqlx::query_as("SELECT id, text, pub_date, created_by FROM questions WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .fetch_optional(ex)
-        .await
+    let sql = "SELECT id, text, pub_date, created_by FROM questions WHERE id = $1 FOR UPDATE";
+    super::row_by_id(ex, sql, id).await
 }
 
 /// The choice, locked until the transaction ends.
 pub async fn lock_choice(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<ChoiceRow>> {
-    sqlx::query_as("SELECT id, question_id, text FROM choices WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .fetch_optional(ex)
-        .await
+    let sql = "SELECT id, question_id, text FROM choices WHERE id = $1 FOR UPDATE";
+    super::row_by_id(ex, sql, id).await
 }
 
 /// How many choices the question has.
@@ -201,12 +197,8 @@ pub async fn lock_questions(
     ex: impl PgExecutor<'_>,
     ids: &[i64],
 ) -> sqlx::Result<Vec<QuestionRow>> {
-    sqlx::query_as(
-        "SELECT id, text, pub_date, created_by FROM questions WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-    )
-    .bind(ids)
-    .fetch_all(ex)
-    .await
+    let sql = "SELECT id, text, pub_date, created_by FROM questions WHERE id = ANY($1) ORDER BY id FOR UPDATE";
+    super::rows_for_ids(ex, sql, ids).await
 }
 
 /// Every question matching `filter`, locked, in id order.
@@ -216,13 +208,7 @@ pub async fn lock_matching_questions(
 ) -> sqlx::Result<Vec<QuestionRow>> {
     let mut qb =
         QueryBuilder::new("SELECT id, text, pub_date, created_by FROM questions WHERE TRUE");
-    if let Some(archived) = filter.archived {
-        qb.push(if archived {
-            " AND archived_at IS NOT NULL"
-        } else {
-            " AND archived_at IS NULL"
-        });
-    }
+    super::push_is_set(&mut qb, "archived_at", filter.archived);
     if let Some(before) = filter.created_before {
         qb.push(" AND pub_date < ").push_bind(before);
     }

@@ -35,26 +35,18 @@ macro_rules! user_columns {
 }
 
 pub async fn find(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as(concat!(
-        "SELECT ",
-        user_columns!(),
-        " FROM users WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(ex)
-    .await
+    let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+    super::row_by_id(ex, sql, id).await
 }
 
 /// Reads the user and locks the row until the transaction ends.
 pub async fn find_for_update(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as(concat!(
+    let sql = concat!(
         "SELECT ",
         user_columns!(),
         " FROM users WHERE id = $1 FOR UPDATE"
-    ))
-    .bind(id)
-    .fetch_optional(ex)
-    .await
+    );
+    super::row_by_id(ex, sql, id).await
 }
 
 pub async fn find_many(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<UserRow>> {
@@ -317,14 +309,14 @@ fn timestamp_key(at: DateTime<Utc>) -> String {
 
 fn push_filter(qb: &mut QueryBuilder<Postgres>, f: &UserFilter) {
     qb.push(" WHERE TRUE");
-    if let Some(v) = f.is_active {
-        qb.push(" AND is_active = ").push_bind(v);
-    }
-    if let Some(v) = f.is_staff {
-        qb.push(" AND is_staff = ").push_bind(v);
-    }
-    if let Some(v) = f.is_superuser {
-        qb.push(" AND is_superuser = ").push_bind(v);
+    for (test, value) in [
+        (" AND is_active = ", f.is_active),
+        (" AND is_staff = ", f.is_staff),
+        (" AND is_superuser = ", f.is_superuser),
+    ] {
+        if let Some(v) = value {
+            qb.push(test).push_bind(v);
+        }
     }
     if let Some(search) = &f.search {
         let pattern = format!("%{}%", escape_like(search));
@@ -347,20 +339,8 @@ fn push_filter(qb: &mut QueryBuilder<Postgres>, f: &UserFilter) {
         qb.push(" AND COALESCE(last_login, date_joined) < ")
             .push_bind(before);
     }
-    if let Some(v) = f.deactivated {
-        qb.push(if v {
-            " AND deactivated_at IS NOT NULL"
-        } else {
-            " AND deactivated_at IS NULL"
-        });
-    }
-    if let Some(v) = f.anonymized {
-        qb.push(if v {
-            " AND anonymized_at IS NOT NULL"
-        } else {
-            " AND anonymized_at IS NULL"
-        });
-    }
+    super::push_is_set(qb, "deactivated_at", f.deactivated);
+    super::push_is_set(qb, "anonymized_at", f.anonymized);
 }
 
 fn escape_like(s: &str) -> String {

@@ -18,7 +18,8 @@ use super::{DeleteOutcome, DeletePolicy, Target, TargetKind, run};
 use crate::domain::access::{DELETE_USER, Rule};
 use crate::domain::audit::{AuditAction, AuditEntry, Target as AuditTarget};
 use crate::domain::authority::{self, Acting};
-use crate::domain::{Actor, Mode, validation};
+use crate::domain::validation::Reason;
+use crate::domain::{Actor, Mode};
 use crate::error::{AppError, AppResult};
 use crate::store::users;
 
@@ -32,7 +33,7 @@ pub struct DeleteUser {
     /// The `token` of a reviewed plan: the deletion happens only if the plan
     /// is still that one (`PLAN_CHANGED` otherwise).
     pub plan_token: Option<String>,
-    pub reason: Option<String>,
+    pub reason: Reason,
 }
 
 /// The user `id`, if the caller may plan their deletion.
@@ -64,7 +65,6 @@ pub async fn delete_user(
         reason,
     } = request;
     let plan_token = plan_token.as_deref();
-    let reason = validation::reason("reason", reason.as_deref())?;
     let steps = run::steps_for(TargetKind::User, policy)?;
     if let Some(token) = plan_token {
         token::ensure_fits(token, &MadeFor::One(TargetKind::User, user_id), policy)?;

@@ -703,7 +703,7 @@ async fn floor_page(
     let (groups, perms, votes) = tokio::join!(
         groups::for_users(pool, &ids),
         permissions::effective_keys_for_users(pool, &ids),
-        polls::vote_counts_by_user(pool, &ids)
+        polls::vote_counts(pool, polls::VotesOf::User, &ids)
     );
     let (groups, perms, votes) = (
         groups.map_err(internal)?,

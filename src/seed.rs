@@ -20,6 +20,7 @@ use secrecy::SecretString;
 use sqlx::PgPool;
 
 use crate::config::{PasswordPolicy, Settings};
+use crate::domain::groups::{Access, Change};
 use crate::domain::username::Username;
 use crate::domain::{Actor, accounts, groups, polls};
 use crate::error::{AppError, AppResult};
@@ -218,11 +219,13 @@ async fn ensure_access(pool: &PgPool, people: &[UserRow]) -> AppResult<()> {
             .filter_map(|m| find(m))
             .filter(|m| m.is_active)
         {
-            groups::add_user_to_group(pool, &Actor::System, member.id, group.id).await?;
+            let access = Access::Group(group.id);
+            groups::change_access(pool, &Actor::System, member.id, access, Change::Give).await?;
         }
     }
     if let Some(alice) = find("alice").filter(|a| a.is_active) {
-        groups::grant_permission(pool, &Actor::System, alice.id, ALICE_DIRECT_PERMISSION).await?;
+        let access = Access::Permission(ALICE_DIRECT_PERMISSION);
+        groups::change_access(pool, &Actor::System, alice.id, access, Change::Give).await?;
     }
     Ok(())
 }

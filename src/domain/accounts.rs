@@ -307,20 +307,17 @@ pub async fn create_user(
     if input.is_staff || input.is_superuser {
         ensure_may_set_flags(actor)?;
     }
-    let user = users::insert(
-        &mut *tx,
-        &users::NewUser {
-            username: &username,
-            email: &email,
-            first_name: &first_name,
-            last_name: &last_name,
-            password_hash: Some(&hash),
-            is_staff: input.is_staff,
-            is_superuser: input.is_superuser,
-        },
-    )
-    .await
-    .on_constraint(users::USERNAME_UNIQUE, username_taken)?;
+    let profile = users::Profile {
+        username: &username,
+        email: &email,
+        first_name: &first_name,
+        last_name: &last_name,
+        is_staff: input.is_staff,
+        is_superuser: input.is_superuser,
+    };
+    let user = users::insert(&mut *tx, &profile, Some(&hash))
+        .await
+        .on_constraint(users::USERNAME_UNIQUE, username_taken)?;
     let details = json!({ "isStaff": user.is_staff, "isSuperuser": user.is_superuser });
     AuditEntry::new(AuditAction::UserCreated, Target::User(&user))
         .by(actor)
@@ -365,13 +362,8 @@ pub async fn update_user(
     let Acting {
         actor,
         target: user,
-    } = authority::lock_caller_and_target(&mut tx, actor, Rule::Permission(CHANGE_USER), user_id)
-        .await?;
+    } = authority::lock_manageable_user(&mut tx, actor, user_id).await?;
     let actor = &actor;
-    if user.anonymized_at.is_some() {
-        return Err(AppError::Anonymized);
-    }
-    authority::ensure_scope(&mut tx, actor, &user).await?;
     let is_staff = patch.is_staff.unwrap_or(user.is_staff);
     let is_superuser = patch.is_superuser.unwrap_or(user.is_superuser);
     if is_staff != user.is_staff || is_superuser != user.is_superuser {

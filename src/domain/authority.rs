@@ -16,7 +16,7 @@
 use sqlx::PgConnection;
 
 use super::Actor;
-use super::access::{Rule, ensure_in_scope, ensure_not_self};
+use super::access::{CHANGE_USER, Rule, ensure_in_scope, ensure_not_self};
 use super::actor::CurrentUser;
 use crate::error::{AppError, AppResult};
 use crate::store::users::{self, UserRow};
@@ -80,6 +80,23 @@ pub async fn lock_caller_and_target(
     Ok(Acting { actor, target })
 }
 
+/// Locks the caller (re-read and held to `auth.change_user`) and a user
+/// they may change: one that exists, is not anonymized, and is within the
+/// caller's scope. The actor returned is the caller as re-read.
+pub async fn lock_manageable_user(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    user_id: i64,
+) -> AppResult<Acting> {
+    let rule = Rule::Permission(CHANGE_USER);
+    let acting = lock_caller_and_target(&mut *conn, actor, rule, user_id).await?;
+    if acting.target.anonymized_at.is_some() {
+        return Err(AppError::Anonymized);
+    }
+    ensure_scope(&mut *conn, &acting.actor, &acting.target).await?;
+    Ok(acting)
+}
+
 /// The scope rule ([`ensure_in_scope`]) with the target's permissions read
 /// now; nothing is read for a superuser, who may act on anyone.
 pub async fn ensure_scope(
@@ -117,13 +134,19 @@ pub async fn ensure_superusers_remain(
     tx: &mut PgConnection,
     targets: &[&UserRow],
 ) -> AppResult<()> {
-    let leaving: Vec<i64> = targets
-        .iter()
-        .filter(|u| u.is_active && u.is_superuser)
-        .map(|u| u.id)
-        .collect();
+    let leaving = active_superuser_ids(targets.iter().copied());
     if !leaving.is_empty() && users::lock_superusers_and_count_others(tx, &leaving).await? == 0 {
         return Err(AppError::LastSuperuser);
     }
     Ok(())
+}
+
+/// The ids of the active superusers among `users`: those the last-superuser
+/// rule counts when they are taken out.
+pub fn active_superuser_ids<'a>(users: impl IntoIterator<Item = &'a UserRow>) -> Vec<i64> {
+    users
+        .into_iter()
+        .filter(|u| u.is_active && u.is_superuser)
+        .map(|u| u.id)
+        .collect()
 }

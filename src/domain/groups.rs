@@ -1,13 +1,20 @@
 //! Groups and permission grants, under the no-escalation rule.
+//!
+//! Giving a user access and taking it away is one operation
+//! ([`change_access`]) whether the access is a group's membership or a
+//! direct grant: the scope, no-escalation and audit rules are written once.
+
+pub use crate::store::access::Change;
 
 use serde_json::json;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
-use super::access::{ADD_GROUP, CHANGE_GROUP, CHANGE_USER, Rule, ensure_holds_all};
+use super::access::{ADD_GROUP, CHANGE_GROUP, Rule, ensure_holds_all};
 use super::audit::{AuditAction, AuditEntry, Target};
 use super::authority::{self, Acting};
 use super::{Actor, validation};
 use crate::error::{AppError, AppResult, OnConstraint};
+use crate::store::access::{self as store_access, Held};
 use crate::store::groups::{self, GroupRow};
 use crate::store::permissions::{self, PermissionRow};
 use crate::store::users::UserRow;
@@ -44,6 +51,33 @@ fn keys_of(perms: &[PermissionRow]) -> Vec<String> {
     perms.iter().map(PermissionRow::key).collect()
 }
 
+fn ids_of(perms: &[PermissionRow]) -> Vec<i64> {
+    perms.iter().map(|p| p.id).collect()
+}
+
+/// The keys of the permissions the group carries now.
+async fn keys_of_group(conn: &mut PgConnection, group_id: i64) -> AppResult<Vec<String>> {
+    let carried = permissions::for_groups(&mut *conn, &[group_id]).await?;
+    Ok(carried.into_iter().map(|(_, p)| p.key()).collect())
+}
+
+/// The audit entry of a change to the group itself, written as the last
+/// step of `tx`, which it commits.
+async fn record_group_change(
+    tx: Transaction<'_, Postgres>,
+    actor: &Actor,
+    action: AuditAction,
+    group: &GroupRow,
+    details: serde_json::Value,
+) -> AppResult<()> {
+    AuditEntry::new(action, Target::Described(format!("group {}", group.name)))
+        .by(actor)
+        .details(details)
+        .record_and_commit(tx)
+        .await?;
+    Ok(())
+}
+
 pub async fn create_group(
     pool: &PgPool,
     actor: &Actor,
@@ -60,17 +94,9 @@ pub async fn create_group(
         .on_constraint(groups::NAME_UNIQUE, || {
             AppError::invalid("name", "a group with that name already exists")
         })?;
-    let ids: Vec<i64> = perms.iter().map(|p| p.id).collect();
-    groups::set_permissions(&mut tx, group.id, &ids).await?;
+    groups::set_permissions(&mut tx, group.id, &ids_of(&perms)).await?;
     let details = json!({ "groupId": group.id, "permissions": keys_of(&perms) });
-    AuditEntry::new(
-        AuditAction::GroupCreated,
-        Target::Described(format!("group {}", group.name)),
-    )
-    .by(actor)
-    .details(details)
-    .record_and_commit(tx)
-    .await?;
+    record_group_change(tx, actor, AuditAction::GroupCreated, &group, details).await?;
     Ok(group)
 }
 
@@ -88,18 +114,13 @@ pub async fn set_group_permissions(
         .await?
         .ok_or(AppError::NotFound("group"))?;
     let perms = resolve_permissions(&mut tx, "permissions", permission_keys).await?;
-    let before: Vec<String> = permissions::for_groups(&mut *tx, &[group.id])
-        .await?
-        .into_iter()
-        .map(|(_, p)| p.key())
-        .collect();
+    let before = keys_of_group(&mut tx, group.id).await?;
     let added: Vec<String> = keys_of(&perms)
         .into_iter()
         .filter(|k| !before.contains(k))
         .collect();
     ensure_holds_all(actor, &added)?;
-    let ids: Vec<i64> = perms.iter().map(|p| p.id).collect();
-    groups::set_permissions(&mut tx, group.id, &ids).await?;
+    groups::set_permissions(&mut tx, group.id, &ids_of(&perms)).await?;
     let removed: Vec<&String> = before
         .iter()
         .filter(|k| !perms.iter().any(|p| &p.key() == *k))
@@ -110,152 +131,100 @@ pub async fn set_group_permissions(
         return Ok(group);
     }
     let details = json!({ "groupId": group.id, "added": added, "removed": removed });
-    AuditEntry::new(
-        AuditAction::GroupPermissionsSet,
-        Target::Described(format!("group {}", group.name)),
-    )
-    .by(actor)
-    .details(details)
-    .record_and_commit(tx)
-    .await?;
+    record_group_change(tx, actor, AuditAction::GroupPermissionsSet, &group, details).await?;
     Ok(group)
 }
 
-/// Locks the caller (re-read and held to `auth.change_user`) and a user
-/// they may change: it exists, is not anonymized, and is within the
-/// caller's scope. The actor returned is the caller as re-read.
-async fn lock_manageable_user(
-    conn: &mut PgConnection,
-    actor: &Actor,
-    user_id: i64,
-) -> AppResult<Acting> {
-    let acting = authority::lock_caller_and_target(
-        &mut *conn,
-        actor,
-        Rule::Permission(CHANGE_USER),
-        user_id,
-    )
-    .await?;
-    if acting.target.anonymized_at.is_some() {
-        return Err(AppError::Anonymized);
-    }
-    authority::ensure_scope(&mut *conn, &acting.actor, &acting.target).await?;
-    Ok(acting)
+/// What a caller gives a user or takes away, as the API names it.
+#[derive(Debug, Clone, Copy)]
+pub enum Access<'a> {
+    /// Membership of the group with this id.
+    Group(i64),
+    /// A permission granted directly, by its `app.codename` key.
+    Permission(&'a str),
 }
 
-pub async fn add_user_to_group(
+/// An [`Access`] as found in the database.
+enum Found {
+    Group(GroupRow),
+    Permission(PermissionRow),
+}
+
+impl Found {
+    /// Looks up what `access` names: `NOT_FOUND` for an unknown group,
+    /// `INVALID_INPUT` (field `permission`) for an unknown permission key.
+    async fn of(conn: &mut PgConnection, access: Access<'_>) -> AppResult<Found> {
+        match access {
+            Access::Group(id) => groups::find(&mut *conn, id)
+                .await?
+                .map(Found::Group)
+                .ok_or(AppError::NotFound("group")),
+            Access::Permission(key) => {
+                let mut found = resolve_permissions(conn, "permission", &[key.to_owned()]).await?;
+                Ok(Found::Permission(found.remove(0)))
+            }
+        }
+    }
+
+    fn held(&self) -> Held {
+        match self {
+            Found::Group(group) => Held::Group(group.id),
+            Found::Permission(perm) => Held::Permission(perm.id),
+        }
+    }
+
+    /// The keys of every permission holding it brings: giving it needs
+    /// holding them all (no escalation).
+    async fn brings(&self, conn: &mut PgConnection) -> AppResult<Vec<String>> {
+        match self {
+            Found::Group(group) => keys_of_group(conn, group.id).await,
+            Found::Permission(perm) => Ok(vec![perm.key()]),
+        }
+    }
+
+    fn action(&self, change: Change) -> AuditAction {
+        match (self, change) {
+            (Found::Group(_), Change::Give) => AuditAction::UserAddedToGroup,
+            (Found::Group(_), Change::Take) => AuditAction::UserRemovedFromGroup,
+            (Found::Permission(_), Change::Give) => AuditAction::PermissionGranted,
+            (Found::Permission(_), Change::Take) => AuditAction::PermissionRevoked,
+        }
+    }
+
+    fn details(&self) -> serde_json::Value {
+        match self {
+            Found::Group(group) => json!({ "groupId": group.id, "group": group.name }),
+            Found::Permission(perm) => json!({ "permission": perm.key() }),
+        }
+    }
+}
+
+/// Gives a user in the caller's scope a group's membership or a direct
+/// permission, or takes it away (`addUserToGroup`, `removeUserFromGroup`,
+/// `grantPermission`, `revokePermission`). Giving needs holding every
+/// permission it brings; taking access away never does. Giving what the
+/// user holds already, or taking what they do not hold, changes nothing and
+/// is not audited.
+pub async fn change_access(
     pool: &PgPool,
     actor: &Actor,
     user_id: i64,
-    group_id: i64,
+    access: Access<'_>,
+    change: Change,
 ) -> AppResult<UserRow> {
     let mut tx = pool.begin().await?;
-    let Acting {
-        actor,
-        target: user,
-    } = lock_manageable_user(&mut tx, actor, user_id).await?;
-    let actor = &actor;
-    let group = groups::find(&mut *tx, group_id)
-        .await?
-        .ok_or(AppError::NotFound("group"))?;
-    let carried: Vec<String> = permissions::for_groups(&mut *tx, &[group.id])
-        .await?
-        .into_iter()
-        .map(|(_, p)| p.key())
-        .collect();
-    ensure_holds_all(actor, &carried)?;
-    if groups::add_member(&mut *tx, group.id, user.id).await? {
-        let details = json!({ "groupId": group.id, "group": group.name });
-        AuditEntry::new(AuditAction::UserAddedToGroup, Target::User(&user))
-            .by(actor)
-            .details(details)
+    let Acting { actor, target } = authority::lock_manageable_user(&mut tx, actor, user_id).await?;
+    let found = Found::of(&mut tx, access).await?;
+    if change == Change::Give {
+        ensure_holds_all(&actor, &found.brings(&mut tx).await?)?;
+    }
+    if store_access::change(&mut *tx, target.id, found.held(), change).await? {
+        AuditEntry::new(found.action(change), Target::User(&target))
+            .by(&actor)
+            .details(found.details())
             .record(&mut *tx)
             .await?;
     }
     tx.commit().await?;
-    Ok(user)
-}
-
-pub async fn remove_user_from_group(
-    pool: &PgPool,
-    actor: &Actor,
-    user_id: i64,
-    group_id: i64,
-) -> AppResult<UserRow> {
-    let mut tx = pool.begin().await?;
-    let Acting {
-        actor,
-        target: user,
-    } = lock_manageable_user(&mut tx, actor, user_id).await?;
-    let actor = &actor;
-    let group = groups::find(&mut *tx, group_id)
-        .await?
-        .ok_or(AppError::NotFound("group"))?;
-    if groups::remove_member(&mut *tx, group.id, user.id).await? {
-        let details = json!({ "groupId": group.id, "group": group.name });
-        AuditEntry::new(AuditAction::UserRemovedFromGroup, Target::User(&user))
-            .by(actor)
-            .details(details)
-            .record(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
-    Ok(user)
-}
-
-pub async fn grant_permission(
-    pool: &PgPool,
-    actor: &Actor,
-    user_id: i64,
-    key: &str,
-) -> AppResult<UserRow> {
-    change_direct_grant(pool, actor, user_id, key, true).await
-}
-
-pub async fn revoke_permission(
-    pool: &PgPool,
-    actor: &Actor,
-    user_id: i64,
-    key: &str,
-) -> AppResult<UserRow> {
-    change_direct_grant(pool, actor, user_id, key, false).await
-}
-
-async fn change_direct_grant(
-    pool: &PgPool,
-    actor: &Actor,
-    user_id: i64,
-    key: &str,
-    grant: bool,
-) -> AppResult<UserRow> {
-    let mut tx = pool.begin().await?;
-    let Acting {
-        actor,
-        target: user,
-    } = lock_manageable_user(&mut tx, actor, user_id).await?;
-    let actor = &actor;
-    let perm = resolve_permissions(&mut tx, "permission", &[key.to_owned()])
-        .await?
-        .remove(0);
-    let changed = if grant {
-        ensure_holds_all(actor, &[perm.key()])?;
-        permissions::grant_to_user(&mut *tx, user.id, perm.id).await?
-    } else {
-        permissions::revoke_from_user(&mut *tx, user.id, perm.id).await?
-    };
-    if changed {
-        let action = if grant {
-            AuditAction::PermissionGranted
-        } else {
-            AuditAction::PermissionRevoked
-        };
-        let details = json!({ "permission": perm.key() });
-        AuditEntry::new(action, Target::User(&user))
-            .by(actor)
-            .details(details)
-            .record(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
-    Ok(user)
+    Ok(target)
 }

@@ -121,18 +121,44 @@ async fn check_target(
     authority::ensure_may_act_on(conn, actor, target, verb).await
 }
 
+/// What each lifecycle operation on one user is held to: its rule, and the
+/// verb a refusal to act on oneself names.
+#[derive(Debug, Clone, Copy)]
+enum Operation {
+    Deactivate,
+    Reactivate,
+    Anonymize,
+}
+
+impl Operation {
+    fn rule(self) -> Rule {
+        match self {
+            Operation::Deactivate | Operation::Reactivate => Rule::Permission(CHANGE_USER),
+            Operation::Anonymize => Rule::Superuser,
+        }
+    }
+
+    fn verb(self) -> &'static str {
+        match self {
+            Operation::Deactivate => "deactivate",
+            Operation::Reactivate => "reactivate",
+            Operation::Anonymize => "anonymize",
+        }
+    }
+}
+
 /// Locks the caller and the target of a lifecycle operation and checks the
 /// rules of acting on it (see [`check_target`]); the actor returned is the
 /// caller as re-read under lock.
 async fn lock_and_check(
     conn: &mut PgConnection,
     actor: &Actor,
-    rule: Rule,
     user_id: i64,
-    verb: &'static str,
+    operation: Operation,
 ) -> AppResult<Acting> {
+    let rule = operation.rule();
     let acting = authority::lock_caller_and_target(&mut *conn, actor, rule, user_id).await?;
-    check_target(&mut *conn, &acting.actor, &acting.target, verb).await?;
+    check_target(&mut *conn, &acting.actor, &acting.target, operation.verb()).await?;
     Ok(acting)
 }
 
@@ -167,14 +193,8 @@ pub async fn deactivate_user(
 ) -> AppResult<Deactivation> {
     let reason = &options.reason;
     let mut tx = pool.begin().await?;
-    let Acting { actor, target } = lock_and_check(
-        &mut tx,
-        actor,
-        Rule::Permission(CHANGE_USER),
-        user_id,
-        "deactivate",
-    )
-    .await?;
+    let Acting { actor, target } =
+        lock_and_check(&mut tx, actor, user_id, Operation::Deactivate).await?;
     let actor = &actor;
     ensure_may_revoke_staff(actor, &options)?;
     authority::ensure_superusers_remain(&mut tx, &[&target]).await?;
@@ -434,11 +454,7 @@ pub(crate) async fn sort_out<'a>(
     }
     // A bulk run by the system (or a superuser) could include every active
     // superuser; the last ones standing are skipped rather than failing the run.
-    let leaving: Vec<i64> = eligible
-        .iter()
-        .filter(|u| u.is_active && u.is_superuser)
-        .map(|u| u.id)
-        .collect();
+    let leaving = authority::active_superuser_ids(eligible.iter().copied());
     // The superuser lock was taken before the row locks.
     if !leaving.is_empty() && users::count_other_active_superusers(tx, &leaving).await? == 0 {
         let keep = *leaving.iter().min().expect("not empty");
@@ -471,14 +487,8 @@ pub async fn reactivate_user(
 ) -> AppResult<Reactivation> {
     let reason = validation::reason("reason", reason.as_deref())?;
     let mut tx = pool.begin().await?;
-    let Acting { actor, target } = lock_and_check(
-        &mut tx,
-        actor,
-        Rule::Permission(CHANGE_USER),
-        user_id,
-        "reactivate",
-    )
-    .await?;
+    let Acting { actor, target } =
+        lock_and_check(&mut tx, actor, user_id, Operation::Reactivate).await?;
     let actor = &actor;
     if target.is_active {
         // Already active: nothing to do, nothing to audit.
@@ -586,7 +596,7 @@ pub async fn anonymize_user(
 ) -> AppResult<Anonymization> {
     let mut tx = pool.begin().await?;
     let Acting { actor, target } =
-        lock_and_check(&mut tx, actor, Rule::Superuser, user_id, "anonymize").await?;
+        lock_and_check(&mut tx, actor, user_id, Operation::Anonymize).await?;
     let actor = &actor;
     authority::ensure_superusers_remain(&mut tx, &[&target]).await?;
     let sessions_revoked = users::anonymize(&mut tx, target.id).await?;

@@ -106,3 +106,28 @@ where
 {
     ctx.loader().load_one(key).await.map_err(AppError::internal)
 }
+
+/// A list through the DataLoader, each row wrapped as the API shows it; a
+/// key that owns nothing is an empty list.
+pub async fn load_list<K, R, T>(
+    ctx: &Context<'_>,
+    key: K,
+    wrap: impl Fn(R) -> T,
+) -> Result<Vec<T>, AppError>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    Loaders:
+        async_graphql::dataloader::Loader<K, Value = Vec<R>, Error = super::loaders::LoadError>,
+{
+    let rows = load(ctx, key).await?.unwrap_or_default();
+    Ok(rows.into_iter().map(wrap).collect())
+}
+
+/// A count through the DataLoader; zero for a key with no rows.
+pub async fn load_count<K>(ctx: &Context<'_>, key: K) -> Result<i64, AppError>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    Loaders: async_graphql::dataloader::Loader<K, Value = i64, Error = super::loaders::LoadError>,
+{
+    Ok(load(ctx, key).await?.unwrap_or(0))
+}

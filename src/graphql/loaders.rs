@@ -10,7 +10,7 @@ use sqlx::PgPool;
 
 use crate::store::groups::{self, GroupRow};
 use crate::store::permissions::{self, PermissionRow};
-use crate::store::polls::{self, ChoiceRow, QuestionRow};
+use crate::store::polls::{self, ChoiceRow, QuestionRow, VotesOf};
 use crate::store::users::{self, UserRow};
 
 pub struct Loaders {
@@ -150,7 +150,7 @@ impl Loader<VoteCountOfUser> for Loaders {
         &self,
         keys: &[VoteCountOfUser],
     ) -> Result<HashMap<VoteCountOfUser, i64>, LoadError> {
-        let rows = polls::vote_counts_by_user(&self.pool, &ids(keys, |k| k.0)).await?;
+        let rows = polls::vote_counts(&self.pool, VotesOf::User, &ids(keys, |k| k.0)).await?;
         Ok(counted(keys, VoteCountOfUser, rows))
     }
 }
@@ -202,7 +202,7 @@ impl Loader<VoteCountOfChoice> for Loaders {
         &self,
         keys: &[VoteCountOfChoice],
     ) -> Result<HashMap<VoteCountOfChoice, i64>, LoadError> {
-        let rows = polls::vote_counts_by_choice(&self.pool, &ids(keys, |k| k.0)).await?;
+        let rows = polls::vote_counts(&self.pool, VotesOf::Choice, &ids(keys, |k| k.0)).await?;
         Ok(counted(keys, VoteCountOfChoice, rows))
     }
 }

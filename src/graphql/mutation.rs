@@ -10,6 +10,7 @@ use super::decode;
 use super::guards::Require;
 use super::types::{Group, Question, User, Vote};
 use crate::domain::access::{ADD_GROUP, ADD_QUESTION, ADD_USER, CHANGE_GROUP, CHANGE_USER};
+use crate::domain::groups::{Access, Change};
 use crate::domain::{accounts, groups, polls};
 use crate::error::AppError;
 use crate::ids::{self, Kind};
@@ -218,13 +219,9 @@ impl MutationRoot {
         #[graphql(desc = "The group; you must hold each of its permissions yourself.")]
         group_id: ID,
     ) -> Result<User, AppError> {
-        let (user, group) = (
-            decode::user_id(&user_id, "userId")?,
-            decode::group_id(&group_id, "groupId")?,
-        );
-        groups::add_user_to_group(ctx.pool(), &ctx.actor()?, user, group)
-            .await
-            .map(User::new)
+        let user = decode::user_id(&user_id, "userId")?;
+        let group = Access::Group(decode::group_id(&group_id, "groupId")?);
+        change_access(ctx, user, group, Change::Give).await
     }
 
     /// Takes the user out of the group. Needs `auth.change_user`.
@@ -235,13 +232,9 @@ impl MutationRoot {
         #[graphql(desc = "The user to take out.")] user_id: ID,
         #[graphql(desc = "The group.")] group_id: ID,
     ) -> Result<User, AppError> {
-        let (user, group) = (
-            decode::user_id(&user_id, "userId")?,
-            decode::group_id(&group_id, "groupId")?,
-        );
-        groups::remove_user_from_group(ctx.pool(), &ctx.actor()?, user, group)
-            .await
-            .map(User::new)
+        let user = decode::user_id(&user_id, "userId")?;
+        let group = Access::Group(decode::group_id(&group_id, "groupId")?);
+        change_access(ctx, user, group, Change::Take).await
     }
 
     /// Grants `permission` (`app.codename`) directly. Needs `auth.change_user`
@@ -256,14 +249,8 @@ impl MutationRoot {
         )]
         permission: String,
     ) -> Result<User, AppError> {
-        groups::grant_permission(
-            ctx.pool(),
-            &ctx.actor()?,
-            decode::user_id(&user_id, "userId")?,
-            &permission,
-        )
-        .await
-        .map(User::new)
+        let user = decode::user_id(&user_id, "userId")?;
+        change_access(ctx, user, Access::Permission(&permission), Change::Give).await
     }
 
     /// Revokes a permission granted directly (those held through groups stay). Needs `auth.change_user`.
@@ -274,14 +261,8 @@ impl MutationRoot {
         #[graphql(desc = "The user to revoke from.")] user_id: ID,
         #[graphql(desc = "A permission key, e.g. `polls.add_question`.")] permission: String,
     ) -> Result<User, AppError> {
-        groups::revoke_permission(
-            ctx.pool(),
-            &ctx.actor()?,
-            decode::user_id(&user_id, "userId")?,
-            &permission,
-        )
-        .await
-        .map(User::new)
+        let user = decode::user_id(&user_id, "userId")?;
+        change_access(ctx, user, Access::Permission(&permission), Change::Take).await
     }
 
     /// A question with 2 to 20 choices. Needs `polls.add_question`.
@@ -312,4 +293,17 @@ impl MutationRoot {
             .await
             .map(Vote)
     }
+}
+
+/// What `addUserToGroup`, `removeUserFromGroup`, `grantPermission` and
+/// `revokePermission` share: one domain operation, the user as changed.
+async fn change_access(
+    ctx: &Context<'_>,
+    user_id: i64,
+    access: Access<'_>,
+    change: Change,
+) -> Result<User, AppError> {
+    groups::change_access(ctx.pool(), &ctx.actor()?, user_id, access, change)
+        .await
+        .map(User::new)
 }

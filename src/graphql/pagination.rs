@@ -7,7 +7,8 @@ use super::context::ContextExt;
 use super::types::User;
 use crate::error::AppError;
 use crate::ids::Cursor;
-use crate::store::{audit, polls, users};
+use crate::store::polls::{self, VotesOf};
+use crate::store::{audit, users};
 
 pub const DEFAULT_PAGE: i32 = 20;
 pub const MAX_PAGE: i32 = 100;
@@ -42,12 +43,14 @@ impl TotalCount {
             TotalCount::Users(filter) => {
                 users::count(pool, filter).await.map_err(AppError::from)?
             }
-            TotalCount::VotesOfUser(user_id) => polls::vote_counts_by_user(pool, &[*user_id])
-                .await
-                .map_err(AppError::from)?
-                .first()
-                .map(|(_, n)| *n)
-                .unwrap_or(0),
+            TotalCount::VotesOfUser(user_id) => {
+                polls::vote_counts(pool, VotesOf::User, &[*user_id])
+                    .await
+                    .map_err(AppError::from)?
+                    .first()
+                    .map(|(_, n)| *n)
+                    .unwrap_or(0)
+            }
             TotalCount::Audit(filter) => {
                 audit::count(pool, filter).await.map_err(AppError::from)?
             }
@@ -76,10 +79,7 @@ pub fn connection<R, N: OutputType>(
 }
 
 /// Decodes an `after` cursor for a user list in `order`.
-pub fn user_cursor(
-    after: Option<&str>,
-    order: users::UserOrder,
-) -> Result<Option<Cursor>, AppError> {
+fn user_cursor(after: Option<&str>, order: users::UserOrder) -> Result<Option<Cursor>, AppError> {
     match after.map(Cursor::decode).transpose()? {
         Some(cursor) if !order.accepts(&cursor) => Err(AppError::invalid(
             "after",
@@ -89,26 +89,43 @@ pub fn user_cursor(
     }
 }
 
-/// A page of users as a connection, with cursors for `order`.
-pub fn user_connection(
-    rows: Vec<users::UserRow>,
-    limit: i64,
-    has_previous: bool,
-    order: users::UserOrder,
+/// One page of the users `filter` matches, in `order`, after the cursor
+/// `after`, as a connection: `users` and `Group.members`. `limit` is
+/// already checked (see [`page_size`]).
+pub async fn users_page(
+    ctx: &Context<'_>,
     filter: users::UserFilter,
-) -> CountedConnection<User> {
-    connection(
+    order: users::UserOrder,
+    limit: i64,
+    after: Option<&str>,
+) -> Result<CountedConnection<User>, AppError> {
+    let after = user_cursor(after, order)?;
+    let rows = users::page(ctx.pool(), &filter, order, after.as_ref(), limit + 1).await?;
+    let cursor_of = |u: &users::UserRow| {
+        Cursor {
+            key: order.key_of(u),
+            id: u.id,
+        }
+        .encode()
+    };
+    let total = TotalCount::Users(filter);
+    Ok(connection(
         rows,
         limit,
-        has_previous,
-        |u| {
-            Cursor {
-                key: order.key_of(u),
-                id: u.id,
-            }
-            .encode()
-        },
+        after.is_some(),
+        cursor_of,
         User::new,
-        TotalCount::Users(filter),
-    )
+        total,
+    ))
+}
+
+/// The row id an `after` cursor of a list in id order (votes, audit
+/// entries) points at.
+pub fn id_after(after: Option<&str>) -> Result<Option<i64>, AppError> {
+    Ok(after.map(Cursor::decode).transpose()?.map(|c| c.id))
+}
+
+/// The cursor of a row in a list in id order.
+pub fn id_cursor(id: i64) -> String {
+    Cursor { key: None, id }.encode()
 }

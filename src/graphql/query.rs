@@ -8,13 +8,13 @@ use super::context::ContextExt;
 use super::cost;
 use super::guards::{Require, VIEW_AUDIT, VIEW_GROUP, VIEW_USER, VIEW_VOTE};
 use super::pagination::{
-    CountedConnection, TotalCount, connection, page_size, user_connection, user_cursor,
+    CountedConnection, TotalCount, connection, id_after, id_cursor, page_size, users_page,
 };
 use super::types::{AuditEntry, Group, Permission, Question, User, Vote, votes_of_user};
 use crate::domain::audit::AuditAction;
 use crate::domain::validation;
 use crate::error::AppError;
-use crate::ids::{self, Cursor, Kind};
+use crate::ids::{self, Kind};
 use crate::store::{audit, groups, permissions, polls, users};
 
 #[derive(Default)]
@@ -229,10 +229,7 @@ impl QueryRoot {
     ) -> Result<CountedConnection<User>, AppError> {
         let limit = page_size(first)?;
         let filter = filter.unwrap_or_default().to_store()?;
-        let order = users::UserOrder::from(order_by);
-        let after = user_cursor(after.as_deref(), order)?;
-        let rows = users::page(ctx.pool(), &filter, order, after.as_ref(), limit + 1).await?;
-        Ok(user_connection(rows, limit, after.is_some(), order, filter))
+        users_page(ctx, filter, order_by.into(), limit, after.as_deref()).await
     }
 
     /// Needs `auth.view_group`.
@@ -347,22 +344,17 @@ impl QueryRoot {
     ) -> Result<CountedConnection<AuditEntry>, AppError> {
         let limit = page_size(first)?;
         let filter = filter.unwrap_or_default().to_store()?;
-        let after = after.as_deref().map(Cursor::decode).transpose()?;
-        let rows =
-            audit::page(ctx.pool(), &filter, after.as_ref().map(|c| c.id), limit + 1).await?;
+        let after = id_after(after.as_deref())?;
+        let rows = audit::page(ctx.pool(), &filter, after, limit + 1).await?;
+        let total = TotalCount::Audit(filter);
+        let cursor_of = |e: &audit::AuditRow| id_cursor(e.id);
         Ok(connection(
             rows,
             limit,
             after.is_some(),
-            |e| {
-                Cursor {
-                    key: None,
-                    id: e.id,
-                }
-                .encode()
-            },
+            cursor_of,
             AuditEntry,
-            TotalCount::Audit(filter),
+            total,
         ))
     }
 }

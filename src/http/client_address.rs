@@ -72,52 +72,33 @@ mod tests {
     #[test]
     fn forwarded_for_is_read_only_as_far_as_trusted_proxies_wrote_it() {
         let proxies = TrustedProxies::parse("T", "10.0.0.0/8").unwrap();
-        let none = TrustedProxies::default();
-        // Untrusted peer: the header is the client's word, ignored.
-        assert_eq!(
-            client(ip("198.51.100.9"), &["203.0.113.7"], &proxies),
-            ip("198.51.100.9")
-        );
-        assert_eq!(
-            client(ip("10.0.0.2"), &["203.0.113.7"], &none),
-            ip("10.0.0.2")
-        );
-        // Trusted peer: the right-most untrusted entry, past any further proxies.
-        assert_eq!(
-            client(ip("10.0.0.2"), &["203.0.113.7"], &proxies),
-            ip("203.0.113.7")
-        );
-        assert_eq!(
-            client(
-                ip("10.0.0.2"),
+        // Untrusted peer (or none trusted): the header is the client's word, ignored.
+        let untrusted_peer = client(ip("198.51.100.9"), &["203.0.113.7"], &proxies);
+        assert_eq!(untrusted_peer, ip("198.51.100.9"));
+        let none_trusted = client(ip("10.0.0.2"), &["203.0.113.7"], &TrustedProxies::default());
+        assert_eq!(none_trusted, ip("10.0.0.2"));
+        // Behind a trusted proxy: (peer, the header's lines, the client).
+        let behind_proxies: [(&str, &[&str], &str); 8] = [
+            // The right-most untrusted entry, past any further proxies; a
+            // spoofed left-most entry is not the client.
+            ("10.0.0.2", &["203.0.113.7"], "203.0.113.7"),
+            (
+                "10.0.0.2",
                 &["1.2.3.4, 203.0.113.7, 10.0.0.9"],
-                &proxies
+                "203.0.113.7",
             ),
-            ip("203.0.113.7"),
-            "a spoofed left-most entry is not the client"
-        );
-        assert_eq!(
-            client(ip("10.0.0.2"), &["1.2.3.4", "203.0.113.7:4711"], &proxies),
-            ip("203.0.113.7")
-        );
-        assert_eq!(
-            client(ip("10.0.0.2"), &["[2001:db8::1]:80"], &proxies),
-            ip("2001:db8::1")
-        );
-        // No header, or only proxies: the nearest proxy.
-        assert_eq!(client(ip("10.0.0.2"), &[], &proxies), ip("10.0.0.2"));
-        assert_eq!(
-            client(ip("10.0.0.2"), &["10.0.0.3"], &proxies),
-            ip("10.0.0.3")
-        );
-        // Garbage where the client's address should be: the last proxy.
-        assert_eq!(
-            client(ip("10.0.0.2"), &["unknown"], &proxies),
-            ip("10.0.0.2")
-        );
-        assert_eq!(
-            client(ip("::ffff:10.0.0.2"), &["203.0.113.7"], &proxies),
-            ip("203.0.113.7")
-        );
+            ("10.0.0.2", &["1.2.3.4", "203.0.113.7:4711"], "203.0.113.7"),
+            ("10.0.0.2", &["[2001:db8::1]:80"], "2001:db8::1"),
+            // No header, or only proxies: the nearest proxy.
+            ("10.0.0.2", &[], "10.0.0.2"),
+            ("10.0.0.2", &["10.0.0.3"], "10.0.0.3"),
+            // Garbage where the client's address should be: the last proxy.
+            ("10.0.0.2", &["unknown"], "10.0.0.2"),
+            ("::ffff:10.0.0.2", &["203.0.113.7"], "203.0.113.7"),
+        ];
+        for (peer, forwarded, expected) in behind_proxies {
+            let found = client(ip(peer), forwarded, &proxies);
+            assert_eq!(found, ip(expected), "{peer} {forwarded:?}");
+        }
     }
 }

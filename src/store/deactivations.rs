@@ -193,23 +193,13 @@ pub async fn has_anything_to_remove(
     user_id: i64,
     removal: AccessRemoval,
 ) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
-        "SELECT ($2 AND EXISTS (SELECT 1 FROM user_groups WHERE user_id = $1))
-             OR ($3 AND EXISTS (SELECT 1 FROM user_permissions WHERE user_id = $1))
-             OR ($4 AND EXISTS (SELECT 1 FROM users WHERE id = $1 AND is_staff))
-             OR EXISTS (SELECT 1 FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now())",
-    )
-    .bind(user_id)
-    .bind(removal.groups)
-    .bind(removal.permissions)
-    .bind(removal.staff)
-    .fetch_one(ex)
-    .await
+    let changing = with_anything_to_remove(ex, &[user_id], removal).await?;
+    Ok(!changing.is_empty())
 }
 
 /// Of the (already inactive) `user_ids`, those a deactivation with
-/// `removal` would still change: the set-based form of
-/// [`has_anything_to_remove`], for bulk runs.
+/// `removal` would still change (bulk runs; [`has_anything_to_remove`] asks
+/// it of one user).
 pub async fn with_anything_to_remove(
     ex: &mut PgConnection,
     user_ids: &[i64],

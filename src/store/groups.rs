@@ -1,4 +1,5 @@
 //! The `groups` table, group membership (`user_groups`) and group permissions.
+//! A membership is given and taken in [`super::access`].
 
 use sqlx::{FromRow, PgConnection, PgExecutor};
 
@@ -11,25 +12,21 @@ pub struct GroupRow {
 pub const NAME_UNIQUE: &str = "groups_name_unique";
 
 pub async fn find(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<GroupRow>> {
-    sqlx::query_as("SELECT id, name FROM groups WHERE id = $1")
-        .bind(id)
-        .fetch_optional(ex)
-        .await
+    super::row_by_id(ex, "SELECT id, name FROM groups WHERE id = $1", id).await
 }
 
 /// The group, locked until the transaction ends (for read-modify-write).
 pub async fn find_for_update(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<GroupRow>> {
-    sqlx::query_as("SELECT id, name FROM groups WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .fetch_optional(ex)
-        .await
+    super::row_by_id(
+        ex,
+        "SELECT id, name FROM groups WHERE id = $1 FOR UPDATE",
+        id,
+    )
+    .await
 }
 
 pub async fn find_many(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<GroupRow>> {
-    sqlx::query_as("SELECT id, name FROM groups WHERE id = ANY($1)")
-        .bind(ids)
-        .fetch_all(ex)
-        .await
+    super::rows_for_ids(ex, "SELECT id, name FROM groups WHERE id = ANY($1)", ids).await
 }
 
 pub async fn find_by_name(ex: impl PgExecutor<'_>, name: &str) -> sqlx::Result<Option<GroupRow>> {
@@ -52,27 +49,32 @@ pub async fn insert(ex: impl PgExecutor<'_>, name: &str) -> sqlx::Result<GroupRo
         .await
 }
 
-/// Replaces the group's permissions with exactly `permission_ids`.
+/// Replaces the group's permissions with exactly `permission_ids`: removes
+/// those not in the set, then adds the new ones (those kept are not touched).
 pub async fn set_permissions(
     conn: &mut PgConnection,
     group_id: i64,
     permission_ids: &[i64],
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    for sql in [
         "DELETE FROM group_permissions WHERE group_id = $1 AND NOT (permission_id = ANY($2))",
-    )
-    .bind(group_id)
-    .bind(permission_ids)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
         "INSERT INTO group_permissions (group_id, permission_id) SELECT $1, unnest($2::bigint[]) ON CONFLICT DO NOTHING",
-    )
-    .bind(group_id)
-    .bind(permission_ids)
-    .execute(&mut *conn)
-    .await?;
+    ] {
+        sqlx::query(sql)
+            .bind(group_id)
+            .bind(permission_ids)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
+}
+
+/// A group and the user who is a member of it.
+#[derive(FromRow)]
+struct Membership {
+    user_id: i64,
+    #[sqlx(flatten)]
+    group: GroupRow,
 }
 
 /// The groups of each of `user_ids`, by name.
@@ -80,57 +82,18 @@ pub async fn for_users(
     ex: impl PgExecutor<'_>,
     user_ids: &[i64],
 ) -> sqlx::Result<Vec<(i64, GroupRow)>> {
-    let rows: Vec<(i64, i64, String)> = sqlx::query_as(
-        "SELECT ug.user_id, g.id, g.name FROM user_groups ug JOIN groups g ON g.id = ug.group_id \
-         WHERE ug.user_id = ANY($1) ORDER BY g.name, g.id",
-    )
-    .bind(user_ids)
-    .fetch_all(ex)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(uid, id, name)| (uid, GroupRow { id, name }))
-        .collect())
+    let sql = "SELECT ug.user_id, g.id, g.name FROM user_groups ug JOIN groups g ON g.id = ug.group_id \
+               WHERE ug.user_id = ANY($1) ORDER BY g.name, g.id";
+    let rows: Vec<Membership> = super::rows_for_ids(ex, sql, user_ids).await?;
+    Ok(rows.into_iter().map(|m| (m.user_id, m.group)).collect())
 }
 
+/// How many members each of `group_ids` has (groups with none are absent).
 pub async fn member_counts(
     ex: impl PgExecutor<'_>,
     group_ids: &[i64],
 ) -> sqlx::Result<Vec<(i64, i64)>> {
-    sqlx::query_as(
-        "SELECT group_id, count(*) FROM user_groups WHERE group_id = ANY($1) GROUP BY group_id",
-    )
-    .bind(group_ids)
-    .fetch_all(ex)
-    .await
-}
-
-/// Adds a member; returns false when the user already was one.
-pub async fn add_member(
-    ex: impl PgExecutor<'_>,
-    group_id: i64,
-    user_id: i64,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO user_groups (user_id, group_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    )
-    .bind(user_id)
-    .bind(group_id)
-    .execute(ex)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Removes a member; returns false when the user was not one.
-pub async fn remove_member(
-    ex: impl PgExecutor<'_>,
-    group_id: i64,
-    user_id: i64,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query("DELETE FROM user_groups WHERE user_id = $1 AND group_id = $2")
-        .bind(user_id)
-        .bind(group_id)
-        .execute(ex)
-        .await?;
-    Ok(done.rows_affected() == 1)
+    let sql =
+        "SELECT group_id, count(*) FROM user_groups WHERE group_id = ANY($1) GROUP BY group_id";
+    super::rows_for_ids(ex, sql, group_ids).await
 }

@@ -25,6 +25,10 @@
 //! Revisit if the static statements come to dominate, or sqlx's macros learn
 //! to check `QueryBuilder` output.
 
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder};
+
+pub mod access;
 pub mod audit;
 pub mod deactivations;
 pub mod deletion;
@@ -35,3 +39,42 @@ pub mod permissions;
 pub mod polls;
 pub mod sessions;
 pub mod users;
+
+/// Every row `sql` reads for the batch of ids bound as `$1` (`= ANY($1)`):
+/// the one shape of the statements behind the DataLoaders and the bulk
+/// reads, so each of them is its SQL and nothing else.
+async fn rows_for_ids<T>(
+    ex: impl PgExecutor<'_>,
+    sql: &'static str,
+    ids: &[i64],
+) -> sqlx::Result<Vec<T>>
+where
+    T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    sqlx::query_as(sql).bind(ids).fetch_all(ex).await
+}
+
+/// The row `sql` reads for the id bound as `$1`, if there is one: a lookup
+/// by primary key, plain or locked (`FOR UPDATE`).
+async fn row_by_id<T>(
+    ex: impl PgExecutor<'_>,
+    sql: &'static str,
+    id: i64,
+) -> sqlx::Result<Option<T>>
+where
+    T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    sqlx::query_as(sql).bind(id).fetch_optional(ex).await
+}
+
+/// Adds `AND <column> IS NOT NULL` when `set` is true, `AND <column> IS
+/// NULL` when false, nothing when `None`: the filters on whether something
+/// happened to a row (deactivated, anonymized, archived). `column` is a
+/// name from the code, never input.
+fn push_is_set(qb: &mut QueryBuilder<Postgres>, column: &'static str, set: Option<bool>) {
+    if let Some(set) = set {
+        qb.push(" AND ")
+            .push(column)
+            .push(if set { " IS NOT NULL" } else { " IS NULL" });
+    }
+}

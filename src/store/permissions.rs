@@ -1,5 +1,6 @@
 //! The `permissions` table and the links that grant them: directly to a user
-//! (`user_permissions`) or through a group (`group_permissions`).
+//! (`user_permissions`) or through a group (`group_permissions`). A direct
+//! grant is given and taken in [`super::access`].
 
 use sqlx::{FromRow, PgExecutor};
 
@@ -40,12 +41,6 @@ pub async fn all(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<PermissionRow>> {
     .await
 }
 
-pub async fn all_keys(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar("SELECT app_label || '.' || codename FROM permissions ORDER BY 1")
-        .fetch_all(ex)
-        .await
-}
-
 /// The permissions named by `keys` (`app.codename`); unknown keys are simply absent.
 pub async fn by_keys(ex: impl PgExecutor<'_>, keys: &[String]) -> sqlx::Result<Vec<PermissionRow>> {
     sqlx::query_as(
@@ -58,45 +53,41 @@ pub async fn by_keys(ex: impl PgExecutor<'_>, keys: &[String]) -> sqlx::Result<V
 }
 
 pub async fn by_ids(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<PermissionRow>> {
-    sqlx::query_as(
-        "SELECT id, app_label, codename, name FROM permissions WHERE id = ANY($1) ORDER BY app_label, codename",
-    )
-    .bind(ids)
-    .fetch_all(ex)
-    .await
+    let sql = "SELECT id, app_label, codename, name FROM permissions WHERE id = ANY($1) ORDER BY app_label, codename";
+    super::rows_for_ids(ex, sql, ids).await
 }
 
+/// Permissions with the id of the user or group holding each.
+pub type Grants = Vec<(i64, PermissionRow)>;
+
 /// Direct grants of each of `user_ids`.
-pub async fn direct_for_users(
-    ex: impl PgExecutor<'_>,
-    user_ids: &[i64],
-) -> sqlx::Result<Vec<(i64, PermissionRow)>> {
-    let rows: Vec<Granted> = sqlx::query_as(
-        "SELECT up.user_id AS owner_id, p.id, p.app_label, p.codename, p.name \
-         FROM user_permissions up JOIN permissions p ON p.id = up.permission_id \
-         WHERE up.user_id = ANY($1) ORDER BY p.app_label, p.codename",
-    )
-    .bind(user_ids)
-    .fetch_all(ex)
-    .await?;
-    Ok(rows.into_iter().map(Granted::pair).collect())
+pub async fn direct_for_users(ex: impl PgExecutor<'_>, user_ids: &[i64]) -> sqlx::Result<Grants> {
+    let sql = "SELECT up.user_id AS owner_id, p.id, p.app_label, p.codename, p.name \
+               FROM user_permissions up JOIN permissions p ON p.id = up.permission_id \
+               WHERE up.user_id = ANY($1) ORDER BY p.app_label, p.codename";
+    granted(ex, sql, user_ids).await
 }
 
 /// The permissions of each of `group_ids`.
-pub async fn for_groups(
+pub async fn for_groups(ex: impl PgExecutor<'_>, group_ids: &[i64]) -> sqlx::Result<Grants> {
+    let sql = "SELECT gp.group_id AS owner_id, p.id, p.app_label, p.codename, p.name \
+               FROM group_permissions gp JOIN permissions p ON p.id = gp.permission_id \
+               WHERE gp.group_id = ANY($1) ORDER BY p.app_label, p.codename";
+    granted(ex, sql, group_ids).await
+}
+
+/// The grants `sql` reads for `owner_ids`, each with its owner.
+async fn granted(
     ex: impl PgExecutor<'_>,
-    group_ids: &[i64],
-) -> sqlx::Result<Vec<(i64, PermissionRow)>> {
-    let rows: Vec<Granted> = sqlx::query_as(
-        "SELECT gp.group_id AS owner_id, p.id, p.app_label, p.codename, p.name \
-         FROM group_permissions gp JOIN permissions p ON p.id = gp.permission_id \
-         WHERE gp.group_id = ANY($1) ORDER BY p.app_label, p.codename",
-    )
-    .bind(group_ids)
-    .fetch_all(ex)
-    .await?;
+    sql: &'static str,
+    owner_ids: &[i64],
+) -> sqlx::Result<Grants> {
+    let rows: Vec<Granted> = super::rows_for_ids(ex, sql, owner_ids).await?;
     Ok(rows.into_iter().map(Granted::pair).collect())
 }
+
+/// Permission keys with the id of the user holding each.
+pub type KeysByUser = Vec<(i64, String)>;
 
 /// The effective `app.codename` keys of each of `user_ids`, as the contract
 /// defines them: none for an inactive user, all for an active superuser,
@@ -105,9 +96,8 @@ pub async fn for_groups(
 pub async fn effective_keys_for_users(
     ex: impl PgExecutor<'_>,
     user_ids: &[i64],
-) -> sqlx::Result<Vec<(i64, String)>> {
-    sqlx::query_as(
-        "SELECT u.id, p.app_label || '.' || p.codename AS key \
+) -> sqlx::Result<KeysByUser> {
+    let sql = "SELECT u.id, p.app_label || '.' || p.codename AS key \
          FROM users u CROSS JOIN permissions p \
          WHERE u.id = ANY($1) AND u.is_active AND u.is_superuser \
          UNION \
@@ -119,11 +109,8 @@ pub async fn effective_keys_for_users(
          FROM users u JOIN user_groups ug ON ug.user_id = u.id \
               JOIN group_permissions gp ON gp.group_id = ug.group_id JOIN permissions p ON p.id = gp.permission_id \
          WHERE u.id = ANY($1) AND u.is_active AND NOT u.is_superuser \
-         ORDER BY 1, 2",
-    )
-    .bind(user_ids)
-    .fetch_all(ex)
-    .await
+         ORDER BY 1, 2";
+    super::rows_for_ids(ex, sql, user_ids).await
 }
 
 /// Per user of `user_ids`, every permission key they hold or may get back:
@@ -134,9 +121,8 @@ pub async fn effective_keys_for_users(
 pub async fn scope_keys_for_users(
     ex: impl PgExecutor<'_>,
     user_ids: &[i64],
-) -> sqlx::Result<Vec<(i64, String)>> {
-    sqlx::query_as(
-        "SELECT held.user_id, p.app_label || '.' || p.codename AS key \
+) -> sqlx::Result<KeysByUser> {
+    let sql = "SELECT held.user_id, p.app_label || '.' || p.codename AS key \
          FROM ( \
              SELECT user_id, permission_id FROM user_permissions WHERE user_id = ANY($1) \
              UNION SELECT ug.user_id, gp.permission_id FROM user_groups ug \
@@ -147,38 +133,6 @@ pub async fn scope_keys_for_users(
                    JOIN group_permissions gp ON gp.group_id = ANY(d.group_ids) \
                    WHERE d.user_id = ANY($1) AND d.ended_at IS NULL \
          ) held JOIN permissions p ON p.id = held.permission_id \
-         ORDER BY 1, 2",
-    )
-    .bind(user_ids)
-    .fetch_all(ex)
-    .await
-}
-
-/// Grants a permission directly; returns false when the user already had it.
-pub async fn grant_to_user(
-    ex: impl PgExecutor<'_>,
-    user_id: i64,
-    permission_id: i64,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query("INSERT INTO user_permissions (user_id, permission_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(user_id)
-        .bind(permission_id)
-        .execute(ex)
-        .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Revokes a direct grant; returns false when the user did not have it.
-pub async fn revoke_from_user(
-    ex: impl PgExecutor<'_>,
-    user_id: i64,
-    permission_id: i64,
-) -> sqlx::Result<bool> {
-    let done =
-        sqlx::query("DELETE FROM user_permissions WHERE user_id = $1 AND permission_id = $2")
-            .bind(user_id)
-            .bind(permission_id)
-            .execute(ex)
-            .await?;
-    Ok(done.rows_affected() == 1)
+         ORDER BY 1, 2";
+    super::rows_for_ids(ex, sql, user_ids).await
 }

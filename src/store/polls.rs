@@ -71,53 +71,51 @@ pub async fn find_questions(
     ex: impl PgExecutor<'_>,
     ids: &[i64],
 ) -> sqlx::Result<Vec<QuestionRow>> {
-    sqlx::query_as(concat!(
+    let sql = concat!(
         "SELECT ",
         question_columns!(),
         " FROM questions WHERE id = ANY($1)"
-    ))
-    .bind(ids)
-    .fetch_all(ex)
-    .await
+    );
+    super::rows_for_ids(ex, sql, ids).await
 }
 
 pub async fn find_choices(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<ChoiceRow>> {
-    sqlx::query_as("SELECT id, question_id, text FROM choices WHERE id = ANY($1)")
-        .bind(ids)
-        .fetch_all(ex)
-        .await
+    let sql = "SELECT id, question_id, text FROM choices WHERE id = ANY($1)";
+    super::rows_for_ids(ex, sql, ids).await
 }
 
+/// The choices of each of `question_ids`, in the order they were given.
 pub async fn choices_of_questions(
     ex: impl PgExecutor<'_>,
     question_ids: &[i64],
 ) -> sqlx::Result<Vec<ChoiceRow>> {
-    sqlx::query_as("SELECT id, question_id, text FROM choices WHERE question_id = ANY($1) ORDER BY question_id, position")
-        .bind(question_ids)
-        .fetch_all(ex)
-        .await
+    let sql = "SELECT id, question_id, text FROM choices WHERE question_id = ANY($1) ORDER BY question_id, position";
+    super::rows_for_ids(ex, sql, question_ids).await
 }
 
-pub async fn vote_counts_by_choice(
-    ex: impl PgExecutor<'_>,
-    choice_ids: &[i64],
-) -> sqlx::Result<Vec<(i64, i64)>> {
-    sqlx::query_as(
-        "SELECT choice_id, count(*) FROM votes WHERE choice_id = ANY($1) GROUP BY choice_id",
-    )
-    .bind(choice_ids)
-    .fetch_all(ex)
-    .await
+/// Whose votes [`vote_counts`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VotesOf {
+    Choice,
+    User,
 }
 
-pub async fn vote_counts_by_user(
+/// How many votes each of `ids` has (ids with none are absent): the
+/// choices' tallies, or the users' votes.
+pub async fn vote_counts(
     ex: impl PgExecutor<'_>,
-    user_ids: &[i64],
+    of: VotesOf,
+    ids: &[i64],
 ) -> sqlx::Result<Vec<(i64, i64)>> {
-    sqlx::query_as("SELECT user_id, count(*) FROM votes WHERE user_id = ANY($1) GROUP BY user_id")
-        .bind(user_ids)
-        .fetch_all(ex)
-        .await
+    let sql = match of {
+        VotesOf::Choice => {
+            "SELECT choice_id, count(*) FROM votes WHERE choice_id = ANY($1) GROUP BY choice_id"
+        }
+        VotesOf::User => {
+            "SELECT user_id, count(*) FROM votes WHERE user_id = ANY($1) GROUP BY user_id"
+        }
+    };
+    super::rows_for_ids(ex, sql, ids).await
 }
 
 /// One page of a user's votes, newest first, after vote id `after`.
@@ -183,14 +181,12 @@ pub async fn insert_vote(
 /// The question, locked until the transaction ends: no vote, choice or
 /// deletion touches it meanwhile (votes and choices need a share lock on it).
 pub async fn lock_question(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<QuestionRow>> {
-    sqlx::query_as(concat!(
+    let sql = concat!(
         "SELECT ",
         question_columns!(),
         " FROM questions WHERE id = $1 FOR UPDATE"
-    ))
-    .bind(id)
-    .fetch_optional(ex)
-    .await
+    );
+    super::row_by_id(ex, sql, id).await
 }
 
 /// The question, share-locked until the transaction ends: a vote reads
@@ -198,14 +194,12 @@ pub async fn lock_question(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Opt
 /// update) waits for the vote, or the vote sees it archived. Votes on one
 /// question do not wait for each other.
 pub async fn share_question(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<QuestionRow>> {
-    sqlx::query_as(concat!(
+    let sql = concat!(
         "SELECT ",
         question_columns!(),
         " FROM questions WHERE id = $1 FOR SHARE"
-    ))
-    .bind(id)
-    .fetch_optional(ex)
-    .await
+    );
+    super::row_by_id(ex, sql, id).await
 }
 
 /// Archives the question now, or brings it back (`Live`); the row after.
@@ -260,10 +254,8 @@ pub async fn lock_archived_batch(
 
 /// The choice, locked until the transaction ends.
 pub async fn lock_choice(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<ChoiceRow>> {
-    sqlx::query_as("SELECT id, question_id, text FROM choices WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .fetch_optional(ex)
-        .await
+    let sql = "SELECT id, question_id, text FROM choices WHERE id = $1 FOR UPDATE";
+    super::row_by_id(ex, sql, id).await
 }
 
 /// How many choices the question has.
@@ -310,14 +302,12 @@ pub async fn lock_questions(
     ex: impl PgExecutor<'_>,
     ids: &[i64],
 ) -> sqlx::Result<Vec<QuestionRow>> {
-    sqlx::query_as(concat!(
+    let sql = concat!(
         "SELECT ",
         question_columns!(),
         " FROM questions WHERE id = ANY($1) ORDER BY id FOR UPDATE"
-    ))
-    .bind(ids)
-    .fetch_all(ex)
-    .await
+    );
+    super::rows_for_ids(ex, sql, ids).await
 }
 
 /// Every question matching `filter`, locked, in id order.
@@ -330,13 +320,7 @@ pub async fn lock_matching_questions(
         question_columns!(),
         " FROM questions WHERE TRUE"
     ));
-    if let Some(archived) = filter.archived {
-        qb.push(if archived {
-            " AND archived_at IS NOT NULL"
-        } else {
-            " AND archived_at IS NULL"
-        });
-    }
+    super::push_is_set(&mut qb, "archived_at", filter.archived);
     if let Some(before) = filter.archived_before {
         qb.push(" AND archived_at < ").push_bind(before);
     }

@@ -1,6 +1,8 @@
 //! The `users` table.
 
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryAs;
 use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder};
 
 use crate::domain::username::Username;
@@ -33,37 +35,23 @@ macro_rules! user_columns {
 }
 
 pub async fn find(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as(concat!(
-        "SELECT ",
-        user_columns!(),
-        " FROM users WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(ex)
-    .await
+    let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+    super::row_by_id(ex, sql, id).await
 }
 
 /// Reads the user and locks the row until the transaction ends.
 pub async fn find_for_update(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as(concat!(
+    let sql = concat!(
         "SELECT ",
         user_columns!(),
         " FROM users WHERE id = $1 FOR UPDATE"
-    ))
-    .bind(id)
-    .fetch_optional(ex)
-    .await
+    );
+    super::row_by_id(ex, sql, id).await
 }
 
 pub async fn find_many(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<UserRow>> {
-    sqlx::query_as(concat!(
-        "SELECT ",
-        user_columns!(),
-        " FROM users WHERE id = ANY($1)"
-    ))
-    .bind(ids)
-    .fetch_all(ex)
-    .await
+    let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = ANY($1)");
+    super::rows_for_ids(ex, sql, ids).await
 }
 
 pub async fn find_by_username_key(
@@ -127,37 +115,8 @@ pub async fn find_credentials(
     .await
 }
 
-pub struct NewUser<'a> {
-    pub username: &'a Username,
-    pub email: &'a str,
-    pub first_name: &'a str,
-    pub last_name: &'a str,
-    pub password_hash: Option<&'a str>,
-    pub is_staff: bool,
-    pub is_superuser: bool,
-}
-
-pub const USERNAME_UNIQUE: &str = "users_username_key_unique";
-
-pub async fn insert(ex: impl PgExecutor<'_>, new: &NewUser<'_>) -> sqlx::Result<UserRow> {
-    sqlx::query_as(concat!(
-        "INSERT INTO users (username, username_key, email, first_name, last_name, password_hash, is_staff, is_superuser) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
-        user_columns!()
-    ))
-    .bind(new.username.as_str())
-    .bind(new.username.key())
-    .bind(new.email)
-    .bind(new.first_name)
-    .bind(new.last_name)
-    .bind(new.password_hash)
-    .bind(new.is_staff)
-    .bind(new.is_superuser)
-    .fetch_one(ex)
-    .await
-}
-
-/// The profile fields of a user after an edit; the caller fills every field.
+/// The profile fields of a user as written: at creation, and after an edit
+/// (the caller fills every field).
 pub struct Profile<'a> {
     pub username: &'a Username,
     pub email: &'a str,
@@ -167,26 +126,54 @@ pub struct Profile<'a> {
     pub is_superuser: bool,
 }
 
+pub const USERNAME_UNIQUE: &str = "users_username_key_unique";
+
+/// Binds a profile's fields as `$1` to `$7`, in the order of [`Profile`]
+/// (the username twice: as shown, and as its lookup key).
+fn bind_profile<'q>(
+    query: QueryAs<'q, Postgres, UserRow, PgArguments>,
+    p: &Profile<'q>,
+) -> QueryAs<'q, Postgres, UserRow, PgArguments> {
+    query
+        .bind(p.username.as_str())
+        .bind(p.username.key())
+        .bind(p.email)
+        .bind(p.first_name)
+        .bind(p.last_name)
+        .bind(p.is_staff)
+        .bind(p.is_superuser)
+}
+
+pub async fn insert(
+    ex: impl PgExecutor<'_>,
+    profile: &Profile<'_>,
+    password_hash: Option<&str>,
+) -> sqlx::Result<UserRow> {
+    let sql = concat!(
+        "INSERT INTO users (username, username_key, email, first_name, last_name, is_staff, is_superuser, \
+         password_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
+        user_columns!()
+    );
+    bind_profile(sqlx::query_as(sql), profile)
+        .bind(password_hash)
+        .fetch_one(ex)
+        .await
+}
+
 pub async fn update_profile(
     ex: impl PgExecutor<'_>,
     id: i64,
-    p: &Profile<'_>,
+    profile: &Profile<'_>,
 ) -> sqlx::Result<UserRow> {
-    sqlx::query_as(concat!(
-        "UPDATE users SET username = $2, username_key = $3, email = $4, first_name = $5, last_name = $6, \
-         is_staff = $7, is_superuser = $8 WHERE id = $1 RETURNING ",
+    let sql = concat!(
+        "UPDATE users SET username = $1, username_key = $2, email = $3, first_name = $4, last_name = $5, \
+         is_staff = $6, is_superuser = $7 WHERE id = $8 RETURNING ",
         user_columns!()
-    ))
-    .bind(id)
-    .bind(p.username.as_str())
-    .bind(p.username.key())
-    .bind(p.email)
-    .bind(p.first_name)
-    .bind(p.last_name)
-    .bind(p.is_staff)
-    .bind(p.is_superuser)
-    .fetch_one(ex)
-    .await
+    );
+    bind_profile(sqlx::query_as(sql), profile)
+        .bind(id)
+        .fetch_one(ex)
+        .await
 }
 
 pub async fn set_password_hash(ex: impl PgExecutor<'_>, id: i64, hash: &str) -> sqlx::Result<()> {
@@ -322,14 +309,14 @@ fn timestamp_key(at: DateTime<Utc>) -> String {
 
 fn push_filter(qb: &mut QueryBuilder<Postgres>, f: &UserFilter) {
     qb.push(" WHERE TRUE");
-    if let Some(v) = f.is_active {
-        qb.push(" AND is_active = ").push_bind(v);
-    }
-    if let Some(v) = f.is_staff {
-        qb.push(" AND is_staff = ").push_bind(v);
-    }
-    if let Some(v) = f.is_superuser {
-        qb.push(" AND is_superuser = ").push_bind(v);
+    for (test, value) in [
+        (" AND is_active = ", f.is_active),
+        (" AND is_staff = ", f.is_staff),
+        (" AND is_superuser = ", f.is_superuser),
+    ] {
+        if let Some(v) = value {
+            qb.push(test).push_bind(v);
+        }
     }
     if let Some(search) = &f.search {
         let pattern = format!("%{}%", escape_like(search));
@@ -352,20 +339,8 @@ fn push_filter(qb: &mut QueryBuilder<Postgres>, f: &UserFilter) {
         qb.push(" AND COALESCE(last_login, date_joined) < ")
             .push_bind(before);
     }
-    if let Some(v) = f.deactivated {
-        qb.push(if v {
-            " AND deactivated_at IS NOT NULL"
-        } else {
-            " AND deactivated_at IS NULL"
-        });
-    }
-    if let Some(v) = f.anonymized {
-        qb.push(if v {
-            " AND anonymized_at IS NOT NULL"
-        } else {
-            " AND anonymized_at IS NULL"
-        });
-    }
+    super::push_is_set(qb, "deactivated_at", f.deactivated);
+    super::push_is_set(qb, "anonymized_at", f.anonymized);
 }
 
 fn escape_like(s: &str) -> String {
@@ -448,14 +423,12 @@ pub async fn lock_matching(
 /// The users with these ids, locked, in id order (a fixed order, so two
 /// bulk operations cannot deadlock on each other).
 pub async fn lock_many(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<UserRow>> {
-    sqlx::query_as(concat!(
+    let sql = concat!(
         "SELECT ",
         user_columns!(),
         " FROM users WHERE id = ANY($1) ORDER BY id FOR UPDATE"
-    ))
-    .bind(ids)
-    .fetch_all(ex)
-    .await
+    );
+    super::rows_for_ids(ex, sql, ids).await
 }
 
 /// Serializes every change that could remove an active superuser: a

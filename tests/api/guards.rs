@@ -9,6 +9,7 @@
 //! staff/superuser flags or touch a superuser's account, and the last active
 //! superuser cannot be demoted.
 
+use memberdesk::domain::groups::{Access, Change};
 use memberdesk::domain::{Actor, groups, polls};
 use memberdesk::ids::{self, Kind};
 use serde_json::json;
@@ -108,7 +109,8 @@ impl Case {
 }
 
 async fn grant_as_system(app: &TestApp, user: i64, perm: &str) {
-    groups::grant_permission(app.pool(), &Actor::System, user, perm)
+    let access = Access::Permission(perm);
+    groups::change_access(app.pool(), &Actor::System, user, access, Change::Give)
         .await
         .expect("grant");
 }
@@ -122,7 +124,8 @@ async fn group_as_system(app: &TestApp, name: &str, perms: &[&str]) -> i64 {
 }
 
 async fn add_to_group_as_system(app: &TestApp, user: i64, group: i64) {
-    groups::add_user_to_group(app.pool(), &Actor::System, user, group)
+    let access = Access::Group(group);
+    groups::change_access(app.pool(), &Actor::System, user, access, Change::Give)
         .await
         .expect("add to group");
 }

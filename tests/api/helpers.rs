@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use memberdesk::config::Settings;
+use memberdesk::domain::groups::{self, Change};
 use memberdesk::domain::{Actor, accounts};
 use memberdesk::store::users::UserRow;
 use secrecy::SecretString;
@@ -290,14 +291,10 @@ impl TestApp {
     pub async fn staff_with(&self, username: &str, permissions: &[&str]) -> (UserRow, String) {
         let user = self.user(username, true, false).await;
         for perm in permissions {
-            memberdesk::domain::groups::grant_permission(
-                self.pool(),
-                &Actor::System,
-                user.id,
-                perm,
-            )
-            .await
-            .expect("grant");
+            let access = groups::Access::Permission(perm);
+            groups::change_access(self.pool(), &Actor::System, user.id, access, Change::Give)
+                .await
+                .expect("grant");
         }
         let token = self.login(username, PASSWORD).await;
         (user, token)

@@ -6,6 +6,7 @@
 //! caller's, equal to them, or a strict superset (directly, through a group,
 //! or kept by an open deactivation), for every operation on another user.
 
+use memberdesk::domain::groups::{Access, Change};
 use memberdesk::domain::lifecycle::{self, DeactivateOptions};
 use memberdesk::domain::{Actor, groups};
 use serde_json::{Value, json};
@@ -111,7 +112,8 @@ async fn target(app: &TestApp, n: usize, relation: Relation, op: Op, empty_group
         perms.push("auth.add_group");
     }
     for perm in perms {
-        groups::grant_permission(app.pool(), &Actor::System, user.id, perm)
+        let access = Access::Permission(perm);
+        groups::change_access(app.pool(), &Actor::System, user.id, access, Change::Give)
             .await
             .expect("grant");
     }
@@ -120,12 +122,14 @@ async fn target(app: &TestApp, n: usize, relation: Relation, op: Op, empty_group
         let group = groups::create_group(app.pool(), &Actor::System, &format!("g{n}"), &extra)
             .await
             .expect("group");
-        groups::add_user_to_group(app.pool(), &Actor::System, user.id, group.id)
+        let access = Access::Group(group.id);
+        groups::change_access(app.pool(), &Actor::System, user.id, access, Change::Give)
             .await
             .expect("member");
     }
     if matches!(op, Op::RemoveUserFromGroup) {
-        groups::add_user_to_group(app.pool(), &Actor::System, user.id, empty_group)
+        let access = Access::Group(empty_group);
+        groups::change_access(app.pool(), &Actor::System, user.id, access, Change::Give)
             .await
             .expect("member");
     }

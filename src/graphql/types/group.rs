@@ -2,14 +2,14 @@ use async_graphql::{Context, ID, Object};
 
 use super::User;
 use crate::error::AppError;
-use crate::graphql::context::{ContextExt, load};
+use crate::graphql::context::{load_count, load_list};
 use crate::graphql::guards::{Require, VIEW_USER};
 use crate::graphql::loaders::{MemberCountOfGroup, PermissionsOfGroup};
-use crate::graphql::pagination::{CountedConnection, page_size, user_connection, user_cursor};
+use crate::graphql::pagination::{CountedConnection, page_size, users_page};
 use crate::ids::{self, Kind};
 use crate::store::groups::GroupRow;
 use crate::store::permissions::PermissionRow;
-use crate::store::users::{self, UserFilter, UserOrder};
+use crate::store::users::{UserFilter, UserOrder};
 
 /// A named set of permissions; members hold all of them.
 pub struct Group(pub GroupRow);
@@ -30,12 +30,7 @@ impl Group {
         complexity = "crate::graphql::cost::list(crate::graphql::cost::PERMISSIONS, child_complexity)"
     )]
     async fn permissions(&self, ctx: &Context<'_>) -> Result<Vec<Permission>, AppError> {
-        Ok(load(ctx, PermissionsOfGroup(self.0.id))
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .map(Permission)
-            .collect())
+        load_list(ctx, PermissionsOfGroup(self.0.id), Permission).await
     }
     /// The group's members, by id. Needs `auth.view_user`.
     #[graphql(
@@ -50,30 +45,15 @@ impl Group {
         after: Option<String>,
     ) -> Result<CountedConnection<User>, AppError> {
         let limit = page_size(first)?;
-        let after = user_cursor(after.as_deref(), UserOrder::IdAsc)?;
         let filter = UserFilter {
             group_id: Some(self.0.id),
             ..Default::default()
         };
-        let rows = users::page(
-            ctx.pool(),
-            &filter,
-            UserOrder::IdAsc,
-            after.as_ref(),
-            limit + 1,
-        )
-        .await?;
-        Ok(user_connection(
-            rows,
-            limit,
-            after.is_some(),
-            UserOrder::IdAsc,
-            filter,
-        ))
+        users_page(ctx, filter, UserOrder::IdAsc, limit, after.as_deref()).await
     }
     /// How many users are in the group.
     async fn member_count(&self, ctx: &Context<'_>) -> Result<i64, AppError> {
-        Ok(load(ctx, MemberCountOfGroup(self.0.id)).await?.unwrap_or(0))
+        load_count(ctx, MemberCountOfGroup(self.0.id)).await
     }
 }
 

@@ -3,7 +3,7 @@ use chrono::{DateTime, Utc};
 
 use super::User;
 use crate::error::AppError;
-use crate::graphql::context::load;
+use crate::graphql::context::{load, load_count, load_list};
 use crate::graphql::loaders::{
     ChoiceById, ChoicesOfQuestion, QuestionById, UserById, VoteCountOfChoice,
 };
@@ -46,12 +46,7 @@ impl Question {
         complexity = "crate::graphql::cost::list(crate::graphql::cost::CHOICES, child_complexity)"
     )]
     async fn choices(&self, ctx: &Context<'_>) -> Result<Vec<Choice>, AppError> {
-        Ok(load(ctx, ChoicesOfQuestion(self.0.id))
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .map(Choice)
-            .collect())
+        load_list(ctx, ChoicesOfQuestion(self.0.id), Choice).await
     }
 }
 
@@ -77,7 +72,7 @@ impl Choice {
     }
     /// The tally: every vote on this choice, detached ones included.
     async fn vote_count(&self, ctx: &Context<'_>) -> Result<i64, AppError> {
-        Ok(load(ctx, VoteCountOfChoice(self.0.id)).await?.unwrap_or(0))
+        load_count(ctx, VoteCountOfChoice(self.0.id)).await
     }
 }
 

@@ -4,12 +4,14 @@ use chrono::{DateTime, Utc};
 use super::{Group, Permission, Vote};
 use crate::error::AppError;
 use crate::graphql::context::ContextExt;
-use crate::graphql::context::load;
+use crate::graphql::context::{load, load_count, load_list};
 use crate::graphql::guards::{Require, VIEW_VOTE, ensure_may_see_personal, ensure_self_or};
 use crate::graphql::loaders::{
     DirectPermissionsOfUser, EffectivePermissionsOfUser, GroupsOfUser, VoteCountOfUser,
 };
-use crate::graphql::pagination::{CountedConnection, TotalCount, connection, page_size};
+use crate::graphql::pagination::{
+    CountedConnection, TotalCount, connection, id_after, id_cursor, page_size,
+};
 use crate::ids::{self, Kind};
 use crate::store::polls;
 use crate::store::users::UserRow;
@@ -126,14 +128,7 @@ impl User {
     )]
     async fn groups(&self, ctx: &Context<'_>) -> Result<Option<Vec<Group>>, AppError> {
         let id = self.personal(ctx)?.id;
-        Ok(Some(
-            load(ctx, GroupsOfUser(id))
-                .await?
-                .unwrap_or_default()
-                .into_iter()
-                .map(Group)
-                .collect(),
-        ))
+        load_list(ctx, GroupsOfUser(id), Group).await.map(Some)
     }
     /// Permissions granted to the user directly (not through groups).
     #[graphql(
@@ -144,14 +139,9 @@ impl User {
         ctx: &Context<'_>,
     ) -> Result<Option<Vec<Permission>>, AppError> {
         let id = self.personal(ctx)?.id;
-        Ok(Some(
-            load(ctx, DirectPermissionsOfUser(id))
-                .await?
-                .unwrap_or_default()
-                .into_iter()
-                .map(Permission)
-                .collect(),
-        ))
+        load_list(ctx, DirectPermissionsOfUser(id), Permission)
+            .await
+            .map(Some)
     }
     /// Effective permissions as `app.codename`: direct grants and those of the
     /// user's groups; every permission for an active superuser; none for an inactive user.
@@ -160,11 +150,8 @@ impl User {
     )]
     async fn all_permissions(&self, ctx: &Context<'_>) -> Result<Option<Vec<String>>, AppError> {
         let id = self.personal(ctx)?.id;
-        Ok(Some(
-            load(ctx, EffectivePermissionsOfUser(id))
-                .await?
-                .unwrap_or_default(),
-        ))
+        let keys = load(ctx, EffectivePermissionsOfUser(id)).await?;
+        Ok(Some(keys.unwrap_or_default()))
     }
     /// The user's votes, newest first. Visible to the user and to staff with both `auth.view_user` and `polls.view_vote`.
     #[graphql(complexity = "crate::graphql::cost::page(first, child_complexity)")]
@@ -184,7 +171,7 @@ impl User {
     /// How many votes the user has cast (detached votes no longer count).
     async fn vote_count(&self, ctx: &Context<'_>) -> Result<Option<i64>, AppError> {
         let id = self.personal(ctx)?.id;
-        Ok(Some(load(ctx, VoteCountOfUser(id)).await?.unwrap_or(0)))
+        load_count(ctx, VoteCountOfUser(id)).await.map(Some)
     }
 }
 
@@ -196,24 +183,16 @@ pub async fn votes_of_user(
     after: Option<String>,
 ) -> Result<CountedConnection<Vote>, AppError> {
     let limit = page_size(first)?;
-    let after = after
-        .as_deref()
-        .map(crate::ids::Cursor::decode)
-        .transpose()?;
-    let rows =
-        polls::votes_of_user(ctx.pool(), user_id, after.as_ref().map(|c| c.id), limit + 1).await?;
+    let after = id_after(after.as_deref())?;
+    let rows = polls::votes_of_user(ctx.pool(), user_id, after, limit + 1).await?;
+    let cursor_of = |v: &polls::VoteRow| id_cursor(v.id);
+    let total = TotalCount::VotesOfUser(user_id);
     Ok(connection(
         rows,
         limit,
         after.is_some(),
-        |v| {
-            crate::ids::Cursor {
-                key: None,
-                id: v.id,
-            }
-            .encode()
-        },
+        cursor_of,
         Vote,
-        TotalCount::VotesOfUser(user_id),
+        total,
     ))
 }

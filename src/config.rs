@@ -34,6 +34,9 @@ pub struct Settings {
     /// Where `/metrics` is served instead of the main listener (an internal
     /// address); `None`: on the main listener.
     pub metrics_bind: Option<String>,
+    /// How long a requested erasure waits before `run-erasures` carries it
+    /// out (zero: at once, in the request itself).
+    pub erasure_grace: chrono::Duration,
 }
 
 /// A feature a production deployment may turn off (`on` or `off`).
@@ -193,6 +196,7 @@ impl Default for Settings {
             playground: Switch::On,
             introspection: Switch::On,
             metrics_bind: None,
+            erasure_grace: chrono::Duration::days(7),
         }
     }
 }
@@ -254,6 +258,9 @@ impl Settings {
             if let Some(n) = number(name)? {
                 *value = n;
             }
+        }
+        if let Some(days) = whole_number(&lookup, "MEMBERDESK_ERASURE_GRACE_DAYS", 0)? {
+            s.erasure_grace = chrono::Duration::days(days as i64);
         }
         s.connections = ConnectionLimits::from_lookup(&lookup)?;
         s.playground = Switch::from_lookup(&lookup, "MEMBERDESK_PLAYGROUND", Switch::On)?;
@@ -359,6 +366,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "MEMBERDESK_PLAYGROUND",
     "MEMBERDESK_INTROSPECTION",
     "MEMBERDESK_METRICS_BIND",
+    "MEMBERDESK_ERASURE_GRACE_DAYS",
     "MEMBERDESK_PASSWORD",
     "MEMBERDESK_TEST_DATABASE_URL",
 ];
@@ -411,6 +419,12 @@ mod tests {
         })
         .unwrap();
         assert_eq!(s.session_ttl, chrono::Duration::minutes(30));
+        assert_eq!(s.erasure_grace, chrono::Duration::days(7));
+        let at_once = Settings::from_lookup(|name| {
+            (name == "MEMBERDESK_ERASURE_GRACE_DAYS").then(|| "0".into())
+        })
+        .unwrap();
+        assert_eq!(at_once.erasure_grace, chrono::Duration::zero());
         assert_eq!(s.max_query_depth, Settings::default().max_query_depth);
         let err = Settings::from_lookup(|name| {
             (name == "MEMBERDESK_MAX_BODY_BYTES").then(|| "-1".into())

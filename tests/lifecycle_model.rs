@@ -18,6 +18,7 @@ use std::collections::BTreeSet;
 
 use memberdesk::domain::actor::CurrentUser;
 use memberdesk::domain::deletion::{self, DeletePolicy, DeleteUser};
+use memberdesk::domain::erasure::Erase;
 use memberdesk::domain::lifecycle::{self, DeactivateOptions, Restore};
 use memberdesk::domain::{Actor, Mode};
 use memberdesk::error::AppError;
@@ -219,6 +220,7 @@ async fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                     mode: Mode::Execute,
                     plan_token: None,
                     reason: None,
+                    erase: Erase::KeepSnapshots,
                 };
                 deletion::delete_user(pool, &who, request).await.map(|_| ())
             }

@@ -29,6 +29,7 @@ use sqlx::{PgConnection, PgPool};
 use super::access::{DELETE_USER, Rule};
 use super::audit::{AuditAction, AuditEntry, Target};
 use super::authority::{self, Acting};
+use super::erasure::{self, Erase, Receipt};
 use super::{Actor, Mode, validation};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, Kind};
@@ -175,6 +176,8 @@ pub struct DeletionPlan {
 pub struct DeleteOutcome {
     pub plan: DeletionPlan,
     pub deleted: bool,
+    /// With [`Erase::Scrub`]: the erasure's receipt.
+    pub receipt: Option<Receipt>,
 }
 
 fn table_columns() -> Vec<(&'static str, &'static str)> {
@@ -373,6 +376,10 @@ pub struct DeleteUser {
     /// is still that one (`PLAN_CHANGED` otherwise).
     pub plan_token: Option<String>,
     pub reason: Option<String>,
+    /// Whether the audit entries keep the snapshot of who the user was, or
+    /// are redacted as by an erasure. A user with a pending erasure request
+    /// is always erased.
+    pub erase: Erase,
 }
 
 /// Deletes the user under the request's policy, or in [`Mode::Preview`]
@@ -388,6 +395,7 @@ pub async fn delete_user(
         mode,
         plan_token,
         reason,
+        erase,
     } = request;
     let plan_token = plan_token.as_deref();
     let reason = validation::reason("reason", reason.as_deref())?;
@@ -406,29 +414,83 @@ pub async fn delete_user(
         return Ok(DeleteOutcome {
             plan,
             deleted: false,
+            receipt: None,
         });
+    }
+    let erase = match user.erasure_due_at {
+        Some(_) => Erase::Scrub,
+        None => erase,
+    };
+    if erase == Erase::Scrub {
+        erasure::ensure_reason_spares(&user, reason.as_deref())?;
     }
     authority::ensure_superusers_remain(&mut tx, &[&user]).await?;
     let counts = apply_policy(&mut tx, user.id, policy).await?;
     let plan = plan_from_counts(user, policy, &counts);
-    let details = json!({
-        "policy": policy.as_str(),
-        "deleted": plan.deleted,
-        "detached": plan.detached,
-    });
-    // Written after the row is gone, as every entry about a deleted user
-    // ends up: no reference to dangle, the username snapshot and the id (as
-    // a plain value) kept, so the old id finds this entry too.
-    AuditEntry::new(AuditAction::UserDeleted, Target::Former(&plan.user))
-        .by(actor)
-        .reason(reason.as_deref())
-        .details(details)
-        .record_and_commit(tx)
-        .await?;
-    Ok(DeleteOutcome {
-        plan,
-        deleted: true,
-    })
+    let deleted = Deleted { plan, erase };
+    deleted.record(tx, actor, reason.as_deref()).await
+}
+
+/// A deletion done, before its audit entry: the plan it carried out, and
+/// whether the person is erased too.
+struct Deleted {
+    plan: DeletionPlan,
+    erase: Erase,
+}
+
+impl Deleted {
+    /// Redacts the person's audit entries if so asked, and writes the
+    /// deletion's entry. Written after the row is gone, as every entry about
+    /// a deleted user ends up: no reference to dangle, the username snapshot
+    /// (or, erased, the pseudonym) and the id (as a plain value) kept, so the
+    /// old id finds this entry too.
+    async fn record(
+        self,
+        mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+        actor: &Actor,
+        reason: Option<&str>,
+    ) -> AppResult<DeleteOutcome> {
+        let Deleted { mut plan, erase } = self;
+        let receipt = match erase {
+            Erase::KeepSnapshots => None,
+            Erase::Scrub => {
+                let removed = plan.deleted.iter().map(|c| (relation_name(c), c.count));
+                let receipt =
+                    erasure::scrub_deleted(&mut tx, &plan.user, actor.into(), removed.collect())
+                        .await?;
+                plan.user = erasure::erased_view(plan.user);
+                Some(receipt)
+            }
+        };
+        let mut details = json!({
+            "policy": plan.policy.as_str(),
+            "deleted": plan.deleted,
+            "detached": plan.detached,
+        });
+        if let Some(receipt) = &receipt {
+            details["receipt"] = receipt.to_json();
+        }
+        AuditEntry::new(AuditAction::UserDeleted, Target::Former(&plan.user))
+            .by(actor)
+            .reason(reason)
+            .details(details)
+            .record_and_commit(tx)
+            .await?;
+        Ok(DeleteOutcome {
+            plan,
+            deleted: true,
+            receipt,
+        })
+    }
+}
+
+/// The registry's own name for a counted relation (plans carry owned names).
+fn relation_name(count: &RelationCount) -> &'static str {
+    RELATIONS
+        .iter()
+        .map(|r| r.name)
+        .find(|name| *name == count.relation)
+        .unwrap_or("other")
 }
 
 #[cfg(test)]

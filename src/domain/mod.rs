@@ -12,6 +12,7 @@ pub mod actor;
 pub mod audit;
 pub mod authority;
 pub mod deletion;
+pub mod erasure;
 pub mod export;
 pub mod groups;
 pub mod lifecycle;

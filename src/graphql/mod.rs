@@ -4,6 +4,7 @@
 pub mod context;
 pub mod cost;
 pub mod decode;
+pub mod erasure;
 pub mod guards;
 pub mod lifecycle;
 pub mod limits;
@@ -26,10 +27,15 @@ use crate::config::Settings;
 #[graphql(name = "QueryRoot")]
 pub struct Query(query::QueryRoot, lifecycle::LifecycleQuery);
 
-/// The write side: the admin writes and the lifecycle operations.
+/// The write side: the admin writes, the lifecycle operations and the
+/// erasure requests.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "MutationRoot")]
-pub struct Mutation(mutation::MutationRoot, lifecycle::LifecycleMutation);
+pub struct Mutation(
+    mutation::MutationRoot,
+    lifecycle::LifecycleMutation,
+    erasure::ErasureMutation,
+);
 
 pub type MemberdeskSchema = Schema<Query, Mutation, EmptySubscription>;
 

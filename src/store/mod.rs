@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod deactivations;
 pub mod deletion;
+pub mod erasure;
 pub mod export;
 pub mod groups;
 pub mod login_failures;

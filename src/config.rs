@@ -259,9 +259,7 @@ impl Settings {
                 *value = n;
             }
         }
-        if let Some(days) = whole_number(&lookup, "MEMBERDESK_ERASURE_GRACE_DAYS", 0)? {
-            s.erasure_grace = chrono::Duration::days(days as i64);
-        }
+        s.erasure_grace = erasure_grace(&lookup)?;
         s.connections = ConnectionLimits::from_lookup(&lookup)?;
         s.playground = Switch::from_lookup(&lookup, "MEMBERDESK_PLAYGROUND", Switch::On)?;
         s.introspection = Switch::from_lookup(&lookup, "MEMBERDESK_INTROSPECTION", Switch::On)?;
@@ -291,6 +289,14 @@ impl ConnectionLimits {
         }
         Ok(limits)
     }
+}
+
+/// `MEMBERDESK_ERASURE_GRACE_DAYS`: whole days, 0 (at once) allowed.
+fn erasure_grace(lookup: &impl Fn(&str) -> Option<String>) -> Result<chrono::Duration, String> {
+    let days = whole_number(lookup, "MEMBERDESK_ERASURE_GRACE_DAYS", 0)?;
+    Ok(days.map_or(Settings::default().erasure_grace, |d| {
+        chrono::Duration::days(d as i64)
+    }))
 }
 
 /// A whole-number setting from `lookup`: `None` when unset or blank; an error

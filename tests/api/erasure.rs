@@ -365,6 +365,23 @@ async fn after_anonymization_no_answer_and_no_table_holds_the_person() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_due_run_erasures_no_answer_and_no_table_holds_the_person() {
+    let s = story().await;
+    let app = &s.app;
+    app.ok(Some(&s.root), REQUEST, json!({ "id": s.id() })).await;
+    sqlx::query("UPDATE users SET erasure_due_at = now() - interval '1 minute' WHERE id = $1")
+        .bind(s.person.id)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let out = memberdesk(&app.db.url, &["run-erasures"], None);
+    assert!(out.status.success(), "{}", crate::cli::text(&out));
+    assert_no_trace("run-erasures' output", &crate::cli::text(&out));
+    assert_no_trace("an API answer", &s.answers().await);
+    assert_no_trace("the database", &dump(&app.db));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_receipt_names_the_audited_export_and_holds_no_personal_data() {
     let s = story().await;
     let app = &s.app;

@@ -7,7 +7,8 @@
 //! - [`graphql`]: the async-graphql schema, with guards declared on each field
 //!   and DataLoaders for nested fields;
 //! - [`domain`]: the business rules, one transaction and one audit entry per
-//!   change, knowing nothing of GraphQL or HTTP;
+//!   change, knowing nothing of HTTP or of how GraphQL runs (a few value
+//!   types derive the API's enum and input shapes, see [`domain`]);
 //! - [`store`]: all the SQL, one module per table or aggregate.
 
 pub mod auth;

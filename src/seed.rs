@@ -20,7 +20,8 @@ use secrecy::SecretString;
 use sqlx::PgPool;
 
 use crate::config::{PasswordPolicy, Settings};
-use crate::domain::{Actor, accounts, groups, polls, validation};
+use crate::domain::username::Username;
+use crate::domain::{Actor, accounts, groups, polls};
 use crate::error::{AppError, AppResult};
 use crate::store::{self, groups::GroupRow, users::UserRow};
 
@@ -149,7 +150,7 @@ async fn ensure_user(
     created: &mut Vec<String>,
 ) -> AppResult<UserRow> {
     if let Some(user) =
-        store::users::find_by_username_key(pool, &validation::username_key(demo.username)).await?
+        store::users::find_by_username_key(pool, Username::typed(demo.username).key()).await?
     {
         return Ok(user);
     }
@@ -178,7 +179,7 @@ async fn ensure_user(
 pub async fn refusal(pool: &PgPool) -> AppResult<Option<String>> {
     let keys: Vec<String> = USERS
         .iter()
-        .map(|demo| validation::username_key(demo.username))
+        .map(|demo| Username::typed(demo.username).key().to_owned())
         .collect();
     let mut conn = pool.acquire().await?;
     let (count, sample) = store::users::others_than(&mut conn, &keys, 3).await?;
@@ -309,6 +310,7 @@ pub async fn seed_demo(pool: &PgPool, settings: &Settings) -> AppResult<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::validation;
 
     /// `seed-demo` and the README's demo login depend on it.
     #[test]

@@ -9,6 +9,7 @@ use super::access::{ADD_USER, CHANGE_USER, Rule, ensure_may_set_flags};
 use super::actor::CurrentUser;
 use super::audit::{AuditAction, AuditActor, AuditEntry, Target};
 use super::authority::{self, Acting};
+use super::username::Username;
 use super::{Actor, validation};
 use crate::auth::{password, token};
 use crate::config::{LoginLimit, PasswordPolicy, Settings};
@@ -201,7 +202,7 @@ impl Attempt {
             .collect();
         let fold = validation::username_fold(&bounded);
         Attempt {
-            key: validation::username_key(&bounded),
+            key: Username::typed(&bounded).key().to_owned(),
             grandfathered: crate::db::grandfathered_key(&fold),
             fold,
             address: client_address.unwrap_or("unknown").to_owned(),
@@ -306,7 +307,6 @@ pub async fn create_user(
     let last_name = validation::line("lastName", &input.last_name, validation::MAX_NAME, false)?;
     let personal = [username.as_str(), &email, &first_name, &last_name];
     password::check_strength("password", &input.password, policy, &personal).await?;
-    let key = validation::username_key(&username);
     let hash = password::hash_password(input.password).await?;
 
     let mut tx = pool.begin().await?;
@@ -318,7 +318,6 @@ pub async fn create_user(
         &mut *tx,
         &users::NewUser {
             username: &username,
-            username_key: &key,
             email: &email,
             first_name: &first_name,
             last_name: &last_name,
@@ -342,14 +341,24 @@ fn username_taken() -> AppError {
     AppError::invalid("username", "a user with that username already exists")
 }
 
-/// The fields `updateUser` may change; `None` leaves a field as it is.
-#[derive(Default)]
+// The fields `updateUser` may change, and also its GraphQL input (see the
+// layering note in `domain`): one declaration, so the API and the rule
+// cannot drift apart.
+/// Fields left out stay as they are.
+#[derive(Default, async_graphql::InputObject)]
+#[graphql(name = "UpdateUserInput")]
 pub struct UserPatch {
+    /// New username, under the same rules as at creation.
     pub username: Option<String>,
+    /// New contact address.
     pub email: Option<String>,
+    /// New given name.
     pub first_name: Option<String>,
+    /// New family name.
     pub last_name: Option<String>,
+    /// Only a superuser may change it.
     pub is_staff: Option<bool>,
+    /// Only a superuser may change it.
     pub is_superuser: Option<bool>,
 }
 
@@ -379,13 +388,11 @@ pub async fn update_user(
         authority::ensure_superusers_remain(&mut tx, &[&user]).await?;
     }
     let profile = patched_profile(&user, &patch)?;
-    let key = validation::username_key(&profile.username);
     let updated = users::update_profile(
         &mut *tx,
         user.id,
         &users::Profile {
             username: &profile.username,
-            username_key: &key,
             email: &profile.email,
             first_name: &profile.first_name,
             last_name: &profile.last_name,
@@ -410,7 +417,7 @@ pub async fn update_user(
 
 /// A profile's text fields after a patch: those given, validated; the others as they were.
 struct PatchedProfile {
-    username: String,
+    username: Username,
     email: String,
     first_name: String,
     last_name: String,
@@ -424,7 +431,7 @@ fn patched_profile(user: &UserRow, patch: &UserPatch) -> AppResult<PatchedProfil
     Ok(PatchedProfile {
         username: match &patch.username {
             Some(raw) => validation::username("username", raw)?,
-            None => user.username.clone(),
+            None => Username::typed(&user.username),
         },
         email: match &patch.email {
             Some(raw) => validation::email("email", raw)?,

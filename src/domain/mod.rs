@@ -5,6 +5,15 @@
 //! guard declared on the GraphQL field, and again here where the rule depends
 //! on the target), runs in one transaction and writes its audit entry in that
 //! same transaction: it happens completely, audited, or not at all.
+//!
+//! It knows nothing of how GraphQL runs: no `Context`, no resolver, no
+//! request. A few of its value types are also the API's shapes
+//! ([`audit::AuditAction`], [`deletion::DeletePolicy`],
+//! [`accounts::UserPatch`]): they derive async-graphql's `Enum` or
+//! `InputObject` here, once, so that the names the API shows, the names the
+//! audit log stores and the rules that use them cannot drift apart. A
+//! second, hand-copied type in `graphql/` would be the drift waiting to
+//! happen.
 
 pub mod access;
 pub mod accounts;
@@ -17,6 +26,7 @@ pub mod export;
 pub mod groups;
 pub mod lifecycle;
 pub mod polls;
+pub mod username;
 pub mod validation;
 
 pub use actor::Actor;

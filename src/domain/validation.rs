@@ -4,7 +4,6 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use secrecy::{ExposeSecret, SecretString};
-use unicode_normalization::UnicodeNormalization;
 
 use crate::config::PasswordPolicy;
 use crate::error::AppError;
@@ -16,80 +15,7 @@ pub const MAX_EMAIL: usize = 254;
 pub const MAX_PASSWORD: usize = 1024;
 pub const MAX_TEXT: usize = 2000;
 
-/// The key under which usernames are unique and looked up: NFKC-normalized
-/// and lower-cased (so `Admin`, `admin` and `ＡＤＭＩＮ` are one username),
-/// then reduced to its Unicode TR39 confusables skeleton, so names that look
-/// alike (`admin` with a Cyrillic `а`, `rn` for `m`, `1` for `l`) are one
-/// username too. Not meant to be read: `admin`'s key is `adrnin`.
-pub fn username_key(username: &str) -> String {
-    // A skeleton can hold capitals (`0` becomes `O`), which folding changes
-    // again; a few rounds reach the fixed point, so a key is its own key.
-    let mut key = username_fold(username);
-    for _ in 0..4 {
-        let next = username_fold(&unicode_security::skeleton(&key).collect::<String>());
-        if next == key {
-            break;
-        }
-        key = next;
-    }
-    key
-}
-
-/// The key as it was before confusables were folded in (NFKC and lower
-/// case only). Accounts whose look-alike already existed keep it; see
-/// `db::username_keys`.
-pub fn username_fold(username: &str) -> String {
-    username.nfkc().collect::<String>().to_lowercase()
-}
-
-/// Usernames nobody may take: the audit log's actor for the command line
-/// and cron jobs.
-const RESERVED_USERNAMES: &[&str] = &["system"];
-/// What anonymization renames people to (`deleted-user-<n>`).
-pub const PSEUDONYM_PREFIX: &str = "deleted-user-";
-
-/// A valid username as stored: NFKC-normalized, 1 to 150 letters, digits and
-/// `@.+-_` (Django's rule), not reserved and not an anonymized user's
-/// pseudonym (or a look-alike of either).
-pub fn username(field: &str, raw: &str) -> Result<String, AppError> {
-    let name = username_shape(field, raw)?;
-    let key = username_key(&name);
-    if RESERVED_USERNAMES.iter().any(|r| key == username_key(r)) {
-        return Err(AppError::invalid(field, "that username is reserved"));
-    }
-    if key.starts_with(&username_key(PSEUDONYM_PREFIX)) {
-        return Err(AppError::invalid(
-            field,
-            format!(
-                "usernames starting with '{PSEUDONYM_PREFIX}' are reserved for anonymized users"
-            ),
-        ));
-    }
-    Ok(name)
-}
-
-fn username_shape(field: &str, raw: &str) -> Result<String, AppError> {
-    let name: String = raw.nfkc().collect();
-    if name.is_empty() {
-        return Err(AppError::invalid(field, "username must not be empty"));
-    }
-    if name.chars().count() > MAX_USERNAME {
-        return Err(AppError::invalid(
-            field,
-            format!("username must be at most {MAX_USERNAME} characters"),
-        ));
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_alphanumeric() || "@.+-_".contains(c))
-    {
-        return Err(AppError::invalid(
-            field,
-            "username may contain only letters, digits and @ . + - _",
-        ));
-    }
-    Ok(name)
-}
+pub use super::username::{PSEUDONYM_PREFIX, Username, username, username_fold, username_key};
 
 /// An email address: empty (none), or one plausible address.
 pub fn email(field: &str, raw: &str) -> Result<String, AppError> {
@@ -303,37 +229,6 @@ fn too_guessable(estimate: &zxcvbn::Entropy) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn usernames_are_normalized_and_unique_across_case_and_width() {
-        assert_eq!(username_key("Admin"), username_key("admin"));
-        assert_eq!(username_key("ＡＤＭＩＮ"), username_key("admin"));
-        assert_eq!(
-            username_key("\u{430}dmin"),
-            username_key("admin"),
-            "Cyrillic a"
-        );
-        assert_ne!(username_key("admin"), username_key("admln"));
-        assert_eq!(username_fold("ＡＤＭＩＮ"), "admin");
-        for reserved in [
-            "system",
-            "SYSTEM",
-            "\u{455}ystem",
-            "deleted-user-7",
-            "Deleted-User-x",
-            "de1eted-user-1",
-        ] {
-            assert!(username("username", reserved).is_err(), "{reserved}");
-        }
-        assert!(username("username", "systems").is_ok());
-        assert!(username("username", "deleted-users").is_ok());
-        assert_eq!(username("username", "ＡＤＭＩＮ").unwrap(), "ADMIN");
-        assert!(username("username", "").is_err());
-        assert!(username("username", "a b").is_err());
-        assert!(username("username", "nul\0byte").is_err());
-        assert!(username("username", &"x".repeat(151)).is_err());
-        assert!(username("username", "rani-editor").is_ok());
-    }
 
     #[test]
     fn emails() {

@@ -52,21 +52,20 @@ pub struct CreateUserInput {
     pub is_superuser: bool,
 }
 
-/// Fields left out stay as they are.
-#[derive(InputObject)]
-pub struct UpdateUserInput {
-    /// New username, under the same rules as at creation.
-    pub username: Option<String>,
-    /// New contact address.
-    pub email: Option<String>,
-    /// New given name.
-    pub first_name: Option<String>,
-    /// New family name.
-    pub last_name: Option<String>,
-    /// Only a superuser may change it.
-    pub is_staff: Option<bool>,
-    /// Only a superuser may change it.
-    pub is_superuser: Option<bool>,
+impl From<CreateUserInput> for accounts::NewUserInput {
+    // The password leaves the request as a secret at once (never in a Debug
+    // or a log line); everything else is checked by the domain.
+    fn from(input: CreateUserInput) -> Self {
+        accounts::NewUserInput {
+            username: input.username,
+            email: input.email,
+            password: SecretString::from(input.password),
+            first_name: input.first_name,
+            last_name: input.last_name,
+            is_staff: input.is_staff,
+            is_superuser: input.is_superuser,
+        }
+    }
 }
 
 // Merged into the schema's root (see `graphql::Query`/`Mutation`); this
@@ -115,19 +114,10 @@ impl MutationRoot {
         ctx: &Context<'_>,
         #[graphql(desc = "The new account.")] input: CreateUserInput,
     ) -> Result<User, AppError> {
-        let input = accounts::NewUserInput {
-            username: input.username,
-            email: input.email,
-            password: SecretString::from(input.password),
-            first_name: input.first_name,
-            last_name: input.last_name,
-            is_staff: input.is_staff,
-            is_superuser: input.is_superuser,
-        };
         accounts::create_user(
             ctx.pool(),
             &ctx.actor()?,
-            input,
+            input.into(),
             &ctx.settings().password_policy,
         )
         .await
@@ -141,21 +131,13 @@ impl MutationRoot {
         ctx: &Context<'_>,
         #[graphql(desc = "The user to change.")] id: ID,
         #[graphql(desc = "The fields to change; those left out stay as they are.")]
-        input: UpdateUserInput,
+        input: accounts::UserPatch,
     ) -> Result<User, AppError> {
-        let patch = accounts::UserPatch {
-            username: input.username,
-            email: input.email,
-            first_name: input.first_name,
-            last_name: input.last_name,
-            is_staff: input.is_staff,
-            is_superuser: input.is_superuser,
-        };
         accounts::update_user(
             ctx.pool(),
             &ctx.actor()?,
             decode::user_id(&id, "id")?,
-            patch,
+            input,
         )
         .await
         .map(User::new)

@@ -20,6 +20,11 @@ use crate::store::{audit, groups, permissions, polls, users};
 #[derive(Default)]
 pub struct QueryRoot;
 
+// The filter as a client sends it: ids opaque, text unchecked, and `all`,
+// which only bulk operations read. `to_store` parses it into the store's
+// `users::UserFilter` (decoded ids, trimmed search, checked instants): two
+// types because they hold different things, the unchecked and the checked,
+// as zero2prod's `FormData` and `NewSubscriber` do.
 /// Filters for `users`; every field left out matches everything.
 #[derive(InputObject, Default)]
 pub struct UserFilter {
@@ -93,8 +98,12 @@ impl UserFilter {
     }
 }
 
+// The store's `users::UserOrder` as the API shows it: `remote` derives the
+// conversion, so a new order is one variant in each place and the compiler
+// checks they match.
 /// The order of a `users` page.
 #[derive(Enum, Clone, Copy, PartialEq, Eq, Default)]
+#[graphql(remote = "users::UserOrder")]
 pub enum UserOrderBy {
     #[default]
     IdAsc,
@@ -107,21 +116,6 @@ pub enum UserOrderBy {
     LastLoginAsc,
     /// Never-logged-in users last.
     LastLoginDesc,
-}
-
-impl From<UserOrderBy> for users::UserOrder {
-    fn from(o: UserOrderBy) -> Self {
-        match o {
-            UserOrderBy::IdAsc => users::UserOrder::IdAsc,
-            UserOrderBy::IdDesc => users::UserOrder::IdDesc,
-            UserOrderBy::UsernameAsc => users::UserOrder::UsernameAsc,
-            UserOrderBy::UsernameDesc => users::UserOrder::UsernameDesc,
-            UserOrderBy::DateJoinedAsc => users::UserOrder::DateJoinedAsc,
-            UserOrderBy::DateJoinedDesc => users::UserOrder::DateJoinedDesc,
-            UserOrderBy::LastLoginAsc => users::UserOrder::LastLoginAsc,
-            UserOrderBy::LastLoginDesc => users::UserOrder::LastLoginDesc,
-        }
-    }
 }
 
 /// Which audit entries to list; every field left out matches everything.

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder};
 
+use crate::domain::username::Username;
 use crate::ids::Cursor;
 
 /// A user as the API shows it. The password hash is deliberately not here:
@@ -130,8 +131,7 @@ pub async fn find_credentials(
 }
 
 pub struct NewUser<'a> {
-    pub username: &'a str,
-    pub username_key: &'a str,
+    pub username: &'a Username,
     pub email: &'a str,
     pub first_name: &'a str,
     pub last_name: &'a str,
@@ -148,8 +148,8 @@ pub async fn insert(ex: impl PgExecutor<'_>, new: &NewUser<'_>) -> sqlx::Result<
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
         user_columns!()
     ))
-    .bind(new.username)
-    .bind(new.username_key)
+    .bind(new.username.as_str())
+    .bind(new.username.key())
     .bind(new.email)
     .bind(new.first_name)
     .bind(new.last_name)
@@ -162,8 +162,7 @@ pub async fn insert(ex: impl PgExecutor<'_>, new: &NewUser<'_>) -> sqlx::Result<
 
 /// The profile fields of a user after an edit; the caller fills every field.
 pub struct Profile<'a> {
-    pub username: &'a str,
-    pub username_key: &'a str,
+    pub username: &'a Username,
     pub email: &'a str,
     pub first_name: &'a str,
     pub last_name: &'a str,
@@ -182,8 +181,8 @@ pub async fn update_profile(
         user_columns!()
     ))
     .bind(id)
-    .bind(p.username)
-    .bind(p.username_key)
+    .bind(p.username.as_str())
+    .bind(p.username.key())
     .bind(p.email)
     .bind(p.first_name)
     .bind(p.last_name)

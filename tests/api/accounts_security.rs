@@ -11,31 +11,21 @@ use memberdesk::domain::validation;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, snapshot, user_id};
+use crate::helpers::{PASSWORD, Refusal, TestApp, snapshot, user_id};
 
-const CREATE: &str = "mutation($i: CreateUserInput!) { createUser(input: $i) { id } }";
-const RENAME: &str =
-    "mutation($id: ID!, $u: String!) { updateUser(id: $id, input: { username: $u }) { id } }";
 const LOGIN: &str = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token user { id username } } }";
-const SET_PASSWORD: &str =
-    "mutation($id: ID!, $p: String!) { setPassword(userId: $id, password: $p) }";
 /// Four ordinary words: what a strong password may look like.
 const PASSPHRASE: &str = "orbit tulip canyon whisper";
 
-fn error(resp: &Value) -> (&str, &str, &str) {
-    let err = &resp["errors"][0];
-    (
-        err["extensions"]["code"].as_str().unwrap_or("<none>"),
-        err["extensions"]["field"].as_str().unwrap_or("<none>"),
-        err["message"].as_str().unwrap_or(""),
-    )
+/// The first error's code (empty when there is none).
+fn code(resp: &Value) -> String {
+    Refusal::of(resp).code
 }
 
 /// A login as if relayed by a proxy for `client` (the test server's peer is
 /// always 127.0.0.1).
 async fn login_via(app: &TestApp, client: &str, username: &str, password: &str) -> Value {
-    app.client
-        .post(format!("{}/graphql", app.addr))
+    app.post("/graphql")
         .header("x-forwarded-for", client)
         .json(&json!({ "query": LOGIN, "variables": { "u": username, "p": password } }))
         .send()
@@ -82,13 +72,13 @@ async fn guessable_passwords_are_refused_with_advice_and_change_nothing() {
     ] {
         let input =
             json!({ "username": "newbie", "email": "newbie@example.org", "password": weak });
-        let resp = app.gql(Some(&token), CREATE, json!({ "i": input })).await;
-        let (code, field, message) = error(&resp);
+        let refusal = app.create_user(&token, input).error().await;
         assert_eq!(
-            (code, field),
+            refusal.code_and_field(),
             ("INVALID_INPUT", "password"),
-            "{weak}: {resp}"
+            "{weak}: {refusal:?}"
         );
+        let message = &refusal.message;
         assert!(message.len() > 20, "the refusal says what to do: {message}");
         assert!(
             !message.contains(weak),
@@ -96,42 +86,29 @@ async fn guessable_passwords_are_refused_with_advice_and_change_nothing() {
         );
         // The personal one is about newbie; rani's own name is as bad for rani.
         let for_rani = weak.replace("newbie", "rani-rani");
-        let resp = app
-            .gql(
-                Some(&token),
-                SET_PASSWORD,
-                json!({ "id": user_id(&rani), "p": for_rani }),
-            )
-            .await;
-        assert_eq!(error(&resp).0, "INVALID_INPUT", "{weak}: {resp}");
+        let set = app.set_password(&token, &user_id(&rani), &for_rani);
+        assert_eq!(set.err_code().await, "INVALID_INPUT", "{weak}");
     }
     assert_eq!(
         snapshot(app.pool()).await,
         before,
         "a refusal changed something"
     );
-    let resp = app
-        .gql(
-            Some(&token),
-            CREATE,
-            json!({ "i": { "username": "newbie", "email": "newbie@example.org", "password": "Summer2026!!" } }),
-        )
-        .await;
+    let input =
+        json!({ "username": "newbie", "email": "newbie@example.org", "password": "Summer2026!!" });
+    let refusal = app.create_user(&token, input).error().await;
     assert!(
-        error(&resp).2.contains("Add another word"),
-        "zxcvbn-style advice: {resp}"
+        refusal.message.contains("Add another word"),
+        "zxcvbn-style advice: {refusal:?}"
     );
 
     let input =
         json!({ "username": "newbie", "email": "newbie@example.org", "password": PASSPHRASE });
-    app.ok(Some(&token), CREATE, json!({ "i": input })).await;
+    app.create_user(&token, input).ok().await;
     app.login("newbie", PASSPHRASE).await;
-    app.ok(
-        Some(&token),
-        SET_PASSWORD,
-        json!({ "id": user_id(&rani), "p": PASSPHRASE }),
-    )
-    .await;
+    app.set_password(&token, &user_id(&rani), PASSPHRASE)
+        .ok()
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,18 +117,17 @@ async fn the_minimum_password_length_is_a_setting() {
     settings.password_policy.min_length = 30;
     let app = TestApp::spawn_with(settings).await;
     let (_, token) = app.superuser("root").await;
-    let create = |password: &str| json!({ "i": { "username": "newbie", "password": password } });
+    let create = |password: &str| {
+        app.create_user(
+            &token,
+            json!({ "username": "newbie", "password": password }),
+        )
+    };
     // 28 characters, score 4: long enough by default, not under this setting.
-    let resp = app.gql(Some(&token), CREATE, create(PASSWORD)).await;
-    let (code, field, message) = error(&resp);
-    assert_eq!((code, field), ("INVALID_INPUT", "password"), "{resp}");
-    assert!(message.contains("30"), "{message}");
-    app.ok(
-        Some(&token),
-        CREATE,
-        create("orbit tulip canyon whisper lantern"),
-    )
-    .await;
+    let refusal = create(PASSWORD).error().await;
+    assert_eq!(refusal.code_and_field(), ("INVALID_INPUT", "password"));
+    assert!(refusal.message.contains("30"), "{refusal:?}");
+    create("orbit tulip canyon whisper lantern").ok().await;
 }
 
 // ---- Item 2: idle sessions -------------------------------------------------
@@ -179,13 +155,6 @@ async fn last_seen_minutes_ago(app: &TestApp, token: &str) -> f64 {
     .unwrap()
 }
 
-async fn me_code(app: &TestApp, token: &str) -> Option<String> {
-    let resp = app.gql(Some(token), "{ me { username } }", json!({})).await;
-    resp["errors"][0]["extensions"]["code"]
-        .as_str()
-        .map(str::to_owned)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_idle_past_the_limit_end_and_used_ones_stay() {
     let app = TestApp::spawn().await;
@@ -195,17 +164,11 @@ async fn sessions_idle_past_the_limit_end_and_used_ones_stay() {
     // Default idle limit: 60 minutes (the absolute lifetime is 12 hours).
     set_last_seen(&app, &idle, 61).await;
     set_last_seen(&app, &used, 55).await;
-    assert_eq!(
-        me_code(&app, &idle).await.as_deref(),
-        Some("UNAUTHENTICATED")
-    );
-    assert_eq!(me_code(&app, &used).await, None);
+    assert_eq!(app.me(&idle).await.unwrap_err(), "UNAUTHENTICATED");
+    assert!(app.me(&used).await.is_ok());
     // Using it moved its idle clock: it is good for another hour.
     assert!(last_seen_minutes_ago(&app, &used).await < 1.0);
-    assert_eq!(
-        me_code(&app, &idle).await.as_deref(),
-        Some("UNAUTHENTICATED")
-    );
+    assert_eq!(app.me(&idle).await.unwrap_err(), "UNAUTHENTICATED");
     assert_eq!(
         app.err_code(Some(&idle), "mutation { logout }", json!({}))
             .await,
@@ -223,12 +186,9 @@ async fn the_idle_limit_is_a_setting() {
     app.user("rani", false, false).await;
     let token = app.login("rani", PASSWORD).await;
     set_last_seen(&app, &token, 4).await;
-    assert_eq!(me_code(&app, &token).await, None);
+    assert!(app.me(&token).await.is_ok());
     set_last_seen(&app, &token, 6).await;
-    assert_eq!(
-        me_code(&app, &token).await.as_deref(),
-        Some("UNAUTHENTICATED")
-    );
+    assert_eq!(app.me(&token).await.unwrap_err(), "UNAUTHENTICATED");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,18 +211,18 @@ async fn last_use_is_written_at_most_once_a_minute() {
     };
     let at_login = written(&app).await;
     for _ in 0..5 {
-        assert_eq!(me_code(&app, &token).await, None);
+        assert!(app.me(&token).await.is_ok());
     }
     assert_eq!(written(&app).await, at_login, "fresh: no write per request");
     set_last_seen(&app, &token, 2).await;
     let stale = written(&app).await;
-    assert_eq!(me_code(&app, &token).await, None);
+    assert!(app.me(&token).await.is_ok());
     let refreshed = written(&app).await;
     assert!(
         refreshed > stale + chrono::Duration::minutes(1),
         "stale: written"
     );
-    assert_eq!(me_code(&app, &token).await, None);
+    assert!(app.me(&token).await.is_ok());
     assert_eq!(
         written(&app).await,
         refreshed,
@@ -279,18 +239,18 @@ async fn guesses_lock_out_the_guessers_address_not_the_owner() {
     let attacker = "203.0.113.66";
     for i in 0..5 {
         let resp = login_via(&app, attacker, "root", &format!("guess number {i}")).await;
-        assert_eq!(error(&resp).0, "INVALID_CREDENTIALS", "{resp}");
+        assert_eq!(code(&resp), "INVALID_CREDENTIALS", "{resp}");
     }
     // The attacker's address is out of guesses for this account, even with the password.
     let resp = login_via(&app, attacker, "root", PASSWORD).await;
-    assert_eq!(error(&resp).0, "RATE_LIMITED", "{resp}");
+    assert_eq!(code(&resp), "RATE_LIMITED", "{resp}");
     // The owner, from elsewhere, is not: a superuser cannot be locked out by anyone.
     let resp = login_via(&app, "198.51.100.7", "root", PASSWORD).await;
     assert!(resp.get("errors").is_none(), "{resp}");
     assert_eq!(resp["data"]["login"]["user"]["id"], user_id(&root));
     // The attacker is still locked out; their guesses are still counted overall.
     let resp = login_via(&app, attacker, "root", PASSWORD).await;
-    assert_eq!(error(&resp).0, "RATE_LIMITED", "{resp}");
+    assert_eq!(code(&resp), "RATE_LIMITED", "{resp}");
     let overall: i32 = sqlx::query_scalar(
         "SELECT failures FROM login_failures WHERE scope = 'username' AND key = name_digest($1)",
     )
@@ -326,11 +286,11 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
     for i in 0..3 {
         let spoofed = format!("192.0.2.{i}");
         let resp = login_via(&app, &spoofed, "rani", "not the password at all").await;
-        assert_eq!(error(&resp).0, "INVALID_CREDENTIALS", "{resp}");
+        assert_eq!(code(&resp), "INVALID_CREDENTIALS", "{resp}");
     }
     // A fresh made-up address buys no fresh guesses.
     let resp = login_via(&app, "192.0.2.99", "rani", PASSWORD).await;
-    assert_eq!(error(&resp).0, "RATE_LIMITED", "{resp}");
+    assert_eq!(code(&resp), "RATE_LIMITED", "{resp}");
     let spoofed: i64 = app
         .count(
             "SELECT count(*) FROM audit_entries WHERE details->>'clientAddress' LIKE '192.0.2.%'",
@@ -343,10 +303,10 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
     for i in 0..3 {
         let chain = format!("192.0.2.{i}, 203.0.113.5");
         let resp = login_via(&app, &chain, "rani", "not the password at all").await;
-        assert_eq!(error(&resp).0, "INVALID_CREDENTIALS", "{resp}");
+        assert_eq!(code(&resp), "INVALID_CREDENTIALS", "{resp}");
     }
     let resp = login_via(&app, "192.0.2.99, 203.0.113.5", "rani", PASSWORD).await;
-    assert_eq!(error(&resp).0, "RATE_LIMITED", "{resp}");
+    assert_eq!(code(&resp), "RATE_LIMITED", "{resp}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -369,19 +329,16 @@ async fn guessing_spread_over_addresses_is_bounded_per_username() {
     let results = futures_util::future::join_all(attempts).await;
     let checked = results
         .iter()
-        .filter(|r| error(r).0 == "INVALID_CREDENTIALS")
+        .filter(|r| code(r) == "INVALID_CREDENTIALS")
         .count();
-    let limited = results
-        .iter()
-        .filter(|r| error(r).0 == "RATE_LIMITED")
-        .count();
+    let limited = results.iter().filter(|r| code(r) == "RATE_LIMITED").count();
     assert_eq!(
         (checked, limited),
         (8, 4),
         "12 addresses, one username, limit 8"
     );
     let resp = login_via(&app, "203.0.113.200", "rani", PASSWORD).await;
-    assert_eq!(error(&resp).0, "RATE_LIMITED", "{resp}");
+    assert_eq!(code(&resp), "RATE_LIMITED", "{resp}");
     // Another account is untouched.
     let resp = login_via(&app, "198.51.100.1", "sam", PASSWORD).await;
     assert!(resp.get("errors").is_none(), "{resp}");
@@ -411,18 +368,15 @@ async fn reserved_and_lookalike_usernames_are_refused_on_create_and_rename() {
     .enumerate()
     {
         let input = json!({ "username": name, "email": format!("l{n}@example.org"), "password": PASSPHRASE });
-        let resp = app.gql(Some(&token), CREATE, json!({ "i": input })).await;
-        assert_eq!(error(&resp).0, "INVALID_INPUT", "{name:?}: {resp}");
-        assert_eq!(error(&resp).1, "username", "{name:?}: {resp}");
-        let resp = app
-            .gql(
-                Some(&token),
-                RENAME,
-                json!({ "id": user_id(&rani), "u": name }),
-            )
-            .await;
-        assert_eq!(error(&resp).0, "INVALID_INPUT", "{name:?}: {resp}");
-        assert_eq!(error(&resp).1, "username", "{name:?}: {resp}");
+        let rename = json!({ "username": name });
+        for call in [
+            app.create_user(&token, input),
+            app.update_user(&token, &user_id(&rani), rename),
+        ] {
+            let refusal = call.error().await;
+            let expected = ("INVALID_INPUT", "username");
+            assert_eq!(refusal.code_and_field(), expected, "{name:?}");
+        }
     }
     assert_eq!(
         snapshot(app.pool()).await,
@@ -432,7 +386,7 @@ async fn reserved_and_lookalike_usernames_are_refused_on_create_and_rename() {
     // Names near those, but not look-alikes, are fine.
     for name in ["systems", "deleted-users", "admins"] {
         let input = json!({ "username": name, "password": PASSPHRASE });
-        app.ok(Some(&token), CREATE, json!({ "i": input })).await;
+        app.create_user(&token, input).ok().await;
     }
     // The key is the lookup key: a look-alike names the one account.
     let resp = app
@@ -523,7 +477,7 @@ async fn keys_from_before_the_upgrade_are_recomputed_and_existing_lookalikes_kee
     }
     for name in ["member", "m\u{435}mber", "rnember"] {
         let input = json!({ "username": name, "password": PASSPHRASE });
-        let resp = app.gql(Some(&token), CREATE, json!({ "i": input })).await;
-        assert_eq!(error(&resp).1, "username", "{name:?}: {resp}");
+        let refusal = app.create_user(&token, input).error().await;
+        assert_eq!(refusal.field, "username", "{name:?}");
     }
 }

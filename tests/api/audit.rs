@@ -3,47 +3,52 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, user_id};
+use crate::helpers::{AUDIT_ENTRY, TestApp, user_id};
 
-const LOG: &str = "query($f: AuditFilter, $n: Int, $a: String) { auditLog(filter: $f, first: $n, after: $a) {
-    totalCount edges { cursor node { action actorUsername targetRepr targetUser { username } reason } }
-    pageInfo { hasNextPage endCursor } } }";
+/// Root deactivates bob for a reason, then reactivates him.
+struct History {
+    app: TestApp,
+    root: String,
+    token: String,
+    bob: String,
+    /// Just before the deactivation.
+    start: chrono::DateTime<chrono::Utc>,
+}
 
-async fn entries(app: &TestApp, token: &str, filter: Value) -> Vec<Value> {
-    let data = app
-        .ok(Some(token), LOG, json!({ "f": filter, "n": 100 }))
+async fn history() -> History {
+    let app = TestApp::spawn().await;
+    let (root, token) = app.superuser("root").await;
+    let bob = user_id(&app.user("bob", false, false).await);
+    let start = chrono::Utc::now();
+    app.deactivate(&token, &bob)
+        .input(json!({ "reason": "left" }))
+        .ok()
         .await;
-    let edges = data["auditLog"]["edges"].as_array().unwrap();
-    assert_eq!(data["auditLog"]["totalCount"], json!(edges.len()));
-    edges.iter().map(|e| e["node"].clone()).collect()
+    app.reactivate(&token, &bob).ok().await;
+    History {
+        app,
+        root: user_id(&root),
+        token,
+        bob,
+        start,
+    }
+}
+
+impl History {
+    async fn entries(&self, filter: Value) -> Vec<Value> {
+        self.app.audit_entries(&self.token, filter).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn audit_log_filters_pages_and_outlives_its_subjects() {
-    let app = TestApp::spawn().await;
-    let (root, token) = app.superuser("root").await;
-    let bob = app.user("bob", false, false).await;
-    let bob_id = json!(user_id(&bob));
-    let start = chrono::Utc::now();
-    app.ok(
-        Some(&token),
-        "mutation($id: ID!) { deactivateUser(id: $id, input: { reason: \"left\" }) { sessionsRevoked } }",
-        json!({ "id": bob_id }),
-    )
-    .await;
-    app.ok(
-        Some(&token),
-        "mutation($id: ID!) { reactivateUser(id: $id) { user { id } } }",
-        json!({ "id": bob_id }),
-    )
-    .await;
-
-    let deactivations = entries(&app, &token, json!({ "action": "USER_DEACTIVATED" })).await;
+async fn the_audit_log_filters_by_action_target_actor_and_time() {
+    let h = history().await;
+    let deactivations = h.entries(json!({ "action": "USER_DEACTIVATED" })).await;
     assert_eq!(deactivations.len(), 1);
     assert_eq!(deactivations[0]["actorUsername"], "root");
     assert_eq!(deactivations[0]["targetRepr"], "bob");
     assert_eq!(deactivations[0]["reason"], "left");
-    let about_bob = entries(&app, &token, json!({ "targetUserId": bob_id })).await;
+    let about_bob = h.entries(json!({ "targetUserId": h.bob })).await;
     let actions: Vec<&str> = about_bob
         .iter()
         .map(|e| e["action"].as_str().unwrap())
@@ -53,38 +58,31 @@ async fn audit_log_filters_pages_and_outlives_its_subjects() {
         actions,
         ["USER_REACTIVATED", "USER_DEACTIVATED", "USER_CREATED"]
     );
-    let by_root = entries(&app, &token, json!({ "actorId": user_id(&root) })).await;
+    let by_root = h.entries(json!({ "actorId": h.root })).await;
     assert!(by_root.iter().all(|e| e["actorUsername"] == "root"));
-    assert_eq!(
-        entries(
-            &app,
-            &token,
-            json!({ "since": start, "targetUserId": bob_id })
-        )
-        .await
-        .len(),
-        2
-    );
-    assert_eq!(
-        entries(
-            &app,
-            &token,
-            json!({ "until": start, "targetUserId": bob_id })
-        )
-        .await
-        .len(),
-        1
-    );
+    let since = h.entries(json!({ "since": h.start, "targetUserId": h.bob }));
+    assert_eq!(since.await.len(), 2);
+    let until = h.entries(json!({ "until": h.start, "targetUserId": h.bob }));
+    assert_eq!(until.await.len(), 1);
+}
 
-    // Pages of 2 walk the whole log once.
-    let all = entries(&app, &token, json!({})).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_of_two_walk_the_whole_log_once() {
+    let h = history().await;
+    let all = h.entries(json!({})).await;
+    let page_of_two =
+        format!("edges {{ node {{ {AUDIT_ENTRY} }} }} pageInfo {{ hasNextPage endCursor }}");
     let mut walked = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let data = app
-            .ok(Some(&token), LOG, json!({ "n": 2, "a": after }))
+        let page = h
+            .app
+            .audit_log(&h.token, json!({}))
+            .arg("first", "Int", 2)
+            .arg("after", "String", after)
+            .select(&page_of_two)
+            .ok()
             .await;
-        let page = &data["auditLog"];
         walked.extend(
             page["edges"]
                 .as_array()
@@ -98,29 +96,29 @@ async fn audit_log_filters_pages_and_outlives_its_subjects() {
         after = page["pageInfo"]["endCursor"].as_str().map(str::to_owned);
     }
     assert_eq!(walked, all);
-    assert_eq!(
-        app.err_code(Some(&token), LOG, json!({ "n": 101 })).await,
-        "INVALID_INPUT"
-    );
+    let too_many = h
+        .app
+        .audit_log(&h.token, json!({}))
+        .arg("first", "Int", 101);
+    assert_eq!(too_many.err_code().await, "INVALID_INPUT");
+}
 
-    // The target is deleted: its entries stay, with the snapshot of its name.
-    let deleted = app
-        .ok(
-            Some(&token),
-            "mutation($id: ID!) { deleteUser(id: $id, policy: SET_NULL) { deleted } }",
-            json!({ "id": bob_id }),
-        )
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_outlive_their_deleted_target() {
+    let h = history().await;
+    let deleted = h
+        .app
+        .delete_user(&h.token, &h.bob)
+        .policy("SET_NULL")
+        .ok()
         .await;
-    assert_eq!(deleted["deleteUser"]["deleted"], true);
-    let after_delete = entries(&app, &token, json!({ "action": "USER_DEACTIVATED" })).await;
+    assert_eq!(deleted["deleted"], true);
+    // Its entries stay, with the snapshot of its name.
+    let after_delete = h.entries(json!({ "action": "USER_DEACTIVATED" })).await;
     assert_eq!(after_delete[0]["targetRepr"], "bob");
     assert_eq!(after_delete[0]["targetUser"], Value::Null);
-    assert_eq!(
-        entries(&app, &token, json!({ "action": "USER_DELETED" }))
-            .await
-            .len(),
-        1
-    );
+    let deletions = h.entries(json!({ "action": "USER_DELETED" })).await;
+    assert_eq!(deletions.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

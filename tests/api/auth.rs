@@ -44,16 +44,6 @@ fn code(resp: &Value) -> &str {
         .unwrap_or_else(|| panic!("expected an error with a code: {resp:#}"))
 }
 
-async fn me_code(app: &TestApp, token: &str) -> String {
-    app.err_code(Some(token), "{ me { username } }", json!({}))
-        .await
-}
-
-async fn me_works(app: &TestApp, token: &str) -> bool {
-    let resp = app.gql(Some(token), "{ me { username } }", json!({})).await;
-    resp.get("errors").is_none() && resp["data"]["me"]["username"].is_string()
-}
-
 /// Every error code in a response, in order.
 fn codes(resp: &Value) -> Vec<String> {
     resp["errors"]
@@ -107,7 +97,7 @@ async fn login_returns_token_user_and_expiry() {
             && ttl <= chrono::Duration::hours(12) + chrono::Duration::minutes(1),
         "expiresAt should follow the 12 h default session_ttl, got {ttl}"
     );
-    assert!(me_works(&app, token).await);
+    assert!(app.me(token).await.is_ok());
 
     // Only a digest is stored, so a database leak does not hand out sessions.
     let raw: Vec<u8> = sqlx::query_scalar("SELECT token_hash FROM sessions")
@@ -153,11 +143,8 @@ async fn wrong_password_and_unknown_user_are_indistinguishable() {
 async fn inactive_account_is_revealed_only_with_the_right_password() {
     let app = TestApp::spawn().await;
     let rani = app.user("rani", false, false).await;
-    sqlx::query("UPDATE users SET is_active = false WHERE id = $1")
-        .bind(rani.id)
-        .execute(app.pool())
-        .await
-        .unwrap();
+    app.execute("UPDATE users SET is_active = false WHERE id = $1", rani.id)
+        .await;
     assert_eq!(
         code(&try_login(&app, "rani", PASSWORD).await),
         "ACCOUNT_INACTIVE"
@@ -179,9 +166,9 @@ async fn expired_tokens_are_refused() {
     .await;
     app.user("rani", false, false).await;
     let token = app.login("rani", PASSWORD).await;
-    assert!(me_works(&app, &token).await);
+    assert!(app.me(&token).await.is_ok());
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(me_code(&app, &token).await, "UNAUTHENTICATED");
+    assert_eq!(app.me(&token).await.unwrap_err(), "UNAUTHENTICATED");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,13 +176,13 @@ async fn session_expired_in_the_database_is_refused() {
     let app = TestApp::spawn().await;
     let rani = app.user("rani", false, false).await;
     let token = app.login("rani", PASSWORD).await;
-    assert!(me_works(&app, &token).await);
-    sqlx::query("UPDATE sessions SET expires_at = now() - interval '1 second' WHERE user_id = $1")
-        .bind(rani.id)
-        .execute(app.pool())
-        .await
-        .unwrap();
-    assert_eq!(me_code(&app, &token).await, "UNAUTHENTICATED");
+    assert!(app.me(&token).await.is_ok());
+    app.execute(
+        "UPDATE sessions SET expires_at = now() - interval '1 second' WHERE user_id = $1",
+        rani.id,
+    )
+    .await;
+    assert_eq!(app.me(&token).await.unwrap_err(), "UNAUTHENTICATED");
     // An expired session must not be revivable by logging out with it either.
     assert_eq!(
         app.err_code(Some(&token), "mutation { logout }", json!({}))
@@ -212,23 +199,22 @@ async fn unknown_and_malformed_tokens_are_refused() {
     let mut tampered = token.clone();
     let last = tampered.pop().unwrap();
     tampered.push(if last == 'A' { 'B' } else { 'A' });
-    assert_eq!(me_code(&app, &tampered).await, "UNAUTHENTICATED");
-    assert_eq!(me_code(&app, "x").await, "UNAUTHENTICATED");
-    assert_eq!(me_code(&app, &"a".repeat(5000)).await, "UNAUTHENTICATED");
+    assert_eq!(app.me(&tampered).await.unwrap_err(), "UNAUTHENTICATED");
+    assert_eq!(app.me("x").await.unwrap_err(), "UNAUTHENTICATED");
+    assert_eq!(
+        app.me(&"a".repeat(5000)).await.unwrap_err(),
+        "UNAUTHENTICATED"
+    );
     // A token in the wrong scheme must not be accepted as if it were Bearer.
-    let resp: Value = app
-        .client
-        .post(format!("{}/graphql", app.addr))
-        .header("authorization", format!("Basic {token}"))
+    let basic = app
+        .post("/graphql")
+        .header("authorization", format!("Basic {token}"));
+    let resp = basic
         .json(&json!({ "query": "{ me { username } }" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send();
+    let resp: Value = resp.await.unwrap().json().await.unwrap();
     assert_eq!(code(&resp), "UNAUTHENTICATED", "{resp:#}");
-    assert!(me_works(&app, &token).await);
+    assert!(app.me(&token).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,22 +225,18 @@ async fn logout_revokes_only_the_current_token() {
     let second = app.login("rani", PASSWORD).await;
     let data = app.ok(Some(&first), "mutation { logout }", json!({})).await;
     assert_eq!(data["logout"], true);
-    assert_eq!(me_code(&app, &first).await, "UNAUTHENTICATED");
+    assert_eq!(app.me(&first).await.unwrap_err(), "UNAUTHENTICATED");
     assert_eq!(
         app.err_code(Some(&first), "mutation { logout }", json!({}))
             .await,
         "UNAUTHENTICATED"
     );
-    assert!(me_works(&app, &second).await);
+    assert!(app.me(&second).await.is_ok());
     assert_eq!(
         app.err_code(None, "mutation { logout }", json!({})).await,
         "UNAUTHENTICATED"
     );
-    assert_eq!(
-        app.count("SELECT count(*) FROM audit_entries WHERE action = 'LOGOUT'")
-            .await,
-        1
-    );
+    assert_eq!(app.audit_count("LOGOUT").await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,16 +245,14 @@ async fn own_password_change_revokes_other_sessions_but_keeps_this_one() {
     let rani = app.user("rani", false, false).await;
     let current = app.login("rani", PASSWORD).await;
     let other = app.login("rani", PASSWORD).await;
-    let data = app
-        .ok(
-            Some(&current),
-            "mutation($id: ID!, $p: String!, $c: String) { setPassword(userId: $id, password: $p, currentPassword: $c) }",
-            json!({ "id": user_id(&rani), "p": NEW_PASSWORD, "c": PASSWORD }),
-        )
+    let changed = app
+        .set_password(&current, &user_id(&rani), NEW_PASSWORD)
+        .current_password(PASSWORD)
+        .ok()
         .await;
-    assert_eq!(data["setPassword"], true);
-    assert!(me_works(&app, &current).await);
-    assert_eq!(me_code(&app, &other).await, "UNAUTHENTICATED");
+    assert_eq!(changed, true);
+    assert!(app.me(&current).await.is_ok());
+    assert_eq!(app.me(&other).await.unwrap_err(), "UNAUTHENTICATED");
     assert_eq!(
         code(&try_login(&app, "rani", PASSWORD).await),
         "INVALID_CREDENTIALS"
@@ -287,31 +267,25 @@ async fn admin_password_reset_revokes_every_session_of_the_user() {
     let rani = app.user("rani", false, false).await;
     let a = app.login("rani", PASSWORD).await;
     let b = app.login("rani", PASSWORD).await;
-    app.ok(
-        Some(&admin),
-        "mutation($id: ID!, $p: String!) { setPassword(userId: $id, password: $p) }",
-        json!({ "id": user_id(&rani), "p": NEW_PASSWORD }),
-    )
-    .await;
+    app.set_password(&admin, &user_id(&rani), NEW_PASSWORD)
+        .ok()
+        .await;
     // Whoever may know the old password must be locked out everywhere.
-    assert_eq!(me_code(&app, &a).await, "UNAUTHENTICATED");
-    assert_eq!(me_code(&app, &b).await, "UNAUTHENTICATED");
-    assert!(me_works(&app, &admin).await);
+    assert_eq!(app.me(&a).await.unwrap_err(), "UNAUTHENTICATED");
+    assert_eq!(app.me(&b).await.unwrap_err(), "UNAUTHENTICATED");
+    assert!(app.me(&admin).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_deactivated_in_the_database_loses_their_token_at_once() {
     let app = TestApp::spawn().await;
     let (rani, token) = app.staff_with("rani", &["auth.view_user"]).await;
-    assert!(me_works(&app, &token).await);
+    assert!(app.me(&token).await.is_ok());
     // Another server instance (or an operator) may flip the flag directly:
     // the session must not outlive it, not even for a cache lifetime.
-    sqlx::query("UPDATE users SET is_active = false WHERE id = $1")
-        .bind(rani.id)
-        .execute(app.pool())
-        .await
-        .unwrap();
-    assert_eq!(me_code(&app, &token).await, "UNAUTHENTICATED");
+    app.execute("UPDATE users SET is_active = false WHERE id = $1", rani.id)
+        .await;
+    assert_eq!(app.me(&token).await.unwrap_err(), "UNAUTHENTICATED");
     assert_eq!(
         app.err_code(Some(&token), "{ users { totalCount } }", json!({}))
             .await,
@@ -417,11 +391,7 @@ async fn aliased_logins_in_one_request_are_refused_before_any_is_checked() {
         assert!(resp.get("data").is_none(), "never executed: {resp:#}");
     }
     assert_eq!(app.count("SELECT count(*) FROM login_failures").await, 0);
-    assert_eq!(
-        app.count("SELECT count(*) FROM audit_entries WHERE action = 'LOGIN_FAILED'")
-            .await,
-        0
-    );
+    assert_eq!(app.audit_count("LOGIN_FAILED").await, 0);
     assert_eq!(app.count("SELECT count(*) FROM sessions").await, 0);
     // Nothing was counted: one login per request works as ever.
     app.login("rani", PASSWORD).await;
@@ -517,18 +487,10 @@ async fn logins_and_failures_are_audited() {
 
     // The same entries are visible to auditors through the API.
     let (_, auditor) = app.staff_with("auditor", &["admin.view_logentry"]).await;
-    let data = app
-        .ok(
-            Some(&auditor),
-            "{ auditLog(first: 100) { edges { node { action targetRepr targetUser { username } } } } }",
-            json!({}),
-        )
-        .await;
-    let actions: Vec<&str> = data["auditLog"]["edges"]
-        .as_array()
-        .unwrap()
+    let entries = app.audit_entries(&auditor, json!({})).await;
+    let actions: Vec<&str> = entries
         .iter()
-        .map(|e| e["node"]["action"].as_str().unwrap())
+        .map(|e| e["action"].as_str().unwrap())
         .collect();
     assert!(
         actions.contains(&"LOGIN") && actions.contains(&"LOGIN_FAILED"),
@@ -553,12 +515,9 @@ async fn no_password_hash_or_token_in_any_response() {
     let app = TestApp::spawn().await;
     let (_, admin) = app.superuser("root").await;
     let rani = app.user("rani", true, false).await;
-    app.ok(
-        Some(&admin),
-        "mutation($id: ID!) { grantPermission(userId: $id, permission: \"auth.view_user\") { id } }",
-        json!({ "id": user_id(&rani) }),
-    )
-    .await;
+    app.grant(&admin, &user_id(&rani), "auth.view_user")
+        .ok()
+        .await;
     let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
         .bind(rani.id)
         .fetch_one(app.pool())

@@ -3,16 +3,31 @@
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::helpers::{LoggedServer, PASSWORD, TestDb};
 use serde_json::json;
 
+/// `memberdesk args` against the database at `db`, fed `stdin`: how the
+/// command-line tests run the binary (no password or colours from the
+/// test's own environment).
 pub(crate) fn memberdesk(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    memberdesk_with(db, args, &[], stdin)
+}
+
+/// [`memberdesk`] with the variables `env` set as well.
+pub(crate) fn memberdesk_with(
+    db: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<&str>,
+) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
         .args(args)
         .env("DATABASE_URL", db)
         .env_remove("MEMBERDESK_PASSWORD")
         .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -24,6 +39,50 @@ pub(crate) fn memberdesk(db: &str, args: &[&str], stdin: Option<&str>) -> Output
     }
     drop(input);
     child.wait_with_output().unwrap()
+}
+
+/// `memberdesk` with exactly `env` set (and `NO_COLOR` only when given),
+/// waited for at most `limit`: past it the process is killed and the test
+/// fails. Returns what it printed and how long it took.
+pub(crate) fn memberdesk_within(
+    args: &[&str],
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> (Output, Duration) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_memberdesk"));
+    command
+        .args(args)
+        .env_remove("NO_COLOR")
+        .env_remove("MEMBERDESK_LOG")
+        .env_remove("MEMBERDESK_LOG_FORMAT")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = command.spawn().expect("run memberdesk");
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("still running after {limit:?}: {}", text(&out));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child.wait_with_output().unwrap(), started.elapsed())
+}
+
+/// The arguments of `createsuperuser` for `username`, the password read
+/// from stdin.
+pub(crate) fn createsuperuser(username: &str) -> [&str; 6] {
+    [
+        "createsuperuser",
+        "--username",
+        username,
+        "--email",
+        "boss@example.org",
+        "--password-stdin",
+    ]
 }
 
 pub(crate) fn text(out: &Output) -> String {
@@ -104,18 +163,8 @@ async fn instances_starting_together_on_a_new_database_all_come_up() {
 async fn createsuperuser_creates_once_and_refuses_duplicates_and_weak_passwords() {
     let db = TestDb::new().await;
     let create = |name: &str, password: &str| {
-        memberdesk(
-            &db.url,
-            &[
-                "createsuperuser",
-                "--username",
-                name,
-                "--email",
-                "boss@example.org",
-                "--password-stdin",
-            ],
-            Some(&format!("{password}\n")),
-        )
+        let stdin = format!("{password}\n");
+        memberdesk(&db.url, &createsuperuser(name), Some(&stdin))
     };
     let out = create("boss", PASSWORD);
     assert!(out.status.success(), "{}", text(&out));
@@ -149,27 +198,8 @@ async fn createsuperuser_creates_once_and_refuses_duplicates_and_weak_passwords(
 async fn createsuperuser_refuses_guessable_passwords() {
     let db = TestDb::new().await;
     let create = |password: &str, env: &[(&str, &str)]| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
-            .args([
-                "createsuperuser",
-                "--username",
-                "boss",
-                "--email",
-                "boss@example.org",
-                "--password-stdin",
-            ])
-            .env("DATABASE_URL", &db.url)
-            .env_remove("MEMBERDESK_PASSWORD")
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run memberdesk");
-        let mut input = child.stdin.take().unwrap();
-        input.write_all(format!("{password}\n").as_bytes()).unwrap();
-        drop(input);
-        child.wait_with_output().unwrap()
+        let stdin = format!("{password}\n");
+        memberdesk_with(&db.url, &createsuperuser("boss"), env, Some(&stdin))
     };
     for weak in [
         "Password123!",
@@ -199,13 +229,12 @@ async fn createsuperuser_refuses_guessable_passwords() {
 #[test]
 fn a_bad_trusted_proxies_setting_stops_startup_naming_it() {
     for bad in ["proxy.internal", "10.0.0.0/33", "10.0.0.1;10.0.0.2"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/memberdesk")
-            .env("MEMBERDESK_TRUSTED_PROXIES", bad)
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
+        let out = memberdesk_with(
+            "postgres://postgres@127.0.0.1:1/memberdesk",
+            &["serve", "--bind", "127.0.0.1:0"],
+            &[("MEMBERDESK_TRUSTED_PROXIES", bad)],
+            None,
+        );
         assert_clear_failure(&out, "memberdesk_trusted_proxies");
         assert!(
             text(&out).contains(bad),
@@ -280,18 +309,7 @@ async fn trace_logs_never_contain_passwords_hashes_or_tokens() {
     let db = TestDb::new().await;
     let server =
         LoggedServer::start(&db, &[], &[("MEMBERDESK_LOG", "trace"), ("NO_COLOR", "1")]).await;
-    let out = memberdesk(
-        &db.url,
-        &[
-            "createsuperuser",
-            "--username",
-            "boss",
-            "--email",
-            "b@example.org",
-            "--password-stdin",
-        ],
-        Some(PASSWORD),
-    );
+    let out = memberdesk(&db.url, &createsuperuser("boss"), Some(PASSWORD));
     assert!(out.status.success(), "{}", text(&out));
     let url = server.url.clone();
     let client = reqwest::Client::new();
@@ -437,13 +455,8 @@ async fn out_of_range_numbers_are_refused_not_panicked_on() {
         text(&out)
     );
     // So does a statement timeout past PostgreSQL's limit: refused by name.
-    let out = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
-        .args(["migrate"])
-        .env("DATABASE_URL", &db.url)
-        .env("MEMBERDESK_STATEMENT_TIMEOUT_SECONDS", "2147483647")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+    let too_long = [("MEMBERDESK_STATEMENT_TIMEOUT_SECONDS", "2147483647")];
+    let out = memberdesk_with(&db.url, &["migrate"], &too_long, None);
     assert_clear_failure(&out, "memberdesk_statement_timeout_seconds");
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use memberdesk::config::Settings;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, user_id};
+use crate::helpers::{Call, PASSWORD, TestApp, ids, user_id};
 
 /// The invariants every test here ends with.
 pub async fn assert_invariants(pool: &sqlx::PgPool) {
@@ -51,15 +51,12 @@ pub async fn assert_invariants(pool: &sqlx::PgPool) {
 async fn the_same_user_voting_twice_at_once_gets_exactly_one_vote() {
     let app = TestApp::spawn().await;
     let (_, root) = app.superuser("root").await;
-    let q = app
-        .ok(Some(&root), "mutation { createQuestion(text: \"Now?\", choices: [\"A\", \"B\"]) { choices { id } } }", json!({}))
-        .await;
-    let choices: Vec<Value> = q["createQuestion"]["choices"].as_array().unwrap().clone();
+    let q = app.create_question(&root, "Now?", &["A", "B"]).ok().await;
+    let choices = ids(&q["choices"]);
     app.user("voter", false, false).await;
     let token = app.login("voter", PASSWORD).await;
-    let vote = "mutation($c: ID!) { castVote(choiceId: $c) { id } }";
     let attempts: Vec<_> = (0..10)
-        .map(|i| app.gql(Some(&token), vote, json!({ "c": choices[i % 2]["id"] })))
+        .map(|i| app.vote(&token, &choices[i % 2]).send())
         .collect();
     let results = futures_util::future::join_all(attempts).await;
     let ok = results.iter().filter(|r| r.get("errors").is_none()).count();
@@ -106,12 +103,7 @@ async fn a_deactivation_on_one_server_blocks_the_token_on_another_at_once() {
         me(other_url.clone(), token.clone()).await["data"]["me"]["username"],
         "alice"
     );
-    app.ok(
-        Some(&root),
-        "mutation($id: ID!) { deactivateUser(id: $id) { sessionsRevoked } }",
-        json!({ "id": user_id(&alice) }),
-    )
-    .await;
+    app.deactivate(&root, &user_id(&alice)).ok().await;
     let after = me(other_url, token).await;
     assert_eq!(
         after["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
@@ -119,23 +111,97 @@ async fn a_deactivation_on_one_server_blocks_the_token_on_another_at_once() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_mixed_workload_keeps_every_invariant() {
-    let app = Arc::new(TestApp::spawn().await);
-    let (_, root) = app.superuser("root").await;
-    let (_, root2) = app.superuser("root2").await;
-    let q = app
+/// Member `m{i}` logs in, votes for `choice` and reads; a member removed
+/// meanwhile simply gets no token.
+async fn member_session(app: &TestApp, i: usize, choice: &str) {
+    let login =
+        "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token } }";
+    let resp = app
+        .gql(None, login, json!({ "u": format!("m{i}"), "p": PASSWORD }))
+        .await;
+    if let Some(token) = resp["data"]["login"]["token"].as_str() {
+        app.vote(token, choice).send().await;
+        let read = "{ me { username voteCount } questions { choices { voteCount } } }";
+        app.gql(Some(token), read, json!({})).await;
+    }
+}
+
+/// The `n`th lifecycle operation of the rotation an admin works through.
+fn lifecycle_operation<'a>(app: &'a TestApp, n: usize, token: &str, id: &str) -> Call<'a> {
+    match n % 5 {
+        0 => app.deactivate(token, id),
+        1 => app.reactivate(token, id).restore_access(),
+        2 => app.delete_user(token, id).policy("SET_NULL"),
+        3 => app.delete_user(token, id).policy("CASCADE"),
+        _ => app.anonymize(token, id),
+    }
+}
+
+/// An admin works through every member, starting the rotation at `offset`;
+/// `changes` counts the calls that changed something. Refusals may only be
+/// the ones a concurrent change explains.
+async fn admin_pass(
+    app: &TestApp,
+    token: &str,
+    members: &[String],
+    offset: usize,
+    changes: &AtomicI64,
+) {
+    for (n, member) in members.iter().enumerate() {
+        let call = lifecycle_operation(app, n + offset, token, member);
+        let field = call.field();
+        let resp = call.send().await;
+        if resp.get("errors").is_none() && !resp["data"][field].is_null() {
+            changes.fetch_add(1, Ordering::SeqCst);
+            continue;
+        }
+        let code = resp["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or("none");
+        // UNAUTHENTICATED: this admin lost the duel below.
+        let explained = [
+            "NOT_FOUND",
+            "ANONYMIZED",
+            "DELETE_PROTECTED",
+            "UNAUTHENTICATED",
+        ];
+        assert!(
+            explained.contains(&code),
+            "unexpected refusal {code}: {resp}"
+        );
+    }
+}
+
+/// The tallies shown through the API, summed.
+async fn shown_votes(app: &TestApp, token: &str) -> i64 {
+    let shown = app
         .ok(
-            Some(&root),
-            "mutation { createQuestion(text: \"Best day?\", choices: [\"Mon\", \"Fri\"]) { choices { id } } }",
+            Some(token),
+            "{ questions { choices { voteCount } } }",
             json!({}),
         )
         .await;
-    let choice = q["createQuestion"]["choices"][1]["id"].clone();
+    shown["questions"][0]["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["voteCount"].as_i64().unwrap())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_workload_keeps_every_invariant() {
+    let app = Arc::new(TestApp::spawn().await);
+    let (root_row, root) = app.superuser("root").await;
+    let (root2_row, root2) = app.superuser("root2").await;
+    let q = app
+        .create_question(&root, "Best day?", &["Mon", "Fri"])
+        .ok()
+        .await;
+    let choice = ids(&q["choices"])[1].clone();
     let mut members = Vec::new();
     for i in 0..12 {
-        let user = app.user(&format!("m{i}"), false, false).await;
-        members.push(json!(user_id(&user)));
+        members.push(user_id(&app.user(&format!("m{i}"), false, false).await));
     }
     let changes = Arc::new(AtomicI64::new(0));
     let mut tasks = Vec::new();
@@ -143,77 +209,20 @@ async fn a_mixed_workload_keeps_every_invariant() {
     for i in 0..12 {
         let (app, choice) = (app.clone(), choice.clone());
         tasks.push(tokio::spawn(async move {
-            let login = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token } }";
-            let resp = app.gql(None, login, json!({ "u": format!("m{i}"), "p": PASSWORD })).await;
-            if let Some(token) = resp["data"]["login"]["token"].as_str() {
-                app.gql(Some(token), "mutation($c: ID!) { castVote(choiceId: $c) { id } }", json!({ "c": choice })).await;
-                app.gql(Some(token), "{ me { username voteCount } questions { choices { voteCount } } }", json!({})).await;
-            }
+            member_session(&app, i, &choice).await
         }));
     }
     // Two admins working through the members at the same time.
-    let operations = [
-        (
-            "mutation($id: ID!) { deactivateUser(id: $id) { sessionsRevoked } }",
-            "deactivateUser",
-        ),
-        (
-            "mutation($id: ID!) { reactivateUser(id: $id, restoreAccess: true) { staffRestored } }",
-            "reactivateUser",
-        ),
-        (
-            "mutation($id: ID!) { deleteUser(id: $id, policy: SET_NULL) { deleted } }",
-            "deleteUser",
-        ),
-        (
-            "mutation($id: ID!) { deleteUser(id: $id, policy: CASCADE) { deleted } }",
-            "deleteUser",
-        ),
-        (
-            "mutation($id: ID!) { anonymizeUser(id: $id) { sessionsRevoked } }",
-            "anonymizeUser",
-        ),
-    ];
-    for (admin, token) in [(0, root.clone()), (1, root2.clone())] {
+    for (offset, token) in [(0, root.clone()), (1, root2.clone())] {
         let (app, members, changes) = (app.clone(), members.clone(), changes.clone());
         tasks.push(tokio::spawn(async move {
-            for (n, member) in members.iter().enumerate() {
-                let (query, field) = operations[(n + admin) % operations.len()];
-                let resp = app.gql(Some(&token), query, json!({ "id": member })).await;
-                if resp.get("errors").is_none() && !resp["data"][field].is_null() {
-                    changes.fetch_add(1, Ordering::SeqCst);
-                } else {
-                    let code = resp["errors"][0]["extensions"]["code"]
-                        .as_str()
-                        .unwrap_or("none")
-                        .to_owned();
-                    assert!(
-                        // UNAUTHENTICATED: this admin lost the duel below.
-                        [
-                            "NOT_FOUND",
-                            "ANONYMIZED",
-                            "DELETE_PROTECTED",
-                            "UNAUTHENTICATED"
-                        ]
-                        .contains(&code.as_str()),
-                        "unexpected refusal {code}: {resp}"
-                    );
-                }
-            }
+            admin_pass(&app, &token, &members, offset, &changes).await
         }));
     }
     // The two admins also try to take each other out.
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM users WHERE username IN ('root', 'root2') ORDER BY username",
-    )
-    .fetch_all(app.pool())
-    .await
-    .unwrap();
-    let deactivate = "mutation($id: ID!) { deactivateUser(id: $id) { sessionsRevoked } }";
-    let enc = |id: i64| memberdesk::ids::encode(memberdesk::ids::Kind::User, id);
     let (a, b) = tokio::join!(
-        app.gql(Some(&root), deactivate, json!({ "id": enc(ids[1]) })),
-        app.gql(Some(&root2), deactivate, json!({ "id": enc(ids[0]) })),
+        app.deactivate(&root, &user_id(&root2_row)).send(),
+        app.deactivate(&root2, &user_id(&root_row)).send(),
     );
     for task in tasks {
         task.await.unwrap();
@@ -239,23 +248,11 @@ async fn a_mixed_workload_keeps_every_invariant() {
     .unwrap();
     let counted = changes.load(Ordering::SeqCst) + duel_wins as i64;
     assert!(audited <= counted, "audited {audited} > changes {counted}");
-    let tallies: i64 = sqlx::query_scalar("SELECT count(*) FROM votes")
-        .fetch_one(app.pool())
-        .await
-        .unwrap();
+    let tallies = app.count("SELECT count(*) FROM votes").await;
     let (_, auditor) = app.superuser("auditor").await;
-    let shown = app
-        .ok(
-            Some(&auditor),
-            "{ questions { choices { voteCount } } }",
-            json!({}),
-        )
-        .await;
-    let shown: i64 = shown["questions"][0]["choices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["voteCount"].as_i64().unwrap())
-        .sum();
-    assert_eq!(shown, tallies, "tallies equal the votes");
+    assert_eq!(
+        shown_votes(&app, &auditor).await,
+        tallies,
+        "tallies equal the votes"
+    );
 }

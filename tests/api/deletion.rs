@@ -4,30 +4,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::helpers::{PASSWORD, TestApp, TestDb, snapshot, user_id};
-use memberdesk::domain::deletion::{Effect, RELATIONS};
+use crate::helpers::{Call, PASSWORD, TestApp, TestDb, ids, snapshot, user_id};
+use memberdesk::domain::deletion::{DeletePolicy, Effect, RELATIONS};
 use memberdesk::store::users::UserRow;
 use serde_json::{Value, json};
 use sqlx::AssertSqlSafe;
 
-const DELETE: &str = "mutation($id: ID!, $p: DeletePolicy!, $dry: Boolean!, $t: String) {
-    deleteUser(id: $id, policy: $p, dryRun: $dry, planToken: $t, reason: \"test\") {
-        deleted
-        plan { user { username } policy allowed token
-               protected { relation count } deleted { relation count } detached { relation count } }
-    } }";
-
-const PLAN: &str = "query($id: ID!, $p: DeletePolicy!) {
-    deletionPlan(userId: $id, policy: $p) {
-        user { username } policy allowed token
-        protected { relation count } deleted { relation count } detached { relation count }
-    } }";
-
 const TALLIES: &str = "{ questions { id text createdBy { username } choices { id voteCount } } }";
-
-fn vars(id: &str, policy: &str, dry: bool, token: Option<&str>) -> Value {
-    json!({ "id": id, "p": policy, "dry": dry, "t": token })
-}
 
 /// `[{relation, count}]` as a map, to compare regardless of order.
 fn counts(list: &Value) -> BTreeMap<String, i64> {
@@ -43,6 +26,11 @@ fn counts(list: &Value) -> BTreeMap<String, i64> {
         .collect()
 }
 
+/// `deleteUser` of `id` under `policy`, with the reason the audit checks expect.
+fn delete<'a>(app: &'a TestApp, token: &str, id: &str, policy: &str) -> Call<'a> {
+    app.delete_user(token, id).policy(policy).reason("test")
+}
+
 /// A victim with contributions and every kind of reference, among others.
 struct Scene {
     app: TestApp,
@@ -54,31 +42,6 @@ struct Scene {
     choices: Vec<Vec<String>>,
 }
 
-async fn create_question(app: &TestApp, token: &str, text: &str) -> Vec<String> {
-    let data = app
-        .ok(
-            Some(token),
-            "mutation($t: String!) { createQuestion(text: $t, choices: [\"a\", \"b\", \"c\"]) { id choices { id } } }",
-            json!({ "t": text }),
-        )
-        .await;
-    data["createQuestion"]["choices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-async fn vote(app: &TestApp, token: &str, choice: &str) {
-    app.ok(
-        Some(token),
-        "mutation($c: ID!) { castVote(choiceId: $c) { id } }",
-        json!({ "c": choice }),
-    )
-    .await;
-}
-
 async fn scene() -> Scene {
     let app = TestApp::spawn().await;
     let (_, root_token) = app.superuser("root").await;
@@ -86,45 +49,41 @@ async fn scene() -> Scene {
     let alice = app.user("alice", false, false).await;
     app.user("bob", false, false).await;
     // Audit entries naming the victim as target, by root.
-    app.ok(
-        Some(&root_token),
-        "mutation($u: ID!) { grantPermission(userId: $u, permission: \"polls.add_question\") { id } }",
-        json!({ "u": user_id(&victim) }),
-    )
-    .await;
+    app.grant(&root_token, &user_id(&victim), "polls.add_question")
+        .ok()
+        .await;
     let group = app
-        .ok(
-            Some(&root_token),
-            "mutation { createGroup(name: \"Voters\", permissions: [\"polls.view_vote\"]) { id } }",
-            json!({}),
-        )
-        .await["createGroup"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    app.ok(
-        Some(&root_token),
-        "mutation($u: ID!, $g: ID!) { addUserToGroup(userId: $u, groupId: $g) { id } }",
-        json!({ "u": user_id(&victim), "g": group }),
+        .create_group(&root_token, "Voters", &["polls.view_vote"])
+        .ok()
+        .await;
+    app.add_to_group(
+        &root_token,
+        &user_id(&victim),
+        group["id"].as_str().unwrap(),
     )
+    .ok()
     .await;
     let victim_token = app.login("victim", PASSWORD).await;
     let alice_token = app.login("alice", PASSWORD).await;
     let bob_token = app.login("bob", PASSWORD).await;
+    let ask = |token: &str, text: &str| {
+        let call = app.create_question(token, text, &["a", "b", "c"]);
+        async move { ids(&call.ok().await["choices"]) }
+    };
     let mut choices = Vec::new();
     for text in ["Q1", "Q2", "Q3"] {
-        choices.push(create_question(&app, &root_token, text).await);
+        choices.push(ask(&root_token, text).await);
     }
     // The victim acts (QUESTION_CREATED names them as actor).
-    choices.push(create_question(&app, &victim_token, "Victim's question").await);
-    for (q, c) in [(0, 0), (1, 1), (2, 2)] {
-        vote(&app, &victim_token, &choices[q][c]).await;
-    }
-    for (q, c) in [(0, 0), (1, 0), (2, 0)] {
-        vote(&app, &alice_token, &choices[q][c]).await;
-    }
-    for (q, c) in [(0, 1), (1, 1), (3, 0)] {
-        vote(&app, &bob_token, &choices[q][c]).await;
+    choices.push(ask(&victim_token, "Victim's question").await);
+    for (token, picks) in [
+        (&victim_token, [(0, 0), (1, 1), (2, 2)]),
+        (&alice_token, [(0, 0), (1, 0), (2, 0)]),
+        (&bob_token, [(0, 1), (1, 1), (3, 0)]),
+    ] {
+        for (q, c) in picks {
+            app.vote(token, &choices[q][c]).ok().await;
+        }
     }
     Scene {
         app,
@@ -139,6 +98,25 @@ async fn scene() -> Scene {
 impl Scene {
     fn victim_id(&self) -> String {
         user_id(&self.victim)
+    }
+
+    /// Root deletes the victim under `policy`.
+    fn delete(&self, policy: &str) -> Call<'_> {
+        delete(&self.app, &self.root_token, &self.victim_id(), policy)
+    }
+
+    /// Root previews the victim's deletion under `policy`.
+    fn plan(&self, policy: &str) -> Call<'_> {
+        self.app
+            .deletion_plan(&self.root_token, &self.victim_id())
+            .policy(policy)
+    }
+
+    /// The victim's plan token under `policy`.
+    async fn plan_token(&self, policy: &str) -> String {
+        self.app
+            .plan_token(&self.root_token, &self.victim_id(), policy)
+            .await
     }
 
     /// choice id -> voteCount, through the API.
@@ -207,6 +185,15 @@ impl Scene {
         .await
         .unwrap()
     }
+
+    /// Audit entries naming the victim as actor or target.
+    async fn entries_about_victim(&self) -> i64 {
+        self.scalar(
+            "SELECT count(*) FROM audit_entries WHERE actor_id = $1 OR target_user_id = $1",
+            self.victim.id,
+        )
+        .await
+    }
 }
 
 /// What PostgreSQL says references users must be exactly what the registry covers.
@@ -246,14 +233,7 @@ async fn registry_covers_every_foreign_key_to_users() {
 async fn protect_refuses_with_the_contributions_and_changes_nothing() {
     let s = scene().await;
     let before = snapshot(s.app.pool()).await;
-    let resp = s
-        .app
-        .gql(
-            Some(&s.root_token),
-            DELETE,
-            vars(&s.victim_id(), "PROTECT", false, None),
-        )
-        .await;
+    let resp = s.delete("PROTECT").send().await;
     let err = &resp["errors"][0];
     assert_eq!(err["extensions"]["code"], "DELETE_PROTECTED", "{resp:#}");
     assert_eq!(
@@ -262,27 +242,17 @@ async fn protect_refuses_with_the_contributions_and_changes_nothing() {
         "{resp:#}"
     );
     // PROTECT is the default.
-    let code = s
-        .app
-        .err_code(
-            Some(&s.root_token),
-            "mutation($id: ID!) { deleteUser(id: $id) { deleted } }",
-            json!({ "id": s.victim_id() }),
-        )
+    s.app
+        .delete_user(&s.root_token, &s.victim_id())
+        .refused("DELETE_PROTECTED")
         .await;
-    assert_eq!(code, "DELETE_PROTECTED");
     assert_eq!(snapshot(s.app.pool()).await, before, "nothing changed");
     // A user without contributions is deleted under PROTECT.
     let carol = s.app.user("carol", false, false).await;
-    let data = s
-        .app
-        .ok(
-            Some(&s.root_token),
-            DELETE,
-            vars(&user_id(&carol), "PROTECT", false, None),
-        )
+    let done = delete(&s.app, &s.root_token, &user_id(&carol), "PROTECT")
+        .ok()
         .await;
-    assert_eq!(data["deleteUser"]["deleted"], true);
+    assert_eq!(done["deleted"], true);
     assert_eq!(
         s.scalar("SELECT count(*) FROM users WHERE id = $1", carol.id)
             .await,
@@ -303,60 +273,21 @@ async fn dry_run_and_deletion_plan_count_and_change_nothing() {
     assert!(refs["auditEntriesAsTarget"] >= 2, "{refs:?}");
     let before = snapshot(s.app.pool()).await;
     for (policy, effect_of) in [
-        (
-            "PROTECT",
-            memberdesk::domain::deletion::DeletePolicy::Protect,
-        ),
-        (
-            "SET_NULL",
-            memberdesk::domain::deletion::DeletePolicy::SetNull,
-        ),
-        (
-            "CASCADE",
-            memberdesk::domain::deletion::DeletePolicy::Cascade,
-        ),
+        ("PROTECT", DeletePolicy::Protect),
+        ("SET_NULL", DeletePolicy::SetNull),
+        ("CASCADE", DeletePolicy::Cascade),
     ] {
-        let dry = s
-            .app
-            .ok(
-                Some(&s.root_token),
-                DELETE,
-                vars(&s.victim_id(), policy, true, None),
-            )
-            .await;
-        assert_eq!(dry["deleteUser"]["deleted"], false, "{policy}");
-        let plan = &dry["deleteUser"]["plan"];
-        let query = s
-            .app
-            .ok(
-                Some(&s.root_token),
-                PLAN,
-                json!({ "id": s.victim_id(), "p": policy }),
-            )
-            .await;
+        let dry = s.delete(policy).dry_run(true).ok().await;
+        assert_eq!(dry["deleted"], false, "{policy}");
+        let plan = &dry["plan"];
         assert_eq!(
-            &query["deletionPlan"], plan,
+            &s.plan(policy).ok().await,
+            plan,
             "{policy}: deletionPlan and dryRun show the same plan"
         );
         assert_eq!(plan["policy"], policy);
         assert_eq!(plan["user"]["username"], "victim");
-        let (mut protected, mut deleted, mut detached) =
-            (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
-        for r in RELATIONS {
-            let n = refs[r.name];
-            match r.effect(effect_of) {
-                Effect::Protect if n > 0 => {
-                    protected.insert(r.name.to_owned(), n);
-                }
-                Effect::Protect => {}
-                Effect::Delete => {
-                    deleted.insert(r.name.to_owned(), n);
-                }
-                Effect::Detach => {
-                    detached.insert(r.name.to_owned(), n);
-                }
-            }
-        }
+        let [protected, deleted, detached] = expected_plan(&refs, effect_of);
         assert_eq!(counts(&plan["protected"]), protected, "{policy}");
         assert_eq!(counts(&plan["deleted"]), deleted, "{policy}");
         assert_eq!(counts(&plan["detached"]), detached, "{policy}");
@@ -383,6 +314,29 @@ async fn dry_run_and_deletion_plan_count_and_change_nothing() {
     }
 }
 
+/// The (protected, deleted, detached) counts the registry predicts under
+/// `policy` for these references.
+fn expected_plan(refs: &BTreeMap<String, i64>, policy: DeletePolicy) -> [BTreeMap<String, i64>; 3] {
+    let (mut protected, mut deleted, mut detached) =
+        (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    for r in RELATIONS {
+        let n = refs[r.name];
+        match r.effect(policy) {
+            Effect::Protect if n > 0 => {
+                protected.insert(r.name.to_owned(), n);
+            }
+            Effect::Protect => {}
+            Effect::Delete => {
+                deleted.insert(r.name.to_owned(), n);
+            }
+            Effect::Detach => {
+                detached.insert(r.name.to_owned(), n);
+            }
+        }
+    }
+    [protected, deleted, detached]
+}
+
 /// Measures the effect of a real deletion on every relation and checks it
 /// against the plan the deletion returned.
 async fn delete_and_check_plan(s: &Scene, policy: &str) -> Value {
@@ -406,16 +360,9 @@ async fn delete_and_check_plan(s: &Scene, policy: &str) -> Value {
             nulls.insert(r.name, s.scalar(&null, i64::MAX).await);
         }
     }
-    let data = s
-        .app
-        .ok(
-            Some(&s.root_token),
-            DELETE,
-            vars(&s.victim_id(), policy, false, None),
-        )
-        .await;
-    assert_eq!(data["deleteUser"]["deleted"], true);
-    let plan = data["deleteUser"]["plan"].clone();
+    let done = s.delete(policy).ok().await;
+    assert_eq!(done["deleted"], true);
+    let plan = done["plan"].clone();
     assert_eq!(counts(&plan["protected"]), BTreeMap::new());
     let deleted = counts(&plan["deleted"]);
     let detached = counts(&plan["detached"]);
@@ -505,18 +452,12 @@ async fn check_audit_kept(s: &Scene, entries_before: i64) {
     assert_eq!(deleted.len(), 1, "{about:?}");
     assert_eq!(deleted[0].1.as_deref(), Some("root"));
     // And through the API.
-    let data = s
+    let entries = s
         .app
-        .ok(
-            Some(&s.root_token),
-            "{ auditLog(filter: {action: USER_DELETED}, first: 10) { edges { node {
-                action actorUsername actor { username } targetUser { id } targetRepr reason } } } }",
-            json!({}),
-        )
+        .audit_entries(&s.root_token, json!({ "action": "USER_DELETED" }))
         .await;
-    let edges = data["auditLog"]["edges"].as_array().unwrap();
-    assert_eq!(edges.len(), 1, "{data:#}");
-    let node = &edges[0]["node"];
+    assert_eq!(entries.len(), 1, "{entries:#?}");
+    let node = &entries[0];
     assert_eq!(node["actorUsername"], "root");
     assert_eq!(node["actor"]["username"], "root");
     assert_eq!(node["targetUser"], Value::Null);
@@ -548,12 +489,7 @@ async fn set_null_keeps_contributions_detached() {
     for e in data["votes"]["edges"].as_array().unwrap() {
         assert_eq!(e["node"]["voterName"], "victim");
     }
-    let entries_before = s
-        .scalar(
-            "SELECT count(*) FROM audit_entries WHERE actor_id = $1 OR target_user_id = $1",
-            s.victim.id,
-        )
-        .await;
+    let entries_before = s.entries_about_victim().await;
 
     delete_and_check_plan(&s, "SET_NULL").await;
 
@@ -582,9 +518,7 @@ async fn set_null_keeps_contributions_detached() {
     }
     // The victim's token no longer works.
     assert_eq!(
-        s.app
-            .err_code(Some(&s.victim_token), "{ me { username } }", json!({}))
-            .await,
+        s.app.me(&s.victim_token).await.unwrap_err(),
         "UNAUTHENTICATED"
     );
     check_audit_kept(&s, entries_before).await;
@@ -606,12 +540,7 @@ async fn cascade_deletes_votes_and_detaches_questions() {
         *tallies.get_mut(&s.choices[q][c]).unwrap() -= 1;
     }
     let questions_before = s.app.count("SELECT count(*) FROM questions").await;
-    let entries_before = s
-        .scalar(
-            "SELECT count(*) FROM audit_entries WHERE actor_id = $1 OR target_user_id = $1",
-            s.victim.id,
-        )
-        .await;
+    let entries_before = s.entries_about_victim().await;
 
     let plan = delete_and_check_plan(&s, "CASCADE").await;
     assert_eq!(counts(&plan["deleted"])["votes"], 3);
@@ -643,79 +572,40 @@ async fn cascade_deletes_votes_and_detaches_questions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_token_refuses_a_changed_plan() {
     let s = scene().await;
-    let plan = |policy: &'static str| {
-        let s = &s;
-        async move {
-            s.app
-                .ok(
-                    Some(&s.root_token),
-                    PLAN,
-                    json!({ "id": s.victim_id(), "p": policy }),
-                )
-                .await["deletionPlan"]["token"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        }
-    };
-    let old = plan("SET_NULL").await;
-    assert_eq!(plan("SET_NULL").await, old, "the token is stable");
-    assert_ne!(plan("CASCADE").await, old, "the token covers the policy");
+    let old = s.plan_token("SET_NULL").await;
+    assert_eq!(s.plan_token("SET_NULL").await, old, "the token is stable");
+    assert_ne!(
+        s.plan_token("CASCADE").await,
+        old,
+        "the token covers the policy"
+    );
     // A token for another policy does not fit: a wrong argument, not a
     // change of the data (tests/api/first_hour.rs has the messages).
-    let before = snapshot(s.app.pool()).await;
-    let cascade = plan("CASCADE").await;
-    assert_eq!(
-        s.app
-            .err_code(
-                Some(&s.root_token),
-                DELETE,
-                vars(&s.victim_id(), "SET_NULL", false, Some(&cascade)),
-            )
-            .await,
-        "INVALID_INPUT"
-    );
-    assert_eq!(snapshot(s.app.pool()).await, before);
+    let cascade = s.plan_token("CASCADE").await;
+    s.delete("SET_NULL")
+        .plan_token(&cascade)
+        .refused("INVALID_INPUT")
+        .await;
 
     // The victim votes once more: the plan no longer matches.
-    vote(&s.app, &s.victim_token, &s.choices[3][1]).await;
-    let before = snapshot(s.app.pool()).await;
-    assert_eq!(
-        s.app
-            .err_code(
-                Some(&s.root_token),
-                DELETE,
-                vars(&s.victim_id(), "SET_NULL", false, Some(&old)),
-            )
-            .await,
-        "PLAN_CHANGED"
-    );
-    // A dry run with the stale token says so too.
-    assert_eq!(
-        s.app
-            .err_code(
-                Some(&s.root_token),
-                DELETE,
-                vars(&s.victim_id(), "SET_NULL", true, Some(&old)),
-            )
-            .await,
-        "PLAN_CHANGED"
-    );
-    assert_eq!(snapshot(s.app.pool()).await, before, "nothing changed");
-
-    let new = plan("SET_NULL").await;
-    assert_ne!(new, old);
-    let data = s
-        .app
-        .ok(
-            Some(&s.root_token),
-            DELETE,
-            vars(&s.victim_id(), "SET_NULL", false, Some(&new)),
-        )
+    s.app.vote(&s.victim_token, &s.choices[3][1]).ok().await;
+    s.delete("SET_NULL")
+        .plan_token(&old)
+        .refused("PLAN_CHANGED")
         .await;
-    assert_eq!(data["deleteUser"]["deleted"], true);
-    assert_eq!(data["deleteUser"]["plan"]["token"], new.as_str());
-    assert_eq!(counts(&data["deleteUser"]["plan"]["detached"])["votes"], 4);
+    // A dry run with the stale token says so too.
+    s.delete("SET_NULL")
+        .dry_run(true)
+        .plan_token(&old)
+        .refused("PLAN_CHANGED")
+        .await;
+
+    let new = s.plan_token("SET_NULL").await;
+    assert_ne!(new, old);
+    let done = s.delete("SET_NULL").plan_token(&new).ok().await;
+    assert_eq!(done["deleted"], true);
+    assert_eq!(done["plan"]["token"], new.as_str());
+    assert_eq!(counts(&done["plan"]["detached"])["votes"], 4);
     assert_eq!(
         s.app
             .count("SELECT count(*) FROM votes WHERE user_id IS NULL")
@@ -724,65 +614,92 @@ async fn plan_token_refuses_a_changed_plan() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn guards_and_rules_refuse_and_change_nothing() {
+/// Two superusers, staff with and without `auth.delete_user`, a plain
+/// member and a plain target.
+struct Staff {
+    app: TestApp,
+    a: UserRow,
+    a_token: String,
+    b: UserRow,
+    deleter: UserRow,
+    deleter_token: String,
+    changer_token: String,
+    plain_token: String,
+    target: UserRow,
+}
+
+async fn staff() -> Staff {
     let app = TestApp::spawn().await;
     let (a, a_token) = app.superuser("super-a").await;
     let (b, _) = app.superuser("super-b").await;
-    let (changer, changer_token) = app.staff_with("changer", &["auth.change_user"]).await;
+    let (_, changer_token) = app.staff_with("changer", &["auth.change_user"]).await;
     let (deleter, deleter_token) = app
         .staff_with("deleter", &["auth.delete_user", "auth.view_user"])
         .await;
     app.user("plain", false, false).await;
     let plain_token = app.login("plain", PASSWORD).await;
     let target = app.user("target", false, false).await;
+    Staff {
+        app,
+        a,
+        a_token,
+        b,
+        deleter,
+        deleter_token,
+        changer_token,
+        plain_token,
+        target,
+    }
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_and_plan_are_refused_to_whoever_may_not_and_change_nothing() {
+    let st = staff().await;
+    let app = &st.app;
     let refusals: Vec<(&str, Option<&str>, &UserRow, &str)> = vec![
-        ("anonymous", None, &target, "UNAUTHENTICATED"),
-        ("non-staff", Some(&plain_token), &target, "FORBIDDEN"),
+        ("anonymous", None, &st.target, "UNAUTHENTICATED"),
+        ("non-staff", Some(&st.plain_token), &st.target, "FORBIDDEN"),
         (
             "no auth.delete_user",
-            Some(&changer_token),
-            &target,
+            Some(&st.changer_token),
+            &st.target,
             "FORBIDDEN",
         ),
         (
             "staff on a superuser",
-            Some(&deleter_token),
-            &a,
+            Some(&st.deleter_token),
+            &st.a,
             "FORBIDDEN",
         ),
-        ("self, staff", Some(&deleter_token), &deleter, "SELF_ACTION"),
-        ("self, superuser", Some(&a_token), &a, "SELF_ACTION"),
+        (
+            "self, staff",
+            Some(&st.deleter_token),
+            &st.deleter,
+            "SELF_ACTION",
+        ),
+        ("self, superuser", Some(&st.a_token), &st.a, "SELF_ACTION"),
     ];
     let before = snapshot(app.pool()).await;
-    for (case, token, who, code) in &refusals {
+    for (case, token, who, code) in refusals {
         for policy in ["PROTECT", "SET_NULL", "CASCADE"] {
             for dry in [false, true] {
+                let call = app.delete_user(token, &user_id(who)).policy(policy);
                 assert_eq!(
-                    &app.err_code(*token, DELETE, vars(&user_id(who), policy, dry, None))
-                        .await,
+                    call.dry_run(dry).reason("test").err_code().await,
                     code,
                     "{case}: deleteUser {policy} dryRun={dry}"
                 );
             }
-            assert_eq!(
-                &app.err_code(*token, PLAN, json!({ "id": user_id(who), "p": policy }))
-                    .await,
-                code,
-                "{case}: deletionPlan {policy}"
-            );
+            let call = app.deletion_plan(token, &user_id(who)).policy(policy);
+            assert_eq!(call.err_code().await, code, "{case}: deletionPlan {policy}");
         }
     }
     // An id that names nothing.
     let nobody = memberdesk::ids::encode(memberdesk::ids::Kind::User, 987_654);
     assert_eq!(
-        app.err_code(
-            Some(&a_token),
-            DELETE,
-            vars(&nobody, "SET_NULL", false, None)
-        )
-        .await,
+        delete(app, &st.a_token, &nobody, "SET_NULL")
+            .err_code()
+            .await,
         "NOT_FOUND"
     );
     assert_eq!(
@@ -790,66 +707,50 @@ async fn guards_and_rules_refuse_and_change_nothing() {
         before,
         "no refusal changed anything"
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_superuser_can_neither_delete_themselves_nor_be_deleted_by_staff() {
+    let st = staff().await;
+    let app = &st.app;
     // A superuser deletes another; then the last one cannot delete themselves.
-    let data = app
-        .ok(
-            Some(&a_token),
-            DELETE,
-            vars(&user_id(&b), "SET_NULL", false, None),
-        )
+    let done = delete(app, &st.a_token, &user_id(&st.b), "SET_NULL")
+        .ok()
         .await;
-    assert_eq!(data["deleteUser"]["deleted"], true);
-    let before = snapshot(app.pool()).await;
-    assert_eq!(
-        app.err_code(
-            Some(&a_token),
-            DELETE,
-            vars(&user_id(&a), "SET_NULL", false, None)
-        )
-        .await,
-        "SELF_ACTION"
-    );
+    assert_eq!(done["deleted"], true);
+    delete(app, &st.a_token, &user_id(&st.a), "SET_NULL")
+        .refused("SELF_ACTION")
+        .await;
     // Staff with auth.delete_user still cannot touch the last superuser.
-    assert_eq!(
-        app.err_code(
-            Some(&deleter_token),
-            DELETE,
-            vars(&user_id(&a), "SET_NULL", false, None)
-        )
-        .await,
-        "FORBIDDEN"
-    );
-    assert_eq!(snapshot(app.pool()).await, before);
+    delete(app, &st.deleter_token, &user_id(&st.a), "SET_NULL")
+        .refused("FORBIDDEN")
+        .await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inactive_superuser_is_deleted_and_staff_delete_plain_users() {
+    let st = staff().await;
+    let app = &st.app;
+    delete(app, &st.a_token, &user_id(&st.b), "SET_NULL")
+        .ok()
+        .await;
     // An inactive superuser is no active superuser: deleting it leaves `a`.
     let c = app.user("super-c", true, true).await;
-    sqlx::query("UPDATE users SET is_active = false WHERE id = $1")
-        .bind(c.id)
-        .execute(app.pool())
-        .await
-        .unwrap();
-    app.ok(
-        Some(&a_token),
-        DELETE,
-        vars(&user_id(&c), "SET_NULL", false, None),
-    )
-    .await;
-    // Staff with the permission deletes a plain user.
-    let data = app
-        .ok(
-            Some(&deleter_token),
-            DELETE,
-            vars(&user_id(&target), "PROTECT", false, None),
-        )
+    app.execute("UPDATE users SET is_active = false WHERE id = $1", c.id)
         .await;
-    assert_eq!(data["deleteUser"]["deleted"], true);
+    delete(app, &st.a_token, &user_id(&c), "SET_NULL")
+        .ok()
+        .await;
+    // Staff with the permission deletes a plain user.
+    let done = delete(app, &st.deleter_token, &user_id(&st.target), "PROTECT")
+        .ok()
+        .await;
+    assert_eq!(done["deleted"], true);
     assert_eq!(
         app.count("SELECT count(*) FROM users WHERE is_active AND is_superuser")
             .await,
         1
     );
-    let _ = changer;
 }
 
 /// Two superusers remove each other at the same moment, round after round
@@ -858,7 +759,6 @@ async fn guards_and_rules_refuse_and_change_nothing() {
 /// must also be refused with the contract's code (`LAST_SUPERUSER`, or
 /// `UNAUTHENTICATED` when its own session went first).
 async fn superuser_race(strict: bool) {
-    const DEACTIVATE: &str = "mutation($id: ID!) { deactivateUser(id: $id) { user { isActive } } }";
     let app = TestApp::spawn().await;
     let started = std::time::Instant::now();
     let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
@@ -871,25 +771,11 @@ async fn superuser_race(strict: bool) {
         let (a, a_token) = app.superuser(&format!("a{round}")).await;
         let (b, b_token) = app.superuser(&format!("b{round}")).await;
         let deleting = round % 2 == 1;
-        let (ra, rb) = if deleting {
-            tokio::join!(
-                app.gql(
-                    Some(&a_token),
-                    DELETE,
-                    vars(&user_id(&b), "SET_NULL", false, None)
-                ),
-                app.gql(
-                    Some(&b_token),
-                    DELETE,
-                    vars(&user_id(&a), "SET_NULL", false, None)
-                ),
-            )
-        } else {
-            tokio::join!(
-                app.gql(Some(&a_token), DEACTIVATE, json!({ "id": user_id(&b) })),
-                app.gql(Some(&b_token), DEACTIVATE, json!({ "id": user_id(&a) })),
-            )
+        let remove = |token: &str, whom: &UserRow| match deleting {
+            true => delete(&app, token, &user_id(whom), "SET_NULL"),
+            false => app.deactivate(token, &user_id(whom)),
         };
+        let (ra, rb) = tokio::join!(remove(&a_token, &b).send(), remove(&b_token, &a).send());
         let what = if deleting { "delete" } else { "deactivate" };
         let outcome = |r: &Value| match r.get("errors") {
             None => "ok".to_owned(),
@@ -933,7 +819,6 @@ async fn concurrent_removal_never_leaves_no_superuser() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-
 async fn concurrent_removal_refuses_the_loser_with_last_superuser() {
     superuser_race(true).await;
 }
@@ -941,18 +826,13 @@ async fn concurrent_removal_refuses_the_loser_with_last_superuser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_anonymized_user_can_be_deleted() {
     let s = scene().await;
-    let data = s
+    let done = s
         .app
-        .ok(
-            Some(&s.root_token),
-            "mutation($id: ID!) { anonymizeUser(id: $id, reason: \"erasure\") { user { username } } }",
-            json!({ "id": s.victim_id() }),
-        )
+        .anonymize(&s.root_token, &s.victim_id())
+        .reason("erasure")
+        .ok()
         .await;
-    let pseudonym = data["anonymizeUser"]["user"]["username"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let pseudonym = done["user"]["username"].as_str().unwrap().to_owned();
     assert!(pseudonym.starts_with("deleted-user-"), "{pseudonym}");
     let data = s
         .app
@@ -968,31 +848,10 @@ async fn an_anonymized_user_can_be_deleted() {
     }
     let tallies = s.tallies().await;
     // PROTECT still protects the contributions.
-    let before = snapshot(s.app.pool()).await;
-    assert_eq!(
-        s.app
-            .err_code(
-                Some(&s.root_token),
-                DELETE,
-                vars(&s.victim_id(), "PROTECT", false, None)
-            )
-            .await,
-        "DELETE_PROTECTED"
-    );
-    assert_eq!(snapshot(s.app.pool()).await, before);
-    let data = s
-        .app
-        .ok(
-            Some(&s.root_token),
-            DELETE,
-            vars(&s.victim_id(), "SET_NULL", false, None),
-        )
-        .await;
-    assert_eq!(data["deleteUser"]["deleted"], true);
-    assert_eq!(
-        data["deleteUser"]["plan"]["user"]["username"],
-        pseudonym.as_str()
-    );
+    s.delete("PROTECT").refused("DELETE_PROTECTED").await;
+    let done = s.delete("SET_NULL").ok().await;
+    assert_eq!(done["deleted"], true);
+    assert_eq!(done["plan"]["user"]["username"], pseudonym.as_str());
     assert_eq!(
         s.scalar("SELECT count(*) FROM users WHERE id = $1", s.victim.id)
             .await,

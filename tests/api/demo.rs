@@ -5,16 +5,15 @@
 //! (`MEMBERDESK_PLAYGROUND`, `MEMBERDESK_INTROSPECTION`,
 //! `MEMBERDESK_METRICS_BIND`), over HTTP.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use memberdesk::config::{Settings, Switch};
 use memberdesk::domain::{Actor, accounts};
 use secrecy::SecretString;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::cli::{memberdesk, text};
-use crate::helpers::{PASSWORD, TestApp, TestDb, snapshot};
+use crate::cli::{memberdesk, memberdesk_within, text};
+use crate::helpers::{Call, PASSWORD, TestApp, TestDb, snapshot};
 
 const DEMO_PASSWORD: &str = "memberdesk-demo";
 
@@ -36,25 +35,8 @@ async fn real_user(db: &TestDb, username: &str) {
 /// `serve` with `args`, which must exit by itself within 60 s (a server
 /// that starts instead is killed and fails the test).
 fn serve_must_exit(db: &str, args: &[&str]) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
-        .args(args)
-        .env("DATABASE_URL", db)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run memberdesk");
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(60) {
-            child.kill().unwrap();
-            let out = child.wait_with_output().unwrap();
-            panic!("the server started instead of refusing: {}", text(&out));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    child.wait_with_output().unwrap()
+    let env = [("DATABASE_URL", db), ("NO_COLOR", "1")];
+    memberdesk_within(args, &env, Duration::from_secs(60)).0
 }
 
 const REFUSAL: &str = "error: this database holds 1 user(s) that are not demo users (jane): the demo adds the superuser 'admin' with the published password 'memberdesk-demo'. Point DATABASE_URL at a new database, or pass --force-demo to add it anyway";
@@ -118,21 +100,24 @@ async fn seed_demo_twice_is_the_same_data_and_anonymized_users_do_not_block_it()
     );
 }
 
-const DEACTIVATE: &str =
-    "mutation($id: ID!) { deactivateUser(id: $id, input: { reason: \"left\" }) {
-    user { isActive } sessionsRevoked removedGroups { name } removedPermissions { key } } }";
-const REACTIVATE: &str = "mutation($id: ID!) { reactivateUser(id: $id, restoreAccess: true) {
-    user { isActive groups { name } } restoredGroups { name } restoredPermissions { key } } }";
+/// What the story's deactivation shows: the user after, and what was taken.
+const DEACTIVATED: &str =
+    "user { isActive } sessionsRevoked removedGroups { name } removedPermissions { key }";
+/// What the story's reactivation shows: the user after, and what came back.
+const REACTIVATED: &str =
+    "user { isActive groups { name } } restoredGroups { name } restoredPermissions { key }";
 
-async fn id_of(app: &TestApp, token: &str, username: &str) -> Value {
-    let data = app
-        .ok(
-            Some(token),
-            "query($u: String!) { user(username: $u) { id } }",
-            json!({ "u": username }),
-        )
-        .await;
-    data["user"]["id"].clone()
+/// The story's deactivation of `id` (for a reason), and its reactivation
+/// giving everything back.
+fn deactivate<'a>(app: &'a TestApp, token: &str, id: &str) -> Call<'a> {
+    let input = json!({ "reason": "left" });
+    app.deactivate(token, id).input(input).select(DEACTIVATED)
+}
+
+fn reactivate<'a>(app: &'a TestApp, token: &str, id: &str) -> Call<'a> {
+    app.reactivate(token, id)
+        .restore_access()
+        .select(REACTIVATED)
 }
 
 /// Every README step has something to show on the demo data.
@@ -142,12 +127,9 @@ async fn the_demo_data_gives_every_story_step_an_answer() {
     let out = memberdesk(&app.db.url, &["seed-demo"], None);
     assert!(out.status.success(), "{}", text(&out));
     let admin = app.login("admin", DEMO_PASSWORD).await;
-    let alice = id_of(&app, &admin, "alice").await;
+    let alice = app.id_of(&admin, "alice").await;
 
-    let gone = app
-        .ok(Some(&admin), DEACTIVATE, json!({ "id": alice }))
-        .await;
-    let gone = &gone["deactivateUser"];
+    let gone = deactivate(&app, &admin, &alice).ok().await;
     assert_eq!(gone["sessionsRevoked"], 1, "{gone}");
     assert_eq!(
         gone["removedGroups"],
@@ -158,10 +140,7 @@ async fn the_demo_data_gives_every_story_step_an_answer() {
         gone["removedPermissions"],
         json!([{ "key": "polls.change_question" }])
     );
-    let back = app
-        .ok(Some(&admin), REACTIVATE, json!({ "id": alice }))
-        .await;
-    let back = &back["reactivateUser"];
+    let back = reactivate(&app, &admin, &alice).ok().await;
     assert_eq!(
         back["restoredGroups"],
         json!([{ "name": "Editors" }]),
@@ -184,15 +163,9 @@ async fn the_demo_data_gives_every_story_step_an_answer() {
         json!([{ "node": { "username": "dave" } }])
     );
 
-    let bob = id_of(&app, &admin, "bob").await;
-    let plan = app
-        .ok(
-            Some(&admin),
-            "query($id: ID!) { deletionPlan(userId: $id, policy: CASCADE) { deleted { relation count } } }",
-            json!({ "id": bob }),
-        )
-        .await;
-    let deleted = plan["deletionPlan"]["deleted"].as_array().unwrap();
+    let bob = app.id_of(&admin, "bob").await;
+    let plan = app.deletion_plan(&admin, &bob).policy("CASCADE").ok().await;
+    let deleted = plan["deleted"].as_array().unwrap();
     assert!(
         deleted
             .iter()
@@ -209,23 +182,16 @@ async fn a_user_manager_deactivates_and_reactivates_members_within_scope() {
     let out = memberdesk(&app.db.url, &["seed-demo"], None);
     assert!(out.status.success(), "{}", text(&out));
     let manager = app.login("mia-manager", DEMO_PASSWORD).await;
-    let bob = id_of(&app, &manager, "bob").await;
-    let gone = app
-        .ok(Some(&manager), DEACTIVATE, json!({ "id": bob }))
-        .await;
-    assert_eq!(gone["deactivateUser"]["user"]["isActive"], false);
-    let back = app
-        .ok(Some(&manager), REACTIVATE, json!({ "id": bob }))
-        .await;
-    assert_eq!(back["reactivateUser"]["user"]["isActive"], true);
+    let bob = app.id_of(&manager, "bob").await;
+    let gone = deactivate(&app, &manager, &bob).ok().await;
+    assert_eq!(gone["user"]["isActive"], false);
+    let back = reactivate(&app, &manager, &bob).ok().await;
+    assert_eq!(back["user"]["isActive"], true);
 
-    let alice = id_of(&app, &manager, "alice").await;
-    let before = snapshot(app.pool()).await;
-    let code = app
-        .err_code(Some(&manager), DEACTIVATE, json!({ "id": alice }))
+    let alice = app.id_of(&manager, "alice").await;
+    deactivate(&app, &manager, &alice)
+        .refused("FORBIDDEN")
         .await;
-    assert_eq!(code, "FORBIDDEN");
-    assert_eq!(snapshot(app.pool()).await, before);
 }
 
 fn settings(change: impl FnOnce(&mut Settings)) -> Settings {
@@ -237,10 +203,8 @@ fn settings(change: impl FnOnce(&mut Settings)) -> Settings {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_playground_off_no_page_is_served() {
     let app = TestApp::spawn_with(settings(|s| s.playground = Switch::Off)).await;
-    let client = &app.client;
     let get = |path: &str| {
-        client
-            .get(format!("{}{path}", app.addr))
+        app.get(path)
             .header("accept", "text/html,application/xhtml+xml")
             .send()
     };
@@ -263,7 +227,7 @@ async fn with_the_playground_off_no_page_is_served() {
     );
 
     let on = TestApp::spawn().await;
-    let page = on.client.get(format!("{}/", on.addr)).send().await.unwrap();
+    let page = on.get("/").send().await.unwrap();
     assert_eq!(page.status(), 200, "on by default");
 }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::cli::{memberdesk_with, text};
 use crate::helpers::{PASSWORD, TestApp, TestDb, snapshot};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,12 +51,7 @@ async fn recovers_by_itself_when_database_connections_are_cut() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(recovered, "the server did not recover without a restart");
-    let ready = app
-        .client
-        .get(format!("{}/readyz", app.addr))
-        .send()
-        .await
-        .unwrap();
+    let ready = app.get("/readyz").send().await.unwrap();
     assert_eq!(ready.status(), 200);
     admin.close().await;
     assert_eq!(snapshot(app.pool()).await, before, "nothing half done");
@@ -64,23 +60,16 @@ async fn recovers_by_itself_when_database_connections_are_cut() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
     let db = TestDb::new().await;
-    let out = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
-        .args([
-            "createsuperuser",
-            "--username",
-            "boss",
-            "--email",
-            "b@example.org",
-        ])
-        .env("DATABASE_URL", &db.url)
-        .env("MEMBERDESK_PASSWORD", PASSWORD)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // The password from the environment, as a deployment script passes it.
+    let args = [
+        "createsuperuser",
+        "--username",
+        "boss",
+        "--email",
+        "b@example.org",
+    ];
+    let out = memberdesk_with(&db.url, &args, &[("MEMBERDESK_PASSWORD", PASSWORD)], None);
+    assert!(out.status.success(), "{}", text(&out));
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

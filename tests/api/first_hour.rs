@@ -8,52 +8,17 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, snapshot, user_id};
+use crate::helpers::{Call, PASSWORD, Refusal, TestApp, skipped, snapshot, user_id};
 
-const BULK: &str = "mutation($ids: [ID!], $f: UserFilter, $dry: Boolean) {
-    deactivateUsers(ids: $ids, filter: $f, dryRun: $dry) {
-        deactivated { username isActive } skipped { id code } } }";
+/// What a bulk deactivation payload shows here.
+const BULK: &str = "deactivated { username isActive } skipped { id code }";
 
-const PLAN: &str = "query($id: ID!, $p: DeletePolicy!) {
-    deletionPlan(userId: $id, policy: $p) { token } }";
-
-const DELETE: &str = "mutation($id: ID!, $p: DeletePolicy!, $t: String) {
-    deleteUser(id: $id, policy: $p, planToken: $t, reason: \"left\") { deleted } }";
-
-/// The first error's code, field and message.
-fn first_error(resp: &Value) -> (String, String, String) {
-    let e = &resp["errors"][0];
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-    (
-        text(&e["extensions"]["code"]),
-        text(&e["extensions"]["field"]),
-        text(&e["message"]),
-    )
-}
-
-/// `(id, code)` of each skipped user, sorted.
-fn skipped(payload: &Value) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = payload["skipped"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["id"].as_str().unwrap().to_owned(),
-                s["code"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-async fn audit_count(app: &TestApp, action: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM audit_entries WHERE action = $1")
-        .bind(action)
-        .fetch_one(app.pool())
-        .await
-        .unwrap()
+/// `deactivateUsers` of `ids` by root, previewed or not.
+fn deactivate<'a>(app: &'a TestApp, root: &str, ids: Value, dry_run: bool) -> Call<'a> {
+    app.deactivate_users(root)
+        .ids(ids)
+        .dry_run(dry_run)
+        .select(BULK)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,10 +30,7 @@ async fn deactivate_users_dry_run_reports_and_changes_nothing() {
     let bob_token = app.login("bob", PASSWORD).await;
     let ids = json!([user_id(&root), user_id(&bob), user_id(&carol)]);
     let before = snapshot(app.pool()).await;
-    let preview = app
-        .ok(Some(&root_token), BULK, json!({ "ids": ids, "dry": true }))
-        .await["deactivateUsers"]
-        .clone();
+    let preview = deactivate(&app, &root_token, ids.clone(), true).ok().await;
     assert_eq!(
         preview["deactivated"],
         json!([{ "username": "bob", "isActive": true }, { "username": "carol", "isActive": true }]),
@@ -83,15 +45,10 @@ async fn deactivate_users_dry_run_reports_and_changes_nothing() {
         before,
         "a dry run changes nothing"
     );
-    assert!(
-        app.gql(Some(&bob_token), "{ me { username } }", json!({}))
-            .await["errors"]
-            .is_null()
-    );
+    assert_eq!(app.me(&bob_token).await.unwrap(), "bob");
 
     // The run itself does what the preview said.
-    let run =
-        app.ok(Some(&root_token), BULK, json!({ "ids": ids })).await["deactivateUsers"].clone();
+    let run = deactivate(&app, &root_token, ids, false).ok().await;
     assert_eq!(
         run["deactivated"],
         json!([{ "username": "bob", "isActive": false }, { "username": "carol", "isActive": false }])
@@ -99,19 +56,11 @@ async fn deactivate_users_dry_run_reports_and_changes_nothing() {
     assert_eq!(skipped(&run), skipped(&preview));
 
     // The empty filter is still refused, dry run or not.
-    let before = snapshot(app.pool()).await;
     for dry in [true, false] {
-        let resp = app
-            .gql(Some(&root_token), BULK, json!({ "f": {}, "dry": dry }))
-            .await;
-        let (code, field, _) = first_error(&resp);
-        assert_eq!(
-            (code.as_str(), field.as_str()),
-            ("INVALID_INPUT", "filter"),
-            "{resp:#}"
-        );
+        let call = app.deactivate_users(&root_token).filter(json!({}));
+        let refusal = call.dry_run(dry).refused("INVALID_INPUT").await;
+        assert_eq!(refusal.field, "filter", "{refusal:?}");
     }
-    assert_eq!(snapshot(app.pool()).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,154 +70,100 @@ async fn deactivate_users_skips_who_is_already_inactive_without_auditing() {
     let bob = app.user("bob", false, false).await;
     let carol = app.user("carol", false, false).await;
     let ids = json!([user_id(&bob), user_id(&carol)]);
-    app.ok(Some(&root_token), BULK, json!({ "ids": [user_id(&bob)] }))
+    deactivate(&app, &root_token, json!([user_id(&bob)]), false)
+        .ok()
         .await;
-    assert_eq!(audit_count(&app, "USER_DEACTIVATED").await, 1);
+    assert_eq!(app.audit_count("USER_DEACTIVATED").await, 1);
 
     // Bob is inactive with nothing left to take: skipped, in a preview too.
     let before = snapshot(app.pool()).await;
-    let preview = app
-        .ok(Some(&root_token), BULK, json!({ "ids": ids, "dry": true }))
-        .await["deactivateUsers"]
-        .clone();
+    let preview = deactivate(&app, &root_token, ids.clone(), true).ok().await;
     assert_eq!(
         preview["deactivated"],
         json!([{ "username": "carol", "isActive": true }])
     );
-    assert_eq!(
-        skipped(&preview),
-        vec![(user_id(&bob), "ALREADY_INACTIVE".to_owned())]
-    );
+    let bob_skipped = vec![(user_id(&bob), "ALREADY_INACTIVE".to_owned())];
+    assert_eq!(skipped(&preview), bob_skipped);
     assert_eq!(snapshot(app.pool()).await, before);
-    let run =
-        app.ok(Some(&root_token), BULK, json!({ "ids": ids })).await["deactivateUsers"].clone();
+    let run = deactivate(&app, &root_token, ids, false).ok().await;
     assert_eq!(
         run["deactivated"],
         json!([{ "username": "carol", "isActive": false }])
     );
+    assert_eq!(skipped(&run), bob_skipped);
     assert_eq!(
-        skipped(&run),
-        vec![(user_id(&bob), "ALREADY_INACTIVE".to_owned())]
-    );
-    assert_eq!(
-        audit_count(&app, "USER_DEACTIVATED").await,
+        app.audit_count("USER_DEACTIVATED").await,
         2,
         "carol's entry only: bob gets none the second time"
     );
 
     // Something left to take (a live session made behind the API's back)
     // is a change: deactivated again, and audited.
-    sqlx::query(
-        "INSERT INTO sessions (user_id, token_hash, expires_at)
-         VALUES ($1, 'x', now() + interval '1 day')",
-    )
-    .bind(bob.id)
-    .execute(app.pool())
-    .await
-    .unwrap();
-    let run = app
-        .ok(Some(&root_token), BULK, json!({ "ids": [user_id(&bob)] }))
-        .await["deactivateUsers"]
-        .clone();
+    let session = "INSERT INTO sessions (user_id, token_hash, expires_at)
+         VALUES ($1, 'x', now() + interval '1 day')";
+    app.execute(session, bob.id).await;
+    let run = deactivate(&app, &root_token, json!([user_id(&bob)]), false)
+        .ok()
+        .await;
     assert_eq!(
         run["deactivated"],
         json!([{ "username": "bob", "isActive": false }])
     );
-    assert_eq!(audit_count(&app, "USER_DEACTIVATED").await, 3);
+    assert_eq!(app.audit_count("USER_DEACTIVATED").await, 3);
 }
 
-/// root, a victim and another user; returns (app, root token, victim id,
-/// other id).
-async fn deletion_scene() -> (TestApp, String, String, String) {
-    let app = TestApp::spawn().await;
-    let (_, root_token) = app.superuser("root").await;
-    let victim = app.user("victim", false, false).await;
-    let other = app.user("other", false, false).await;
-    (app, root_token, user_id(&victim), user_id(&other))
-}
-
-async fn plan_token(app: &TestApp, token: &str, id: &str, policy: &str) -> String {
-    app.ok(Some(token), PLAN, json!({ "id": id, "p": policy }))
-        .await["deletionPlan"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+/// `deleteUser` of `id` under `policy` with a plan token, for a reason.
+fn delete<'a>(app: &'a TestApp, root: &str, id: &str, policy: &str, token: &str) -> Call<'a> {
+    app.delete_user(root, id)
+        .policy(policy)
+        .plan_token(token)
+        .reason("left")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_tokens_for_another_user_or_policy_or_none_are_invalid_input() {
-    let (app, root, victim, other) = deletion_scene().await;
-    let for_victim = plan_token(&app, &root, &victim, "SET_NULL").await;
-    let for_other = plan_token(&app, &root, &other, "SET_NULL").await;
-    let before = snapshot(app.pool()).await;
+    let app = TestApp::spawn().await;
+    let (_, root) = app.superuser("root").await;
+    let victim = user_id(&app.user("victim", false, false).await);
+    let other = user_id(&app.user("other", false, false).await);
+    let for_victim = app.plan_token(&root, &victim, "SET_NULL").await;
+    let for_other = app.plan_token(&root, &other, "SET_NULL").await;
     let cases = [
         (
-            json!({ "id": victim, "p": "CASCADE", "t": for_victim }),
+            "CASCADE",
+            for_victim.as_str(),
             "this plan token was made under policy SET_NULL, not CASCADE",
         ),
         (
-            json!({ "id": victim, "p": "SET_NULL", "t": for_other }),
+            "SET_NULL",
+            for_other.as_str(),
             "this plan token was made for another user",
         ),
-        (
-            json!({ "id": victim, "p": "SET_NULL", "t": "yes please" }),
-            "'yes please' is not a plan token",
-        ),
-        (
-            json!({ "id": victim, "p": "SET_NULL", "t": "" }),
-            "'' is not a plan token",
-        ),
+        ("SET_NULL", "yes please", "'yes please' is not a plan token"),
+        ("SET_NULL", "", "'' is not a plan token"),
     ];
-    for (vars, says) in cases {
-        let resp = app.gql(Some(&root), DELETE, vars.clone()).await;
-        let (code, field, message) = first_error(&resp);
-        assert_eq!(
-            (code.as_str(), field.as_str()),
-            ("INVALID_INPUT", "planToken"),
-            "{vars}: {resp:#}"
-        );
-        assert!(message.starts_with(says), "{vars}: {message}");
+    for (policy, token, says) in cases {
+        let call = delete(&app, &root, &victim, policy, token);
+        let refusal = call.refused("INVALID_INPUT").await;
+        assert_eq!(refusal.field, "planToken", "{policy} {token}: {refusal:?}");
+        assert!(refusal.message.starts_with(says), "{refusal:?}");
     }
     // A token whose named user was edited to fit no longer matches its digest.
     let forged = for_other.replacen(&other, &victim, 1);
     assert_ne!(forged, for_other);
-    let resp = app
-        .gql(
-            Some(&root),
-            DELETE,
-            json!({ "id": victim, "p": "SET_NULL", "t": forged }),
-        )
+    delete(&app, &root, &victim, "SET_NULL", &forged)
+        .refused("PLAN_CHANGED")
         .await;
-    assert_eq!(first_error(&resp).0, "PLAN_CHANGED", "{resp:#}");
-    assert_eq!(snapshot(app.pool()).await, before, "nothing changed");
 
     // The data moving under a fitting token is still PLAN_CHANGED; the
     // fresh token deletes.
-    app.ok(
-        Some(&root),
-        "mutation($u: ID!) { grantPermission(userId: $u, permission: \"polls.add_question\") { id } }",
-        json!({ "u": victim }),
-    )
-    .await;
-    let before = snapshot(app.pool()).await;
-    let resp = app
-        .gql(
-            Some(&root),
-            DELETE,
-            json!({ "id": victim, "p": "SET_NULL", "t": for_victim }),
-        )
+    app.grant(&root, &victim, "polls.add_question").ok().await;
+    delete(&app, &root, &victim, "SET_NULL", &for_victim)
+        .refused("PLAN_CHANGED")
         .await;
-    assert_eq!(first_error(&resp).0, "PLAN_CHANGED", "{resp:#}");
-    assert_eq!(snapshot(app.pool()).await, before);
-    let fresh = plan_token(&app, &root, &victim, "SET_NULL").await;
-    let done = app
-        .ok(
-            Some(&root),
-            DELETE,
-            json!({ "id": victim, "p": "SET_NULL", "t": fresh }),
-        )
-        .await;
-    assert_eq!(done["deleteUser"]["deleted"], true);
+    let fresh = app.plan_token(&root, &victim, "SET_NULL").await;
+    let done = delete(&app, &root, &victim, "SET_NULL", &fresh).ok().await;
+    assert_eq!(done["deleted"], true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -277,21 +172,14 @@ async fn a_bad_id_or_instant_says_what_to_send() {
     let (_, root) = app.superuser("root").await;
     app.user("alice", false, false).await;
     let before = snapshot(app.pool()).await;
-    let resp = app
-        .gql(
-            Some(&root),
-            "mutation($id: ID!) { deactivateUser(id: $id) { user { id } } }",
-            json!({ "id": "alice" }),
-        )
-        .await;
+    let refusal = app.deactivate(&root, "alice").error().await;
     assert_eq!(
-        first_error(&resp),
-        (
-            "INVALID_INPUT".into(),
-            "id".into(),
-            "'alice' is not a user id: ids look like VXNlcjoz; get one from user(username: \"alice\") { id }".into()
-        ),
-        "{resp:#}"
+        refusal,
+        Refusal {
+            code: "INVALID_INPUT".into(),
+            field: "id".into(),
+            message: "'alice' is not a user id: ids look like VXNlcjoz; get one from user(username: \"alice\") { id }".into()
+        }
     );
     // A long value is not sent back whole.
     let long = "x".repeat(10_000);
@@ -302,9 +190,9 @@ async fn a_bad_id_or_instant_says_what_to_send() {
             json!({ "id": long }),
         )
         .await;
-    let (code, field, message) = first_error(&resp);
-    assert_eq!((code.as_str(), field.as_str()), ("INVALID_INPUT", "id"));
-    assert!(message.len() < 200, "{message}");
+    let refusal = Refusal::of(&resp);
+    assert_eq!(refusal.code_and_field(), ("INVALID_INPUT", "id"));
+    assert!(refusal.message.len() < 200, "{refusal:?}");
 
     // A malformed instant names the expected form, as a variable or inline.
     for (query, vars) in [
@@ -321,12 +209,12 @@ async fn a_bad_id_or_instant_says_what_to_send() {
             json!({ "f": { "lastLoginBefore": "2025-01-01" } }),
         ),
     ] {
-        let resp = app.gql(Some(&root), query, vars).await;
-        let (code, _, message) = first_error(&resp);
-        assert_eq!(code, "INVALID_INPUT", "{resp:#}");
+        let refusal = Refusal::of(&app.gql(Some(&root), query, vars).await);
+        assert_eq!(refusal.code, "INVALID_INPUT", "{query}: {refusal:?}");
+        let message = &refusal.message;
         assert!(
             message.contains("RFC 3339") && message.contains("2025-01-01T00:00:00Z"),
-            "{query}: {resp:#}"
+            "{query}: {refusal:?}"
         );
     }
     assert_eq!(snapshot(app.pool()).await, before);
@@ -335,14 +223,13 @@ async fn a_bad_id_or_instant_says_what_to_send() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_graphql_without_a_query_says_how_to_send_one() {
     let app = TestApp::spawn().await;
-    let url = format!("{}/graphql", app.addr);
     // curl, a script, a monitoring probe: no query, no HTML wanted.
     for (accept, query) in [
         (None, None),
         (Some("application/json"), Some("")),
         (Some("*/*"), None),
     ] {
-        let mut req = app.client.get(&url);
+        let mut req = app.get("/graphql");
         if let Some(accept) = accept {
             req = req.header(reqwest::header::ACCEPT, accept);
         }
@@ -365,8 +252,7 @@ async fn get_graphql_without_a_query_says_how_to_send_one() {
     }
     // A browser still gets the playground.
     let resp = app
-        .client
-        .get(&url)
+        .get("/graphql")
         .header(reqwest::header::ACCEPT, "text/html,application/xhtml+xml")
         .send()
         .await
@@ -381,25 +267,15 @@ async fn get_graphql_without_a_query_says_how_to_send_one() {
     );
 }
 
-const AUDIT: &str = "query($f: AuditFilter) { auditLog(filter: $f, first: 100) {
-    totalCount edges { node { action actorUsername targetRepr targetUser { id } details } } } }";
-
-/// The actions of the entries `filter` finds, oldest first, and the nodes.
+/// The actions of the entries `filter` finds, oldest first, and the entries.
 async fn audit_of(app: &TestApp, token: &str, filter: Value) -> (Vec<String>, Vec<Value>) {
-    let data = app.ok(Some(token), AUDIT, json!({ "f": filter })).await;
-    let mut nodes: Vec<Value> = data["auditLog"]["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["node"].clone())
-        .collect();
-    nodes.reverse();
-    assert_eq!(data["auditLog"]["totalCount"], nodes.len());
-    let actions = nodes
+    let mut entries = app.audit_entries(token, filter).await;
+    entries.reverse();
+    let actions = entries
         .iter()
         .map(|n| n["action"].as_str().unwrap().to_owned())
         .collect();
-    (actions, nodes)
+    (actions, entries)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -408,26 +284,13 @@ async fn a_deleted_users_entries_are_found_by_old_id_and_by_name() {
     let (_, root) = app.superuser("root").await;
     let bob = app.user("Bob", true, false).await;
     let bob_id = user_id(&bob);
-    app.ok(
-        Some(&root),
-        "mutation($u: ID!) { grantPermission(userId: $u, permission: \"polls.add_question\") { id } }",
-        json!({ "u": bob_id }),
-    )
-    .await;
+    app.grant(&root, &bob_id, "polls.add_question").ok().await;
     let bob_token = app.login("bob", PASSWORD).await;
-    app.ok(
-        Some(&bob_token),
-        "mutation { createQuestion(text: \"Lunch?\", choices: [\"yes\", \"no\"]) { id } }",
-        json!({}),
-    )
-    .await;
-    let token = plan_token(&app, &root, &bob_id, "CASCADE").await;
-    app.ok(
-        Some(&root),
-        DELETE,
-        json!({ "id": bob_id, "p": "CASCADE", "t": token }),
-    )
-    .await;
+    app.create_question(&bob_token, "Lunch?", &["yes", "no"])
+        .ok()
+        .await;
+    let token = app.plan_token(&root, &bob_id, "CASCADE").await;
+    delete(&app, &root, &bob_id, "CASCADE", &token).ok().await;
 
     // By the old id: the references are gone, the kept id is not.
     let about = [
@@ -467,20 +330,11 @@ async fn a_deleted_users_entries_are_found_by_old_id_and_by_name() {
     assert_eq!(nodes[3]["details"]["policy"], "CASCADE", "{:#}", nodes[3]);
 
     // A blank name is refused, and changes nothing.
-    let before = snapshot(app.pool()).await;
-    let resp = app
-        .gql(
-            Some(&root),
-            AUDIT,
-            json!({ "f": { "targetUsername": " " } }),
-        )
+    let refusal = app
+        .audit_log(&root, json!({ "targetUsername": " " }))
+        .refused("INVALID_INPUT")
         .await;
-    let (code, field, _) = first_error(&resp);
-    assert_eq!(
-        (code.as_str(), field.as_str()),
-        ("INVALID_INPUT", "targetUsername")
-    );
-    assert_eq!(snapshot(app.pool()).await, before);
+    assert_eq!(refusal.field, "targetUsername");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

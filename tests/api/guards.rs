@@ -11,9 +11,9 @@
 
 use memberdesk::domain::{Actor, groups, polls};
 use memberdesk::ids::{self, Kind};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, group_id, snapshot, user_id};
+use crate::helpers::{Call, PASSWORD, TestApp, group_id, snapshot, user_id};
 
 /// Every permission the migration seeds.
 const ALL_PERMISSIONS: &[&str] = &[
@@ -82,12 +82,13 @@ struct Targets {
     choice: String,
 }
 
+/// The call a caller (`None`: anonymous) makes on its own targets.
+type MakeCall = for<'a> fn(&'a TestApp, Option<&'a str>, &'a Targets) -> Call<'a>;
+
 struct Case {
-    name: &'static str,
-    query: &'static str,
+    call: MakeCall,
     /// What the guard needs; `None` means any active user may call it.
     perm: Option<&'static str>,
-    vars: fn(&Targets) -> Value,
     /// A boolean SQL probe on `$1` (the caller's label): false before a
     /// permitted call, true after it.
     effect: &'static str,
@@ -233,15 +234,14 @@ async fn run_matrix(cases: &[Case]) {
     }
     for case in cases {
         for ((who, token), target) in callers.iter().zip(&targets) {
-            let at = format!("{} as {who:?}", case.name);
+            let call = (case.call)(&app, token.as_deref(), target);
+            let at = format!("{} as {who:?}", call.field());
             assert!(
                 !probe(&app, case.effect, target.label).await,
                 "{at}: effect present before the call"
             );
             let before = snapshot(app.pool()).await;
-            let resp = app
-                .gql(token.as_deref(), case.query, (case.vars)(target))
-                .await;
+            let resp = call.send().await;
             match case.expected(*who) {
                 Ok(()) => {
                     assert!(resp.get("errors").is_none(), "{at}: refused: {resp:#}");
@@ -270,25 +270,22 @@ async fn run_matrix(cases: &[Case]) {
 async fn guard_matrix_user_mutations() {
     run_matrix(&[
         Case {
-            name: "createUser",
-            query: "mutation($input: CreateUserInput!) { createUser(input: $input) { id } }",
+            call: |app, who, t| {
+                let input = json!({ "username": format!("new_{}", t.label), "password": PASSWORD });
+                app.create_user(who, input)
+            },
             perm: Some("auth.add_user"),
-            vars: |t| json!({ "input": { "username": format!("new_{}", t.label), "password": PASSWORD } }),
             effect: "SELECT EXISTS(SELECT 1 FROM users WHERE username = 'new_' || $1 AND NOT is_staff)",
         },
         Case {
-            name: "updateUser",
-            query: "mutation($id: ID!) { updateUser(id: $id, input: {firstName: \"Changed\"}) { id } }",
+            call: |app, who, t| app.update_user(who, &t.user, json!({ "firstName": "Changed" })),
             perm: Some("auth.change_user"),
-            vars: |t| json!({ "id": t.user }),
             effect: "SELECT first_name = 'Changed' FROM users WHERE username = 't_' || $1",
         },
         Case {
             // Another user's password; setting your own is tested below.
-            name: "setPassword",
-            query: "mutation($id: ID!) { setPassword(userId: $id, password: \"a brand new passphrase\") }",
+            call: |app, who, t| app.set_password(who, &t.user, "a brand new passphrase"),
             perm: Some("auth.change_user"),
-            vars: |t| json!({ "id": t.user }),
             // The target's sessions are revoked by a successful call.
             effect: "SELECT NOT EXISTS(SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id \
                      WHERE u.username = 't_' || $1 AND s.revoked_at IS NULL)",
@@ -301,36 +298,30 @@ async fn guard_matrix_user_mutations() {
 async fn guard_matrix_group_mutations() {
     run_matrix(&[
         Case {
-            name: "createGroup",
-            query: "mutation($name: String!) { createGroup(name: $name, permissions: [\"auth.add_group\"]) { id } }",
+            call: |app, who, t| {
+                app.create_group(who, &format!("made_{}", t.label), &["auth.add_group"])
+            },
             perm: Some("auth.add_group"),
-            vars: |t| json!({ "name": format!("made_{}", t.label) }),
             effect: "SELECT EXISTS(SELECT 1 FROM groups g JOIN group_permissions gp ON gp.group_id = g.id \
                      JOIN permissions p ON p.id = gp.permission_id \
                      WHERE g.name = 'made_' || $1 AND p.codename = 'add_group')",
         },
         Case {
-            name: "setGroupPermissions",
-            query: "mutation($g: ID!) { setGroupPermissions(groupId: $g, permissions: [\"auth.change_group\"]) { id } }",
+            call: |app, who, t| app.set_group_permissions(who, &t.group, &["auth.change_group"]),
             perm: Some("auth.change_group"),
-            vars: |t| json!({ "g": t.group }),
             effect: "SELECT EXISTS(SELECT 1 FROM groups g JOIN group_permissions gp ON gp.group_id = g.id \
                      JOIN permissions p ON p.id = gp.permission_id \
                      WHERE g.name = 'g_' || $1 AND p.codename = 'change_group')",
         },
         Case {
-            name: "addUserToGroup",
-            query: "mutation($u: ID!, $g: ID!) { addUserToGroup(userId: $u, groupId: $g) { id } }",
+            call: |app, who, t| app.add_to_group(who, &t.user, &t.group),
             perm: Some("auth.change_user"),
-            vars: |t| json!({ "u": t.user, "g": t.group }),
             effect: "SELECT EXISTS(SELECT 1 FROM user_groups ug JOIN users u ON u.id = ug.user_id \
                      JOIN groups g ON g.id = ug.group_id WHERE u.username = 't_' || $1 AND g.name = 'g_' || $1)",
         },
         Case {
-            name: "removeUserFromGroup",
-            query: "mutation($u: ID!, $g: ID!) { removeUserFromGroup(userId: $u, groupId: $g) { id } }",
+            call: |app, who, t| app.remove_from_group(who, &t.user, &t.member_group),
             perm: Some("auth.change_user"),
-            vars: |t| json!({ "u": t.user, "g": t.member_group }),
             effect: "SELECT NOT EXISTS(SELECT 1 FROM user_groups ug JOIN users u ON u.id = ug.user_id \
                      JOIN groups g ON g.id = ug.group_id WHERE u.username = 't_' || $1 AND g.name = 'm_' || $1)",
         },
@@ -342,20 +333,16 @@ async fn guard_matrix_group_mutations() {
 async fn guard_matrix_permission_grants() {
     run_matrix(&[
         Case {
-            name: "grantPermission",
             // A permission every permitted caller holds, so only the guard can refuse.
-            query: "mutation($u: ID!) { grantPermission(userId: $u, permission: \"auth.change_user\") { id } }",
+            call: |app, who, t| app.grant(who, &t.user, "auth.change_user"),
             perm: Some("auth.change_user"),
-            vars: |t| json!({ "u": t.user }),
             effect: "SELECT EXISTS(SELECT 1 FROM user_permissions up JOIN users u ON u.id = up.user_id \
                      JOIN permissions p ON p.id = up.permission_id \
                      WHERE u.username = 't_' || $1 AND p.codename = 'change_user')",
         },
         Case {
-            name: "revokePermission",
-            query: "mutation($u: ID!) { revokePermission(userId: $u, permission: \"polls.view_vote\") { id } }",
+            call: |app, who, t| app.revoke(who, &t.user, "polls.view_vote"),
             perm: Some("auth.change_user"),
-            vars: |t| json!({ "u": t.user }),
             effect: "SELECT NOT EXISTS(SELECT 1 FROM user_permissions up JOIN users u ON u.id = up.user_id \
                      JOIN permissions p ON p.id = up.permission_id \
                      WHERE u.username = 't_' || $1 AND p.codename = 'view_vote')",
@@ -368,38 +355,19 @@ async fn guard_matrix_permission_grants() {
 async fn guard_matrix_polls() {
     run_matrix(&[
         Case {
-            name: "createQuestion",
-            query: "mutation($text: String!) { createQuestion(text: $text, choices: [\"a\", \"b\"]) { id } }",
+            call: |app, who, t| app.create_question(who, &format!("asked_{}", t.label), &["a", "b"]),
             perm: Some("polls.add_question"),
-            vars: |t| json!({ "text": format!("asked_{}", t.label) }),
             effect: "SELECT count(*) = 2 FROM choices c JOIN questions q ON q.id = c.question_id \
                      JOIN users u ON u.id = q.created_by WHERE q.text = 'asked_' || $1 AND u.username = 'c_' || $1",
         },
         Case {
-            name: "castVote",
-            query: "mutation($c: ID!) { castVote(choiceId: $c) { id } }",
+            call: |app, who, t| app.vote(who, &t.choice),
             perm: None,
-            vars: |t| json!({ "c": t.choice }),
             effect: "SELECT EXISTS(SELECT 1 FROM votes v JOIN questions q ON q.id = v.question_id \
                      JOIN users u ON u.id = v.user_id WHERE q.text = 'q_' || $1 AND u.username = 'c_' || $1)",
         },
     ])
     .await;
-}
-
-/// Asserts a call is refused with `code` and leaves every table as it was.
-async fn refused(app: &TestApp, token: &str, code: &str, query: &str, vars: Value) {
-    let before = snapshot(app.pool()).await;
-    let resp = app.gql(Some(token), query, vars.clone()).await;
-    assert_eq!(
-        resp["errors"][0]["extensions"]["code"], code,
-        "{query} {vars}: {resp:#}"
-    );
-    assert_eq!(
-        snapshot(app.pool()).await,
-        before,
-        "{query} {vars}: refused but changed the database"
-    );
 }
 
 async fn has_direct_perm(app: &TestApp, user: i64, key: &str) -> bool {
@@ -436,22 +404,6 @@ async fn is_member(app: &TestApp, user: i64, group: i64) -> bool {
     .expect("membership")
 }
 
-const GRANT: &str =
-    "mutation($u: ID!, $p: String!) { grantPermission(userId: $u, permission: $p) { id } }";
-const REVOKE: &str =
-    "mutation($u: ID!, $p: String!) { revokePermission(userId: $u, permission: $p) { id } }";
-const ADD_TO_GROUP: &str =
-    "mutation($u: ID!, $g: ID!) { addUserToGroup(userId: $u, groupId: $g) { id } }";
-const REMOVE_FROM_GROUP: &str =
-    "mutation($u: ID!, $g: ID!) { removeUserFromGroup(userId: $u, groupId: $g) { id } }";
-const SET_GROUP_PERMS: &str = "mutation($g: ID!, $p: [String!]!) { setGroupPermissions(groupId: $g, permissions: $p) { id } }";
-const CREATE_GROUP: &str =
-    "mutation($n: String!, $p: [String!]!) { createGroup(name: $n, permissions: $p) { id } }";
-const CREATE_USER: &str = "mutation($input: CreateUserInput!) { createUser(input: $input) { id } }";
-const UPDATE_USER: &str =
-    "mutation($id: ID!, $input: UpdateUserInput!) { updateUser(id: $id, input: $input) { id } }";
-const SET_PASSWORD: &str = "mutation($id: ID!, $p: String!, $c: String) { setPassword(userId: $id, password: $p, currentPassword: $c) }";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_escalation_through_direct_grants() {
     let app = TestApp::spawn().await;
@@ -461,23 +413,15 @@ async fn no_escalation_through_direct_grants() {
     let other = app.user("other", false, false).await;
 
     for (target, perm) in [(&other, "auth.delete_user"), (&me, "auth.add_user")] {
-        refused(
-            &app,
-            &token,
-            "FORBIDDEN",
-            GRANT,
-            json!({ "u": user_id(target), "p": perm }),
-        )
-        .await;
+        app.grant(&token, &user_id(target), perm)
+            .refused("FORBIDDEN")
+            .await;
     }
 
     // What the granter holds, they may pass on.
-    app.ok(
-        Some(&token),
-        GRANT,
-        json!({ "u": user_id(&other), "p": "auth.view_user" }),
-    )
-    .await;
+    app.grant(&token, &user_id(&other), "auth.view_user")
+        .ok()
+        .await;
     assert!(has_direct_perm(&app, other.id, "auth.view_user").await);
 }
 
@@ -494,39 +438,27 @@ async fn no_escalation_through_group_permissions() {
     add_to_group_as_system(&app, me.id, mine).await;
     let legacy = group_as_system(&app, "Legacy", &["auth.delete_user"]).await;
 
-    refused(
-        &app,
-        &token,
-        "FORBIDDEN",
-        CREATE_GROUP,
-        json!({ "n": "Sneaky", "p": ["auth.view_group", "auth.delete_user"] }),
-    )
-    .await;
-    // Their own group would hand the permission straight back to them.
-    refused(
-        &app,
-        &token,
-        "FORBIDDEN",
-        SET_GROUP_PERMS,
-        json!({ "g": group_id(mine), "p": ["auth.view_group", "auth.delete_user"] }),
-    )
-    .await;
-    refused(
-        &app,
-        &token,
-        "FORBIDDEN",
-        SET_GROUP_PERMS,
-        json!({ "g": group_id(legacy), "p": ["auth.delete_user", "admin.view_logentry"] }),
-    )
-    .await;
+    for call in [
+        app.create_group(&token, "Sneaky", &["auth.view_group", "auth.delete_user"]),
+        // Their own group would hand the permission straight back to them.
+        app.set_group_permissions(
+            &token,
+            &group_id(mine),
+            &["auth.view_group", "auth.delete_user"],
+        ),
+        app.set_group_permissions(
+            &token,
+            &group_id(legacy),
+            &["auth.delete_user", "admin.view_logentry"],
+        ),
+    ] {
+        call.refused("FORBIDDEN").await;
+    }
 
     // Taking a permission away is never an escalation, even one they lack.
-    app.ok(
-        Some(&token),
-        SET_GROUP_PERMS,
-        json!({ "g": group_id(legacy), "p": ["auth.view_group"] }),
-    )
-    .await;
+    app.set_group_permissions(&token, &group_id(legacy), &["auth.view_group"])
+        .ok()
+        .await;
     assert_eq!(group_perms(&app, legacy).await, ["auth.view_group"]);
 }
 
@@ -539,33 +471,22 @@ async fn no_escalation_through_group_membership() {
     let helpers_group = group_as_system(&app, "Helpers", &["auth.change_user"]).await;
 
     for target in [&me, &other] {
-        refused(
-            &app,
-            &token,
-            "FORBIDDEN",
-            ADD_TO_GROUP,
-            json!({ "u": user_id(target), "g": group_id(admins) }),
-        )
-        .await;
+        app.add_to_group(&token, &user_id(target), &group_id(admins))
+            .refused("FORBIDDEN")
+            .await;
     }
 
-    app.ok(
-        Some(&token),
-        ADD_TO_GROUP,
-        json!({ "u": user_id(&other), "g": group_id(helpers_group) }),
-    )
-    .await;
+    app.add_to_group(&token, &user_id(&other), &group_id(helpers_group))
+        .ok()
+        .await;
     assert!(is_member(&app, other.id, helpers_group).await);
 
     // Holding counts permissions from groups too, read afresh on each request.
     let deleters = group_as_system(&app, "Deleters", &["auth.delete_user"]).await;
     add_to_group_as_system(&app, me.id, deleters).await;
-    app.ok(
-        Some(&token),
-        ADD_TO_GROUP,
-        json!({ "u": user_id(&other), "g": group_id(admins) }),
-    )
-    .await;
+    app.add_to_group(&token, &user_id(&other), &group_id(admins))
+        .ok()
+        .await;
     assert!(is_member(&app, other.id, admins).await);
 }
 
@@ -580,14 +501,8 @@ async fn only_superusers_set_staff_and_superuser_flags() {
     let colleague = app.user("colleague", true, false).await;
 
     for flag in ["isStaff", "isSuperuser"] {
-        refused(
-            &app,
-            &token,
-            "FORBIDDEN",
-            CREATE_USER,
-            json!({ "input": { "username": "promoted", "password": PASSWORD, flag: true } }),
-        )
-        .await;
+        let input = json!({ "username": "promoted", "password": PASSWORD, flag: true });
+        app.create_user(&token, input).refused("FORBIDDEN").await;
     }
     for (target, input) in [
         (&plain, json!({ "isStaff": true })),
@@ -595,29 +510,17 @@ async fn only_superusers_set_staff_and_superuser_flags() {
         (&me, json!({ "isSuperuser": true })),
         (&colleague, json!({ "isStaff": false })),
     ] {
-        refused(
-            &app,
-            &token,
-            "FORBIDDEN",
-            UPDATE_USER,
-            json!({ "id": user_id(target), "input": input }),
-        )
-        .await;
+        app.update_user(&token, &user_id(target), input)
+            .refused("FORBIDDEN")
+            .await;
     }
 
     // A superuser may set them.
-    app.ok(
-        Some(&root),
-        CREATE_USER,
-        json!({ "input": { "username": "promoted", "password": PASSWORD, "isStaff": true } }),
-    )
-    .await;
-    app.ok(
-        Some(&root),
-        UPDATE_USER,
-        json!({ "id": user_id(&plain), "input": { "isStaff": true } }),
-    )
-    .await;
+    let input = json!({ "username": "promoted", "password": PASSWORD, "isStaff": true });
+    app.create_user(&root, input).ok().await;
+    app.update_user(&root, &user_id(&plain), json!({ "isStaff": true }))
+        .ok()
+        .await;
     let staff: Vec<String> = sqlx::query_scalar(
         "SELECT username FROM users WHERE is_staff AND NOT is_superuser ORDER BY username",
     )
@@ -639,25 +542,15 @@ async fn staff_cannot_touch_a_superuser_account() {
     grant_as_system(&app, root.id, "polls.view_vote").await;
     let root_id = user_id(&root);
 
-    let attempts = [
-        (
-            UPDATE_USER,
-            json!({ "id": root_id, "input": { "firstName": "Pwned" } }),
-        ),
-        (
-            SET_PASSWORD,
-            json!({ "id": root_id, "p": "a brand new passphrase" }),
-        ),
-        (GRANT, json!({ "u": root_id, "p": "auth.view_user" })),
-        (REVOKE, json!({ "u": root_id, "p": "polls.view_vote" })),
-        (ADD_TO_GROUP, json!({ "u": root_id, "g": group_id(empty) })),
-        (
-            REMOVE_FROM_GROUP,
-            json!({ "u": root_id, "g": group_id(member_of) }),
-        ),
-    ];
-    for (query, vars) in attempts {
-        refused(&app, &token, "FORBIDDEN", query, vars).await;
+    for call in [
+        app.update_user(&token, &root_id, json!({ "firstName": "Pwned" })),
+        app.set_password(&token, &root_id, "a brand new passphrase"),
+        app.grant(&token, &root_id, "auth.view_user"),
+        app.revoke(&token, &root_id, "polls.view_vote"),
+        app.add_to_group(&token, &root_id, &group_id(empty)),
+        app.remove_from_group(&token, &root_id, &group_id(member_of)),
+    ] {
+        call.refused("FORBIDDEN").await;
     }
     // The password really is unchanged.
     app.login("root", PASSWORD).await;
@@ -667,20 +560,20 @@ async fn staff_cannot_touch_a_superuser_account() {
 async fn demoting_the_last_active_superuser_is_refused() {
     let app = TestApp::spawn().await;
     let (root, token) = app.superuser("root").await;
-    let demote = json!({ "id": user_id(&root), "input": { "isSuperuser": false } });
+    let demote = || app.update_user(&token, &user_id(&root), json!({ "isSuperuser": false }));
 
-    refused(&app, &token, "LAST_SUPERUSER", UPDATE_USER, demote.clone()).await;
+    demote().refused("LAST_SUPERUSER").await;
 
     // An inactive superuser cannot take over, so it does not count.
     app.user("backup", true, true).await;
     deactivate_directly(&app, "backup").await;
-    refused(&app, &token, "LAST_SUPERUSER", UPDATE_USER, demote.clone()).await;
+    demote().refused("LAST_SUPERUSER").await;
 
     sqlx::query("UPDATE users SET is_active = true WHERE username = 'backup'")
         .execute(app.pool())
         .await
         .unwrap();
-    app.ok(Some(&token), UPDATE_USER, demote).await;
+    demote().ok().await;
     let superusers: Vec<String> =
         sqlx::query_scalar("SELECT username FROM users WHERE is_superuser ORDER BY username")
             .fetch_all(app.pool())
@@ -692,28 +585,22 @@ async fn demoting_the_last_active_superuser_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anyone_active_may_set_their_own_password() {
     let app = TestApp::spawn().await;
-    let me = app.user("member", false, false).await;
+    let me = user_id(&app.user("member", false, false).await);
     let token = app.login("member", PASSWORD).await;
-    let data = app
-        .ok(
-            Some(&token),
-            SET_PASSWORD,
-            json!({ "id": user_id(&me), "p": "a brand new passphrase", "c": PASSWORD }),
-        )
+    let changed = app
+        .set_password(&token, &me, "a brand new passphrase")
+        .current_password(PASSWORD)
+        .ok()
         .await;
-    assert_eq!(data["setPassword"], true);
+    assert_eq!(changed, true);
     app.login("member", "a brand new passphrase").await;
 
     // Once deactivated, not even that.
     deactivate_directly(&app, "member").await;
-    refused(
-        &app,
-        &token,
-        "UNAUTHENTICATED",
-        SET_PASSWORD,
-        json!({ "id": user_id(&me), "p": "yet another passphrase", "c": "a brand new passphrase" }),
-    )
-    .await;
+    app.set_password(&token, &me, "yet another passphrase")
+        .current_password("a brand new passphrase")
+        .refused("UNAUTHENTICATED")
+        .await;
 }
 
 /// The permission constants the guards and rules name are exactly the

@@ -53,12 +53,7 @@ async fn assert_fresh_style_nonce(app: &TestApp, earlier: &reqwest::Response) {
             .to_owned()
     };
     let first = nonce(header(earlier, "content-security-policy"));
-    let again = app
-        .client
-        .get(format!("{}/", app.addr))
-        .send()
-        .await
-        .unwrap();
+    let again = app.get("/").send().await.unwrap();
     let second = nonce(header(&again, "content-security-policy"));
     let page = again.text().await.unwrap();
     assert!(page.contains(&format!(
@@ -70,17 +65,11 @@ async fn assert_fresh_style_nonce(app: &TestApp, earlier: &reqwest::Response) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_playground_allows_only_its_own_files_and_no_framing() {
     let app = TestApp::spawn().await;
-    let root = app
-        .client
-        .get(format!("{}/", app.addr))
-        .send()
-        .await
-        .unwrap();
+    let root = app.get("/").send().await.unwrap();
     assert_playground_csp(&root);
     let page = root.text().await.unwrap();
     let in_browser = app
-        .client
-        .get(format!("{}/graphql", app.addr))
+        .get("/graphql")
         .header(ACCEPT, "text/html")
         .send()
         .await
@@ -97,12 +86,7 @@ async fn the_playground_allows_only_its_own_files_and_no_framing() {
         .collect();
     assert!(files.len() >= 5, "{files:?}");
     for file in files {
-        let resp = app
-            .client
-            .get(format!("{}{file}", app.addr))
-            .send()
-            .await
-            .unwrap();
+        let resp = app.get(file).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{file}");
         assert_eq!(header(&resp, "x-content-type-options"), "nosniff", "{file}");
     }
@@ -116,32 +100,23 @@ async fn every_answer_is_nosniff_and_graphql_answers_are_never_stored() {
         ..Settings::default()
     })
     .await;
-    let graphql = format!("{}/graphql", app.addr);
     let query = json!({ "query": "{ __typename }" });
     let answers = [
-        app.client.get(format!("{}/healthz", app.addr)),
-        app.client.get(format!("{}/readyz", app.addr)),
-        app.client.get(format!("{}/metrics", app.addr)),
-        app.client.get(format!("{}/no-such-route", app.addr)),
-        app.client
-            .get(format!("{}/playground/assets/nope.js", app.addr)),
-        app.client
-            .get(&graphql)
-            .query(&[("query", "{ __typename }")]),
-        app.client.post(&graphql).json(&query),
-        app.client
-            .post(&graphql)
-            .json(&json!({ "query": "{ nope }" })),
-        app.client
-            .post(&graphql)
+        app.get("/healthz"),
+        app.get("/readyz"),
+        app.get("/metrics"),
+        app.get("/no-such-route"),
+        app.get("/playground/assets/nope.js"),
+        app.get("/graphql").query(&[("query", "{ __typename }")]),
+        app.post("/graphql").json(&query),
+        app.post("/graphql").json(&json!({ "query": "{ nope }" })),
+        app.post("/graphql")
             .header(CONTENT_TYPE, "text/plain")
             .body("{}"),
-        app.client.put(&graphql).json(&query),
-        app.client
-            .post(&graphql)
+        app.client.put(app.url("/graphql")).json(&query),
+        app.post("/graphql")
             .json(&json!({ "query": "x".repeat(100) })),
-        app.client
-            .get(&graphql)
+        app.get("/graphql")
             .query(&[("query", "mutation { logout }")]),
     ];
     for request in answers {
@@ -292,12 +267,7 @@ async fn clients_stalling_in_their_headers_are_cut_off() {
     );
     assert_eq!(stalled_count(&app, "header").await, 3);
     // The server still serves everyone else.
-    let ok = app
-        .client
-        .get(format!("{}/healthz", app.addr))
-        .send()
-        .await
-        .unwrap();
+    let ok = app.get("/healthz").send().await.unwrap();
     assert_eq!(ok.status(), 200);
 }
 

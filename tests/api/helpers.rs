@@ -217,11 +217,25 @@ impl TestApp {
         &self.db.pool
     }
 
+    /// The absolute URL of `path` (`/graphql`, `/healthz`, ...) on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.addr)
+    }
+
+    /// A `GET` of `path`, to add headers to and send.
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path))
+    }
+
+    /// A `POST` to `path`, to add a body and headers to and send.
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path))
+    }
+
     /// POSTs a GraphQL operation and returns the whole JSON response.
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
         let mut req = self
-            .client
-            .post(format!("{}/graphql", self.addr))
+            .post("/graphql")
             .json(&json!({ "query": query, "variables": variables }));
         if let Some(token) = token {
             req = req.bearer_auth(token);
@@ -297,11 +311,7 @@ impl TestApp {
 
     /// The text of `/metrics`.
     pub async fn metrics(&self) -> String {
-        let resp = self
-            .client
-            .get(format!("{}/metrics", self.addr))
-            .send()
-            .await;
+        let resp = self.get("/metrics").send().await;
         resp.expect("GET /metrics")
             .text()
             .await
@@ -314,6 +324,50 @@ impl TestApp {
             .fetch_one(self.pool())
             .await
             .expect("count")
+    }
+
+    /// Whom `token` stands for now: `me`'s username, or the code `me` is
+    /// refused with (`UNAUTHENTICATED` once the session ended).
+    pub async fn me(&self, token: &str) -> Result<String, String> {
+        let resp = self
+            .gql(Some(token), "{ me { username } }", json!({}))
+            .await;
+        if resp.get("errors").is_some() {
+            let code = Refusal::of(&resp).code;
+            assert!(!code.is_empty(), "an error without a code: {resp:#}");
+            return Err(code);
+        }
+        let username = resp["data"]["me"]["username"].as_str();
+        Ok(username.expect("a username").to_owned())
+    }
+
+    /// The id of the user named `username`, looked up as a client would.
+    pub async fn id_of(&self, caller: impl Caller, username: &str) -> String {
+        let query = "query($u: String!) { user(username: $u) { id } }";
+        let data = self
+            .ok(caller.token(), query, json!({ "u": username }))
+            .await;
+        data["user"]["id"].as_str().expect("a user id").to_owned()
+    }
+
+    /// Runs a test-only statement (a literal) with `$1` bound to `id`: a
+    /// change behind the API's back, as an operator or another instance
+    /// would make it.
+    pub async fn execute(&self, sql: &'static str, id: i64) {
+        sqlx::query(sql)
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// How many audit entries record `action` (e.g. `USER_DEACTIVATED`).
+    pub async fn audit_count(&self, action: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM audit_entries WHERE action = $1")
+            .bind(action)
+            .fetch_one(self.pool())
+            .await
+            .expect("audit count")
     }
 }
 
@@ -350,4 +404,488 @@ pub async fn snapshot(pool: &PgPool) -> Value {
         all.push(v);
     }
     Value::Array(all)
+}
+
+// ---- Named operations -------------------------------------------------------
+//
+// Tests speak of what a client does (`app.deactivate(&root, &bob)`), not of
+// the GraphQL text that does it: the documents are written once, here. Each
+// operation returns a `Call` that is sent with `send` (the whole response),
+// `ok` (the payload, failing on any error), `err_code`, `error` or `refused`.
+
+/// Who sends a request: a session token (`&str`, `&String`) or nobody
+/// (`ANONYMOUS`, or an `Option<&str>` that is `None`).
+pub trait Caller {
+    fn token(&self) -> Option<&str>;
+}
+
+impl Caller for str {
+    fn token(&self) -> Option<&str> {
+        Some(self)
+    }
+}
+
+impl Caller for String {
+    fn token(&self) -> Option<&str> {
+        Some(self)
+    }
+}
+
+impl Caller for Option<&str> {
+    fn token(&self) -> Option<&str> {
+        *self
+    }
+}
+
+impl<T: Caller + ?Sized> Caller for &T {
+    fn token(&self) -> Option<&str> {
+        (**self).token()
+    }
+}
+
+/// A request without a token.
+pub const ANONYMOUS: Option<&str> = None;
+
+/// What a `User` in a payload shows by default: the two fields everyone who
+/// reaches a user may see, so that a call succeeds without `auth.view_user`.
+const PUBLIC_USER: &str = "id username";
+
+/// Every part of a `DeletionPlan`.
+const PLAN: &str = "user { id username } policy allowed token \
+    protected { relation count } deleted { relation count } detached { relation count }";
+
+/// Every part of an `AuditEntry` but its id and time.
+pub const AUDIT_ENTRY: &str =
+    "action actorUsername actor { username } targetUser { id } targetRepr reason details";
+
+/// The first error of a response: its code, the input field it names
+/// (empty when none) and its message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: String,
+    pub field: String,
+    pub message: String,
+}
+
+impl Refusal {
+    /// The first error of `resp`; every part empty when there is none.
+    pub fn of(resp: &Value) -> Refusal {
+        let error = &resp["errors"][0];
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        Refusal {
+            code: text(&error["extensions"]["code"]),
+            field: text(&error["extensions"]["field"]),
+            message: text(&error["message"]),
+        }
+    }
+
+    /// Code and field, the pair most refusals are checked by.
+    pub fn code_and_field(&self) -> (&str, &str) {
+        (&self.code, &self.field)
+    }
+}
+
+/// One GraphQL field called on the test server, not yet sent. Every
+/// argument travels as a variable of the same name, and only the arguments
+/// given are sent, so the server's defaults apply to the others.
+#[must_use = "a call does nothing until it is sent"]
+pub struct Call<'a> {
+    app: &'a TestApp,
+    token: Option<String>,
+    operation: &'static str,
+    field: &'static str,
+    /// (name, GraphQL type, value).
+    args: Vec<(&'static str, &'static str, Value)>,
+    /// Empty for a field of scalar type.
+    selection: String,
+}
+
+impl<'a> Call<'a> {
+    fn new(
+        app: &'a TestApp,
+        caller: impl Caller,
+        operation: &'static str,
+        field: &'static str,
+        selection: &str,
+    ) -> Call<'a> {
+        Call {
+            app,
+            token: caller.token().map(str::to_owned),
+            operation,
+            field,
+            args: Vec::new(),
+            selection: selection.to_owned(),
+        }
+    }
+
+    /// Passes argument `name` (of GraphQL type `ty`) as `$name`.
+    pub fn arg(mut self, name: &'static str, ty: &'static str, value: impl Into<Value>) -> Self {
+        self.args.push((name, ty, value.into()));
+        self
+    }
+
+    /// Asks for `selection` instead of the operation's default.
+    pub fn select(mut self, selection: &str) -> Self {
+        self.selection = selection.to_owned();
+        self
+    }
+
+    /// `deleteUser` / `deletionPlan` under this policy (`PROTECT`, `SET_NULL`, `CASCADE`).
+    pub fn policy(self, policy: &str) -> Self {
+        self.arg("policy", "DeletePolicy", policy)
+    }
+
+    /// `deleteUser` / `deactivateUsers`: only report, change nothing.
+    pub fn dry_run(self, dry_run: bool) -> Self {
+        self.arg("dryRun", "Boolean", dry_run)
+    }
+
+    /// `deleteUser`: delete only if the plan behind this token still holds.
+    pub fn plan_token(self, token: &str) -> Self {
+        self.arg("planToken", "String", token)
+    }
+
+    /// `deleteUser`, `reactivateUser`, `anonymizeUser`: why, for the audit log.
+    pub fn reason(self, reason: &str) -> Self {
+        self.arg("reason", "String", reason)
+    }
+
+    /// `reactivateUser`: give back what the deactivation took.
+    pub fn restore_access(self) -> Self {
+        self.arg("restoreAccess", "Boolean", true)
+    }
+
+    /// `setPassword` on your own account.
+    pub fn current_password(self, password: &str) -> Self {
+        self.arg("currentPassword", "String", password)
+    }
+
+    /// `deactivateUser(s)`: what to take away and why (`DeactivateUserInput`).
+    pub fn input(self, input: Value) -> Self {
+        self.arg("input", "DeactivateUserInput", input)
+    }
+
+    /// `deactivateUsers`: the users named by id.
+    pub fn ids(self, ids: impl Into<Value>) -> Self {
+        self.arg("ids", "[ID!]", ids)
+    }
+
+    /// `deactivateUsers`: every user this `UserFilter` matches.
+    pub fn filter(self, filter: Value) -> Self {
+        self.arg("filter", "UserFilter", filter)
+    }
+
+    /// The field called; the payload is `data[field]`.
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+
+    /// The GraphQL document this call sends.
+    pub fn document(&self) -> String {
+        let list = |part: &dyn Fn(&(&str, &str, Value)) -> String| {
+            self.args.iter().map(part).collect::<Vec<_>>().join(", ")
+        };
+        let declared = list(&|(name, ty, _)| format!("${name}: {ty}"));
+        let passed = list(&|(name, _, _)| format!("{name}: ${name}"));
+        let head = match declared.as_str() {
+            "" => self.operation.to_owned(),
+            _ => format!("{}({declared})", self.operation),
+        };
+        let call = match passed.as_str() {
+            "" => self.field.to_owned(),
+            _ => format!("{}({passed})", self.field),
+        };
+        match self.selection.as_str() {
+            "" => format!("{head} {{ {call} }}"),
+            selection => format!("{head} {{ {call} {{ {selection} }} }}"),
+        }
+    }
+
+    /// The variables this call sends.
+    pub fn variables(&self) -> Value {
+        let vars = self.args.iter().map(|(n, _, v)| (n.to_string(), v.clone()));
+        Value::Object(vars.collect())
+    }
+
+    /// Sends the call; the whole response.
+    pub async fn send(self) -> Value {
+        let (document, variables) = (self.document(), self.variables());
+        self.app
+            .gql(self.token.as_deref(), &document, variables)
+            .await
+    }
+
+    /// Sends a call that must succeed; its payload (`data[field]`).
+    pub async fn ok(self) -> Value {
+        let (field, what) = (self.field, self.describe());
+        let resp = self.send().await;
+        assert!(
+            resp.get("errors").is_none(),
+            "{what}: unexpected errors: {resp:#}"
+        );
+        resp["data"][field].clone()
+    }
+
+    /// Sends a call that must fail; its first error.
+    pub async fn error(self) -> Refusal {
+        let what = self.describe();
+        let resp = self.send().await;
+        let refusal = Refusal::of(&resp);
+        assert!(
+            !refusal.code.is_empty(),
+            "{what}: expected an error with a code: {resp:#}"
+        );
+        refusal
+    }
+
+    /// Sends a call that must fail; its first error's code.
+    pub async fn err_code(self) -> String {
+        self.error().await.code
+    }
+
+    /// Sends a call that must be refused with `code` and leave every table
+    /// as it was.
+    pub async fn refused(self, code: &str) -> Refusal {
+        let (app, what) = (self.app, self.describe());
+        let before = snapshot(app.pool()).await;
+        let refusal = self.error().await;
+        assert_eq!(refusal.code, code, "{what}: {refusal:?}");
+        assert_eq!(
+            snapshot(app.pool()).await,
+            before,
+            "{what}: refused with {code} but changed the database"
+        );
+        refusal
+    }
+
+    /// The document and variables, for failure messages.
+    pub fn describe(&self) -> String {
+        format!("{} {}", self.document(), self.variables())
+    }
+}
+
+/// The operations of the schema that tests call, as a client would.
+impl TestApp {
+    /// `deactivateUser(id)`; add `.input(..)` for what to take away and why.
+    pub fn deactivate(&self, caller: impl Caller, id: &str) -> Call<'_> {
+        Call::new(
+            self,
+            caller,
+            "mutation",
+            "deactivateUser",
+            "user { id username } sessionsRevoked",
+        )
+        .arg("id", "ID!", id)
+    }
+
+    /// `reactivateUser(id)`; add `.restore_access()` to give back what was taken.
+    pub fn reactivate(&self, caller: impl Caller, id: &str) -> Call<'_> {
+        Call::new(
+            self,
+            caller,
+            "mutation",
+            "reactivateUser",
+            "user { id username }",
+        )
+        .arg("id", "ID!", id)
+    }
+
+    /// `deactivateUsers`; add `.ids(..)` or `.filter(..)`, and `.dry_run(..)`.
+    pub fn deactivate_users(&self, caller: impl Caller) -> Call<'_> {
+        Call::new(
+            self,
+            caller,
+            "mutation",
+            "deactivateUsers",
+            "deactivated { id username } skipped { id code }",
+        )
+    }
+
+    /// `deleteUser(id)` under the default policy; add `.policy(..)`,
+    /// `.dry_run(..)`, `.plan_token(..)`, `.reason(..)`.
+    pub fn delete_user(&self, caller: impl Caller, id: &str) -> Call<'_> {
+        let selection = format!("deleted plan {{ {PLAN} }}");
+        Call::new(self, caller, "mutation", "deleteUser", &selection).arg("id", "ID!", id)
+    }
+
+    /// `deletionPlan(userId)` under the default policy; add `.policy(..)`.
+    pub fn deletion_plan(&self, caller: impl Caller, id: &str) -> Call<'_> {
+        Call::new(self, caller, "query", "deletionPlan", PLAN).arg("userId", "ID!", id)
+    }
+
+    /// The `token` of the deletion plan for `id` under `policy`.
+    pub async fn plan_token(&self, caller: impl Caller, id: &str, policy: &str) -> String {
+        let plan = self.deletion_plan(caller, id).policy(policy).ok().await;
+        plan["token"].as_str().expect("a plan token").to_owned()
+    }
+
+    /// `anonymizeUser(id)`; add `.reason(..)`.
+    pub fn anonymize(&self, caller: impl Caller, id: &str) -> Call<'_> {
+        Call::new(
+            self,
+            caller,
+            "mutation",
+            "anonymizeUser",
+            "user { id username } sessionsRevoked",
+        )
+        .arg("id", "ID!", id)
+    }
+
+    /// `exportUserData(userId)`: the JSON document.
+    pub fn export_user_data(&self, caller: impl Caller, id: &str) -> Call<'_> {
+        Call::new(self, caller, "query", "exportUserData", "").arg("userId", "ID!", id)
+    }
+
+    /// `createUser(input)` with a `CreateUserInput`.
+    pub fn create_user(&self, caller: impl Caller, input: Value) -> Call<'_> {
+        Call::new(self, caller, "mutation", "createUser", PUBLIC_USER).arg(
+            "input",
+            "CreateUserInput!",
+            input,
+        )
+    }
+
+    /// `updateUser(id, input)` with an `UpdateUserInput`.
+    pub fn update_user(&self, caller: impl Caller, id: &str, input: Value) -> Call<'_> {
+        Call::new(self, caller, "mutation", "updateUser", PUBLIC_USER)
+            .arg("id", "ID!", id)
+            .arg("input", "UpdateUserInput!", input)
+    }
+
+    /// `setPassword(userId, password)`; add `.current_password(..)` for your own.
+    pub fn set_password(&self, caller: impl Caller, id: &str, password: &str) -> Call<'_> {
+        Call::new(self, caller, "mutation", "setPassword", "")
+            .arg("userId", "ID!", id)
+            .arg("password", "String!", password)
+    }
+
+    /// `grantPermission(userId, permission)`.
+    pub fn grant(&self, caller: impl Caller, user: &str, permission: &str) -> Call<'_> {
+        self.direct_permission("grantPermission", caller, user, permission)
+    }
+
+    /// `revokePermission(userId, permission)`.
+    pub fn revoke(&self, caller: impl Caller, user: &str, permission: &str) -> Call<'_> {
+        self.direct_permission("revokePermission", caller, user, permission)
+    }
+
+    fn direct_permission(
+        &self,
+        field: &'static str,
+        caller: impl Caller,
+        user: &str,
+        permission: &str,
+    ) -> Call<'_> {
+        Call::new(self, caller, "mutation", field, "id")
+            .arg("userId", "ID!", user)
+            .arg("permission", "String!", permission)
+    }
+
+    /// `addUserToGroup(userId, groupId)`.
+    pub fn add_to_group(&self, caller: impl Caller, user: &str, group: &str) -> Call<'_> {
+        self.membership("addUserToGroup", caller, user, group)
+    }
+
+    /// `removeUserFromGroup(userId, groupId)`.
+    pub fn remove_from_group(&self, caller: impl Caller, user: &str, group: &str) -> Call<'_> {
+        self.membership("removeUserFromGroup", caller, user, group)
+    }
+
+    fn membership(
+        &self,
+        field: &'static str,
+        caller: impl Caller,
+        user: &str,
+        group: &str,
+    ) -> Call<'_> {
+        Call::new(self, caller, "mutation", field, "id")
+            .arg("userId", "ID!", user)
+            .arg("groupId", "ID!", group)
+    }
+
+    /// `createGroup(name, permissions)`.
+    pub fn create_group(&self, caller: impl Caller, name: &str, permissions: &[&str]) -> Call<'_> {
+        Call::new(self, caller, "mutation", "createGroup", "id name")
+            .arg("name", "String!", name)
+            .arg("permissions", "[String!]!", permissions)
+    }
+
+    /// `setGroupPermissions(groupId, permissions)`.
+    pub fn set_group_permissions(
+        &self,
+        caller: impl Caller,
+        group: &str,
+        permissions: &[&str],
+    ) -> Call<'_> {
+        Call::new(self, caller, "mutation", "setGroupPermissions", "id")
+            .arg("groupId", "ID!", group)
+            .arg("permissions", "[String!]!", permissions)
+    }
+
+    /// `createQuestion(text, choices)`.
+    pub fn create_question(&self, caller: impl Caller, text: &str, choices: &[&str]) -> Call<'_> {
+        Call::new(
+            self,
+            caller,
+            "mutation",
+            "createQuestion",
+            "id text choices { id text }",
+        )
+        .arg("text", "String!", text)
+        .arg("choices", "[String!]!", choices)
+    }
+
+    /// `castVote(choiceId)`.
+    pub fn vote(&self, caller: impl Caller, choice: &str) -> Call<'_> {
+        Call::new(self, caller, "mutation", "castVote", "id").arg("choiceId", "ID!", choice)
+    }
+
+    /// `auditLog(filter)`: the first page of the entries `filter` (an
+    /// `AuditFilter`) finds, newest first; add `.arg("first", "Int", n)`.
+    pub fn audit_log(&self, caller: impl Caller, filter: Value) -> Call<'_> {
+        let selection = format!("totalCount edges {{ node {{ {AUDIT_ENTRY} }} }}");
+        Call::new(self, caller, "query", "auditLog", &selection).arg(
+            "filter",
+            "AuditFilter",
+            filter,
+        )
+    }
+
+    /// The audit entries `filter` finds, newest first (all on one page).
+    pub async fn audit_entries(&self, caller: impl Caller, filter: Value) -> Vec<Value> {
+        let all = self.audit_log(caller, filter).arg("first", "Int", 100);
+        let log = all.ok().await;
+        let nodes: Vec<Value> = log["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .map(|edge| edge["node"].clone())
+            .collect();
+        assert_eq!(log["totalCount"], nodes.len(), "one page holds them all");
+        nodes
+    }
+}
+
+/// `(id, code)` of each user a bulk payload skipped, sorted.
+pub fn skipped(payload: &Value) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = payload["skipped"]
+        .as_array()
+        .expect("skipped")
+        .iter()
+        .map(|s| {
+            let text = |v: &Value| v.as_str().unwrap().to_owned();
+            (text(&s["id"]), text(&s["code"]))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The `id` of each object in a JSON list (a question's choices, ...).
+pub fn ids(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("expected a list: {list}"))
+        .iter()
+        .map(|item| item["id"].as_str().expect("an id").to_owned())
+        .collect()
 }

@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{PASSWORD, TestApp, group_id, snapshot, user_id};
+use memberdesk::store::users::UserRow;
 
 /// Payloads that break naive SQL string building or HTML rendering.
 const PAYLOADS: &[&str] = &[
@@ -20,8 +21,7 @@ const PAYLOADS: &[&str] = &[
 
 async fn server_is_up(app: &TestApp) {
     let health = app
-        .client
-        .get(format!("{}/healthz", app.addr))
+        .get("/healthz")
         .send()
         .await
         .expect("server still answers");
@@ -32,57 +32,44 @@ async fn server_is_up(app: &TestApp) {
 async fn injection_payloads_are_stored_verbatim_and_never_executed() {
     let app = TestApp::spawn().await;
     let (_, token) = app.superuser("root").await;
-    let t = Some(token.as_str());
     for (n, payload) in PAYLOADS.iter().enumerate() {
-        let created = app
-            .ok(
-                t,
-                "mutation($i: CreateUserInput!) { createUser(input: $i) { id firstName lastName } }",
-                json!({ "i": {
-                    "username": format!("victim{n}"),
-                    "email": format!("victim{n}@example.org"),
-                    "password": PASSWORD,
-                    "firstName": payload,
-                    "lastName": payload,
-                } }),
-            )
+        let input = json!({
+            "username": format!("victim{n}"),
+            "email": format!("victim{n}@example.org"),
+            "password": PASSWORD,
+            "firstName": payload,
+            "lastName": payload,
+        });
+        let user = app
+            .create_user(&token, input)
+            .select("id firstName lastName")
+            .ok()
             .await;
-        let user = &created["createUser"];
         assert_eq!(user["firstName"], *payload);
         assert_eq!(user["lastName"], *payload);
 
-        let group = app
-            .ok(
-                t,
-                "mutation($n: String!) { createGroup(name: $n) { name } }",
-                json!({ "n": payload }),
-            )
-            .await;
-        assert_eq!(group["createGroup"]["name"], *payload);
+        let group = app.create_group(&token, payload, &[]).ok().await;
+        assert_eq!(group["name"], *payload);
 
         let question = app
-            .ok(
-                t,
-                "mutation($t: String!, $c: [String!]!) { createQuestion(text: $t, choices: $c) { text choices { text } } }",
-                json!({ "t": payload, "c": [payload, "plain"] }),
-            )
+            .create_question(&token, payload, &[payload, "plain"])
+            .ok()
             .await;
-        assert_eq!(question["createQuestion"]["text"], *payload);
-        assert_eq!(question["createQuestion"]["choices"][0]["text"], *payload);
+        assert_eq!(question["text"], *payload);
+        assert_eq!(question["choices"][0]["text"], *payload);
 
         let deactivated = app
-            .ok(
-                t,
-                "mutation($id: ID!, $r: String) { deactivateUser(id: $id, input: { reason: $r }) { user { isActive } } }",
-                json!({ "id": user["id"], "r": payload }),
-            )
+            .deactivate(&token, user["id"].as_str().unwrap())
+            .input(json!({ "reason": payload }))
+            .select("user { isActive }")
+            .ok()
             .await;
-        assert_eq!(deactivated["deactivateUser"]["user"]["isActive"], false);
+        assert_eq!(deactivated["user"]["isActive"], false);
 
         // As a search term and a username lookup the payload is just text.
         let found = app
             .ok(
-                t,
+                Some(&token),
                 "query($s: String!) { users(filter: { search: $s }) { edges { node { firstName } } } user(username: $s) { id } }",
                 json!({ "s": payload }),
             )
@@ -114,8 +101,7 @@ async fn injection_payloads_are_stored_verbatim_and_never_executed() {
         PAYLOADS.len() as i64
     );
     assert_eq!(
-        app.count("SELECT count(*) FROM audit_entries WHERE action = 'USER_DEACTIVATED'")
-            .await,
+        app.audit_count("USER_DEACTIVATED").await,
         PAYLOADS.len() as i64
     );
     server_is_up(&app).await;
@@ -127,7 +113,6 @@ async fn lookalikes_of_an_existing_username_are_one_username() {
     let (root, token) = app.superuser("root").await;
     let admin = app.user("admin", true, false).await;
     let before = snapshot(app.pool()).await;
-    let create = "mutation($i: CreateUserInput!) { createUser(input: $i) { id } }";
     for (n, lookalike) in [
         "Admin",
         "ADMIN",
@@ -140,33 +125,16 @@ async fn lookalikes_of_an_existing_username_are_one_username() {
     .iter()
     .enumerate()
     {
-        let resp = app
-            .gql(
-                Some(&token),
-                create,
-                json!({ "i": { "username": lookalike, "email": format!("l{n}@example.org"), "password": PASSWORD } }),
-            )
-            .await;
+        let input = json!({ "username": lookalike, "email": format!("l{n}@example.org"), "password": PASSWORD });
+        let refusal = app.create_user(&token, input).error().await;
         assert_eq!(
-            resp["errors"][0]["extensions"]["code"], "INVALID_INPUT",
-            "{lookalike:?}: {resp}"
-        );
-        assert_eq!(
-            resp["errors"][0]["extensions"]["field"], "username",
-            "{lookalike:?}: {resp}"
+            refusal.code_and_field(),
+            ("INVALID_INPUT", "username"),
+            "{lookalike:?}"
         );
         // Renaming someone else to a lookalike is refused the same way.
-        let resp = app
-            .gql(
-                Some(&token),
-                "mutation($id: ID!, $u: String!) { updateUser(id: $id, input: { username: $u }) { id } }",
-                json!({ "id": user_id(&root), "u": lookalike }),
-            )
-            .await;
-        assert_eq!(
-            resp["errors"][0]["extensions"]["code"], "INVALID_INPUT",
-            "{lookalike:?}: {resp}"
-        );
+        let rename = app.update_user(&token, &user_id(&root), json!({ "username": lookalike }));
+        assert_eq!(rename.err_code().await, "INVALID_INPUT", "{lookalike:?}");
     }
     assert_eq!(
         snapshot(app.pool()).await,
@@ -194,22 +162,56 @@ async fn lookalikes_of_an_existing_username_are_one_username() {
     server_is_up(&app).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn huge_broken_and_foreign_input_gets_contract_errors_and_changes_nothing() {
+/// A superuser and a member, on a server about to get hostile input.
+struct Target {
+    app: TestApp,
+    root: UserRow,
+    token: String,
+    member: String,
+    before: Value,
+}
+
+async fn target() -> Target {
     let app = TestApp::spawn().await;
     let (root, token) = app.superuser("root").await;
-    let member = app.user("member", false, false).await;
+    let member = user_id(&app.user("member", false, false).await);
     let before = snapshot(app.pool()).await;
-    let t = Some(token.as_str());
+    Target {
+        app,
+        root,
+        token,
+        member,
+        before,
+    }
+}
 
+impl Target {
+    /// Nothing changed, the superuser is still who they were and the
+    /// server still serves.
+    async fn assert_unharmed(&self) {
+        let app = &self.app;
+        assert_eq!(
+            snapshot(app.pool()).await,
+            self.before,
+            "hostile input changed something"
+        );
+        let me = app
+            .ok(Some(&self.token), "{ me { id isSuperuser } }", json!({}))
+            .await;
+        assert_eq!(me["me"]["id"], user_id(&self.root));
+        server_is_up(app).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_string_is_refused_without_being_echoed() {
+    let t = target().await;
+    let app = &t.app;
     // A 200 KB string: under the body limit, over every field's limit.
     let huge = "x".repeat(200 * 1024);
     let resp = app
-        .gql(
-            t,
-            "mutation($id: ID!, $f: String!) { updateUser(id: $id, input: { firstName: $f }) { id } }",
-            json!({ "id": user_id(&member), "f": huge }),
-        )
+        .update_user(&t.token, &t.member, json!({ "firstName": huge }))
+        .send()
         .await;
     let text = resp.to_string();
     assert_eq!(
@@ -219,40 +221,39 @@ async fn huge_broken_and_foreign_input_gets_contract_errors_and_changes_nothing(
         &text[..text.len().min(200)]
     );
     assert!(text.len() < 2_000, "the error must not echo the input back");
-    let resp = app
-        .gql(
-            t,
-            "mutation($id: ID!, $r: String) { deactivateUser(id: $id, input: { reason: $r }) { user { id } } }",
-            json!({ "id": user_id(&member), "r": huge }),
-        )
+    let refusal = app
+        .deactivate(&t.token, &t.member)
+        .input(json!({ "reason": huge }))
+        .error()
         .await;
-    assert_eq!(resp["errors"][0]["extensions"]["code"], "INVALID_INPUT");
-    assert_eq!(resp["errors"][0]["extensions"]["field"], "reason");
+    assert_eq!(refusal.code_and_field(), ("INVALID_INPUT", "reason"));
+    t.assert_unharmed().await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeply_nested_or_non_utf8_bodies_are_400() {
+    let t = target().await;
+    let app = &t.app;
     // Variables nested far deeper than any input: refused before execution.
     let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     let body = format!(r#"{{"query":"{{ me {{ id }} }}","variables":{{"x":{nested}}}}}"#);
-    let resp = app
-        .client
-        .post(format!("{}/graphql", app.addr))
-        .bearer_auth(&token)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
+    let json_post = || {
+        app.post("/graphql")
+            .header("content-type", "application/json")
+    };
+    let resp = json_post().bearer_auth(&t.token).body(body).send().await;
+    assert_eq!(resp.unwrap().status(), 400);
     // Bytes that are not UTF-8.
-    let resp = app
-        .client
-        .post(format!("{}/graphql", app.addr))
-        .header("content-type", "application/json")
-        .body(vec![b'{', 0xff, 0xfe, b'}'])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
+    let resp = json_post().body(vec![b'{', 0xff, 0xfe, b'}']).send().await;
+    assert_eq!(resp.unwrap().status(), 400);
+    t.assert_unharmed().await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_foreign_and_missing_ids_and_cursors_are_contract_errors() {
+    let t = target().await;
+    let app = &t.app;
+    let token = t.token.as_str();
     // Ids: garbage, another kind's id, an id naming nothing, a bad cursor.
     let foreign = group_id(1);
     let nowhere = memberdesk::ids::encode(memberdesk::ids::Kind::User, i64::MAX);
@@ -264,44 +265,48 @@ async fn huge_broken_and_foreign_input_gets_contract_errors_and_changes_nothing(
         foreign.as_str(),
         nowhere.as_str(),
     ] {
-        for query in [
-            "query($id: ID!) { user(id: $id) { id } }",
-            "mutation($id: ID!) { deactivateUser(id: $id) { user { id } } }",
-            "mutation($id: ID!) { deleteUser(id: $id, policy: CASCADE) { deleted } }",
-            "mutation($id: ID!) { anonymizeUser(id: $id) { user { id } } }",
-            "query($id: ID!) { deletionPlan(userId: $id) { policy } }",
-        ] {
-            let code = app.err_code(t, query, json!({ "id": id })).await;
+        let user = "query($id: ID!) { user(id: $id) { id } }";
+        let lookup = app.err_code(Some(token), user, json!({ "id": id })).await;
+        let codes = [
+            lookup,
+            app.deactivate(token, id).err_code().await,
+            app.delete_user(token, id)
+                .policy("CASCADE")
+                .err_code()
+                .await,
+            app.anonymize(token, id).err_code().await,
+            app.deletion_plan(token, id).err_code().await,
+        ];
+        let operations = [
+            "user",
+            "deactivateUser",
+            "deleteUser",
+            "anonymizeUser",
+            "deletionPlan",
+        ];
+        for (operation, code) in operations.iter().zip(codes) {
             assert!(
                 code == "NOT_FOUND" || code == "INVALID_INPUT",
-                "{query} with {id:?}: {code}"
+                "{operation} with {id:?}: {code}"
             );
         }
     }
+    let users = "query($a: String) { users(first: 5, after: $a) { edges { cursor } } }";
     for cursor in ["garbage", "", "\u{0}", "YXJyYXljb25uZWN0aW9uOjA="] {
         let code = app
-            .err_code(
-                t,
-                "query($a: String) { users(first: 5, after: $a) { edges { cursor } } }",
-                json!({ "a": cursor }),
-            )
+            .err_code(Some(token), users, json!({ "a": cursor }))
             .await;
         assert_eq!(code, "INVALID_INPUT", "cursor {cursor:?}");
     }
     let code = app
-        .err_code(t, "{ users(first: -1) { edges { cursor } } }", json!({}))
+        .err_code(
+            Some(token),
+            "{ users(first: -1) { edges { cursor } } }",
+            json!({}),
+        )
         .await;
     assert_eq!(code, "INVALID_INPUT");
-
-    assert_eq!(
-        snapshot(app.pool()).await,
-        before,
-        "hostile input changed something"
-    );
-    // The superuser is still who they were and the server still serves.
-    let me = app.ok(t, "{ me { id isSuperuser } }", json!({})).await;
-    assert_eq!(me["me"]["id"], user_id(&root));
-    server_is_up(&app).await;
+    t.assert_unharmed().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -328,10 +333,6 @@ async fn a_thousand_aliased_logins_are_not_a_thousand_guesses() {
     assert!(resp.get("data").is_none(), "never executed: {resp:#}");
     assert_eq!(app.count("SELECT count(*) FROM login_failures").await, 0);
     assert_eq!(app.count("SELECT count(*) FROM sessions").await, 0);
-    assert_eq!(
-        app.count("SELECT count(*) FROM audit_entries WHERE action = 'LOGIN_FAILED'")
-            .await,
-        0
-    );
+    assert_eq!(app.audit_count("LOGIN_FAILED").await, 0);
     server_is_up(&app).await;
 }

@@ -5,27 +5,32 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, snapshot, user_id};
+use crate::cli::{memberdesk, text};
+use crate::helpers::{ANONYMOUS, Call, PASSWORD, TestApp, skipped, snapshot, user_id};
 use memberdesk::domain::Actor;
 use memberdesk::domain::lifecycle::{self, DeactivateOptions};
 use memberdesk::error::AppError;
 
-const DEACTIVATE: &str = "mutation($id: ID!, $input: DeactivateUserInput) {
-    deactivateUser(id: $id, input: $input) {
-        user { isActive isStaff deactivatedAt deactivationReason groups { name } allPermissions }
-        sessionsRevoked removedGroups { name } removedPermissions { key } staffRevoked } }";
-const REACTIVATE: &str = "mutation($id: ID!, $restore: Boolean) {
-    reactivateUser(id: $id, restoreAccess: $restore) {
-        user { isActive isStaff deactivatedAt groups { name } userPermissions { key } }
-        restoredGroups { name } restoredPermissions { key } staffRestored missingGroupIds } }";
-const ME: &str = "{ me { username } }";
+/// What a deactivation payload shows here: the user after, and what was taken.
+const DEACTIVATED: &str =
+    "user { isActive isStaff deactivatedAt deactivationReason groups { name } allPermissions }
+    sessionsRevoked removedGroups { name } removedPermissions { key } staffRevoked";
+/// What a reactivation payload shows here: the user after, and what came back.
+const REACTIVATED: &str =
+    "user { isActive isStaff deactivatedAt groups { name } userPermissions { key } }
+    restoredGroups { name } restoredPermissions { key } staffRestored missingGroupIds";
+
+/// What an anonymization payload shows here: every field it erases.
+const ANONYMIZED: &str = "user { username email firstName lastName isActive isStaff isSuperuser
+    anonymizedAt groups { name } } sessionsRevoked";
 
 /// root (superuser) and alice: staff, in Editors (auth.view_user), with the
 /// direct permission polls.add_question, logged in.
 struct Team {
     app: TestApp,
     root: String,
-    alice: Value,
+    /// alice's id.
+    alice: String,
     alice_token: String,
     editors: i64,
 }
@@ -45,11 +50,11 @@ async fn team() -> Team {
         "INSERT INTO user_permissions (user_id, permission_id) SELECT u.id, p.id FROM users u, permissions p
            WHERE u.username = 'alice' AND p.codename = 'add_question' AND $1 > 0",
     ] {
-        sqlx::query(sql).bind(editors).execute(app.pool()).await.unwrap();
+        app.execute(sql, editors).await;
     }
     let alice_token = app.login("alice", PASSWORD).await;
     Team {
-        alice: json!(user_id(&alice)),
+        alice: user_id(&alice),
         app,
         root,
         alice_token,
@@ -57,32 +62,50 @@ async fn team() -> Team {
     }
 }
 
-async fn audit_count(app: &TestApp, action: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM audit_entries WHERE action = $1")
-        .bind(action)
-        .fetch_one(app.pool())
-        .await
-        .unwrap()
+impl Team {
+    /// Root deactivates alice (add `.input(..)` for what to take).
+    fn deactivate_alice(&self) -> Call<'_> {
+        self.app
+            .deactivate(&self.root, &self.alice)
+            .select(DEACTIVATED)
+    }
+
+    /// Root reactivates alice (add `.restore_access()` to give back).
+    fn reactivate_alice(&self) -> Call<'_> {
+        self.app
+            .reactivate(&self.root, &self.alice)
+            .select(REACTIVATED)
+    }
+
+    /// Root erases alice, for a reason.
+    fn anonymize_alice(&self) -> Call<'_> {
+        self.app
+            .anonymize(&self.root, &self.alice)
+            .reason("erasure request")
+            .select(ANONYMIZED)
+    }
+
+    /// Alice deactivated with her staff flag, for a reason: the payload.
+    async fn alice_deactivated(&self) -> Value {
+        let input = json!({ "revokeStaff": true, "reason": "left the company" });
+        self.deactivate_alice().input(input).ok().await
+    }
+
+    /// The code `login` answers for alice with `password`.
+    async fn alice_login_code(&self, password: &str) -> String {
+        let login = "mutation($p: String!) { login(username: \"alice\", password: $p) { token } }";
+        let vars = json!({ "p": password });
+        self.app.err_code(ANONYMOUS, login, vars).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deactivation_blocks_login_at_once_and_reactivation_restores_exactly_what_it_took() {
+async fn deactivation_takes_access_away_and_blocks_login_at_once() {
     let t = team().await;
     let app = &t.app;
-    assert_eq!(
-        app.ok(Some(&t.alice_token), ME, json!({})).await["me"]["username"],
-        "alice"
-    );
+    assert_eq!(app.me(&t.alice_token).await.unwrap(), "alice");
 
-    let input = json!({ "revokeStaff": true, "reason": "left the company" });
-    let done = app
-        .ok(
-            Some(&t.root),
-            DEACTIVATE,
-            json!({ "id": t.alice, "input": input }),
-        )
-        .await["deactivateUser"]
-        .clone();
+    let done = t.alice_deactivated().await;
     assert_eq!(done["sessionsRevoked"], 1);
     assert_eq!(done["removedGroups"], json!([{ "name": "Editors" }]));
     assert_eq!(
@@ -105,30 +128,25 @@ async fn deactivation_blocks_login_at_once_and_reactivation_restores_exactly_wha
 
     // The old token stops working on the very next request; the right
     // password now says ACCOUNT_INACTIVE, a wrong one still says nothing.
+    assert_eq!(app.me(&t.alice_token).await.unwrap_err(), "UNAUTHENTICATED");
+    assert_eq!(t.alice_login_code(PASSWORD).await, "ACCOUNT_INACTIVE");
     assert_eq!(
-        app.err_code(Some(&t.alice_token), ME, json!({})).await,
-        "UNAUTHENTICATED"
-    );
-    let login = "mutation($p: String!) { login(username: \"alice\", password: $p) { token } }";
-    assert_eq!(
-        app.err_code(None, login, json!({ "p": PASSWORD })).await,
-        "ACCOUNT_INACTIVE"
-    );
-    assert_eq!(
-        app.err_code(None, login, json!({ "p": "wrong password!" }))
-            .await,
+        t.alice_login_code("wrong password!").await,
         "INVALID_CREDENTIALS"
     );
-    assert_eq!(audit_count(app, "USER_DEACTIVATED").await, 1);
+    assert_eq!(app.audit_count("USER_DEACTIVATED").await, 1);
+}
 
-    // Idempotent: again changes nothing that matters and forgets nothing.
-    let first_at = user["deactivatedAt"].clone();
-    let again = app
-        .ok(Some(&t.root), DEACTIVATE, json!({ "id": t.alice }))
-        .await["deactivateUser"]
-        .clone();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deactivating_again_changes_nothing_and_forgets_nothing() {
+    let t = team().await;
+    let first = t.alice_deactivated().await;
+    let again = t.deactivate_alice().ok().await;
     assert_eq!(again["sessionsRevoked"], 0);
-    assert_eq!(again["user"]["deactivatedAt"], first_at);
+    assert_eq!(
+        again["user"]["deactivatedAt"],
+        first["user"]["deactivatedAt"]
+    );
     assert_eq!(again["user"]["deactivationReason"], "left the company");
     assert_eq!(
         again["removedGroups"],
@@ -136,19 +154,21 @@ async fn deactivation_blocks_login_at_once_and_reactivation_restores_exactly_wha
         "still remembered"
     );
     assert_eq!(
-        audit_count(app, "USER_DEACTIVATED").await,
+        t.app.audit_count("USER_DEACTIVATED").await,
         1,
         "no change, no entry"
     );
+}
 
-    let back = app
-        .ok(
-            Some(&t.root),
-            REACTIVATE,
-            json!({ "id": t.alice, "restore": true }),
-        )
-        .await["reactivateUser"]
-        .clone();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reactivation_with_restore_gives_back_exactly_what_was_taken() {
+    let t = team().await;
+    let app = &t.app;
+    t.alice_deactivated().await;
+    // A repeated deactivation in between must forget nothing.
+    t.deactivate_alice().ok().await;
+
+    let back = t.reactivate_alice().restore_access().ok().await;
     assert_eq!(back["restoredGroups"], json!([{ "name": "Editors" }]));
     assert_eq!(
         back["restoredPermissions"],
@@ -164,23 +184,16 @@ async fn deactivation_blocks_login_at_once_and_reactivation_restores_exactly_wha
         json!([{ "key": "polls.add_question" }])
     );
     let token = app.login("alice", PASSWORD).await;
-    assert_eq!(
-        app.ok(Some(&token), ME, json!({})).await["me"]["username"],
-        "alice"
-    );
-    assert_eq!(audit_count(app, "USER_REACTIVATED").await, 1);
+    assert_eq!(app.me(&token).await.unwrap(), "alice");
+    assert_eq!(app.audit_count("USER_REACTIVATED").await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reactivation_without_restore_and_with_a_group_deleted_meanwhile() {
     let t = team().await;
     let app = &t.app;
-    app.ok(Some(&t.root), DEACTIVATE, json!({ "id": t.alice }))
-        .await;
-    let plain = app
-        .ok(Some(&t.root), REACTIVATE, json!({ "id": t.alice }))
-        .await["reactivateUser"]
-        .clone();
+    t.deactivate_alice().ok().await;
+    let plain = t.reactivate_alice().ok().await;
     assert_eq!(plain["user"]["isActive"], true);
     assert_eq!(
         plain["user"]["groups"],
@@ -189,43 +202,20 @@ async fn reactivation_without_restore_and_with_a_group_deleted_meanwhile() {
     );
     assert_eq!(plain["restoredGroups"], json!([]));
     // A reactivation ends the deactivation: a later restore has nothing left to give.
-    app.ok(Some(&t.root), DEACTIVATE, json!({ "id": t.alice }))
-        .await;
-    let nothing = app
-        .ok(
-            Some(&t.root),
-            REACTIVATE,
-            json!({ "id": t.alice, "restore": true }),
-        )
-        .await;
-    assert_eq!(nothing["reactivateUser"]["restoredPermissions"], json!([]));
+    t.deactivate_alice().ok().await;
+    let nothing = t.reactivate_alice().restore_access().ok().await;
+    assert_eq!(nothing["restoredPermissions"], json!([]));
 
     // Now with the group gone between deactivation and reactivation.
-    sqlx::query("INSERT INTO user_groups (user_id, group_id) SELECT id, $1 FROM users WHERE username = 'alice'")
-        .bind(t.editors)
-        .execute(app.pool())
-        .await
-        .unwrap();
-    app.ok(Some(&t.root), DEACTIVATE, json!({ "id": t.alice }))
-        .await;
+    app.execute("INSERT INTO user_groups (user_id, group_id) SELECT id, $1 FROM users WHERE username = 'alice'", t.editors).await;
+    t.deactivate_alice().ok().await;
     for sql in [
         "DELETE FROM group_permissions WHERE group_id = $1",
         "DELETE FROM groups WHERE id = $1",
     ] {
-        sqlx::query(sql)
-            .bind(t.editors)
-            .execute(app.pool())
-            .await
-            .unwrap();
+        app.execute(sql, t.editors).await;
     }
-    let back = app
-        .ok(
-            Some(&t.root),
-            REACTIVATE,
-            json!({ "id": t.alice, "restore": true }),
-        )
-        .await["reactivateUser"]
-        .clone();
+    let back = t.reactivate_alice().restore_access().ok().await;
     assert_eq!(back["restoredGroups"], json!([]));
     assert_eq!(
         back["missingGroupIds"].as_array().unwrap().len(),
@@ -239,112 +229,44 @@ async fn reactivation_without_restore_and_with_a_group_deleted_meanwhile() {
 async fn refused_lifecycle_calls_change_nothing() {
     let t = team().await;
     let app = &t.app;
-    let (root_row, _) = (
-        sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE username = 'root'")
-            .fetch_one(app.pool())
-            .await
-            .unwrap(),
-        (),
-    );
-    let root_id = json!(memberdesk::ids::encode(
-        memberdesk::ids::Kind::User,
-        root_row
-    ));
+    let root = app.id_of(&t.root, "root").await;
     let (_, changer) = app.staff_with("changer", &["auth.change_user"]).await;
     let (_, viewer) = app.staff_with("viewer", &["auth.view_user"]).await;
-    let bob = app.user("bob", false, false).await;
-    let bob_id = json!(user_id(&bob));
-    let before = snapshot(app.pool()).await;
-    let cases: Vec<(Option<&str>, &str, Value, &str)> = vec![
-        (None, DEACTIVATE, json!({ "id": bob_id }), "UNAUTHENTICATED"),
+    let bob = user_id(&app.user("bob", false, false).await);
+    let long_reason = json!({ "reason": "x".repeat(5000) });
+    let cases = [
+        (app.deactivate(ANONYMOUS, &bob), "UNAUTHENTICATED"),
+        (app.deactivate(&viewer, &bob), "FORBIDDEN"),
+        (app.deactivate(&t.alice_token, &bob), "FORBIDDEN"),
+        (app.deactivate(&changer, &root), "FORBIDDEN"),
+        (app.deactivate(&t.root, &root), "SELF_ACTION"),
+        (app.deactivate(&t.root, "garbage!"), "INVALID_INPUT"),
         (
-            Some(&viewer),
-            DEACTIVATE,
-            json!({ "id": bob_id }),
-            "FORBIDDEN",
-        ),
-        (
-            Some(&t.alice_token),
-            DEACTIVATE,
-            json!({ "id": bob_id }),
-            "FORBIDDEN",
-        ),
-        (
-            Some(&changer),
-            DEACTIVATE,
-            json!({ "id": root_id }),
-            "FORBIDDEN",
-        ),
-        (
-            Some(&t.root),
-            DEACTIVATE,
-            json!({ "id": root_id }),
-            "SELF_ACTION",
-        ),
-        (
-            Some(&t.root),
-            DEACTIVATE,
-            json!({ "id": "garbage!" }),
+            app.deactivate(&t.root, &bob).input(long_reason),
             "INVALID_INPUT",
         ),
-        (
-            Some(&t.root),
-            DEACTIVATE,
-            json!({ "id": bob_id, "input": { "reason": "x".repeat(5000) } }),
-            "INVALID_INPUT",
-        ),
-        (
-            Some(&t.root),
-            REACTIVATE,
-            json!({ "id": root_id }),
-            "SELF_ACTION",
-        ),
-        (
-            Some(&changer),
-            "mutation($id: ID!) { anonymizeUser(id: $id) { user { id } } }",
-            json!({ "id": bob_id }),
-            "FORBIDDEN",
-        ),
-        (
-            Some(&t.root),
-            "mutation($id: ID!) { anonymizeUser(id: $id) { user { id } } }",
-            json!({ "id": root_id }),
-            "SELF_ACTION",
-        ),
-        (
-            Some(&t.root),
-            "mutation { deactivateUsers { deactivated { id } } }",
-            json!({}),
-            "INVALID_INPUT",
-        ),
+        (app.reactivate(&t.root, &root), "SELF_ACTION"),
+        (app.anonymize(&changer, &bob), "FORBIDDEN"),
+        (app.anonymize(&t.root, &root), "SELF_ACTION"),
+        (app.deactivate_users(&t.root), "INVALID_INPUT"),
     ];
-    for (token, query, vars, code) in cases {
-        assert_eq!(
-            app.err_code(token, query, vars.clone()).await,
-            code,
-            "{vars}"
-        );
-        assert_eq!(
-            snapshot(app.pool()).await,
-            before,
-            "{code} for {vars} changed something"
-        );
+    for (call, code) in cases {
+        call.refused(code).await;
     }
+}
 
-    // Restoring access is granting it: a changer without polls.add_question
-    // may reactivate alice but not hand her that permission back.
-    app.ok(Some(&t.root), DEACTIVATE, json!({ "id": t.alice }))
+/// Restoring access is granting it: a changer without polls.add_question
+/// may reactivate alice but not hand her that permission back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restoring_access_needs_every_permission_it_gives_back() {
+    let t = team().await;
+    let app = &t.app;
+    let (_, changer) = app.staff_with("changer", &["auth.change_user"]).await;
+    t.deactivate_alice().ok().await;
+    app.reactivate(&changer, &t.alice)
+        .restore_access()
+        .refused("FORBIDDEN")
         .await;
-    let before = snapshot(app.pool()).await;
-    let code = app
-        .err_code(
-            Some(&changer),
-            REACTIVATE,
-            json!({ "id": t.alice, "restore": true }),
-        )
-        .await;
-    assert_eq!(code, "FORBIDDEN");
-    assert_eq!(snapshot(app.pool()).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -389,6 +311,9 @@ async fn the_last_active_superuser_cannot_be_taken_out() {
     );
 }
 
+/// What a bulk deactivation payload shows here.
+const BULK: &str = "deactivated { username isActive } skipped { id code }";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_deactivation_by_ids_and_by_filter_with_skips() {
     let t = team().await;
@@ -396,51 +321,40 @@ async fn bulk_deactivation_by_ids_and_by_filter_with_skips() {
     let bob = app.user("bob", false, false).await;
     let carol = app.user("carol", false, false).await;
     let dave = app.user("dave", false, false).await;
-    sqlx::query("UPDATE users SET is_active = false, anonymized_at = now() WHERE id = $1")
-        .bind(dave.id)
-        .execute(app.pool())
-        .await
-        .unwrap();
-    let root_id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'root'")
-        .fetch_one(app.pool())
-        .await
-        .unwrap();
-    let enc = |id: i64| memberdesk::ids::encode(memberdesk::ids::Kind::User, id);
-    let bulk = "mutation($ids: [ID!], $f: UserFilter) { deactivateUsers(ids: $ids, filter: $f) {
-        deactivated { username isActive } skipped { id code } } }";
-    let ids = json!([
-        enc(root_id),
-        enc(bob.id),
-        enc(carol.id),
-        enc(dave.id),
-        enc(999_999)
-    ]);
-    let done = app.ok(Some(&t.root), bulk, json!({ "ids": ids })).await["deactivateUsers"].clone();
+    app.execute(
+        "UPDATE users SET is_active = false, anonymized_at = now() WHERE id = $1",
+        dave.id,
+    )
+    .await;
+    let root = app.id_of(&t.root, "root").await;
+    let nobody = memberdesk::ids::encode(memberdesk::ids::Kind::User, 999_999);
+    let ids = [
+        &root,
+        &user_id(&bob),
+        &user_id(&carol),
+        &user_id(&dave),
+        &nobody,
+    ];
+    let ids: Vec<&str> = ids.into_iter().map(String::as_str).collect();
+    let done = app
+        .deactivate_users(&t.root)
+        .ids(ids)
+        .select(BULK)
+        .ok()
+        .await;
     assert_eq!(
         done["deactivated"],
         json!([{ "username": "bob", "isActive": false }, { "username": "carol", "isActive": false }])
     );
-    let mut skipped: Vec<(String, String)> = done["skipped"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["id"].as_str().unwrap().to_owned(),
-                s["code"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    skipped.sort();
     let mut expected = vec![
-        (enc(root_id), "SELF_ACTION".to_owned()),
-        (enc(dave.id), "ANONYMIZED".to_owned()),
-        (enc(999_999), "NOT_FOUND".to_owned()),
+        (root, "SELF_ACTION".to_owned()),
+        (user_id(&dave), "ANONYMIZED".to_owned()),
+        (nobody, "NOT_FOUND".to_owned()),
     ];
     expected.sort();
-    assert_eq!(skipped, expected);
+    assert_eq!(skipped(&done), expected);
     assert_eq!(
-        audit_count(app, "USER_DEACTIVATED").await,
+        app.audit_count("USER_DEACTIVATED").await,
         2,
         "one entry per deactivated user"
     );
@@ -449,9 +363,11 @@ async fn bulk_deactivation_by_ids_and_by_filter_with_skips() {
     let (_, changer) = app.staff_with("changer", &["auth.change_user"]).await;
     let other_su = app.user("other-su", true, true).await;
     let done = app
-        .ok(Some(&changer), bulk, json!({ "ids": [enc(other_su.id)] }))
+        .deactivate_users(&changer)
+        .ids(vec![user_id(&other_su)])
+        .ok()
         .await;
-    assert_eq!(done["deactivateUsers"]["skipped"][0]["code"], "FORBIDDEN");
+    assert_eq!(done["skipped"][0]["code"], "FORBIDDEN");
 
     // By filter: the dormant accounts only.
     sqlx::query("UPDATE users SET last_login = '2020-01-01T00:00:00Z' WHERE username IN ('alice', 'changer')")
@@ -459,7 +375,7 @@ async fn bulk_deactivation_by_ids_and_by_filter_with_skips() {
         .await
         .unwrap();
     let filter = json!({ "lastLoginBefore": "2021-01-01T00:00:00Z", "isActive": true });
-    let done = app.ok(Some(&t.root), bulk, json!({ "f": filter })).await["deactivateUsers"].clone();
+    let done = app.deactivate_users(&t.root).filter(filter).ok().await;
     let mut names: Vec<&str> = done["deactivated"]
         .as_array()
         .unwrap()
@@ -468,10 +384,7 @@ async fn bulk_deactivation_by_ids_and_by_filter_with_skips() {
         .collect();
     names.sort();
     assert_eq!(names, ["alice", "changer"]);
-    assert_eq!(
-        app.err_code(Some(&t.alice_token), ME, json!({})).await,
-        "UNAUTHENTICATED"
-    );
+    assert_eq!(app.me(&t.alice_token).await.unwrap_err(), "UNAUTHENTICATED");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -484,13 +397,7 @@ async fn deactivate_dormant_command_dry_run_then_real_run() {
     .execute(app.pool())
     .await
     .unwrap();
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_memberdesk"))
-            .args(args)
-            .env("DATABASE_URL", &app.db.url)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| memberdesk(&app.db.url, args, None);
     let before = snapshot(app.pool()).await;
     let dry = run(&["deactivate-dormant", "--days", "365", "--dry-run"]);
     let out = String::from_utf8_lossy(&dry.stdout).to_string();
@@ -504,11 +411,7 @@ async fn deactivate_dormant_command_dry_run_then_real_run() {
 
     let real = run(&["deactivate-dormant", "--days", "365", "--batch-size", "1"]);
     let out = String::from_utf8_lossy(&real.stdout).to_string();
-    assert!(
-        real.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&real.stderr)
-    );
+    assert!(real.status.success(), "{}", text(&real));
     assert!(out.contains("deactivated 1 dormant"), "{out}");
     assert!(out.contains("progress: 1/1"), "{out}");
     let (active, actor): (bool, String) = sqlx::query_as(
@@ -524,8 +427,19 @@ async fn deactivate_dormant_command_dry_run_then_real_run() {
     assert!(!bad.status.success());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn anonymization_erases_the_person_and_keeps_the_history() {
+/// Alice with a full name and an address, a vote on root's question and an
+/// edit in the audit log; her data exported, then her account anonymized.
+struct Erasure {
+    t: Team,
+    /// The question alice voted on.
+    question: String,
+    /// `exportUserData` just before the anonymization.
+    export: Value,
+    /// The `anonymizeUser` payload.
+    done: Value,
+}
+
+async fn erasure() -> Erasure {
     let t = team().await;
     let app = &t.app;
     sqlx::query("UPDATE users SET first_name = 'Alice', last_name = 'Liddell', email = 'alice.liddell@example.org' WHERE username = 'alice'")
@@ -533,46 +447,40 @@ async fn anonymization_erases_the_person_and_keeps_the_history() {
         .await
         .unwrap();
     let q = app
-        .ok(
-            Some(&t.root),
-            "mutation { createQuestion(text: \"Lunch?\", choices: [\"Yes\", \"No\"]) { id choices { id } } }",
-            json!({}),
-        )
+        .create_question(&t.root, "Lunch?", &["Yes", "No"])
+        .ok()
         .await;
-    let yes = q["createQuestion"]["choices"][0]["id"].clone();
-    let question = q["createQuestion"]["id"].clone();
-    app.ok(
-        Some(&t.alice_token),
-        "mutation($c: ID!) { castVote(choiceId: $c) { id } }",
-        json!({ "c": yes }),
-    )
-    .await;
-    app.ok(
-        Some(&t.root),
-        "mutation($id: ID!) { updateUser(id: $id, input: { firstName: \"Alice\" }) { id } }",
-        json!({ "id": t.alice }),
-    )
-    .await;
+    let yes = q["choices"][0]["id"].as_str().unwrap();
+    app.vote(&t.alice_token, yes).ok().await;
+    app.update_user(&t.root, &t.alice, json!({ "firstName": "Alice" }))
+        .ok()
+        .await;
+    let export = app.export_user_data(&t.root, &t.alice).ok().await;
+    let done = t.anonymize_alice().ok().await;
+    Erasure {
+        question: q["id"].as_str().unwrap().to_owned(),
+        t,
+        export,
+        done,
+    }
+}
 
-    let export = app
-        .ok(
-            Some(&t.root),
-            "query($id: ID!) { exportUserData(userId: $id) }",
-            json!({ "id": t.alice }),
-        )
-        .await;
-    let doc = &export["exportUserData"];
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_export_before_an_erasure_holds_everything_about_the_person() {
+    let e = erasure().await;
+    let doc = &e.export;
     assert_eq!(doc["profile"]["email"], "alice.liddell@example.org");
     assert_eq!(doc["groups"], json!(["Editors"]));
     assert_eq!(doc["permissions"], json!(["polls.add_question"]));
     assert_eq!(doc["votes"][0]["question"], "Lunch?");
     assert!(!doc["auditEntries"].as_array().unwrap().is_empty());
     assert!(!doc.to_string().contains("$argon2"), "no hash in an export");
+}
 
-    let anon = "mutation($id: ID!) { anonymizeUser(id: $id, reason: \"erasure request\") {
-        user { username email firstName lastName isActive isStaff isSuperuser anonymizedAt groups { name } } sessionsRevoked } }";
-    let done = app.ok(Some(&t.root), anon, json!({ "id": t.alice })).await["anonymizeUser"].clone();
-    let user = &done["user"];
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymization_erases_every_personal_field_and_the_password() {
+    let e = erasure().await;
+    let user = &e.done["user"];
     assert!(
         user["username"]
             .as_str()
@@ -594,20 +502,24 @@ async fn anonymization_erases_the_person_and_keeps_the_history() {
     );
     assert!(user["anonymizedAt"].is_string());
     assert_eq!(user["groups"], json!([]));
-    assert_eq!(done["sessionsRevoked"], 1);
+    assert_eq!(e.done["sessionsRevoked"], 1);
     let hash: Option<String> =
         sqlx::query_scalar("SELECT password_hash FROM users WHERE username LIKE 'deleted-user-%'")
-            .fetch_one(app.pool())
+            .fetch_one(e.t.app.pool())
             .await
             .unwrap();
     assert_eq!(hash, None, "the password is unusable");
+}
 
-    // The history stays, without the person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymization_keeps_the_history_without_the_person() {
+    let e = erasure().await;
+    let (app, t) = (&e.t.app, &e.t);
     let tally = app
         .ok(
             Some(&t.root),
             "query($q: ID!) { question(id: $q) { choices { voteCount } } }",
-            json!({ "q": question }),
+            json!({ "q": e.question }),
         )
         .await;
     assert_eq!(tally["question"]["choices"][0]["voteCount"], 1);
@@ -622,10 +534,8 @@ async fn anonymization_erases_the_person_and_keeps_the_history() {
         votes["votes"]["edges"][0]["node"]["voterName"],
         "Deleted user"
     );
-    let log = app
-        .ok(Some(&t.root), "{ auditLog(first: 100) { edges { node { action actorUsername targetRepr reason details } } } }", json!({}))
-        .await
-        .to_string();
+    let log = app.audit_entries(&t.root, json!({})).await;
+    let log = Value::from(log).to_string();
     for trace in ["alice", "Alice", "Liddell"] {
         assert!(
             !log.contains(trace),
@@ -633,41 +543,24 @@ async fn anonymization_erases_the_person_and_keeps_the_history() {
         );
     }
     assert!(log.contains("USER_ANONYMIZED"));
+}
 
-    // Irreversible.
-    for (query, vars) in [
-        (REACTIVATE, json!({ "id": t.alice })),
-        (DEACTIVATE, json!({ "id": t.alice })),
-        (anon, json!({ "id": t.alice })),
-        (
-            "mutation($id: ID!) { updateUser(id: $id, input: { firstName: \"A\" }) { id } }",
-            json!({ "id": t.alice }),
-        ),
-        (
-            "mutation($id: ID!) { setPassword(userId: $id, password: \"another long passphrase\") }",
-            json!({ "id": t.alice }),
-        ),
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymization_is_irreversible_and_frees_the_username() {
+    let e = erasure().await;
+    let (app, t) = (&e.t.app, &e.t);
+    for call in [
+        t.reactivate_alice(),
+        t.deactivate_alice(),
+        t.anonymize_alice(),
+        app.update_user(&t.root, &t.alice, json!({ "firstName": "A" })),
+        app.set_password(&t.root, &t.alice, "another long passphrase"),
     ] {
-        let before = snapshot(app.pool()).await;
-        assert_eq!(
-            app.err_code(Some(&t.root), query, vars).await,
-            "ANONYMIZED",
-            "{query}"
-        );
-        assert_eq!(snapshot(app.pool()).await, before);
+        call.refused("ANONYMIZED").await;
     }
-    let login = "mutation { login(username: \"alice\", password: \"correct horse battery staple\") { token } }";
-    assert_eq!(
-        app.err_code(None, login, json!({})).await,
-        "INVALID_CREDENTIALS"
-    );
+    assert_eq!(t.alice_login_code(PASSWORD).await, "INVALID_CREDENTIALS");
     // The name is free again.
-    let again = app
-        .ok(
-            Some(&t.root),
-            "mutation { createUser(input: { username: \"alice\", password: \"a fresh long passphrase\" }) { username } }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(again["createUser"]["username"], "alice");
+    let input = json!({ "username": "alice", "password": "a fresh long passphrase" });
+    let again = app.create_user(&t.root, input).ok().await;
+    assert_eq!(again["username"], "alice");
 }

@@ -23,8 +23,7 @@ async fn post(
     accept: &str,
 ) -> (StatusCode, Value, Duration) {
     let mut req = app
-        .client
-        .post(format!("{}/graphql", app.addr))
+        .post("/graphql")
         .header(ACCEPT, accept)
         .json(&json!({ "query": query }));
     if let Some(token) = token {
@@ -66,12 +65,7 @@ fn doubling_fragments(n: usize) -> String {
 
 async fn healthz_latency(app: &TestApp) -> Duration {
     let started = Instant::now();
-    let resp = app
-        .client
-        .get(format!("{}/healthz", app.addr))
-        .send()
-        .await
-        .expect("healthz answers");
+    let resp = app.get("/healthz").send().await.expect("healthz answers");
     assert_eq!(resp.status(), 200);
     started.elapsed()
 }
@@ -335,11 +329,7 @@ async fn at_most_one_password_hash_per_request() {
     }
     assert_eq!(snapshot(app.pool()).await, before, "nothing changed");
     assert_eq!(app.count(failures).await, failures_before);
-    assert_eq!(
-        app.count("SELECT count(*) FROM audit_entries WHERE action = 'LOGIN_FAILED'")
-            .await,
-        0
-    );
+    assert_eq!(app.audit_count("LOGIN_FAILED").await, 0);
     // One per request still works.
     app.ok(Some(&token), &format!("mutation {{ {set} }}"), json!({}))
         .await;

@@ -48,7 +48,7 @@ async fn changepassword_sets_the_password_ends_sessions_and_is_audited() {
     assert!(!stderr(&out).contains(NEW_PASSWORD));
 
     assert_eq!(
-        app.err_code(Some(&token), "{ me { id } }", json!({})).await,
+        app.me(&token).await.unwrap_err(),
         "UNAUTHENTICATED",
         "the old session ended"
     );
@@ -75,12 +75,10 @@ async fn changepassword_refuses_unknown_anonymized_weak_and_missing_passwords() 
     let (_, root) = app.superuser("root").await;
     let carol = app.user("carol", false, false).await;
     app.user("rani", false, false).await;
-    app.ok(
-        Some(&root),
-        "mutation($id: ID!) { anonymizeUser(id: $id, reason: \"erasure request\") { sessionsRevoked } }",
-        json!({ "id": user_id(&carol) }),
-    )
-    .await;
+    app.anonymize(&root, &user_id(&carol))
+        .reason("erasure request")
+        .ok()
+        .await;
     let erased: String = sqlx::query_scalar("SELECT username FROM users WHERE id = $1")
         .bind(carol.id)
         .fetch_one(app.pool())
@@ -135,12 +133,10 @@ async fn users_lists_username_status_flags_and_last_login_as_a_table() {
     app.user("rani-editor", true, false).await;
     let alice = app.user("alice", false, false).await;
     app.user("bob", false, false).await;
-    app.ok(
-        Some(&root),
-        "mutation($id: ID!) { deactivateUser(id: $id, input: {}) { user { isActive } } }",
-        json!({ "id": user_id(&alice) }),
-    )
-    .await;
+    app.deactivate(&root, &user_id(&alice))
+        .input(json!({}))
+        .ok()
+        .await;
     sqlx::query(
         "UPDATE users SET last_login = CASE username
             WHEN 'root' THEN timestamptz '2026-11-30 08:05:00Z'

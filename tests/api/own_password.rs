@@ -2,60 +2,40 @@
 //! must not become a permanent takeover. Someone else's (within scope) does
 //! not. Either way the user's other sessions end.
 
-use serde_json::json;
+use crate::helpers::{Call, PASSWORD, TestApp, user_id};
 
-use crate::helpers::{PASSWORD, TestApp, snapshot, user_id};
-
-const SET_OWN: &str = "mutation($id: ID!, $p: String!, $c: String) { setPassword(userId: $id, password: $p, currentPassword: $c) }";
 const NEW: &str = "plum tunnel cobalt harvest";
+
+/// `setPassword` of user `id` to `NEW`, sent with `token`.
+fn set_new_password<'a>(app: &'a TestApp, token: &str, id: &str) -> Call<'a> {
+    app.set_password(token, id, NEW)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn own_password_needs_the_current_one() {
     let app = TestApp::spawn().await;
-    let me = app.user("member", false, false).await;
+    let id = user_id(&app.user("member", false, false).await);
     let token = app.login("member", PASSWORD).await;
     let other_session = app.login("member", PASSWORD).await;
-    let id = user_id(&me);
 
-    let before = snapshot(app.pool()).await;
-    let resp = app
-        .gql(Some(&token), SET_OWN, json!({ "id": id, "p": NEW }))
+    let refusal = set_new_password(&app, &token, &id)
+        .refused("INVALID_INPUT")
         .await;
-    assert_eq!(
-        resp["errors"][0]["extensions"]["code"], "INVALID_INPUT",
-        "{resp:#}"
-    );
-    assert_eq!(
-        resp["errors"][0]["extensions"]["field"], "currentPassword",
-        "{resp:#}"
-    );
-    assert_eq!(snapshot(app.pool()).await, before);
-
-    let wrong = json!({ "id": id, "p": NEW, "c": "not my password at all" });
-    assert_eq!(
-        app.err_code(Some(&token), SET_OWN, wrong).await,
-        "INVALID_CREDENTIALS"
-    );
-    assert_eq!(snapshot(app.pool()).await, before);
+    assert_eq!(refusal.field, "currentPassword", "{refusal:?}");
+    set_new_password(&app, &token, &id)
+        .current_password("not my password at all")
+        .refused("INVALID_CREDENTIALS")
+        .await;
     app.login("member", PASSWORD).await;
 
-    let right = json!({ "id": id, "p": NEW, "c": PASSWORD });
-    assert_eq!(
-        app.ok(Some(&token), SET_OWN, right).await["setPassword"],
-        true
-    );
+    let changed = set_new_password(&app, &token, &id)
+        .current_password(PASSWORD)
+        .ok()
+        .await;
+    assert_eq!(changed, true);
     app.login("member", NEW).await;
-    assert!(
-        app.gql(Some(&token), "{ me { id } }", json!({}))
-            .await
-            .get("errors")
-            .is_none()
-    );
-    assert_eq!(
-        app.err_code(Some(&other_session), "{ me { id } }", json!({}))
-            .await,
-        "UNAUTHENTICATED"
-    );
+    assert!(app.me(&token).await.is_ok());
+    assert_eq!(app.me(&other_session).await.unwrap_err(), "UNAUTHENTICATED");
 }
 
 /// Guessing the current password through `setPassword` is held to the
@@ -63,47 +43,28 @@ async fn own_password_needs_the_current_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guessing_the_current_password_is_rate_limited() {
     let app = TestApp::spawn().await;
-    let me = app.user("member", false, false).await;
+    let id = user_id(&app.user("member", false, false).await);
     let token = app.login("member", PASSWORD).await;
     let mut codes = Vec::new();
     for n in 0..8 {
-        let guess = json!({ "id": user_id(&me), "p": NEW, "c": format!("guess number {n}") });
-        codes.push(app.err_code(Some(&token), SET_OWN, guess).await);
+        let guess =
+            set_new_password(&app, &token, &id).current_password(&format!("guess number {n}"));
+        codes.push(guess.err_code().await);
     }
     assert!(codes.iter().any(|c| c == "RATE_LIMITED"), "{codes:?}");
     // Even the right one is refused while limited, and nothing changed.
-    let right = json!({ "id": user_id(&me), "p": NEW, "c": PASSWORD });
-    assert_eq!(
-        app.err_code(Some(&token), SET_OWN, right).await,
-        "RATE_LIMITED"
-    );
-    let hash_unchanged: bool = sqlx::query_scalar(
-        "SELECT NOT EXISTS (SELECT 1 FROM audit_entries WHERE action = 'PASSWORD_CHANGED')",
-    )
-    .fetch_one(app.pool())
-    .await
-    .unwrap();
-    assert!(hash_unchanged);
+    let right = set_new_password(&app, &token, &id).current_password(PASSWORD);
+    assert_eq!(right.err_code().await, "RATE_LIMITED");
+    assert_eq!(app.audit_count("PASSWORD_CHANGED").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn someone_elses_password_needs_no_current_one() {
     let app = TestApp::spawn().await;
     let (_, admin) = app.staff_with("helpdesk", &["auth.change_user"]).await;
-    let member = app.user("member", false, false).await;
+    let member = user_id(&app.user("member", false, false).await);
     let session = app.login("member", PASSWORD).await;
-    let data = app
-        .ok(
-            Some(&admin),
-            SET_OWN,
-            json!({ "id": user_id(&member), "p": NEW }),
-        )
-        .await;
-    assert_eq!(data["setPassword"], true);
+    assert_eq!(set_new_password(&app, &admin, &member).ok().await, true);
     app.login("member", NEW).await;
-    assert_eq!(
-        app.err_code(Some(&session), "{ me { id } }", json!({}))
-            .await,
-        "UNAUTHENTICATED"
-    );
+    assert_eq!(app.me(&session).await.unwrap_err(), "UNAUTHENTICATED");
 }

@@ -1,7 +1,7 @@
 //! Every read in the contract: filters, ordering, Relay pagination and its
 //! edges, nested fields, and the guards on each query.
 
-use crate::helpers::{TestApp, user_id};
+use crate::helpers::{TestApp, ids, user_id};
 use serde_json::{Value, json};
 
 /// A small population whose every filter has a distinct answer:
@@ -21,36 +21,30 @@ async fn world() -> World {
     let carol = app.user("carol", false, false).await;
     let dave = app.user("dave", false, false).await;
     let erin = app.user("erin", false, false).await;
-    let pool = app.pool();
-    sqlx::query("UPDATE users SET is_active = false, deactivated_at = now(), deactivation_reason = 'left' WHERE id = $1")
-        .bind(carol.id)
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE users SET is_active = false, anonymized_at = now() WHERE id = $1")
-        .bind(dave.id)
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE users SET last_login = '2020-01-01T00:00:00Z', date_joined = '2019-01-01T00:00:00Z' WHERE id = $1")
-        .bind(erin.id)
-        .execute(pool)
-        .await
-        .unwrap();
-    let data = app
-        .ok(
-            Some(&token),
-            "mutation { g: createGroup(name: \"Editors\", permissions: [\"auth.view_user\"]) { id } }",
-            json!({}),
-        )
+    for (sql, user) in [
+        (
+            "UPDATE users SET is_active = false, deactivated_at = now(), deactivation_reason = 'left' WHERE id = $1",
+            carol.id,
+        ),
+        (
+            "UPDATE users SET is_active = false, anonymized_at = now() WHERE id = $1",
+            dave.id,
+        ),
+        (
+            "UPDATE users SET last_login = '2020-01-01T00:00:00Z', date_joined = '2019-01-01T00:00:00Z' WHERE id = $1",
+            erin.id,
+        ),
+    ] {
+        app.execute(sql, user).await;
+    }
+    let group = app
+        .create_group(&token, "Editors", &["auth.view_user"])
+        .ok()
         .await;
-    let editors = data["g"]["id"].as_str().unwrap().to_owned();
-    app.ok(
-        Some(&token),
-        "mutation($u: ID!, $g: ID!) { addUserToGroup(userId: $u, groupId: $g) { id } }",
-        json!({ "u": user_id(&bob), "g": editors }),
-    )
-    .await;
+    let editors = group["id"].as_str().unwrap().to_owned();
+    app.add_to_group(&token, &user_id(&bob), &editors)
+        .ok()
+        .await;
     World {
         app,
         token,
@@ -337,31 +331,19 @@ async fn groups_permissions_questions_and_votes() {
 
     let q = w
         .app
-        .ok(
-            Some(&w.token),
-            "mutation { createQuestion(text: \"Tabs or spaces?\", choices: [\"Tabs\", \"Spaces\"]) {
-                id choices { id text } } }",
-            json!({}),
-        )
+        .create_question(&w.token, "Tabs or spaces?", &["Tabs", "Spaces"])
+        .ok()
         .await;
-    let question = q["createQuestion"]["id"].as_str().unwrap().to_owned();
-    let spaces = q["createQuestion"]["choices"][1]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let question = q["id"].as_str().unwrap().to_owned();
+    let spaces = &ids(&q["choices"])[1];
     let vote = w
         .app
-        .ok(
-            Some(&w.token),
-            "mutation($c: ID!) { castVote(choiceId: $c) { voterName choice { text question { text } } user { username } } }",
-            json!({ "c": spaces }),
-        )
+        .vote(&w.token, spaces)
+        .select("voterName choice { text question { text } } user { username }")
+        .ok()
         .await;
-    assert_eq!(vote["castVote"]["voterName"], "root");
-    assert_eq!(
-        vote["castVote"]["choice"]["question"]["text"],
-        "Tabs or spaces?"
-    );
+    assert_eq!(vote["voterName"], "root");
+    assert_eq!(vote["choice"]["question"]["text"], "Tabs or spaces?");
     let read = w
         .app
         .ok(
@@ -436,9 +418,5 @@ async fn reads_need_their_view_permission() {
         );
     }
     // Everyone signed in may read themselves.
-    let me = w
-        .app
-        .ok(Some(&alice_token), "{ me { username } }", json!({}))
-        .await;
-    assert_eq!(me["me"]["username"], "alice");
+    assert_eq!(w.app.me(&alice_token).await.unwrap(), "alice");
 }

@@ -10,7 +10,7 @@ use memberdesk::domain::lifecycle::{self, DeactivateOptions};
 use memberdesk::domain::{Actor, groups};
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, group_id, snapshot, user_id};
+use crate::helpers::{Call, PASSWORD, TestApp, group_id, snapshot, user_id};
 
 /// What the caller holds: enough for every operation in the matrix.
 const CALLER: &[&str] = &[
@@ -73,41 +73,24 @@ const OPS: [Op; 13] = [
 ];
 
 impl Op {
-    fn document(self) -> &'static str {
+    /// The caller's call of this operation on `target` (`group`: the group
+    /// the membership operations use).
+    fn call<'a>(self, app: &'a TestApp, token: &str, target: &str, group: &str) -> Call<'a> {
+        let new_password = "plum tunnel cobalt harvest";
         match self {
-            Op::UpdateUser => {
-                "mutation($id: ID!) { updateUser(id: $id, input: {firstName: \"Changed\"}) { id } }"
-            }
-            Op::SetPassword => {
-                "mutation($id: ID!) { setPassword(userId: $id, password: \"plum tunnel cobalt harvest\") }"
-            }
-            Op::AddUserToGroup => {
-                "mutation($id: ID!, $g: ID!) { addUserToGroup(userId: $id, groupId: $g) { id } }"
-            }
-            Op::RemoveUserFromGroup => {
-                "mutation($id: ID!, $g: ID!) { removeUserFromGroup(userId: $id, groupId: $g) { id } }"
-            }
-            Op::GrantPermission => {
-                "mutation($id: ID!) { grantPermission(userId: $id, permission: \"polls.view_vote\") { id } }"
-            }
-            Op::RevokePermission => {
-                "mutation($id: ID!) { revokePermission(userId: $id, permission: \"auth.view_user\") { id } }"
-            }
-            Op::DeactivateUser => {
-                "mutation($id: ID!) { deactivateUser(id: $id) { sessionsRevoked } }"
-            }
-            Op::DeactivateUsers => {
-                "mutation($id: ID!) { deactivateUsers(ids: [$id]) { deactivated { id } skipped { id code } } }"
-            }
-            Op::ReactivateUser => {
-                "mutation($id: ID!) { reactivateUser(id: $id) { user { isActive } } }"
-            }
-            Op::ReactivateUserRestoringAccess => {
-                "mutation($id: ID!) { reactivateUser(id: $id, restoreAccess: true) { user { isActive } } }"
-            }
-            Op::DeleteUser => "mutation($id: ID!) { deleteUser(id: $id) { deleted } }",
-            Op::DeletionPlan => "query($id: ID!) { deletionPlan(userId: $id) { allowed } }",
-            Op::ExportUserData => "query($id: ID!) { exportUserData(userId: $id) }",
+            Op::UpdateUser => app.update_user(token, target, json!({ "firstName": "Changed" })),
+            Op::SetPassword => app.set_password(token, target, new_password),
+            Op::AddUserToGroup => app.add_to_group(token, target, group),
+            Op::RemoveUserFromGroup => app.remove_from_group(token, target, group),
+            Op::GrantPermission => app.grant(token, target, "polls.view_vote"),
+            Op::RevokePermission => app.revoke(token, target, "auth.view_user"),
+            Op::DeactivateUser => app.deactivate(token, target),
+            Op::DeactivateUsers => app.deactivate_users(token).ids(vec![target]),
+            Op::ReactivateUser => app.reactivate(token, target),
+            Op::ReactivateUserRestoringAccess => app.reactivate(token, target).restore_access(),
+            Op::DeleteUser => app.delete_user(token, target),
+            Op::DeletionPlan => app.deletion_plan(token, target),
+            Op::ExportUserData => app.export_user_data(token, target),
         }
     }
 
@@ -159,9 +142,9 @@ async fn target(app: &TestApp, n: usize, relation: Relation, op: Op, empty_group
     user.id
 }
 
-async fn run(app: &TestApp, token: &str, op: Op, target: i64, group: i64) -> Value {
-    let vars = json!({ "id": memberdesk::ids::encode(memberdesk::ids::Kind::User, target), "g": group_id(group) });
-    app.gql(Some(token), op.document(), vars).await
+/// The id of the user with key `id`.
+fn id(user: i64) -> String {
+    memberdesk::ids::encode(memberdesk::ids::Kind::User, user)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,9 +166,10 @@ async fn the_scope_matrix() {
     for relation in relations {
         for op in OPS {
             n += 1;
-            let id = target(&app, n, relation, op, empty_group).await;
+            let target_id = target(&app, n, relation, op, empty_group).await;
             let before = snapshot(app.pool()).await;
-            let resp = run(&app, &token, op, id, empty_group).await;
+            let call = op.call(&app, &token, &id(target_id), &group_id(empty_group));
+            let resp = call.send().await;
             let case = format!("{op:?} on a target whose permissions are {relation:?}");
             if relation.in_scope() {
                 assert!(resp.get("errors").is_none(), "{case}: {resp:#}");
@@ -217,17 +201,10 @@ async fn a_superuser_acts_on_anyone_and_staff_never_on_a_superuser() {
     let (_, staff) = app.staff_with("staff", CALLER).await;
     let other_root = app.user("root2", true, true).await;
     let wide = target(&app, 1, Relation::SupersetDirect, Op::UpdateUser, 0).await;
-    let update = Op::UpdateUser.document();
-    let vars = |id: i64| json!({ "id": memberdesk::ids::encode(memberdesk::ids::Kind::User, id) });
-    app.ok(Some(&root), update, vars(wide)).await;
-    app.ok(Some(&root), update, vars(other_root.id)).await;
-    let before = snapshot(app.pool()).await;
-    assert_eq!(
-        app.err_code(Some(&staff), update, vars(other_root.id))
-            .await,
-        "FORBIDDEN"
-    );
-    assert_eq!(snapshot(app.pool()).await, before);
+    let update = |token: &str, user: i64| Op::UpdateUser.call(&app, token, &id(user), "");
+    update(&root, wide).ok().await;
+    update(&root, other_root.id).ok().await;
+    update(&staff, other_root.id).refused("FORBIDDEN").await;
 }
 
 /// The takeover the scope rule closes: set a better-endowed colleague's
@@ -246,16 +223,9 @@ async fn no_takeover_of_a_better_endowed_account() {
             ],
         )
         .await;
-    let before = snapshot(app.pool()).await;
-    let code = app
-        .err_code(
-            Some(&token),
-            "mutation($id: ID!) { setPassword(userId: $id, password: \"plum tunnel cobalt harvest\") }",
-            json!({ "id": user_id(&victim) }),
-        )
+    app.set_password(&token, &user_id(&victim), "plum tunnel cobalt harvest")
+        .refused("FORBIDDEN")
         .await;
-    assert_eq!(code, "FORBIDDEN");
-    assert_eq!(snapshot(app.pool()).await, before);
     // Refusals are counted for the operators.
     let metrics = app.metrics().await;
     let forbidden = metrics
@@ -311,25 +281,9 @@ async fn set_password_rechecks_the_target_under_its_lock() {
         .execute(&mut *holder)
         .await
         .unwrap();
-    let request = {
-        let app_addr = app.addr.clone();
-        let client = app.client.clone();
-        let id = user_id(&target);
-        tokio::spawn(async move {
-            let body = json!({
-                "query": "mutation($id: ID!) { setPassword(userId: $id, password: \"plum tunnel cobalt harvest\") }",
-                "variables": { "id": id },
-            });
-            let resp = client
-                .post(format!("{app_addr}/graphql"))
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            resp.json::<Value>().await.unwrap()
-        })
-    };
+    let set = app.set_password(&token, &user_id(&target), "plum tunnel cobalt harvest");
+    let body = json!({ "query": set.document(), "variables": set.variables() });
+    let request = tokio::spawn(app.post("/graphql").bearer_auth(token).json(&body).send());
     // Let the request pass its early checks and wait on the row lock.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     sqlx::query("UPDATE users SET is_superuser = true WHERE id = $1")
@@ -338,7 +292,7 @@ async fn set_password_rechecks_the_target_under_its_lock() {
         .await
         .unwrap();
     holder.commit().await.unwrap();
-    let resp = request.await.unwrap();
+    let resp: Value = request.await.unwrap().unwrap().json().await.unwrap();
     assert_eq!(
         resp["errors"][0]["extensions"]["code"], "FORBIDDEN",
         "{resp:#}"
@@ -355,27 +309,21 @@ async fn only_a_superuser_revokes_the_staff_flag() {
     let (_, staff) = app.staff_with("staff", &["auth.change_user"]).await;
     let (_, root) = app.superuser("root").await;
     let target = app.user("target", true, false).await;
-    let id = json!({ "id": user_id(&target) });
-    for doc in [
-        "mutation($id: ID!) { deactivateUser(id: $id, input: {revokeStaff: true}) { staffRevoked } }",
-        "mutation($id: ID!) { deactivateUsers(ids: [$id], input: {revokeStaff: true}) { deactivated { id } } }",
+    let id = user_id(&target);
+    let revoke_staff = json!({ "revokeStaff": true });
+    for call in [
+        app.deactivate(&staff, &id),
+        app.deactivate_users(&staff).ids(vec![id.as_str()]),
     ] {
-        let before = snapshot(app.pool()).await;
-        assert_eq!(
-            app.err_code(Some(&staff), doc, id.clone()).await,
-            "FORBIDDEN",
-            "{doc}"
-        );
-        assert_eq!(snapshot(app.pool()).await, before, "{doc}");
+        call.input(revoke_staff.clone()).refused("FORBIDDEN").await;
     }
     let done = app
-        .ok(
-            Some(&root),
-            "mutation($id: ID!) { deactivateUser(id: $id, input: {revokeStaff: true}) { staffRevoked } }",
-            id,
-        )
+        .deactivate(&root, &id)
+        .input(revoke_staff)
+        .select("staffRevoked")
+        .ok()
         .await;
-    assert_eq!(done["deactivateUser"]["staffRevoked"], true);
+    assert_eq!(done["staffRevoked"], true);
 }
 
 /// Setting a group's permissions to what they already are changes nothing
@@ -388,13 +336,9 @@ async fn setting_the_same_group_permissions_is_not_audited() {
     let group = groups::create_group(app.pool(), &Actor::System, "Viewers", &perms)
         .await
         .unwrap();
-    let audited = "SELECT count(*) FROM audit_entries WHERE action = 'GROUP_PERMISSIONS_SET'";
-    let before = app.count(audited).await;
-    app.ok(
-        Some(&root),
-        "mutation($g: ID!) { setGroupPermissions(groupId: $g, permissions: [\"auth.view_user\"]) { id } }",
-        json!({ "g": group_id(group.id) }),
-    )
-    .await;
-    assert_eq!(app.count(audited).await, before);
+    let before = app.audit_count("GROUP_PERMISSIONS_SET").await;
+    app.set_group_permissions(&root, &group_id(group.id), &["auth.view_user"])
+        .ok()
+        .await;
+    assert_eq!(app.audit_count("GROUP_PERMISSIONS_SET").await, before);
 }

@@ -6,38 +6,12 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::cli::{memberdesk, text};
+use crate::cli::{createsuperuser, memberdesk, memberdesk_within, text};
 use crate::helpers::{LoggedServer, PASSWORD, TestDb, admin_url};
-
-/// `memberdesk` with `env` set (and `NO_COLOR` only when given), waited for
-/// at most `limit`: past it the process is killed and the test fails.
-fn run(args: &[&str], env: &[(&str, &str)], limit: Duration) -> (Output, Duration) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_memberdesk"));
-    command
-        .args(args)
-        .env_remove("NO_COLOR")
-        .env_remove("MEMBERDESK_LOG")
-        .env_remove("MEMBERDESK_LOG_FORMAT")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let started = Instant::now();
-    let mut child = command.spawn().expect("run memberdesk");
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("still running after {limit:?}: {}", text(&out));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (child.wait_with_output().unwrap(), started.elapsed())
-}
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -94,14 +68,7 @@ async fn an_empty_or_nameless_database_url_is_refused_by_every_command() {
         &["seed-demo"],
         &["serve", "--bind", "127.0.0.1:0"],
         &["deactivate-dormant", "--days", "30"],
-        &[
-            "createsuperuser",
-            "--username",
-            "boss",
-            "--email",
-            "b@example.org",
-            "--password-stdin",
-        ],
+        &createsuperuser("boss"),
     ];
     for (url, line) in &refusals {
         for args in commands {
@@ -155,7 +122,7 @@ fn connection_failures_name_what_answers_on_the_port() {
     ];
     for args in [&["migrate"][..], &["deactivate-dormant", "--days", "30"]] {
         let url = format!("postgres://postgres@127.0.0.1:{silent}/memberdesk");
-        let (out, took) = run(
+        let (out, took) = memberdesk_within(
             args,
             &[&[("DATABASE_URL", url.as_str())], &timeout[..]].concat(),
             Duration::from_secs(20),
@@ -177,7 +144,7 @@ fn connection_failures_name_what_answers_on_the_port() {
     // first direct connection) gave up retrying.
     for args in [&["migrate"][..], &["deactivate-dormant", "--days", "30"]] {
         let url = "postgres://postgres@127.0.0.1:1/memberdesk";
-        let (out, _) = run(
+        let (out, _) = memberdesk_within(
             args,
             &[&[("DATABASE_URL", url)], &timeout[..]].concat(),
             Duration::from_secs(20),
@@ -191,7 +158,7 @@ fn connection_failures_name_what_answers_on_the_port() {
 
     let http = impostor(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
     let url = format!("postgres://postgres@127.0.0.1:{http}/memberdesk");
-    let (out, _) = run(
+    let (out, _) = memberdesk_within(
         &["migrate"],
         &[("DATABASE_URL", url.as_str()), ("NO_COLOR", "1")],
         Duration::from_secs(20),
@@ -203,7 +170,7 @@ fn connection_failures_name_what_answers_on_the_port() {
         )
     );
 
-    let (out, _) = run(
+    let (out, _) = memberdesk_within(
         &["migrate"],
         &[
             (
@@ -229,7 +196,7 @@ fn connection_failures_name_what_answers_on_the_port() {
 async fn unknown_settings_are_named_and_bad_log_settings_stop_startup() {
     let db = TestDb::new().await;
     let url = db.url.as_str();
-    let (out, _) = run(
+    let (out, _) = memberdesk_within(
         &["migrate"],
         &[("DATABASE_URL", url), ("MEMBERDESK_LOGLEVEL", "debug")],
         Duration::from_secs(60),
@@ -282,7 +249,7 @@ async fn unknown_settings_are_named_and_bad_log_settings_stop_startup() {
         );
     }
 
-    let (out, _) = run(
+    let (out, _) = memberdesk_within(
         &["migrate"],
         &[("DATABASE_URL", url), ("MEMBERDESK_LOG", "debugg")],
         Duration::from_secs(60),
@@ -293,7 +260,7 @@ async fn unknown_settings_are_named_and_bad_log_settings_stop_startup() {
         "error: MEMBERDESK_LOG: 'debugg' is not a log level (off, error, warn, info, debug, trace); for one module write module=level, e.g. MEMBERDESK_LOG=debug or MEMBERDESK_LOG=memberdesk=debug,sqlx=warn\n"
     );
 
-    let (out, _) = run(
+    let (out, _) = memberdesk_within(
         &["migrate"],
         &[("DATABASE_URL", url), ("MEMBERDESK_LOG_FORMAT", "xml")],
         Duration::from_secs(60),

@@ -4,11 +4,11 @@
 //! playground with its assets.
 
 use memberdesk::config::Settings;
-use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::{RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp};
+use crate::helpers::{PASSWORD, TestApp, user_id};
 
 const GRAPHQL_JSON: &str = "application/graphql-response+json";
 
@@ -20,8 +20,9 @@ fn content_type(resp: &reqwest::Response) -> String {
         .to_owned()
 }
 
-/// The status, the content type and the body parsed as JSON.
-async fn parts(resp: reqwest::Response) -> (StatusCode, String, Value) {
+/// Sends `req`; the status, the content type and the body parsed as JSON.
+async fn exchange(req: RequestBuilder) -> (StatusCode, String, Value) {
+    let resp = req.send().await.expect("a response");
     let status = resp.status();
     let ct = content_type(&resp);
     let text = resp.text().await.expect("body");
@@ -42,63 +43,32 @@ fn assert_graphql_error(body: &Value) -> String {
         .to_owned()
 }
 
-fn graphql_url(app: &TestApp) -> String {
-    format!("{}/graphql", app.addr)
-}
-
 /// `POST /graphql` with this JSON body and no other headers.
 async fn post_graphql(app: &TestApp, body: &Value) -> (StatusCode, String, Value) {
-    let resp = app
-        .client
-        .post(graphql_url(app))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    parts(resp).await
+    exchange(app.post("/graphql").json(body)).await
 }
 
 /// `GET /graphql` with these query-string parameters and no other headers.
 async fn get_graphql(app: &TestApp, params: &[(&str, &str)]) -> (StatusCode, String, Value) {
-    let resp = app
-        .client
-        .get(graphql_url(app))
-        .query(params)
-        .send()
-        .await
-        .unwrap();
-    parts(resp).await
+    exchange(app.get("/graphql").query(params)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_runs_a_query() {
     let app = TestApp::spawn().await;
-    let (status, ct, body) = get_graphql(
-        &app,
-        &[
-            (
-                "query",
-                "query Q($name: String!) { __type(name: $name) { name } }",
-            ),
-            ("variables", "{\"name\": \"User\"}"),
-        ],
-    )
-    .await;
+    let query = "query Q($name: String!) { __type(name: $name) { name } }";
+    let params = [("query", query), ("variables", "{\"name\": \"User\"}")];
+    let (status, ct, body) = get_graphql(&app, &params).await;
     assert_eq!(status, StatusCode::OK);
     assert!(ct.starts_with("application/json"), "{ct}");
     assert!(body.get("errors").is_none(), "{body:#}");
     assert_eq!(body["data"]["__type"]["name"], "User", "{body:#}");
 
     // A query string wins over the HTML check: tools that send both get data.
-    let resp = app
-        .client
-        .get(graphql_url(&app))
-        .header(ACCEPT, "text/html, application/json")
-        .query(&[("query", "{ __typename }")])
-        .send()
-        .await
-        .unwrap();
-    let (status, _, body) = parts(resp).await;
+    let req = app
+        .get("/graphql")
+        .header(ACCEPT, "text/html, application/json");
+    let (status, _, body) = exchange(req.query(&[("query", "{ __typename }")])).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body["data"]["__typename"].is_string(), "{body:#}");
 }
@@ -121,18 +91,13 @@ async fn get_refuses_mutations_without_running_them() {
         vec![("query", two_ops.as_str()), ("operation_name", "B")],
     ];
     for params in attempts {
-        let resp = app
-            .client
-            .get(graphql_url(&app))
-            .query(&params)
-            .send()
-            .await
-            .unwrap();
+        let resp = app.get("/graphql").query(&params).send().await.unwrap();
         let allow = resp
             .headers()
             .get("allow")
             .map(|v| v.to_str().unwrap().to_owned());
-        let (status, _, body) = parts(resp).await;
+        let status = resp.status();
+        let body: Value = resp.json().await.expect("a JSON body");
         assert_eq!(
             status,
             StatusCode::METHOD_NOT_ALLOWED,
@@ -162,17 +127,8 @@ async fn get_refuses_mutations_without_running_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_selects_the_operation_named_by_operation_name() {
     let app = TestApp::spawn().await;
-    let (status, _, body) = get_graphql(
-        &app,
-        &[
-            (
-                "query",
-                "query A { __typename } query B { __schema { queryType { name } } }",
-            ),
-            ("operationName", "A"),
-        ],
-    )
-    .await;
+    let query = "query A { __typename } query B { __schema { queryType { name } } }";
+    let (status, _, body) = get_graphql(&app, &[("query", query), ("operationName", "A")]).await;
     assert_eq!(status, StatusCode::OK, "{body:#}");
     assert!(body["data"]["__typename"].is_string(), "{body:#}");
 }
@@ -180,14 +136,8 @@ async fn get_selects_the_operation_named_by_operation_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_methods_are_refused() {
     let app = TestApp::spawn().await;
-    let resp = app
-        .client
-        .put(graphql_url(&app))
-        .json(&json!({ "query": "{ __typename }" }))
-        .send()
-        .await
-        .unwrap();
-    let (status, _, body) = parts(resp).await;
+    let put = app.client.put(app.url("/graphql"));
+    let (status, _, body) = exchange(put.json(&json!({ "query": "{ __typename }" }))).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_graphql_error(&body);
 }
@@ -209,26 +159,22 @@ async fn post_without_a_json_content_type_is_415() {
         Some("application/jsonx"),
         None,
     ] {
-        let mut req = app.client.post(graphql_url(&app)).body(body.clone());
+        let mut req = app.post("/graphql").body(body.clone());
         if let Some(ct) = ct {
             req = req.header(CONTENT_TYPE, ct);
         }
-        let (status, _, resp) = parts(req.send().await.unwrap()).await;
+        let (status, _, resp) = exchange(req).await;
         assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct:?}");
         assert_graphql_error(&resp);
     }
     assert_eq!(app.count("SELECT count(*) FROM sessions").await, 0);
 
     // Parameters and case in a JSON content type are fine.
-    let resp = app
-        .client
-        .post(graphql_url(&app))
-        .header(CONTENT_TYPE, "Application/JSON; charset=utf-8")
-        .body(json!({ "query": "{ __typename }" }).to_string())
-        .send()
-        .await
-        .unwrap();
-    let (status, _, body) = parts(resp).await;
+    let req = app
+        .post("/graphql")
+        .header(CONTENT_TYPE, "Application/JSON; charset=utf-8");
+    let (status, _, body) =
+        exchange(req.body(json!({ "query": "{ __typename }" }).to_string())).await;
     assert_eq!(status, StatusCode::OK, "{body:#}");
     assert!(body["data"]["__typename"].is_string());
 }
@@ -241,14 +187,8 @@ async fn body_over_the_limit_is_413() {
     })
     .await;
     let small = json!({ "query": "{ __typename }" });
-    let resp = app
-        .client
-        .post(graphql_url(&app))
-        .json(&small)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+    let (status, _, _) = post_graphql(&app, &small).await;
+    assert_eq!(status, StatusCode::OK);
 
     // Padding in a comment keeps the document valid: only the size is wrong.
     let big = json!({ "query": format!("{{ __typename }} #{}", "x".repeat(8192)) });
@@ -279,11 +219,7 @@ async fn batched_requests_are_refused() {
     let (status, _, body) = post_graphql(&app, &batch).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_graphql_error(&body);
-    assert_eq!(
-        app.count("SELECT count(*) FROM audit_entries WHERE action = 'LOGIN_FAILED'")
-            .await,
-        0
-    );
+    assert_eq!(app.audit_count("LOGIN_FAILED").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,15 +232,10 @@ async fn malformed_json_is_400_with_a_graphql_error() {
         "{\"query\": 42}",
         "\"{ __typename }\"",
     ] {
-        let resp = app
-            .client
-            .post(graphql_url(&app))
-            .header(CONTENT_TYPE, "application/json")
-            .body(raw)
-            .send()
-            .await
-            .unwrap();
-        let (status, ct, body) = parts(resp).await;
+        let req = app
+            .post("/graphql")
+            .header(CONTENT_TYPE, "application/json");
+        let (status, ct, body) = exchange(req.body(raw)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{raw:?}: {body:#}");
         assert!(ct.contains("json"), "{ct}");
         assert_graphql_error(&body);
@@ -371,34 +302,31 @@ async fn query_over_the_complexity_limit_is_refused_with_a_code() {
 async fn graphql_response_media_type_is_negotiated() {
     let app = TestApp::spawn().await;
     let post = |query: &str, accept: Option<&str>| {
-        let mut req = app
-            .client
-            .post(graphql_url(&app))
-            .json(&json!({ "query": query }));
+        let mut req = app.post("/graphql").json(&json!({ "query": query }));
         if let Some(accept) = accept {
             req = req.header(ACCEPT, accept);
         }
-        req.send()
+        exchange(req)
     };
 
-    let (status, ct, body) = parts(post("{ __typename }", Some(GRAPHQL_JSON)).await.unwrap()).await;
+    let (status, ct, body) = post("{ __typename }", Some(GRAPHQL_JSON)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(ct.starts_with(GRAPHQL_JSON), "{ct}");
     assert!(body["data"]["__typename"].is_string());
 
-    let (status, ct, _) = parts(post("{ __typename }", None).await.unwrap()).await;
+    let (status, ct, _) = post("{ __typename }", None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(ct.starts_with("application/json"), "{ct}");
 
     // A document that never ran has no data: under the new media type that
     // is a client error, so clients can tell it from a partial result.
     for broken in ["{ __typename", "{ noSuchField }"] {
-        let (status, ct, body) = parts(post(broken, Some(GRAPHQL_JSON)).await.unwrap()).await;
+        let (status, ct, body) = post(broken, Some(GRAPHQL_JSON)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{broken}: {body:#}");
         assert!(ct.starts_with(GRAPHQL_JSON), "{ct}");
         assert_eq!(assert_graphql_error(&body), "INVALID_INPUT");
         // Under plain JSON the legacy behaviour stays: 200 with errors.
-        let (status, _, body) = parts(post(broken, Some("application/json")).await.unwrap()).await;
+        let (status, _, body) = post(broken, Some("application/json")).await;
         assert_eq!(status, StatusCode::OK, "{broken}");
         assert_graphql_error(&body);
     }
@@ -410,15 +338,8 @@ async fn executed_request_with_a_field_error_is_200_under_graphql_response_json(
     // `me: User!` fails for an anonymous caller and nulls `data`, but the
     // request did run: GraphQL over HTTP says 2xx for that, and the
     // endpoint's own comment limits 400 to requests that never ran.
-    let resp = app
-        .client
-        .post(graphql_url(&app))
-        .header(ACCEPT, GRAPHQL_JSON)
-        .json(&json!({ "query": "{ me { id } }" }))
-        .send()
-        .await
-        .unwrap();
-    let (status, _, body) = parts(resp).await;
+    let req = app.post("/graphql").header(ACCEPT, GRAPHQL_JSON);
+    let (status, _, body) = exchange(req.json(&json!({ "query": "{ me { id } }" }))).await;
     assert_eq!(assert_graphql_error(&body), "UNAUTHENTICATED");
     assert_eq!(status, StatusCode::OK, "{body:#}");
 }
@@ -427,12 +348,7 @@ async fn executed_request_with_a_field_error_is_200_under_graphql_response_json(
 async fn health_checks_answer_200() {
     let app = TestApp::spawn().await;
     for path in ["/healthz", "/readyz"] {
-        let resp = app
-            .client
-            .get(format!("{}{path}", app.addr))
-            .send()
-            .await
-            .unwrap();
+        let resp = app.get(path).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{path}");
     }
 }
@@ -444,7 +360,7 @@ async fn playground_is_served_with_its_assets_offline() {
         ("/", None),
         ("/graphql", Some("text/html,application/xhtml+xml")),
     ] {
-        let mut req = app.client.get(format!("{}{path}", app.addr));
+        let mut req = app.get(path);
         if let Some(accept) = accept {
             req = req.header(ACCEPT, accept);
         }
@@ -477,12 +393,8 @@ async fn playground_is_served_with_its_assets_offline() {
         ("react-dom.production.min.js", "javascript"),
         ("graphiql.min.css", "text/css"),
     ] {
-        let resp = app
-            .client
-            .get(format!("{}/playground/assets/{asset}", app.addr))
-            .send()
-            .await
-            .unwrap();
+        let path = format!("/playground/assets/{asset}");
+        let resp = app.get(&path).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{asset}");
         let ct = content_type(&resp);
         assert!(ct.contains(kind), "{asset}: {ct}");
@@ -500,12 +412,7 @@ async fn unknown_assets_are_404() {
         "/playground/assets/",
         "/no-such-page",
     ] {
-        let resp = app
-            .client
-            .get(format!("{}{path}", app.addr))
-            .send()
-            .await
-            .unwrap();
+        let resp = app.get(path).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
     }
 }
@@ -513,7 +420,6 @@ async fn unknown_assets_are_404() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_parameters_are_400_and_unexecuted_requests_have_no_data() {
     let app = TestApp::spawn().await;
-    let url = format!("{}/graphql", app.addr);
     for body in [
         json!({ "qeury": "{ __typename }" }),
         json!({ "query": 42 }),
@@ -521,19 +427,12 @@ async fn invalid_parameters_are_400_and_unexecuted_requests_have_no_data() {
         json!({ "query": "{ __typename }", "operationName": 1 }),
         json!("{ __typename }"),
     ] {
-        let resp = app.client.post(&url).json(&body).send().await.unwrap();
-        assert_eq!(resp.status(), 400, "{body}");
+        let (status, _, _) = post_graphql(&app, &body).await;
+        assert_eq!(status, 400, "{body}");
     }
-    let resp = app
-        .client
-        .post(&url)
-        .header("accept", "application/graphql-response+json")
-        .json(&json!({ "query": "{ nope" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
-    let body: serde_json::Value = resp.json().await.unwrap();
+    let req = app.post("/graphql").header(ACCEPT, GRAPHQL_JSON);
+    let (status, _, body) = exchange(req.json(&json!({ "query": "{ nope" }))).await;
+    assert_eq!(status, 400);
     assert!(
         body.get("data").is_none(),
         "a request that never ran has no data entry: {body}"
@@ -548,18 +447,8 @@ async fn metrics_count_operations_errors_and_lifecycle() {
     let bob = app.user("bob", false, false).await;
     app.gql(None, "{ me { id } }", json!({})).await;
     app.gql(None, "{ nope }", json!({})).await;
-    app.ok(
-        Some(&root),
-        "mutation($id: ID!) { deactivateUser(id: $id) { sessionsRevoked } }",
-        json!({ "id": crate::helpers::user_id(&bob) }),
-    )
-    .await;
-    let resp = app
-        .client
-        .get(format!("{}/metrics", app.addr))
-        .send()
-        .await
-        .unwrap();
+    app.deactivate(&root, &user_id(&bob)).ok().await;
+    let resp = app.get("/metrics").send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert!(
         resp.headers()[CONTENT_TYPE]

@@ -3,10 +3,9 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, snapshot, user_id};
+use crate::helpers::{TestApp, ids, user_id};
 
-const CREATE: &str = "mutation($i: CreateUserInput!) { createUser(input: $i) { id } }";
-
+/// A valid `CreateUserInput` with `overrides` applied.
 fn input(overrides: Value) -> Value {
     let mut base = json!({ "username": "newbie", "email": "newbie@example.org", "password": "a long enough passphrase" });
     for (k, v) in overrides.as_object().unwrap() {
@@ -20,138 +19,53 @@ async fn bad_input_names_the_field_and_changes_nothing() {
     let app = TestApp::spawn().await;
     let (_, token) = app.superuser("root").await;
     let taken = app.user("taken", false, false).await;
+    let create = |overrides: Value| app.create_user(&token, input(overrides));
     let cases = [
+        (create(json!({ "username": "" })), "username"),
+        (create(json!({ "username": "x".repeat(200) })), "username"),
+        (create(json!({ "username": "nul\u{0}byte" })), "username"),
+        (create(json!({ "username": "two words" })), "username"),
+        (create(json!({ "username": "TAKEN" })), "username"),
+        (create(json!({ "username": "ｔａｋｅｎ" })), "username"),
+        (create(json!({ "email": "not-an-email" })), "email"),
+        (create(json!({ "email": "a@b.c\u{0}" })), "email"),
+        (create(json!({ "password": "short" })), "password"),
+        (create(json!({ "password": "12345678901" })), "password"),
+        (create(json!({ "password": "password123" })), "password"),
         (
-            CREATE,
-            json!({ "i": input(json!({ "username": "" })) }),
-            "username",
-        ),
-        (
-            CREATE,
-            json!({ "i": input(json!({ "username": "x".repeat(200) })) }),
-            "username",
-        ),
-        (
-            CREATE,
-            json!({ "i": input(json!({ "username": "nul\u{0}byte" })) }),
-            "username",
-        ),
-        (
-            CREATE,
-            json!({ "i": input(json!({ "username": "two words" })) }),
-            "username",
-        ),
-        (
-            CREATE,
-            json!({ "i": input(json!({ "username": "TAKEN" })) }),
-            "username",
-        ),
-        (
-            CREATE,
-            json!({ "i": input(json!({ "username": "ｔａｋｅｎ" })) }),
-            "username",
-        ),
-        (
-            CREATE,
-            json!({ "i": input(json!({ "email": "not-an-email" })) }),
-            "email",
-        ),
-        (
-            CREATE,
-            json!({ "i": input(json!({ "email": "a@b.c\u{0}" })) }),
-            "email",
-        ),
-        (
-            CREATE,
-            json!({ "i": input(json!({ "password": "short" })) }),
+            create(json!({ "password": "newbie-newbie", "username": "newbie-newbie" })),
             "password",
         ),
         (
-            CREATE,
-            json!({ "i": input(json!({ "password": "12345678901" })) }),
-            "password",
-        ),
-        (
-            CREATE,
-            json!({ "i": input(json!({ "password": "password123" })) }),
-            "password",
-        ),
-        (
-            CREATE,
-            json!({ "i": input(json!({ "password": "newbie-newbie", "username": "newbie-newbie" })) }),
-            "password",
-        ),
-        (
-            CREATE,
-            json!({ "i": input(json!({ "firstName": "x".repeat(1000) })) }),
+            create(json!({ "firstName": "x".repeat(1000) })),
             "firstName",
         ),
         (
-            "mutation($id: ID!) { updateUser(id: $id, input: { email: \"nope\" }) { id } }",
-            json!({ "id": user_id(&taken) }),
+            app.update_user(&token, &user_id(&taken), json!({ "email": "nope" })),
             "email",
         ),
-        (
-            "mutation { createGroup(name: \"\") { id } }",
-            json!({}),
-            "name",
-        ),
-        (
-            "mutation { createGroup(name: \"g\", permissions: [\"auth.fly\"]) { id } }",
-            json!({}),
-            "permissions",
-        ),
-        (
-            "mutation { createQuestion(text: \"Only one?\", choices: [\"a\"]) { id } }",
-            json!({}),
-            "choices",
-        ),
-        (
-            "mutation { createQuestion(text: \"\", choices: [\"a\", \"b\"]) { id } }",
-            json!({}),
-            "text",
-        ),
-        (
-            "mutation { castVote(choiceId: \"???\") { id } }",
-            json!({}),
-            "choiceId",
-        ),
+        (app.create_group(&token, "", &[]), "name"),
+        (app.create_group(&token, "g", &["auth.fly"]), "permissions"),
+        (app.create_question(&token, "Only one?", &["a"]), "choices"),
+        (app.create_question(&token, "", &["a", "b"]), "text"),
+        (app.vote(&token, "???"), "choiceId"),
     ];
-    let before = snapshot(app.pool()).await;
-    for (query, vars, field) in cases {
-        let resp = app.gql(Some(&token), query, vars.clone()).await;
-        let error = &resp["errors"][0];
-        assert_eq!(
-            error["extensions"]["code"], "INVALID_INPUT",
-            "{vars}: {resp}"
-        );
-        assert_eq!(error["extensions"]["field"], field, "{vars}: {resp}");
-        assert_eq!(
-            snapshot(app.pool()).await,
-            before,
-            "{vars} changed something"
-        );
+    for (call, field) in cases {
+        let what = call.describe();
+        let refusal = call.refused("INVALID_INPUT").await;
+        assert_eq!(refusal.field, field, "{what}: {refusal:?}");
     }
+}
 
-    // A second vote on the same question is refused too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_vote_on_the_same_question_is_refused() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.superuser("root").await;
     let q = app
-        .ok(Some(&token), "mutation { createQuestion(text: \"Tea?\", choices: [\"Yes\", \"No\"]) { choices { id } } }", json!({}))
+        .create_question(&token, "Tea?", &["Yes", "No"])
+        .ok()
         .await;
-    let vote = "mutation($c: ID!) { castVote(choiceId: $c) { id } }";
-    app.ok(
-        Some(&token),
-        vote,
-        json!({ "c": q["createQuestion"]["choices"][0]["id"] }),
-    )
-    .await;
-    let before = snapshot(app.pool()).await;
-    let again = app
-        .err_code(
-            Some(&token),
-            vote,
-            json!({ "c": q["createQuestion"]["choices"][1]["id"] }),
-        )
-        .await;
-    assert_eq!(again, "INVALID_INPUT");
-    assert_eq!(snapshot(app.pool()).await, before);
+    let choices = ids(&q["choices"]);
+    app.vote(&token, &choices[0]).ok().await;
+    app.vote(&token, &choices[1]).refused("INVALID_INPUT").await;
 }

@@ -13,7 +13,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, snapshot, user_id};
+use crate::helpers::{PASSWORD, TestApp, ids, user_id};
 
 /// Every field of `User` except `id` and `username`.
 const PERSONAL: &[&str] = &[
@@ -52,22 +52,15 @@ async fn poll() -> Poll {
     let app = TestApp::spawn().await;
     let (author, author_token) = app.staff_with("author", &["polls.add_question"]).await;
     let created = app
-        .ok(
-            Some(&author_token),
-            r#"mutation { createQuestion(text: "Lunch?", choices: ["yes", "no"]) { id choices { id } } }"#,
-            json!({}),
-        )
+        .create_question(&author_token, "Lunch?", &["yes", "no"])
+        .ok()
         .await;
-    let question = created["createQuestion"]["id"].as_str().unwrap().to_owned();
-    let choice = created["createQuestion"]["choices"][0]["id"].clone();
+    let question = created["id"].as_str().unwrap().to_owned();
     let voter = app.user("voter", false, false).await;
     let voter_token = app.login("voter", PASSWORD).await;
-    app.ok(
-        Some(&voter_token),
-        "mutation($c: ID!) { castVote(choiceId: $c) { id } }",
-        json!({ "c": choice }),
-    )
-    .await;
+    app.vote(&voter_token, &ids(&created["choices"])[0])
+        .ok()
+        .await;
     Poll {
         app,
         author: user_id(&author),
@@ -249,12 +242,11 @@ async fn mutation_payloads_and_plans_show_only_id_and_username_without_view_user
     let app = TestApp::spawn().await;
     let target = app.user("target", false, false).await;
     let (_, adder) = app.staff_with("adder", &["auth.add_user"]).await;
+    let input = json!({ "username": "newbie", "email": "newbie@example.org", "password": "a long enough passphrase here" });
     let resp = app
-        .gql(
-            Some(&adder),
-            r#"mutation { createUser(input: { username: "newbie", email: "newbie@example.org", password: "a long enough passphrase here" }) { id username email groups { name } } }"#,
-            json!({}),
-        )
+        .create_user(&adder, input)
+        .select("id username email groups { name }")
+        .send()
         .await;
     assert_eq!(resp["data"]["createUser"]["username"], "newbie", "{resp:#}");
     assert!(resp["data"]["createUser"]["email"].is_null(), "{resp:#}");
@@ -263,11 +255,9 @@ async fn mutation_payloads_and_plans_show_only_id_and_username_without_view_user
 
     let (_, deleter) = app.staff_with("deleter", &["auth.delete_user"]).await;
     let resp = app
-        .gql(
-            Some(&deleter),
-            "query($u: ID!) { deletionPlan(userId: $u) { allowed user { username email lastLogin } } }",
-            json!({ "u": user_id(&target) }),
-        )
+        .deletion_plan(&deleter, &user_id(&target))
+        .select("allowed user { username email lastLogin }")
+        .send()
         .await;
     assert_eq!(resp["data"]["deletionPlan"]["allowed"], true, "{resp:#}");
     assert_eq!(resp["data"]["deletionPlan"]["user"]["username"], "target");
@@ -277,9 +267,6 @@ async fn mutation_payloads_and_plans_show_only_id_and_username_without_view_user
         ["FORBIDDEN"]
     );
 }
-
-const BULK: &str = "mutation($f: UserFilter) { deactivateUsers(filter: $f) {
-    deactivated { username } skipped { code } } }";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_filter_matching_everyone_deactivates_nobody_unless_it_says_all() {
@@ -297,16 +284,9 @@ async fn a_filter_matching_everyone_deactivates_nobody_unless_it_says_all() {
         json!({ "search": "  ", "all": false }),
     ];
     for filter in everyone {
-        let before = snapshot(app.pool()).await;
-        let resp = app.gql(Some(&root), BULK, json!({ "f": filter })).await;
-        let error = &resp["errors"][0]["extensions"];
-        assert_eq!(error["code"], "INVALID_INPUT", "{filter}: {resp:#}");
-        assert_eq!(error["field"], "filter", "{filter}: {resp:#}");
-        assert_eq!(
-            snapshot(app.pool()).await,
-            before,
-            "{filter}: refused but changed the database"
-        );
+        let call = app.deactivate_users(&root).filter(filter.clone());
+        let refusal = call.refused("INVALID_INPUT").await;
+        assert_eq!(refusal.field, "filter", "{filter}: {refusal:?}");
     }
 
     // A blank search on a read is harmless: no filter, everyone listed.
@@ -320,23 +300,17 @@ async fn a_filter_matching_everyone_deactivates_nobody_unless_it_says_all() {
     assert_eq!(listed["users"]["totalCount"], 4, "{listed:#}");
 
     // A real field next to a blank search is a filter.
-    let done = app
-        .ok(
-            Some(&root),
-            BULK,
-            json!({ "f": { "search": " car ", "all": false } }),
-        )
-        .await;
-    assert_eq!(
-        done["deactivateUsers"]["deactivated"],
-        json!([{ "username": "carol" }])
-    );
+    let bulk = |filter: Value| {
+        app.deactivate_users(&root)
+            .filter(filter)
+            .select("deactivated { username } skipped { code }")
+    };
+    let done = bulk(json!({ "search": " car ", "all": false })).ok().await;
+    assert_eq!(done["deactivated"], json!([{ "username": "carol" }]));
 
     // Said on purpose: everyone the caller may act on.
-    let done = app
-        .ok(Some(&root), BULK, json!({ "f": { "all": true } }))
-        .await;
-    let names: Vec<&str> = done["deactivateUsers"]["deactivated"]
+    let done = bulk(json!({ "all": true })).ok().await;
+    let names: Vec<&str> = done["deactivated"]
         .as_array()
         .unwrap()
         .iter()
@@ -346,7 +320,7 @@ async fn a_filter_matching_everyone_deactivates_nobody_unless_it_says_all() {
         names.contains(&"alice") && names.contains(&"bob"),
         "{done:#}"
     );
-    let codes: Vec<&str> = done["deactivateUsers"]["skipped"]
+    let codes: Vec<&str> = done["skipped"]
         .as_array()
         .unwrap()
         .iter()

@@ -19,7 +19,7 @@ pub async fn redact_audit_entries(ex: &mut PgConnection, user_id: i64) -> sqlx::
         .bind(user_id)
         .execute(&mut *ex)
         .await?;
-    // The index on each kept id finds the rows; BitmapOr makes it one pass.
+    // Each kept id has its index (migration 0005); PostgreSQL combines them.
     let done = sqlx::query(
         "UPDATE audit_entries SET redacted_at = now()
           WHERE actor_ref = $1 OR target_user_ref = $1",

@@ -29,7 +29,7 @@ use sqlx::{PgConnection, PgPool};
 use super::access::{DELETE_USER, Rule};
 use super::audit::{AuditAction, AuditEntry, Target};
 use super::authority::{self, Acting};
-use super::erasure::{self, Erase, Receipt};
+use super::erasure::{self, DeletedRows, Erase, Receipt};
 use super::{Actor, Mode, validation};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, Kind};
@@ -454,10 +454,16 @@ impl Deleted {
         let receipt = match erase {
             Erase::KeepSnapshots => None,
             Erase::Scrub => {
-                let removed = plan.deleted.iter().map(|c| (relation_name(c), c.count));
+                let rows = DeletedRows {
+                    removed: plan
+                        .deleted
+                        .iter()
+                        .map(|c| (relation_name(c), c.count))
+                        .collect(),
+                    kept: plan.detached.iter().map(relation_name).collect(),
+                };
                 let receipt =
-                    erasure::scrub_deleted(&mut tx, &plan.user, actor.into(), removed.collect())
-                        .await?;
+                    erasure::scrub_deleted(&mut tx, &plan.user, actor.into(), rows).await?;
                 plan.user = erasure::erased_view(plan.user);
                 Some(receipt)
             }

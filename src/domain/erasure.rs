@@ -320,33 +320,31 @@ pub async fn anonymize_locked(
     ))
 }
 
+/// What a deletion did with the rows of each relation, by name.
+pub struct DeletedRows {
+    pub removed: BTreeMap<&'static str, i64>,
+    /// The relations whose rows stay, detached.
+    pub kept: Vec<&'static str>,
+}
+
 /// The erasure of a user whose row a deletion has just removed (inside its
 /// transaction): the audit entries naming them are redacted, and their
-/// failed-login counter goes. `removed` is what the deletion removed.
+/// failed-login counter goes.
 pub async fn scrub_deleted(
     tx: &mut PgConnection,
     former: &UserRow,
     by: AuditActor<'_>,
-    removed: BTreeMap<&'static str, i64>,
+    rows: DeletedRows,
 ) -> AppResult<Receipt> {
     let export = last_export(&mut *tx, former.id).await?;
     let key = validation::username_key(&former.username);
     login_failures::forget_username(&mut *tx, &key).await?;
     let redacted = erasure::redact_audit_entries(&mut *tx, former.id).await?;
-    let sessions = removed.get("sessions").copied().unwrap_or(0);
-    let mut receipt = receipt(
-        former.id,
-        by,
-        Via::DeleteUser,
-        removed,
-        redacted,
-        export,
-        sessions,
-    );
+    let sessions = rows.removed.get("sessions").copied().unwrap_or(0);
+    let (removed, via) = (rows.removed, Via::DeleteUser);
+    let mut receipt = receipt(former.id, by, via, removed, redacted, export, sessions);
     receipt.fields_erased.push("the user row (deleted)");
-    receipt
-        .kept
-        .retain(|name| *name != "sessions" && *name != "deactivations");
+    receipt.kept = rows.kept;
     Ok(receipt)
 }
 

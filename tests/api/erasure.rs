@@ -941,8 +941,15 @@ async fn delete_user_with_erase_redacts_the_audit_trail_and_returns_a_receipt() 
         done["plan"]["user"],
         json!({ "username": s.pseudonym(), "email": "" })
     );
-    assert_eq!(done["receipt"]["via"], "deleteUser");
-    assert_eq!(done["receipt"]["userId"], json!(s.id()));
+    let receipt = &done["receipt"];
+    assert_eq!(receipt["via"], "deleteUser");
+    assert_eq!(receipt["userId"], json!(s.id()));
+    assert_eq!(receipt["removed"]["sessions"], 3, "{receipt}");
+    assert_eq!(receipt["removed"]["userPermissions"], 2, "{receipt}");
+    let kept = receipt["kept"].to_string();
+    for relation in ["votes", "auditEntries", "auditEntriesAsTarget"] {
+        assert!(kept.contains(&format!("\"{relation}\"")), "{kept}");
+    }
     assert_no_trace("the deletion's answer", &done.to_string());
 
     // The old id still finds every entry, now without the person.

@@ -264,6 +264,10 @@ fn enc(id: i64) -> String {
     memberdesk::ids::encode(memberdesk::ids::Kind::User, id)
 }
 
+fn enc_question(id: i64) -> String {
+    memberdesk::ids::encode(memberdesk::ids::Kind::Question, id)
+}
+
 /// The variables of a query or mutation that takes one user `$id`.
 fn user_id_var(id: i64) -> Value {
     json!({ "id": enc(id) })
@@ -559,6 +563,115 @@ async fn floor_deactivate_dormant(pool: &PgPool) -> usize {
     }
     tx.commit().await.unwrap();
     ids.len()
+}
+
+/// The statements of deleting users `ids` under CASCADE, set-based: the
+/// superuser lock, the rows locked, every relation's rows deleted or
+/// detached with one statement each, the users, one audit entry per user.
+async fn floor_delete_users(pool: &PgPool, ids: &[i64]) {
+    let mut tx = pool.begin().await.unwrap();
+    run_sql_in(&mut tx, "SELECT pg_advisory_xact_lock(7263001)").await;
+    let names: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, username FROM users WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(ids)
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+    for sql in [
+        "DELETE FROM votes WHERE user_id = ANY($1)",
+        "UPDATE questions SET created_by = NULL WHERE created_by = ANY($1)",
+        "DELETE FROM sessions WHERE user_id = ANY($1)",
+        "DELETE FROM user_groups WHERE user_id = ANY($1)",
+        "DELETE FROM user_permissions WHERE user_id = ANY($1)",
+        "DELETE FROM deactivations WHERE user_id = ANY($1)",
+        "UPDATE audit_entries SET actor_id = NULL WHERE actor_id = ANY($1)",
+        "UPDATE audit_entries SET target_user_id = NULL WHERE target_user_id = ANY($1)",
+        "DELETE FROM users WHERE id = ANY($1)",
+    ] {
+        sqlx::query(sql).bind(ids).execute(&mut *tx).await.unwrap();
+    }
+    let (ids, names): (Vec<i64>, Vec<String>) = names.into_iter().unzip();
+    sqlx::query(
+        "INSERT INTO audit_entries (action, actor_username, target_user_ref, target_repr, details)
+         SELECT 'USER_DELETED', 'bench-admin', t.id, t.name, '{\"policy\": \"CASCADE\"}'
+           FROM unnest($1::bigint[], $2::text[]) AS t(id, name)",
+    )
+    .bind(&ids)
+    .bind(&names)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// The users of a bulk plan locked and their rows counted (one statement,
+/// as the plan counts), then rolled back: the floor of a bulk preview.
+async fn floor_bulk_plan(pool: &PgPool, ids: &[i64]) {
+    let mut tx = pool.begin().await.unwrap();
+    run_sql_in(&mut tx, "SELECT pg_advisory_xact_lock(7263001)").await;
+    sqlx::query("SELECT id, username FROM users WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(ids)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let counts: Vec<i64> = sqlx::query_scalar(BULK_COUNTS)
+        .bind(ids)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert!(counts[0] > 0);
+    tx.rollback().await.unwrap();
+}
+
+const BULK_COUNTS: &str = "SELECT ARRAY[(SELECT count(*) FROM votes WHERE user_id = ANY($1)),
+    (SELECT count(*) FROM questions WHERE created_by = ANY($1)), (SELECT count(*) FROM sessions WHERE user_id = ANY($1)),
+    (SELECT count(*) FROM user_groups WHERE user_id = ANY($1)), (SELECT count(*) FROM user_permissions WHERE user_id = ANY($1)),
+    (SELECT count(*) FROM deactivations WHERE user_id = ANY($1)), (SELECT count(*) FROM audit_entries WHERE actor_id = ANY($1)),
+    (SELECT count(*) FROM audit_entries WHERE target_user_id = ANY($1))]";
+
+/// The question read and its votes and choices counted (one statement).
+async fn floor_question_plan(pool: &PgPool, question: i64) {
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("SELECT id, text, pub_date, created_by FROM questions WHERE id = $1")
+        .bind(question)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let counts: Vec<i64> = sqlx::query_scalar(
+        "SELECT ARRAY[(SELECT count(*) FROM votes WHERE question_id = ANY($1)),
+                      (SELECT count(*) FROM choices WHERE question_id = ANY($1))]",
+    )
+    .bind([question])
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    assert!(counts[0] > 0);
+}
+
+/// The statements of deleting a question under CASCADE: locked, its votes,
+/// its choices, itself, one audit entry.
+async fn floor_delete_question(pool: &PgPool, question: i64) {
+    let mut tx = pool.begin().await.unwrap();
+    for sql in [
+        "SELECT id FROM questions WHERE id = ANY($1) FOR UPDATE",
+        "DELETE FROM votes WHERE question_id = ANY($1)",
+        "DELETE FROM choices WHERE question_id = ANY($1)",
+        "DELETE FROM questions WHERE id = ANY($1)",
+        "INSERT INTO audit_entries (action, actor_username, target_repr, details)
+         SELECT 'QUESTION_DELETED', 'bench-admin', 'question ' || q, jsonb_build_object('questionId', q)
+           FROM unnest($1::bigint[]) q",
+    ] {
+        sqlx::query(sql)
+            .bind([question])
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+async fn run_sql_in(tx: &mut sqlx::PgConnection, sql: &'static str) {
+    sqlx::query(sql).execute(tx).await.unwrap();
 }
 
 // ---- the read floor: a minimal poem+sqlx handler running memberdesk's own statements ----
@@ -915,6 +1028,8 @@ async fn run_scenarios(b: &Bench, a: &Args) -> Vec<Row> {
     rows.extend(anonymize_rows(b, votes, runs).await);
     rows.push(anonymize_audit_row(b, a.size.audit_entries, runs).await);
     progress("deletions done");
+    rows.extend(record_rows(b, size, runs).await);
+    progress("record deletions done");
     rows.push(bulk_deactivate_row(b, size, runs).await);
     rows.extend(single_deactivate_rows(b, size.users).await);
     progress("done");
@@ -1260,6 +1375,176 @@ async fn anonymize_audit_row(b: &Bench, entries: i64, runs: usize) -> Row {
     times.row(
         format!("anonymizeUser, user with {entries} audit entries vs floor"),
         Target::ratio_max_from(2.0, entries, 100_000, "<= 2 from 100k"),
+    )
+}
+
+// ---- deleting records: a question, a bulk selection of users ----
+
+/// 10 to 14: plans and deletions of a question with N votes and of a bulk
+/// selection of N / 100 users holding N votes, and the server's peak RSS
+/// during all of them.
+async fn record_rows(b: &Bench, size: &Size, runs: usize) -> Vec<Row> {
+    reset_peak_rss(b.server_pid);
+    let mut rows = vec![
+        question_plan_row(b, size, runs).await,
+        question_delete_row(b, size, runs).await,
+        bulk_plan_row(b, size.votes, runs).await,
+        bulk_delete_row(b, size.votes, runs).await,
+    ];
+    rows.push(
+        Row::new(
+            "peak RSS of the server, deleting records (10 to 13)",
+            "MiB",
+            peak_rss_mib(b.server_pid),
+        )
+        .judged_by(Target::ValueMax(100.0)),
+    );
+    rows
+}
+
+/// A fresh question with N votes on its two choices: one each by members
+/// 1, 2, … (member n has id n), detached beyond their number (one vote per
+/// user and question; a detached vote's user was deleted); settled.
+/// Returns its id.
+async fn question_with_votes(b: &Bench, size: &Size) -> i64 {
+    let id: i64 =
+        sqlx::query_scalar("INSERT INTO questions (text) VALUES ('bench question') RETURNING id")
+            .fetch_one(&b.pool)
+            .await
+            .unwrap();
+    for sql in [
+        "INSERT INTO choices (question_id, text, position) VALUES ($1, 'Yes', 1), ($1, 'No', 2)",
+        "INSERT INTO votes (choice_id, question_id, user_id)
+         SELECT c.id, $1, CASE WHEN n <= $3 THEN n END
+           FROM generate_series(1, $2) n JOIN choices c ON c.question_id = $1 AND c.position = 1 + n % 2",
+    ] {
+        sqlx::query(sql)
+            .bind(id)
+            .bind(size.votes)
+            .bind(size.users)
+            .execute(&b.pool)
+            .await
+            .unwrap();
+    }
+    settle(&b.pool, "votes, choices, questions").await;
+    id
+}
+
+/// 10: the plan of deleting a question with N votes, against the counting floor.
+async fn question_plan_row(b: &Bench, size: &Size, runs: usize) -> Row {
+    let question = question_with_votes(b, size).await;
+    let q = "query($id: ID!) { deletionPlan(id: $id, policy: CASCADE) { allowed deleted { relation count } token } }";
+    let vars = json!({ "id": enc_question(question) });
+    b.gql(q, vars.clone()).await; // warm-up
+    let (mut ours, mut floor) = (Vec::new(), Vec::new());
+    for _ in 0..runs.max(5) {
+        ours.push(ms(b.gql(q, vars.clone())).await);
+        floor.push(ms(floor_question_plan(&b.pool, question)).await);
+    }
+    floor_delete_question(&b.pool, question).await;
+    Row::new(
+        format!("deletionPlan, question with {} votes", size.votes),
+        "ms",
+        median(ours),
+    )
+    .vs(median(floor))
+    .judged_by(Target::ratio_max_from(
+        2.0,
+        size.votes,
+        1_000_000,
+        "<= 2 at 1M",
+    ))
+}
+
+/// 11: deleteQuestion CASCADE of a question with N votes, beside its floor.
+async fn question_delete_row(b: &Bench, size: &Size, runs: usize) -> Row {
+    let q = "mutation($id: ID!) { deleteQuestion(id: $id, policy: CASCADE) { deleted } }";
+    let mut times = Paired::default();
+    for run in 0..runs {
+        for side in Side::order(run) {
+            let question = question_with_votes(b, size).await;
+            let took = match side {
+                Side::Memberdesk => ms(b.gql(q, json!({ "id": enc_question(question) }))).await,
+                Side::Floor => ms(floor_delete_question(&b.pool, question)).await,
+            };
+            times.push(side, took);
+        }
+    }
+    times.row(
+        format!("deleteQuestion CASCADE, question with {} votes", size.votes),
+        Target::ratio_max_from(1.3, size.votes, 1_000_000, "<= 1.3 at 1M"),
+    )
+}
+
+/// `votes / 100` fresh users with 100 votes each (questions 1 to 100), a
+/// group and a session each; settled. Returns their ids.
+async fn bulk_victims(b: &Bench, votes: i64) -> Vec<i64> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO users (username, username_key)
+         SELECT 'bulk' || k || '-' || n, 'bulk' || k || '-' || n
+           FROM (SELECT nextval('bench_victims') AS k) s, generate_series(1, $1) n RETURNING id",
+    )
+    .bind((votes / 100).max(1))
+    .fetch_all(&b.pool)
+    .await
+    .unwrap();
+    for sql in [
+        "INSERT INTO votes (choice_id, question_id, user_id)
+         SELECT c.id, c.question_id, u FROM unnest($1::bigint[]) u
+           JOIN choices c ON c.position = 1 AND c.question_id <= 100",
+        "INSERT INTO user_groups (user_id, group_id) SELECT u, 1 FROM unnest($1::bigint[]) u",
+        "INSERT INTO sessions (token_hash, user_id, expires_at)
+         SELECT sha256(('bulk' || u)::bytea), u, now() + interval '1 day' FROM unnest($1::bigint[]) u",
+    ] {
+        sqlx::query(sql).bind(&ids).execute(&b.pool).await.unwrap();
+    }
+    settle(&b.pool, "votes, users, sessions, user_groups").await;
+    ids
+}
+
+fn user_ids_var(ids: &[i64]) -> Value {
+    json!({ "ids": ids.iter().map(|id| enc(*id)).collect::<Vec<_>>() })
+}
+
+/// 12: the preview of deleting a bulk selection (`deleteUsers(dryRun: true)`)
+/// of N / 100 users holding N votes, against the counting floor.
+async fn bulk_plan_row(b: &Bench, votes: i64, runs: usize) -> Row {
+    let ids = bulk_victims(b, votes).await;
+    let q = "mutation($ids: [ID!]) { deleteUsers(ids: $ids, policy: CASCADE, dryRun: true) {
+        plan { targetCount deleted { relation count } token } } }";
+    let vars = user_ids_var(&ids);
+    b.gql(q, vars.clone()).await; // warm-up
+    let (mut ours, mut floor) = (Vec::new(), Vec::new());
+    for _ in 0..runs.max(5) {
+        ours.push(ms(b.gql(q, vars.clone())).await);
+        floor.push(ms(floor_bulk_plan(&b.pool, &ids)).await);
+    }
+    floor_delete_users(&b.pool, &ids).await;
+    let scenario = format!("deleteUsers dryRun, {} users with {votes} votes", ids.len());
+    Row::new(scenario, "ms", median(ours))
+        .vs(median(floor))
+        .judged_by(Target::ratio_max_from(2.0, votes, 1_000_000, "<= 2 at 1M"))
+}
+
+/// 13: deleteUsers CASCADE of N / 100 users holding N votes, beside its floor.
+async fn bulk_delete_row(b: &Bench, votes: i64, runs: usize) -> Row {
+    let q = "mutation($ids: [ID!]) { deleteUsers(ids: $ids, policy: CASCADE) { plan { targetCount } } }";
+    let mut times = Paired::default();
+    let mut users = 0;
+    for run in 0..runs {
+        for side in Side::order(run) {
+            let ids = bulk_victims(b, votes).await;
+            users = ids.len();
+            let took = match side {
+                Side::Memberdesk => ms(b.gql(q, user_ids_var(&ids))).await,
+                Side::Floor => ms(floor_delete_users(&b.pool, &ids)).await,
+            };
+            times.push(side, took);
+        }
+    }
+    times.row(
+        format!("deleteUsers CASCADE, {users} users with {votes} votes"),
+        Target::ratio_max_from(1.3, votes, 1_000_000, "<= 1.3 at 1M"),
     )
 }
 

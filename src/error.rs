@@ -61,8 +61,9 @@ impl AppError {
             AppError::AccountInactive => "this account is deactivated".into(),
             AppError::SelfAction(verb) => format!("you cannot {verb} your own account"),
             AppError::LastSuperuser => "this would leave no active superuser".into(),
-            AppError::DeleteProtected(_) => "the user has related rows that the PROTECT policy keeps: \
-                 use SET_NULL or CASCADE, or deactivate instead"
+            AppError::DeleteProtected(_) => "related rows (listed in extensions.protected) keep this \
+                 from being deleted under the PROTECT policy: delete them first or use another policy \
+                 (for a user, SET_NULL or CASCADE, or deactivate instead)"
                 .into(),
             AppError::Anonymized => "this user is anonymized; anonymization cannot be undone".into(),
             AppError::PlanChanged => {

@@ -109,6 +109,52 @@ pub fn decode(kind: Kind, value: &str, field: &str) -> Result<i64, AppError> {
     Ok(id)
 }
 
+/// Every kind, for decoding an id whose kind is not known in advance.
+const KINDS: [Kind; 7] = [
+    Kind::User,
+    Kind::Group,
+    Kind::Permission,
+    Kind::Question,
+    Kind::Choice,
+    Kind::Vote,
+    Kind::AuditEntry,
+];
+
+/// Decodes an id that may name any of `kinds` (an argument taking several
+/// kinds of record): its kind and number. Garbage is `INVALID_INPUT` on
+/// `field`; a well-formed id of another kind names nothing here: `NOT_FOUND`.
+pub fn decode_one_of(kinds: &[Kind], value: &str, field: &str) -> Result<(Kind, i64), AppError> {
+    let nouns: Vec<&str> = kinds.iter().map(|k| k.noun()).collect();
+    let malformed = || {
+        AppError::invalid(
+            field,
+            format!(
+                "{} is not an id: ids look like {}; pass the `id` of a {}",
+                echo(value),
+                encode(kinds[0], 3),
+                nouns.join(", ")
+            ),
+        )
+    };
+    let (kind, id) = decode_kind(value).ok_or_else(malformed)?;
+    if !kinds.contains(&kind) {
+        return Err(AppError::NotFound("record"));
+    }
+    Ok((kind, id))
+}
+
+/// The kind and number of a well-formed id of any kind.
+pub fn decode_kind(value: &str) -> Option<(Kind, i64)> {
+    if value.len() > 64 {
+        return None;
+    }
+    let raw = URL_SAFE_NO_PAD.decode(value.trim_end_matches('=')).ok()?;
+    let (tag, number) = std::str::from_utf8(&raw).ok()?.split_once(':')?;
+    let id: i64 = number.parse().ok().filter(|id| *id > 0)?;
+    let kind = KINDS.into_iter().find(|k| k.tag() == tag)?;
+    Some((kind, id))
+}
+
 /// The most characters of a client's value an error message repeats.
 const ECHO_MAX: usize = 40;
 

@@ -4,7 +4,7 @@ use serde_json::Value;
 use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 
 use super::Actor;
-use crate::store::audit::{self, NewEntry};
+use crate::store::audit::{self, EntryTarget, NewEntry};
 use crate::store::users::UserRow;
 
 // The derive makes this very enum the API's `AuditAction`, and entries are
@@ -21,11 +21,14 @@ pub enum AuditAction {
     PasswordChanged,
     GroupCreated,
     GroupPermissionsSet,
+    GroupDeleted,
     UserAddedToGroup,
     UserRemovedFromGroup,
     PermissionGranted,
     PermissionRevoked,
     QuestionCreated,
+    QuestionDeleted,
+    ChoiceDeleted,
     UserDeactivated,
     UserReactivated,
     UserDeleted,
@@ -85,6 +88,46 @@ pub async fn record_for_users(
         details,
     )
     .await
+}
+
+/// One entry per target in `targets` (`details[i]` for the i-th), in one
+/// statement: the trail of a bulk operation whose targets may be gone
+/// already (a bulk deletion's entries, written after the rows).
+pub async fn record_many(
+    ex: &mut PgConnection,
+    by: AuditActor<'_>,
+    action: AuditAction,
+    targets: &[Target<'_>],
+    reason: Option<&str>,
+    details: &[Value],
+) -> sqlx::Result<u64> {
+    let targets: Vec<EntryTarget<'_>> = targets.iter().map(Target::entry_target).collect();
+    audit::insert_many(
+        ex,
+        action.as_str(),
+        by.id,
+        by.username,
+        &targets,
+        reason,
+        details,
+    )
+    .await
+}
+
+impl Target<'_> {
+    /// The reference, kept id and snapshot an entry about this target holds.
+    fn entry_target(&self) -> EntryTarget<'_> {
+        let (target_user_id, target_user_ref, target_repr) = match self {
+            Target::User(user) => (Some(user.id), None, user.username.as_str()),
+            Target::Former(user) => (None, Some(user.id), user.username.as_str()),
+            Target::Described(repr) => (None, None, repr.as_str()),
+        };
+        EntryTarget {
+            target_user_id,
+            target_user_ref,
+            target_repr,
+        }
+    }
 }
 
 /// Who did it, as the entry records it: a reference and a snapshot of the

@@ -348,6 +348,32 @@ pub async fn scrub_deleted(
     Ok(receipt)
 }
 
+/// The users of a bulk deletion whose erasure was pending are erased as
+/// `deleteUser` erases them: their audit entries redacted, their deletion's
+/// entry showing the pseudonym (`gone[i]` becomes the erased view) with the
+/// receipt in its details (`details[i]`).
+pub async fn scrub_pending(
+    tx: &mut PgConnection,
+    gone: &mut [UserRow],
+    by: AuditActor<'_>,
+    details: &mut [serde_json::Value],
+) -> AppResult<()> {
+    for (user, detail) in gone.iter_mut().zip(details.iter_mut()) {
+        if user.erasure_due_at.is_none() {
+            continue;
+        }
+        // A bulk plan counts the whole set, so no per-user rows are known.
+        let rows = DeletedRows {
+            removed: BTreeMap::new(),
+            kept: Vec::new(),
+        };
+        let receipt = scrub_deleted(&mut *tx, user, by, rows).await?;
+        detail["receipt"] = receipt.to_json();
+        *user = erased_view(user.clone());
+    }
+    Ok(())
+}
+
 async fn last_export(tx: &mut PgConnection, user_id: i64) -> AppResult<Option<ExportDigest>> {
     Ok(audit::last_export(&mut *tx, user_id)
         .await?

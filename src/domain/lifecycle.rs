@@ -75,6 +75,8 @@ pub enum SkipReason {
     LastSuperuser,
     /// Already inactive with nothing left to take: the call would change nothing.
     AlreadyInactive,
+    /// Under PROTECT, rows protect it from a bulk deletion.
+    DeleteProtected,
 }
 
 impl SkipReason {
@@ -86,6 +88,7 @@ impl SkipReason {
             SkipReason::NotFound => "NOT_FOUND",
             SkipReason::LastSuperuser => "LAST_SUPERUSER",
             SkipReason::AlreadyInactive => "ALREADY_INACTIVE",
+            SkipReason::DeleteProtected => "DELETE_PROTECTED",
         }
     }
 }
@@ -273,7 +276,7 @@ pub async fn deactivate_users_in(
     let actor = &authority::recheck(&mut tx, actor, Rule::Permission(CHANGE_USER)).await?;
     ensure_may_revoke_staff(actor, &options)?;
     let (found, missing) = lock_selection(&mut tx, selection).await?;
-    let (eligible, mut skipped) = sort_out(&mut tx, actor, &found).await?;
+    let (eligible, mut skipped) = sort_out(&mut tx, actor, &found, Anonymized::Skip).await?;
     let (eligible, unchanged) = without_unchanged(&mut tx, eligible, removal(&options)).await?;
     skipped.extend(unchanged);
     skipped.extend(missing);
@@ -369,7 +372,7 @@ async fn without_unchanged<'a>(
 
 /// Locks the users a bulk run is about, in id order; ids that name nobody
 /// come back as skipped.
-async fn lock_selection(
+pub(crate) async fn lock_selection(
     tx: &mut PgConnection,
     selection: Selection,
 ) -> AppResult<(Vec<UserRow>, Vec<(i64, SkipReason)>)> {
@@ -389,13 +392,22 @@ async fn lock_selection(
     }
 }
 
-/// Splits the locked users into those a bulk deactivation may take and
-/// those it skips, with the code a single deactivation would have given.
-/// Every target's scope is read in one statement.
-async fn sort_out<'a>(
+/// Whether a bulk run leaves anonymized accounts alone (a deactivation
+/// does; a deletion takes them like anyone else).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Anonymized {
+    Skip,
+    Include,
+}
+
+/// Splits the locked users into those a bulk run may take and those it
+/// skips, with the code a single operation would have given. Every target's
+/// scope is read in one statement.
+pub(crate) async fn sort_out<'a>(
     tx: &mut PgConnection,
     actor: &Actor,
     found: &'a [UserRow],
+    anonymized: Anonymized,
 ) -> AppResult<(Vec<&'a UserRow>, Vec<(i64, SkipReason)>)> {
     let ids: Vec<i64> = found.iter().map(|u| u.id).collect();
     let mut scopes: BTreeMap<i64, Vec<String>> = BTreeMap::new();
@@ -409,8 +421,8 @@ async fn sort_out<'a>(
     for user in found {
         let scope = scopes.get(&user.id).map_or(&[][..], Vec::as_slice);
         let verdict = match user.anonymized_at {
-            Some(_) => Err(AppError::Anonymized),
-            None => ensure_not_self(actor, user, "deactivate")
+            Some(_) if anonymized == Anonymized::Skip => Err(AppError::Anonymized),
+            _ => ensure_not_self(actor, user, "deactivate")
                 .and_then(|()| ensure_in_scope(actor, user, scope)),
         };
         match verdict {

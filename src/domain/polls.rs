@@ -12,6 +12,9 @@ use crate::error::{AppError, AppResult, OnConstraint};
 use crate::store::polls::{self, QuestionRow, VoteRow};
 
 pub const MAX_CHOICES: usize = 20;
+/// A question offers a choice: at least two answers, at creation and after
+/// any of its choices is deleted.
+pub const MIN_CHOICES: usize = 2;
 const MAX_CHOICE_TEXT: usize = 200;
 
 pub async fn create_question(
@@ -21,10 +24,10 @@ pub async fn create_question(
     choices: &[String],
 ) -> AppResult<QuestionRow> {
     let text = validation::line("text", text, validation::MAX_TEXT, true)?;
-    if choices.len() < 2 || choices.len() > MAX_CHOICES {
+    if choices.len() < MIN_CHOICES || choices.len() > MAX_CHOICES {
         return Err(AppError::invalid(
             "choices",
-            format!("a question needs 2 to {MAX_CHOICES} choices"),
+            format!("a question needs {MIN_CHOICES} to {MAX_CHOICES} choices"),
         ));
     }
     let mut cleaned = Vec::with_capacity(choices.len());

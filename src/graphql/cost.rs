@@ -30,7 +30,7 @@ pub const PERMISSIONS: usize = 16;
 /// The most choices a question has.
 pub const CHOICES: usize = crate::domain::polls::MAX_CHOICES;
 /// The most relations a deletion plan lists.
-pub const RELATIONS: usize = crate::domain::deletion::RELATIONS.len();
+pub const RELATIONS: usize = crate::domain::deletion::registry::MOST_RELATIONS;
 
 /// No field costs more; far above any budget, far below overflow even when
 /// summed over every field a document may select.

@@ -26,6 +26,15 @@ pub const VIEW_USER: &[&str] = &[VIEW_USER_PERMISSION, access::CHANGE_USER];
 pub const VIEW_GROUP: &[&str] = &[access::VIEW_GROUP, access::CHANGE_GROUP];
 pub const VIEW_VOTE: &[&str] = &[access::VIEW_VOTE];
 pub const VIEW_AUDIT: &[&str] = &[access::VIEW_LOGENTRY];
+/// The permissions of the deletions `deletionPlan` previews (users, groups,
+/// questions, and choices, whose deletion is changing their question); the
+/// domain holds the caller to the one the record's kind needs.
+pub const DELETE_ANYTHING: &[&str] = &[
+    access::DELETE_USER,
+    access::DELETE_GROUP,
+    access::DELETE_QUESTION,
+    access::CHANGE_QUESTION,
+];
 /// An export shows the user, their votes and their audit trail.
 pub const EXPORT_USER_DATA: &[&str] = &[
     VIEW_USER_PERMISSION,

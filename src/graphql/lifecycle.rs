@@ -1,18 +1,19 @@
-//! The lifecycle operations of the API: deactivate, reactivate, delete (with
-//! its plan), anonymize and export. Thin resolvers: each declares its guard,
-//! decodes ids and calls one operation of `domain::lifecycle`,
-//! `domain::deletion` or `domain::export`.
+//! The lifecycle operations of the API: deactivate, reactivate, delete (its
+//! plan and the other deletions are in `graphql::deletion`), anonymize and
+//! export. Thin resolvers: each declares its guard, decodes ids and calls one
+//! operation of `domain::lifecycle`, `domain::deletion` or `domain::export`.
 
 use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
 
 use super::context::ContextExt;
 use super::decode;
+use super::deletion::DeletionPlan;
 use super::guards::{EXPORT_USER_DATA, Require};
 use super::query::UserFilter;
 use super::types::{Group, Permission, User};
 use crate::domain::Mode;
 use crate::domain::access::{CHANGE_USER, DELETE_USER};
-use crate::domain::deletion::{self, DeletePolicy, DeleteUser, RelationCount};
+use crate::domain::deletion::{self, DeletePolicy, DeleteUser};
 use crate::domain::erasure::Erase;
 use crate::domain::export;
 use crate::domain::lifecycle::{self, DeactivateOptions, Restore, Selection};
@@ -141,69 +142,6 @@ impl BulkDeactivatePayload {
     }
 }
 
-/// Rows of one relation of the user and how many there are.
-#[derive(SimpleObject)]
-#[graphql(name = "RelationCount")]
-pub struct RelationCountObject {
-    /// `votes`, `questions`, `sessions`, `groupMemberships`, `userPermissions`,
-    /// `deactivations`, `auditEntries` (as actor) or `auditEntriesAsTarget`.
-    pub relation: String,
-    /// How many rows.
-    pub count: i64,
-}
-
-fn relation_counts(counts: Vec<RelationCount>) -> Vec<RelationCountObject> {
-    counts
-        .into_iter()
-        .map(|c| RelationCountObject {
-            relation: c.relation,
-            count: c.count,
-        })
-        .collect()
-}
-
-/// What deleting a user under a policy would do, counted, never loaded.
-#[derive(SimpleObject)]
-pub struct DeletionPlan {
-    /// The user the plan is for.
-    pub user: User,
-    /// The policy it was counted under.
-    pub policy: DeletePolicy,
-    /// False when `PROTECT` finds contributions (then see `protected`).
-    pub allowed: bool,
-    /// Relations that block the deletion under this policy.
-    #[graphql(
-        complexity = "crate::graphql::cost::list(crate::graphql::cost::RELATIONS, child_complexity)"
-    )]
-    pub protected: Vec<RelationCountObject>,
-    /// Rows that would be deleted with the user.
-    #[graphql(
-        complexity = "crate::graphql::cost::list(crate::graphql::cost::RELATIONS, child_complexity)"
-    )]
-    pub deleted: Vec<RelationCountObject>,
-    /// Rows that would stay, no longer pointing at the user (the audit trail among them).
-    #[graphql(
-        complexity = "crate::graphql::cost::list(crate::graphql::cost::RELATIONS, child_complexity)"
-    )]
-    pub detached: Vec<RelationCountObject>,
-    /// Pass to `deleteUser(planToken:)` to delete exactly this plan or nothing (`PLAN_CHANGED`).
-    pub token: String,
-}
-
-impl From<deletion::DeletionPlan> for DeletionPlan {
-    fn from(plan: deletion::DeletionPlan) -> Self {
-        DeletionPlan {
-            user: User::new(plan.user),
-            policy: plan.policy,
-            allowed: plan.allowed,
-            protected: relation_counts(plan.protected),
-            deleted: relation_counts(plan.deleted),
-            detached: relation_counts(plan.detached),
-            token: plan.token,
-        }
-    }
-}
-
 /// The result of `deleteUser`: the plan carried out (or, for a dry run, the one that would be).
 #[derive(SimpleObject)]
 pub struct DeleteUserPayload {
@@ -230,7 +168,10 @@ pub struct AnonymizeUserPayload {
 }
 
 /// The users a bulk operation names: `ids` or `filter`, exactly one.
-fn bulk_selection(ids: Option<Vec<ID>>, filter: Option<UserFilter>) -> Result<Selection, AppError> {
+pub(super) fn bulk_selection(
+    ids: Option<Vec<ID>>,
+    filter: Option<UserFilter>,
+) -> Result<Selection, AppError> {
     match (ids, filter) {
         (Some(ids), None) => Ok(Selection::Ids(
             ids.iter()
@@ -250,24 +191,6 @@ pub struct LifecycleQuery;
 
 #[Object]
 impl LifecycleQuery {
-    /// What `deleteUser` would do under `policy`; changes nothing. Needs `auth.delete_user`.
-    #[graphql(guard = "Require::Permission(DELETE_USER)")]
-    async fn deletion_plan(
-        &self,
-        ctx: &Context<'_>,
-        #[graphql(desc = "The user whose deletion to preview.")] user_id: ID,
-        #[graphql(
-            default_with = "Some(DeletePolicy::Protect)",
-            desc = "`PROTECT` (default) refuses while the user has votes or questions; `SET_NULL` keeps them, detached; `CASCADE` deletes the votes and detaches the questions."
-        )]
-        policy: Option<DeletePolicy>,
-    ) -> Result<DeletionPlan, AppError> {
-        let id = decode::user_id(&user_id, "userId")?;
-        deletion::plan(ctx.pool(), &ctx.actor()?, id, policy.unwrap_or_default())
-            .await
-            .map(Into::into)
-    }
-
     /// Everything held about a user (profile, groups, permissions, votes with
     /// their questions, questions created, deactivations, sessions, audit
     /// entries) as one JSON document: for an erasure or access request.

@@ -4,6 +4,7 @@
 pub mod context;
 pub mod cost;
 pub mod decode;
+pub mod deletion;
 pub mod erasure;
 pub mod guards;
 pub mod lifecycle;
@@ -22,18 +23,24 @@ use sqlx::PgPool;
 
 use crate::config::Settings;
 
-/// The read side: the base queries and the lifecycle previews, under one root.
+/// The read side: the base queries, the lifecycle reads and the deletion
+/// previews, under one root.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "QueryRoot")]
-pub struct Query(query::QueryRoot, lifecycle::LifecycleQuery);
+pub struct Query(
+    query::QueryRoot,
+    lifecycle::LifecycleQuery,
+    deletion::DeletionQuery,
+);
 
-/// The write side: the admin writes, the lifecycle operations and the
-/// erasure requests.
+/// The write side: the admin writes, the lifecycle operations, the
+/// deletions of records and the erasure requests.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "MutationRoot")]
 pub struct Mutation(
     mutation::MutationRoot,
     lifecycle::LifecycleMutation,
+    deletion::DeletionMutation,
     erasure::ErasureMutation,
 );
 

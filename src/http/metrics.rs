@@ -46,6 +46,7 @@ const LIFECYCLE: &[&str] = &[
     "deactivateUsers",
     "reactivateUser",
     "deleteUser",
+    "deleteUsers",
     "anonymizeUser",
 ];
 

@@ -100,6 +100,53 @@ pub async fn insert_for_users(
     Ok(done.rows_affected())
 }
 
+/// What one entry of [`insert_many`] is about.
+pub struct EntryTarget<'a> {
+    pub target_user_id: Option<i64>,
+    /// The id of a user whose row is already gone (see [`NewEntry`]).
+    pub target_user_ref: Option<i64>,
+    pub target_repr: &'a str,
+}
+
+/// One entry per target (with `details[i]` for the i-th), in order, by one
+/// actor for one reason: a bulk operation's audit trail in one statement,
+/// also for targets that are no longer in the database.
+pub async fn insert_many(
+    ex: &mut PgConnection,
+    action: &str,
+    actor_id: Option<i64>,
+    actor_username: &str,
+    targets: &[EntryTarget<'_>],
+    reason: Option<&str>,
+    details: &[serde_json::Value],
+) -> sqlx::Result<u64> {
+    let ids: Vec<Option<i64>> = targets.iter().map(|t| t.target_user_id).collect();
+    let refs: Vec<Option<i64>> = targets.iter().map(|t| t.target_user_ref).collect();
+    let reprs: Vec<&str> = targets.iter().map(|t| t.target_repr).collect();
+    let folds: Vec<String> = reprs.iter().map(|r| username_fold(r)).collect();
+    let done = sqlx::query(
+        "INSERT INTO audit_entries (action, actor_id, actor_username, target_user_id, target_user_ref, target_repr,
+                                    reason, details, actor_username_fold, target_repr_fold)
+         SELECT $1, $2, $3, d.user_id, d.user_ref, d.repr, $7, d.details, $8, d.fold
+           FROM unnest($4::bigint[], $5::bigint[], $6::text[], $9::jsonb[], $10::text[])
+                WITH ORDINALITY AS d(user_id, user_ref, repr, details, fold, n)
+          ORDER BY d.n",
+    )
+    .bind(action)
+    .bind(actor_id)
+    .bind(actor_username)
+    .bind(&ids)
+    .bind(&refs)
+    .bind(&reprs)
+    .bind(reason)
+    .bind(username_fold(actor_username))
+    .bind(details)
+    .bind(&folds)
+    .execute(&mut *ex)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 async fn write_folds(
     ex: &mut PgConnection,
     rows: &[(i64, Option<String>, String)],

@@ -85,18 +85,7 @@ pub async fn deactivate(
     .bind(reason)
     .execute(&mut *ex)
     .await?;
-    let sessions: BTreeMap<i64, i64> = sqlx::query_as::<_, (i64, i64)>(
-        "WITH s AS (
-             UPDATE sessions SET revoked_at = now()
-              WHERE user_id = ANY($1) AND revoked_at IS NULL AND expires_at > now()
-             RETURNING user_id
-         ) SELECT user_id, count(*) FROM s GROUP BY user_id",
-    )
-    .bind(user_ids)
-    .fetch_all(&mut *ex)
-    .await?
-    .into_iter()
-    .collect();
+    let sessions = revoke_sessions(&mut *ex, user_ids).await?;
     Ok(records
         .into_iter()
         .map(|record| DeactivatedUser {
@@ -104,6 +93,24 @@ pub async fn deactivate(
             record,
         })
         .collect())
+}
+
+/// Revokes the live sessions of `user_ids`; how many each user had.
+async fn revoke_sessions(
+    ex: &mut PgConnection,
+    user_ids: &[i64],
+) -> sqlx::Result<BTreeMap<i64, i64>> {
+    let revoked: Vec<(i64, i64)> = sqlx::query_as(
+        "WITH s AS (
+             UPDATE sessions SET revoked_at = now()
+              WHERE user_id = ANY($1) AND revoked_at IS NULL AND expires_at > now()
+             RETURNING user_id
+         ) SELECT user_id, count(*) FROM s GROUP BY user_id",
+    )
+    .bind(user_ids)
+    .fetch_all(ex)
+    .await?;
+    Ok(revoked.into_iter().collect())
 }
 
 /// Ends the user's open deactivation record and returns it (none if the

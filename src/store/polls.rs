@@ -1,7 +1,7 @@
 //! Questions, their choices and the votes cast on them.
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgConnection, PgExecutor};
+use sqlx::{FromRow, PgConnection, PgExecutor, QueryBuilder};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct QuestionRow {
@@ -142,4 +142,91 @@ pub async fn insert_vote(
     .bind(user_id)
     .fetch_one(ex)
     .await
+}
+
+/// The question, locked until the transaction ends: no vote, choice or
+/// deletion touches it meanwhile (votes and choices need a share lock on it).
+pub async fn lock_question(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<QuestionRow>> {
+    sqlx::query_as("SELECT id, text, pub_date, created_by FROM questions WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(ex)
+        .await
+}
+
+/// The choice, locked until the transaction ends.
+pub async fn lock_choice(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<ChoiceRow>> {
+    sqlx::query_as("SELECT id, question_id, text FROM choices WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(ex)
+        .await
+}
+
+/// How many choices the question has.
+pub async fn count_choices(ex: impl PgExecutor<'_>, question_id: i64) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT count(*) FROM choices WHERE question_id = $1")
+        .bind(question_id)
+        .fetch_one(ex)
+        .await
+}
+
+/// Which questions a bulk deletion is about. `None` means "any".
+#[derive(Debug, Clone, Default)]
+pub struct QuestionFilter {
+    /// True: archived questions only (`archived_at` set); false: the others.
+    pub archived: Option<bool>,
+    /// Published (created) before this instant.
+    pub created_before: Option<DateTime<Utc>>,
+    /// Created by this user.
+    pub created_by: Option<i64>,
+}
+
+impl QuestionFilter {
+    /// Whether the filter matches every question.
+    pub fn is_empty(&self) -> bool {
+        // Destructured so that a new filter field cannot be left out here.
+        let QuestionFilter {
+            archived,
+            created_before,
+            created_by,
+        } = self;
+        archived.is_none() && created_before.is_none() && created_by.is_none()
+    }
+}
+
+/// The questions with these ids, locked, in id order (a fixed order, so two
+/// bulk operations cannot deadlock on each other).
+pub async fn lock_questions(
+    ex: impl PgExecutor<'_>,
+    ids: &[i64],
+) -> sqlx::Result<Vec<QuestionRow>> {
+    sqlx::query_as(
+        "SELECT id, text, pub_date, created_by FROM questions WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    )
+    .bind(ids)
+    .fetch_all(ex)
+    .await
+}
+
+/// Every question matching `filter`, locked, in id order.
+pub async fn lock_matching_questions(
+    ex: impl PgExecutor<'_>,
+    filter: &QuestionFilter,
+) -> sqlx::Result<Vec<QuestionRow>> {
+    let mut qb =
+        QueryBuilder::new("SELECT id, text, pub_date, created_by FROM questions WHERE TRUE");
+    if let Some(archived) = filter.archived {
+        qb.push(if archived {
+            " AND archived_at IS NOT NULL"
+        } else {
+            " AND archived_at IS NULL"
+        });
+    }
+    if let Some(before) = filter.created_before {
+        qb.push(" AND pub_date < ").push_bind(before);
+    }
+    if let Some(user_id) = filter.created_by {
+        qb.push(" AND created_by = ").push_bind(user_id);
+    }
+    qb.push(" ORDER BY id FOR UPDATE");
+    qb.build_query_as().fetch_all(ex).await
 }

@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::helpers::{Call, PASSWORD, TestApp, TestDb, ids, snapshot, user_id};
-use memberdesk::domain::deletion::{DeletePolicy, Effect, RELATIONS};
+use memberdesk::domain::deletion::registry::{EDGES, Edge};
+use memberdesk::domain::deletion::{DeletePolicy, Effect};
+use memberdesk::store::deletion::Link;
 use memberdesk::store::users::UserRow;
 use serde_json::{Value, json};
 use sqlx::AssertSqlSafe;
@@ -167,7 +169,7 @@ impl Scene {
     /// Per relation of the registry: rows referencing the victim now.
     async fn references(&self) -> BTreeMap<String, i64> {
         let mut out = BTreeMap::new();
-        for r in RELATIONS {
+        for r in user_relations() {
             let sql = format!("SELECT count(*) FROM {} WHERE {} = $1", r.table, r.column);
             out.insert(r.name.to_owned(), self.scalar(&sql, self.victim.id).await);
         }
@@ -196,37 +198,107 @@ impl Scene {
     }
 }
 
-/// What PostgreSQL says references users must be exactly what the registry covers.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn registry_covers_every_foreign_key_to_users() {
-    let db = TestDb::new().await;
-    let mut conn = db.pool.acquire().await.unwrap();
-    let catalog: BTreeSet<(String, String)> =
-        memberdesk::store::deletion::foreign_keys_to_users(&mut conn)
-            .await
-            .unwrap()
-            .into_iter()
-            .collect();
-    drop(conn);
-    let registry: BTreeSet<(String, String)> = RELATIONS
+/// The registry's references to users: every relation a user's plan lists.
+fn user_relations() -> impl Iterator<Item = &'static Edge> {
+    EDGES.iter().filter(|e| e.parent == "users")
+}
+
+/// Where the registry and PostgreSQL's catalog disagree: foreign keys the
+/// registry lacks, registry entries with no foreign key, and keys that
+/// PostgreSQL itself would cascade, null or that refer to another column
+/// than `id` (every key must be `ON DELETE RESTRICT` so that the registry
+/// alone decides).
+async fn registry_gaps(pool: &sqlx::PgPool) -> Vec<String> {
+    let mut conn = pool.acquire().await.unwrap();
+    let keys = memberdesk::store::deletion::foreign_keys(&mut conn)
+        .await
+        .unwrap();
+    let composite = memberdesk::store::deletion::composite_foreign_keys(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        keys.len() >= 15,
+        "the catalog query found too little: {keys:?}"
+    );
+    let catalog: BTreeSet<(String, String, String)> = keys
         .iter()
-        .map(|r| (r.table.to_owned(), r.column.to_owned()))
+        .map(|k| (k.table.clone(), k.column.clone(), k.references.clone()))
         .collect();
-    assert!(!catalog.is_empty(), "the catalog query found nothing");
-    let missing: Vec<_> = catalog.difference(&registry).collect();
-    assert!(
-        missing.is_empty(),
-        "foreign keys to users not in the deletion registry: {missing:?}: add them to RELATIONS \
-         in src/domain/deletion.rs with their effect under each policy"
+    let registry: BTreeSet<(String, String, String)> = EDGES
+        .iter()
+        .filter(|e| e.link == Link::Key)
+        .map(|e| (e.table.to_owned(), e.column.to_owned(), e.parent.to_owned()))
+        .collect();
+    let mut gaps: Vec<String> = catalog
+        .difference(&registry)
+        .map(|(t, c, r)| format!("{t}.{c} references {r} but has no entry in EDGES"))
+        .collect();
+    gaps.extend(
+        registry
+            .difference(&catalog)
+            .map(|(t, c, r)| format!("EDGES names {t}.{c} -> {r}, which is no foreign key")),
     );
-    let stale: Vec<_> = registry.difference(&catalog).collect();
-    assert!(
-        stale.is_empty(),
-        "RELATIONS names (table, column) pairs with no foreign key to users: {stale:?}: \
-         remove them from RELATIONS or add the foreign key"
+    for k in keys
+        .iter()
+        .filter(|k| !matches!(k.on_delete.as_str(), "r" | "a"))
+    {
+        gaps.push(format!(
+            "{}.{} is not ON DELETE RESTRICT",
+            k.table, k.column
+        ));
+    }
+    for k in keys.iter().filter(|k| k.referenced_column != "id") {
+        gaps.push(format!(
+            "{}.{} refers to {}.{}",
+            k.table, k.column, k.references, k.referenced_column
+        ));
+    }
+    gaps.extend(
+        composite
+            .into_iter()
+            .map(|c| format!("{c} spans several columns")),
     );
-    let names: BTreeSet<_> = RELATIONS.iter().map(|r| r.name).collect();
-    assert_eq!(names.len(), RELATIONS.len(), "relation names are unique");
+    gaps
+}
+
+/// What PostgreSQL says references any table must be exactly what the
+/// registry covers, and a new foreign key without an entry is caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_covers_every_foreign_key_of_every_table() {
+    let db = TestDb::new().await;
+    let gaps = registry_gaps(&db.pool).await;
+    assert!(
+        gaps.is_empty(),
+        "the deletion registry (EDGES in src/domain/deletion/registry.rs) and the schema \
+         disagree; give every foreign key an entry with its effect under each policy:\n{}",
+        gaps.join("\n")
+    );
+    let names: BTreeSet<_> = user_relations().map(|r| r.name).collect();
+    assert_eq!(
+        names.len(),
+        user_relations().count(),
+        "relation names are unique"
+    );
+    // A table added with a key to users, or a cascading key, is caught.
+    sqlx::raw_sql(
+        "CREATE TABLE notes (id BIGINT PRIMARY KEY, author_id BIGINT REFERENCES users (id));
+         CREATE TABLE tags (id BIGINT PRIMARY KEY,
+                            question_id BIGINT REFERENCES questions (id) ON DELETE CASCADE);",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let gaps = registry_gaps(&db.pool).await;
+    assert!(
+        gaps.iter()
+            .any(|g| g.starts_with("notes.author_id references users")),
+        "{gaps:?}"
+    );
+    assert!(
+        gaps.iter()
+            .any(|g| g == "tags.question_id is not ON DELETE RESTRICT"),
+        "{gaps:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -319,13 +391,14 @@ async fn dry_run_and_deletion_plan_count_and_change_nothing() {
 fn expected_plan(refs: &BTreeMap<String, i64>, policy: DeletePolicy) -> [BTreeMap<String, i64>; 3] {
     let (mut protected, mut deleted, mut detached) =
         (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
-    for r in RELATIONS {
+    for r in user_relations() {
         let n = refs[r.name];
         match r.effect(policy) {
             Effect::Protect if n > 0 => {
                 protected.insert(r.name.to_owned(), n);
             }
             Effect::Protect => {}
+            Effect::Invalid => panic!("{}: no user relation refuses a policy", r.name),
             Effect::Delete => {
                 deleted.insert(r.name.to_owned(), n);
             }
@@ -349,7 +422,7 @@ async fn delete_and_check_plan(s: &Scene, policy: &str) -> Value {
         .await;
     let mut totals = BTreeMap::new();
     let mut nulls = BTreeMap::new();
-    for r in RELATIONS {
+    for r in user_relations() {
         let total = format!("SELECT count(*) FROM {} WHERE $1 = $1", r.table);
         totals.insert(r.name, s.scalar(&total, 0).await);
         if matches!(r.set_null, Effect::Detach) || matches!(r.cascade, Effect::Detach) {
@@ -371,7 +444,7 @@ async fn delete_and_check_plan(s: &Scene, policy: &str) -> Value {
         0,
         "nothing references the deleted user"
     );
-    for r in RELATIONS {
+    for r in user_relations() {
         let total = format!("SELECT count(*) FROM {} WHERE $1 = $1", r.table);
         let after = s.scalar(&total, 0).await;
         match (deleted.get(r.name), detached.get(r.name)) {

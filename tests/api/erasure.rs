@@ -969,26 +969,48 @@ async fn deleting_without_erase_keeps_the_snapshot_unless_an_erasure_is_pending(
     let (_, root) = app.superuser("root").await;
     let kept = app.user("kept-name", false, false).await;
     let leaving = app.user("leaving-name", false, false).await;
+    let in_bulk = app.user("bulk-kept", false, false).await;
+    let leaving_in_bulk = app.user("bulk-leaving", false, false).await;
     let delete = |user: &UserRow| {
         app.delete_user(&root, &user_id(user))
             .select("deleted receipt")
     };
     let done = delete(&kept).ok().await;
     assert_eq!(done, json!({ "deleted": true, "receipt": null }));
-    app.request_erasure(&root, &user_id(&leaving)).ok().await;
+    for user in [&leaving, &leaving_in_bulk] {
+        app.request_erasure(&root, &user_id(user)).ok().await;
+    }
     let done = delete(&leaving).ok().await;
     assert_eq!(done["receipt"]["via"], "deleteUser");
+    // So does a bulk deletion: the one whose erasure was pending is erased.
+    let bulk = app
+        .ok(
+            Some(root.as_str()),
+            "mutation($ids: [ID!]) { deleteUsers(ids: $ids) { deleted } }",
+            json!({ "ids": [user_id(&in_bulk), user_id(&leaving_in_bulk)] }),
+        )
+        .await;
+    assert_eq!(bulk["deleteUsers"]["deleted"].as_array().unwrap().len(), 2);
     let names: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT target_repr FROM audit_entries WHERE target_user_ref = ANY($1) ORDER BY 1",
     )
-    .bind(vec![kept.id, leaving.id])
+    .bind(vec![kept.id, leaving.id, in_bulk.id, leaving_in_bulk.id])
     .fetch_all(app.pool())
     .await
     .unwrap();
     assert_eq!(
         names,
-        [format!("deleted-user-{}", leaving.id), "kept-name".into()]
+        [
+            "bulk-kept".to_owned(),
+            format!("deleted-user-{}", leaving.id),
+            format!("deleted-user-{}", leaving_in_bulk.id),
+            "kept-name".into()
+        ]
     );
+    let receipts = app
+        .count("SELECT count(*) FROM audit_entries WHERE action = 'USER_DELETED' AND details ? 'receipt'")
+        .await;
+    assert_eq!(receipts, 2);
 }
 
 /// What PostgreSQL says references users must be exactly what the export
@@ -999,12 +1021,13 @@ async fn the_export_and_the_erasure_cover_every_foreign_key_to_users() {
     let (_, root) = app.superuser("root").await;
     let member = app.user("member", false, false).await;
     let mut conn = app.pool().acquire().await.unwrap();
-    let catalog: BTreeSet<(String, String)> =
-        memberdesk::store::deletion::foreign_keys_to_users(&mut conn)
-            .await
-            .unwrap()
-            .into_iter()
-            .collect();
+    let catalog: BTreeSet<(String, String)> = memberdesk::store::deletion::foreign_keys(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|key| key.references == "users")
+        .map(|key| (key.table, key.column))
+        .collect();
     drop(conn);
     assert!(!catalog.is_empty());
     let exported: BTreeSet<(String, String)> = memberdesk::domain::export::SECTIONS

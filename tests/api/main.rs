@@ -3,6 +3,7 @@
 mod accounts_security;
 mod audit;
 mod auth;
+mod bulk_deletion;
 mod cli;
 mod concurrency;
 mod deletion;
@@ -19,6 +20,7 @@ mod limits;
 mod operator_cli;
 mod own_password;
 mod reads;
+mod records;
 mod scope;
 mod startup;
 mod transport;

@@ -1,0 +1,347 @@
+//! Bulk deletion with a bound preview: Django admin's "Delete selected"
+//! without its failure modes. Many users (`deleteUsers`) or questions
+//! (`deleteQuestions`), named by ids or a filter, are deleted in one
+//! transaction by set-based statements (one per relation, whatever the
+//! number of records), never one record at a time.
+//!
+//! Records the caller may not touch are skipped with the code a single
+//! deletion would have given; under PROTECT, records that related rows
+//! protect are skipped (`DELETE_PROTECTED`) and the others deleted. The plan
+//! sums the counts over the records deleted (its `protected` counts what the
+//! skipped ones hold), and its token binds the selection, which records it
+//! deletes and skips, and every count: a confirmed bulk deletion deletes
+//! exactly what was previewed, or nothing (`PLAN_CHANGED`).
+
+use serde_json::{Value, json};
+use sqlx::{PgConnection, PgPool};
+
+use super::registry::Step;
+use super::token::{self, MadeFor};
+use super::{DeletePolicy, DeletionPlan, Effect, Planned, TargetKind, run};
+use crate::domain::access::{DELETE_QUESTION, DELETE_USER, Rule};
+use crate::domain::audit::{self, AuditAction, Target as AuditTarget};
+use crate::domain::erasure;
+use crate::domain::lifecycle::{self, Anonymized, Selection, SkipReason};
+use crate::domain::{Actor, Mode, authority, validation};
+use crate::error::{AppError, AppResult};
+use crate::store::polls::{self, QuestionRow};
+use crate::store::users::{self, UserRow};
+
+pub use crate::store::polls::QuestionFilter;
+
+/// Which questions a bulk deletion is about.
+pub enum QuestionSelection {
+    Ids(Vec<i64>),
+    Filter(QuestionFilter),
+}
+
+/// What a caller asks of [`delete_users`] or [`delete_questions`]: which
+/// records (`S`), under which policy, previewed or done.
+pub struct BulkDelete<S> {
+    pub selection: S,
+    pub policy: DeletePolicy,
+    /// [`Mode::Preview`] only plans the deletion.
+    pub mode: Mode,
+    /// The `token` of a reviewed bulk plan (`PLAN_CHANGED` if it moved).
+    pub plan_token: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// The outcome of a bulk deletion (or its preview).
+#[derive(Debug)]
+pub struct BulkDeletion {
+    pub plan: DeletionPlan,
+    /// The records deleted (or, previewed, those that would be), in id order.
+    pub deleted: Vec<i64>,
+    pub skipped: Vec<(i64, SkipReason)>,
+}
+
+/// The records of one kind a bulk deletion holds locked, sorted out.
+struct Locked {
+    kind: TargetKind,
+    made_for: MadeFor,
+    /// The records the caller may delete, in id order.
+    eligible: Vec<i64>,
+    skipped: Vec<(i64, SkipReason)>,
+}
+
+/// The selection's canonical form, which a token's `made for` digests.
+fn user_selection(selection: &Selection) -> MadeFor {
+    let canonical = match selection {
+        Selection::Ids(ids) => json!({ "ids": sorted(ids) }),
+        Selection::Filter(filter) => json!({ "filter": format!("{filter:?}") }),
+    };
+    MadeFor::selection(TargetKind::User, &canonical)
+}
+
+fn question_selection(selection: &QuestionSelection) -> MadeFor {
+    let canonical = match selection {
+        QuestionSelection::Ids(ids) => json!({ "ids": sorted(ids) }),
+        QuestionSelection::Filter(filter) => json!({ "filter": format!("{filter:?}") }),
+    };
+    MadeFor::selection(TargetKind::Question, &canonical)
+}
+
+fn sorted(ids: &[i64]) -> Vec<i64> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The checks of a bulk request before any transaction: the reason's form,
+/// the policy's meaning for `kind`, and what the token was made for.
+fn check_request<S>(
+    kind: TargetKind,
+    request: &BulkDelete<S>,
+    made_for: &MadeFor,
+) -> AppResult<(Vec<Step>, Option<String>)> {
+    let reason = validation::reason("reason", request.reason.as_deref())?;
+    let steps = run::steps_for(kind, request.policy)?;
+    if let Some(token) = &request.plan_token {
+        token::ensure_fits(token, made_for, request.policy)?;
+    }
+    Ok((steps, reason))
+}
+
+/// The plan of a bulk deletion of `deleted` (skipping `skipped`).
+fn plan_for_set(
+    locked: &Locked,
+    deleted: &[i64],
+    policy: DeletePolicy,
+    steps: &[Step],
+    counts: &[i64],
+) -> DeletionPlan {
+    let skipped: Vec<(i64, &str)> = locked
+        .skipped
+        .iter()
+        .map(|(id, r)| (*id, r.code()))
+        .collect();
+    let state = json!([deleted, skipped, counts]);
+    let sorted = run::sort(steps, counts);
+    DeletionPlan {
+        target: Planned::Many {
+            kind: locked.kind,
+            count: deleted.len(),
+        },
+        policy,
+        allowed: true,
+        protected: sorted.protected,
+        deleted: sorted.deleted,
+        detached: sorted.detached,
+        token: token::token(&locked.made_for, policy, state),
+    }
+}
+
+/// Under PROTECT, moves the protected records from eligible to skipped;
+/// returns them.
+async fn skip_protected(
+    tx: &mut PgConnection,
+    locked: &mut Locked,
+    steps: &[Step],
+    policy: DeletePolicy,
+) -> AppResult<Vec<i64>> {
+    if policy != DeletePolicy::Protect {
+        return Ok(Vec::new());
+    }
+    let protected = run::protected_among(&mut *tx, locked.kind, steps, &locked.eligible).await?;
+    locked
+        .eligible
+        .retain(|id| protected.binary_search(id).is_err());
+    let skips = protected
+        .iter()
+        .map(|id| (*id, SkipReason::DeleteProtected));
+    locked.skipped.extend(skips);
+    locked.skipped.sort_by_key(|(id, _)| *id);
+    Ok(protected)
+}
+
+/// Plans and, unless previewing, carries out the deletion of the eligible
+/// records. Counts first to preview, to compare with a confirmed token and
+/// to report what protects the records PROTECT skipped; otherwise the
+/// statements' own row counts are the plan.
+async fn plan_and_apply(
+    tx: &mut PgConnection,
+    mut locked: Locked,
+    steps: &[Step],
+    policy: DeletePolicy,
+    mode: Mode,
+    plan_token: Option<&str>,
+) -> AppResult<BulkDeletion> {
+    let protected = skip_protected(&mut *tx, &mut locked, steps, policy).await?;
+    let ids = std::mem::take(&mut locked.eligible);
+    let count_first = mode == Mode::Preview || plan_token.is_some() || !protected.is_empty();
+    let counts = match count_first {
+        true => run::count(&mut *tx, steps, &ids, &protected).await?,
+        false => vec![0; steps.len()],
+    };
+    let mut plan = plan_for_set(&locked, &ids, policy, steps, &counts);
+    if plan_token.is_some_and(|token| token != plan.token) {
+        return Err(AppError::PlanChanged);
+    }
+    if mode == Mode::Execute && !ids.is_empty() {
+        let mut done = run::apply(&mut *tx, locked.kind, steps, &ids).await?;
+        // What protects the skipped records was counted, not touched.
+        for ((step, done), counted) in steps.iter().zip(done.iter_mut()).zip(&counts) {
+            if step.effect == Effect::Protect {
+                *done = *counted;
+            }
+        }
+        plan = plan_for_set(&locked, &ids, policy, steps, &done);
+    }
+    Ok(BulkDeletion {
+        plan,
+        deleted: ids,
+        skipped: locked.skipped,
+    })
+}
+
+/// The audit details of every entry of a bulk deletion: the policy and the
+/// plan of the whole run (the counts are the run's, not each record's).
+fn bulk_details(plan: &DeletionPlan) -> Value {
+    json!({
+        "policy": plan.policy.as_str(),
+        "bulk": {
+            "count": plan.target_count(),
+            "deleted": plan.deleted,
+            "detached": plan.detached,
+        },
+    })
+}
+
+/// Deletes the users of `request.selection` under its policy, all at once
+/// (or previews it). Users a single `deleteUser` would refuse are skipped
+/// with its code (`SELF_ACTION`, `FORBIDDEN`, `LAST_SUPERUSER`,
+/// `NOT_FOUND`), and under PROTECT those with contributions
+/// (`DELETE_PROTECTED`). One `USER_DELETED` entry per user deleted.
+pub async fn delete_users(
+    pool: &PgPool,
+    actor: &Actor,
+    request: BulkDelete<Selection>,
+) -> AppResult<BulkDeletion> {
+    let made_for = user_selection(&request.selection);
+    let (steps, reason) = check_request(TargetKind::User, &request, &made_for)?;
+    let mut tx = pool.begin().await?;
+    // As in a bulk deactivation: the superuser lock before any row lock.
+    users::lock_superuser_changes(&mut tx).await?;
+    let actor = &authority::recheck(&mut tx, actor, Rule::Permission(DELETE_USER)).await?;
+    let (found, missing) = lifecycle::lock_selection(&mut tx, request.selection).await?;
+    let (eligible, mut skipped) =
+        lifecycle::sort_out(&mut tx, actor, &found, Anonymized::Include).await?;
+    skipped.extend(missing);
+    skipped.sort_by_key(|(id, _)| *id);
+    let locked = Locked {
+        kind: TargetKind::User,
+        made_for,
+        eligible: eligible.iter().map(|u| u.id).collect(),
+        skipped,
+    };
+    let token = request.plan_token.as_deref();
+    let done = plan_and_apply(&mut tx, locked, &steps, request.policy, request.mode, token).await?;
+    if request.mode == Mode::Preview || done.deleted.is_empty() {
+        tx.rollback().await?;
+        return Ok(done);
+    }
+    let mut gone: Vec<UserRow> = found
+        .iter()
+        .filter(|u| done.deleted.binary_search(&u.id).is_ok())
+        .cloned()
+        .collect();
+    let mut details = vec![bulk_details(&done.plan); gone.len()];
+    erasure::scrub_pending(&mut tx, &mut gone, actor.into(), &mut details).await?;
+    let gone: Vec<AuditTarget> = gone.iter().map(AuditTarget::Former).collect();
+    let action = AuditAction::UserDeleted;
+    audit::record_many(
+        &mut tx,
+        actor.into(),
+        action,
+        &gone,
+        reason.as_deref(),
+        &details,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// Locks the questions a bulk deletion is about, in id order; ids that
+/// name none come back as skipped.
+async fn lock_questions(
+    tx: &mut PgConnection,
+    selection: QuestionSelection,
+) -> AppResult<(Vec<QuestionRow>, Vec<(i64, SkipReason)>)> {
+    match selection {
+        QuestionSelection::Ids(ids) => {
+            let found = polls::lock_questions(&mut *tx, &ids).await?;
+            let missing = sorted(&ids)
+                .into_iter()
+                .filter(|id| !found.iter().any(|q| q.id == *id))
+                .map(|id| (id, SkipReason::NotFound))
+                .collect();
+            Ok((found, missing))
+        }
+        QuestionSelection::Filter(filter) => Ok((
+            polls::lock_matching_questions(&mut *tx, &filter).await?,
+            Vec::new(),
+        )),
+    }
+}
+
+/// Deletes the questions of `request.selection` under its policy, all at
+/// once (or previews it); under PROTECT those with votes are skipped
+/// (`DELETE_PROTECTED`), ids that name none as `NOT_FOUND`. One
+/// `QUESTION_DELETED` entry per question deleted.
+pub async fn delete_questions(
+    pool: &PgPool,
+    actor: &Actor,
+    request: BulkDelete<QuestionSelection>,
+) -> AppResult<BulkDeletion> {
+    let made_for = question_selection(&request.selection);
+    let (steps, reason) = check_request(TargetKind::Question, &request, &made_for)?;
+    let mut tx = pool.begin().await?;
+    let actor = &authority::recheck(&mut tx, actor, Rule::Permission(DELETE_QUESTION)).await?;
+    let (found, skipped) = lock_questions(&mut tx, request.selection).await?;
+    let locked = Locked {
+        kind: TargetKind::Question,
+        made_for,
+        eligible: found.iter().map(|q| q.id).collect(),
+        skipped,
+    };
+    let token = request.plan_token.as_deref();
+    let done = plan_and_apply(&mut tx, locked, &steps, request.policy, request.mode, token).await?;
+    if request.mode == Mode::Preview || done.deleted.is_empty() {
+        tx.rollback().await?;
+        return Ok(done);
+    }
+    let gone: Vec<&QuestionRow> = found
+        .iter()
+        .filter(|q| done.deleted.binary_search(&q.id).is_ok())
+        .collect();
+    let targets: Vec<AuditTarget> = gone
+        .iter()
+        .map(|q| AuditTarget::Described(format!("question {}", q.id)))
+        .collect();
+    let details: Vec<Value> = gone
+        .iter()
+        .map(|q| question_details(q, &done.plan))
+        .collect();
+    let action = AuditAction::QuestionDeleted;
+    audit::record_many(
+        &mut tx,
+        actor.into(),
+        action,
+        &targets,
+        reason.as_deref(),
+        &details,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(done)
+}
+
+fn question_details(question: &QuestionRow, plan: &DeletionPlan) -> Value {
+    let mut details = bulk_details(plan);
+    details["questionId"] = json!(question.id);
+    details["text"] = json!(question.text);
+    details
+}

@@ -670,6 +670,34 @@ async fn floor_delete_question(pool: &PgPool, question: i64) {
     tx.commit().await.unwrap();
 }
 
+/// What `purge-archived --older-than-days 30` runs for one batch of up to
+/// 1,000 questions, in one transaction: the batch locked (the same
+/// statement), its votes, choices and questions deleted, one audit entry
+/// per question.
+async fn floor_purge(pool: &PgPool) {
+    let mut tx = pool.begin().await.unwrap();
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM questions WHERE archived_at < now() - interval '30 days' AND id > 0
+          ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(ids.len() as i64, PURGED);
+    for sql in [
+        "DELETE FROM votes WHERE question_id = ANY($1)",
+        "DELETE FROM choices WHERE question_id = ANY($1)",
+        "DELETE FROM questions WHERE id = ANY($1)",
+        "INSERT INTO audit_entries (action, actor_username, target_repr, reason, details)
+         SELECT 'QUESTION_DELETED', 'system', 'question ' || q, 'archived for more than 30 days',
+                jsonb_build_object('questionId', q)
+           FROM unnest($1::bigint[]) q",
+    ] {
+        sqlx::query(sql).bind(&ids).execute(&mut *tx).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
 async fn run_sql_in(tx: &mut sqlx::PgConnection, sql: &'static str) {
     sqlx::query(sql).execute(tx).await.unwrap();
 }
@@ -1029,6 +1057,7 @@ async fn run_scenarios(b: &Bench, a: &Args) -> Vec<Row> {
     rows.push(anonymize_audit_row(b, a.size.audit_entries, runs).await);
     progress("deletions done");
     rows.extend(record_rows(b, size, runs).await);
+    rows.push(purge_row(b, size, runs).await);
     progress("record deletions done");
     rows.push(bulk_deactivate_row(b, size, runs).await);
     rows.extend(single_deactivate_rows(b, size.users).await);
@@ -1545,6 +1574,78 @@ async fn bulk_delete_row(b: &Bench, votes: i64, runs: usize) -> Row {
     times.row(
         format!("deleteUsers CASCADE, {users} users with {votes} votes"),
         Target::ratio_max_from(1.3, votes, 1_000_000, "<= 1.3 at 1M"),
+    )
+}
+
+/// Questions archived long ago for each measurement of `purge-archived`.
+const PURGED: i64 = 1_000;
+
+/// [`PURGED`] fresh questions archived 100 days ago, two choices each, with
+/// N votes among them (N / 1,000 each: by members 1, 2, … while there are
+/// members, detached beyond); settled.
+async fn archived_for_purge(b: &Bench, size: &Size) {
+    sqlx::query(
+        "WITH q AS (
+             INSERT INTO questions (text, archived_at)
+             SELECT 'archived ' || n, now() - interval '100 days' FROM generate_series(1, $1) n
+             RETURNING id),
+         c AS (
+             INSERT INTO choices (question_id, text, position)
+             SELECT q.id, t, p FROM q, (VALUES ('Yes', 1), ('No', 2)) x(t, p)
+             RETURNING id, question_id, position)
+         INSERT INTO votes (choice_id, question_id, user_id)
+         SELECT c.id, c.question_id, CASE WHEN k <= $3 THEN k END
+           FROM c, generate_series(1, $2) k WHERE c.position = 1 + k % 2",
+    )
+    .bind(PURGED)
+    .bind((size.votes / PURGED).max(1))
+    .bind(size.users)
+    .execute(&b.pool)
+    .await
+    .unwrap();
+    settle(&b.pool, "votes, choices, questions").await;
+}
+
+/// `memberdesk purge-archived --older-than-days 30` as cron runs it: the
+/// binary, end to end (start, connect, check the migrations, purge).
+fn purge_archived(url: &str) {
+    let status = Command::new(env!("CARGO_BIN_EXE_memberdesk"))
+        .args(["purge-archived", "--older-than-days", "30"])
+        .env("DATABASE_URL", url)
+        .env("MEMBERDESK_LOG", "error")
+        .stdout(Stdio::null())
+        .status()
+        .expect("memberdesk purge-archived");
+    assert!(status.success(), "purge-archived failed");
+}
+
+/// 15: `purge-archived` of 1,000 questions holding N votes, beside its floor.
+async fn purge_row(b: &Bench, size: &Size, runs: usize) -> Row {
+    let mut times = Paired::default();
+    for run in 0..runs {
+        for side in Side::order(run) {
+            archived_for_purge(b, size).await;
+            let took = match side {
+                Side::Memberdesk => ms(async { purge_archived(&b.url) }).await,
+                Side::Floor => ms(floor_purge(&b.pool)).await,
+            };
+            times.push(side, took);
+        }
+    }
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM questions WHERE archived_at IS NOT NULL")
+            .fetch_one(&b.pool)
+            .await
+            .unwrap();
+    assert_eq!(left, 0, "every archived question was purged");
+    // Judged where the deletion outweighs what a command costs to start
+    // (a process, a connection, the migration check): with N = 1M votes.
+    times.row(
+        format!(
+            "purge-archived, {PURGED} questions with {} votes",
+            size.votes
+        ),
+        Target::ratio_max_from(1.5, size.votes, 1_000_000, "<= 1.5 at 1M"),
     )
 }
 

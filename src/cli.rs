@@ -15,6 +15,7 @@ use crate::error::AppError;
 use crate::store::users;
 use crate::{db, graphql, http, logging, seed};
 
+mod archive_tasks;
 mod erasure_tasks;
 mod reference;
 mod user_tasks;
@@ -139,6 +140,13 @@ enum Command {
         #[arg(long)]
         staff: bool,
     },
+    /// Delete for good the questions archived more than --older-than-days
+    /// days ago (for cron), with their choices and votes, as `deleteQuestions` under
+    /// CASCADE does: in batches, each in its own transaction, with a
+    /// progress line after each, one QUESTION_DELETED audit entry per
+    /// question with the system as actor. Two runs at once take different
+    /// questions; each is deleted once.
+    PurgeArchived(archive_tasks::PurgeArgs),
     /// Print a shell completion script, e.g. `memberdesk completions bash >
     /// /etc/bash_completion.d/memberdesk`.
     Completions {
@@ -254,6 +262,7 @@ async fn run(command: Command) -> Result<(), String> {
         } => user_tasks::changepassword(&username, password_stdin).await,
         Command::Users { inactive, staff } => user_tasks::list_users(inactive, staff).await,
         Command::RunErasures { dry_run } => erasure_tasks::run_erasures(dry_run).await,
+        Command::PurgeArchived(args) => archive_tasks::purge_archived(args).await,
         Command::SeedDemo { force_demo } => {
             let settings = Settings::from_env()?;
             let (pool, _) = open(true).await?;

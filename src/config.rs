@@ -37,6 +37,21 @@ pub struct Settings {
     /// How long a requested erasure waits before `run-erasures` carries it
     /// out (zero: at once, in the request itself).
     pub erasure_grace: chrono::Duration,
+    /// Whether deletions, anonymizations and deactivations must say why.
+    pub reason_policy: ReasonPolicy,
+}
+
+/// Whether an operation that removes access or data must give a `reason`
+/// (`MEMBERDESK_REQUIRE_REASON`): some organisations want every such change
+/// explained in the audit log, others would only get "x" typed into the box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReasonPolicy {
+    /// A reason is kept when given (the default).
+    #[default]
+    Optional,
+    /// Deletes, anonymizations and deactivations without one are refused
+    /// (`INVALID_INPUT`, field `reason`); previews (`dryRun`) need none.
+    Required,
 }
 
 /// A feature a production deployment may turn off (`on` or `off`).
@@ -197,6 +212,7 @@ impl Default for Settings {
             introspection: Switch::On,
             metrics_bind: None,
             erasure_grace: chrono::Duration::days(7),
+            reason_policy: ReasonPolicy::Optional,
         }
     }
 }
@@ -261,12 +277,27 @@ impl Settings {
         }
         s.erasure_grace = erasure_grace(&lookup)?;
         s.connections = ConnectionLimits::from_lookup(&lookup)?;
-        s.playground = Switch::from_lookup(&lookup, "MEMBERDESK_PLAYGROUND", Switch::On)?;
-        s.introspection = Switch::from_lookup(&lookup, "MEMBERDESK_INTROSPECTION", Switch::On)?;
-        s.metrics_bind = lookup("MEMBERDESK_METRICS_BIND")
+        s.read_deployment_choices(&lookup)?;
+        Ok(s)
+    }
+
+    /// What a deployment turns on or off (the playground, introspection,
+    /// required reasons) and where it serves `/metrics`.
+    fn read_deployment_choices(
+        &mut self,
+        lookup: &impl Fn(&str) -> Option<String>,
+    ) -> Result<(), String> {
+        self.playground = Switch::from_lookup(lookup, "MEMBERDESK_PLAYGROUND", Switch::On)?;
+        self.introspection = Switch::from_lookup(lookup, "MEMBERDESK_INTROSPECTION", Switch::On)?;
+        self.metrics_bind = lookup("MEMBERDESK_METRICS_BIND")
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty());
-        Ok(s)
+        self.reason_policy =
+            match Switch::from_lookup(lookup, "MEMBERDESK_REQUIRE_REASON", Switch::Off)? {
+                Switch::On => ReasonPolicy::Required,
+                Switch::Off => ReasonPolicy::Optional,
+            };
+        Ok(())
     }
 }
 
@@ -373,6 +404,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "MEMBERDESK_INTROSPECTION",
     "MEMBERDESK_METRICS_BIND",
     "MEMBERDESK_ERASURE_GRACE_DAYS",
+    "MEMBERDESK_REQUIRE_REASON",
     "MEMBERDESK_PASSWORD",
     "MEMBERDESK_TEST_DATABASE_URL",
 ];
@@ -500,6 +532,30 @@ mod tests {
         let err = Settings::from_lookup(|n| (n == "MEMBERDESK_PLAYGROUND").then(|| "no".into()))
             .unwrap_err();
         assert_eq!(err, "MEMBERDESK_PLAYGROUND must be 'on' or 'off', not 'no'");
+    }
+
+    #[test]
+    fn reasons_are_required_only_when_asked_for() {
+        let with = |value: &'static str| {
+            Settings::from_lookup(move |n| (n == "MEMBERDESK_REQUIRE_REASON").then(|| value.into()))
+        };
+        assert_eq!(Settings::default().reason_policy, ReasonPolicy::Optional);
+        for on in ["true", "on", "1", " TRUE "] {
+            assert_eq!(
+                with(on).unwrap().reason_policy,
+                ReasonPolicy::Required,
+                "{on}"
+            );
+        }
+        for off in ["false", "off", "0", ""] {
+            assert_eq!(
+                with(off).unwrap().reason_policy,
+                ReasonPolicy::Optional,
+                "{off}"
+            );
+        }
+        let err = with("yes please").unwrap_err();
+        assert!(err.contains("MEMBERDESK_REQUIRE_REASON"), "{err}");
     }
 
     #[test]

@@ -249,7 +249,8 @@ async fn ensure_alice_session(
 }
 
 async fn ensure_polls(pool: &PgPool, people: &[UserRow]) -> AppResult<(usize, usize)> {
-    let existing = store::polls::questions(pool).await?;
+    // An archived demo question is still there: it is not created twice.
+    let existing = store::polls::questions(pool, store::polls::Listing::WithArchived).await?;
     let mut questions = Vec::new();
     for (text, choices) in QUESTIONS {
         let question = match existing.iter().find(|q| q.text == *text) {

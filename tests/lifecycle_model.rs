@@ -1,10 +1,11 @@
 //! Model-based test of the member lifecycle and of deletions: random
 //! sequences of deactivate, reactivate, anonymize and delete (one user, a
 //! group, a question, or a bulk selection of users or questions, under every
-//! policy) by random actors, run against the domain layer on a real database
-//! and against a small in-memory model of who is active, superuser,
-//! anonymized or gone, which groups have which members and which questions
-//! have which votes. After every step the database must match the model,
+//! policy), of votes, of the soft delete of questions (archive, restore, and
+//! the purge of archived ones) by random actors, run against the domain
+//! layer on a real database and against a small in-memory model of who is
+//! active, superuser, anonymized or gone, which groups have which members
+//! and which questions are archived and have which votes. After every step the database must match the model,
 //! keep an active superuser, and hold one audit entry per change (one per
 //! record a bulk deletion deletes); a bulk deletion is previewed first and
 //! confirmed with the preview's token, which must fit. proptest shrinks a
@@ -22,12 +23,14 @@ mod helpers;
 use std::collections::BTreeSet;
 
 use memberdesk::domain::actor::CurrentUser;
+use memberdesk::domain::archive::{self, Purge};
 use memberdesk::domain::deletion::{
     self, BulkDelete, BulkDeletion, DeletePolicy, DeleteRequest, DeleteUser, QuestionSelection,
 };
 use memberdesk::domain::erasure::Erase;
 use memberdesk::domain::lifecycle::{self, DeactivateOptions, Restore, Selection};
-use memberdesk::domain::{Actor, Mode};
+use memberdesk::domain::validation::Reason;
+use memberdesk::domain::{Actor, Mode, polls};
 use memberdesk::error::AppError;
 use proptest::prelude::*;
 use sqlx::PgPool;
@@ -50,6 +53,12 @@ enum Op {
     DeleteUsers(DeletePolicy, u8),
     /// The questions whose bit is set.
     DeleteQuestions(DeletePolicy, u8),
+    /// The actor votes for the question's first choice.
+    Vote(usize),
+    Archive(usize),
+    RestoreQuestion(usize),
+    /// `purge-archived --older-than-days 0` (as the system, in batches of 2).
+    Purge,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +81,7 @@ struct Member {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Question {
     exists: bool,
+    archived: bool,
     author: Option<usize>,
     voters: BTreeSet<usize>,
     /// Votes whose voter was deleted under SET_NULL.
@@ -101,6 +111,7 @@ fn initial() -> Model {
         .collect();
     let question = |author: Option<usize>, voters: &[usize]| Question {
         exists: true,
+        archived: false,
         author,
         voters: voters.iter().copied().collect(),
         detached: 0,
@@ -134,6 +145,10 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (policy(), 0..QUESTIONS).prop_map(|(p, q)| Op::DeleteQuestion(p, q)),
         2 => (policy(), 1..32u8).prop_map(|(p, m)| Op::DeleteUsers(p, m)),
         1 => (policy(), 1..8u8).prop_map(|(p, m)| Op::DeleteQuestions(p, m)),
+        2 => (0..QUESTIONS).prop_map(Op::Vote),
+        2 => (0..QUESTIONS).prop_map(Op::Archive),
+        1 => (0..QUESTIONS).prop_map(Op::RestoreQuestion),
+        1 => Just(Op::Purge),
     ];
     (op, 0..USERS, 0..USERS).prop_map(|(op, actor, target)| Step { op, actor, target })
 }
@@ -192,17 +207,23 @@ impl Model {
 /// What the domain must answer. `None`: the guard layer would refuse the
 /// call (or the actor could not be logged in).
 fn expect(model: &Model, s: Step) -> Option<Expected> {
+    if let Op::Purge = s.op {
+        return Some(expect_purge(model));
+    }
     let actor = model.members[s.actor];
     if !actor.exists || !actor.active {
         return None;
     }
     let staff_with_perms = s.actor == 2 || actor.superuser;
     match s.op {
+        Op::Vote(q) => return Some(expect_vote(model, s.actor, q)),
         Op::Anonymize if !actor.superuser => return None,
         _ if !staff_with_perms => return None,
         _ => {}
     }
     match s.op {
+        Op::Archive(q) => expect_standing(model, q, true),
+        Op::RestoreQuestion(q) => expect_standing(model, q, false),
         Op::DeleteGroup(policy, g) => expect_group(model, actor, policy, g),
         Op::DeleteQuestion(policy, q) => expect_questions(model, policy, 1 << q, true),
         Op::DeleteUsers(policy, mask) => expect_users(model, s.actor, policy, mask),
@@ -290,6 +311,7 @@ fn expect_questions(
             true if policy == DeletePolicy::Protect && model.votes(q) > 0 => "DELETE_PROTECTED",
             true => {
                 next.questions[q].exists = false;
+                next.questions[q].archived = false;
                 next.questions[q].voters.clear();
                 next.questions[q].detached = 0;
                 deleted += 1;
@@ -302,6 +324,44 @@ fn expect_questions(
         skipped.push((q, code));
     }
     Some((Ok(skipped), next, deleted))
+}
+
+/// A vote by `voter` (active) for question `q`'s first choice.
+fn expect_vote(model: &Model, voter: usize, q: usize) -> Expected {
+    let question = &model.questions[q];
+    if !question.exists {
+        return (Err("NOT_FOUND"), model.clone(), 0);
+    }
+    if question.archived || question.voters.contains(&voter) {
+        return (Err("INVALID_INPUT"), model.clone(), 0);
+    }
+    let mut next = model.clone();
+    next.questions[q].voters.insert(voter);
+    (Ok(Vec::new()), next, 0)
+}
+
+/// Archiving (`archived`) or restoring question `q`; the same again
+/// changes nothing and is not audited.
+fn expect_standing(model: &Model, q: usize, archived: bool) -> Option<Expected> {
+    if !model.questions[q].exists {
+        return refused(model, "NOT_FOUND");
+    }
+    let mut next = model.clone();
+    let changed = std::mem::replace(&mut next.questions[q].archived, archived) != archived;
+    done(next, i64::from(changed))
+}
+
+/// The purge of every archived question, with its choices and votes; one
+/// `QUESTION_DELETED` entry each.
+fn expect_purge(model: &Model) -> Expected {
+    let mut next = model.clone();
+    let mut purged = 0;
+    for q in next.questions.iter_mut().filter(|q| q.exists && q.archived) {
+        (q.exists, q.archived, q.detached) = (false, false, 0);
+        q.voters.clear();
+        purged += 1;
+    }
+    (Ok(Vec::new()), next, purged)
 }
 
 /// `deleteUsers` of the users in `mask`, skipping as a single deletion
@@ -390,11 +450,13 @@ async fn actor(pool: &PgPool, id: i64) -> Actor {
     })
 }
 
-/// The database's ids of the model's users, groups and questions.
+/// The database's ids of the model's users, groups, questions and each
+/// question's first choice.
 struct Ids {
     users: Vec<i64>,
     groups: Vec<i64>,
     questions: Vec<i64>,
+    first_choices: Vec<i64>,
 }
 
 impl Ids {
@@ -445,7 +507,7 @@ async fn populate(pool: &PgPool) -> Ids {
         let sql = "INSERT INTO user_groups (user_id, group_id) SELECT $1, min(id) FROM groups RETURNING 1::bigint";
         scalar(pool, sql, users[u]).await;
     }
-    let mut questions = Vec::new();
+    let (mut questions, mut first_choices) = (Vec::new(), Vec::new());
     for (q, question) in initial().questions.iter().enumerate() {
         let author = question.author.map(|a| users[a]);
         let id: i64 = sqlx::query_scalar(
@@ -460,6 +522,8 @@ async fn populate(pool: &PgPool) -> Ids {
         .await
         .unwrap();
         questions.push(id);
+        let first = "SELECT id FROM choices WHERE question_id = $1 AND position = 1";
+        first_choices.push(scalar(pool, first, id).await);
         for voter in &question.voters {
             sqlx::query(
                 "INSERT INTO votes (choice_id, question_id, user_id) \
@@ -476,6 +540,7 @@ async fn populate(pool: &PgPool) -> Ids {
         users,
         groups,
         questions,
+        first_choices,
     }
 }
 
@@ -499,7 +564,7 @@ async fn previewed_then_confirmed<S: Clone>(
         policy,
         mode,
         plan_token,
-        reason: None,
+        reason: Reason::none(),
     };
     let preview = run(request(Mode::Preview, None)).await?;
     let token = Some(preview.plan.token.clone());
@@ -515,13 +580,16 @@ async fn perform(
     ids: &Ids,
     s: Step,
 ) -> Result<Vec<(usize, &'static str)>, AppError> {
+    if let Op::Purge = s.op {
+        return purge(pool).await;
+    }
     let (who, target) = (actor(pool, ids.users[s.actor]).await, ids.users[s.target]);
     let single = |id, policy| DeleteRequest {
         id,
         policy,
         mode: Mode::Execute,
         plan_token: None,
-        reason: None,
+        reason: Reason::none(),
     };
     let none = |r: Result<_, AppError>| r.map(|_| Vec::new());
     match s.op {
@@ -536,7 +604,7 @@ async fn perform(
                 .map(drop),
         ),
         Op::Anonymize => none(
-            lifecycle::anonymize_user(pool, &who, target, None)
+            lifecycle::anonymize_user(pool, &who, target, Reason::none())
                 .await
                 .map(drop),
         ),
@@ -546,7 +614,7 @@ async fn perform(
                 policy,
                 mode: Mode::Execute,
                 plan_token: None,
-                reason: None,
+                reason: Reason::none(),
                 erase: Erase::KeepSnapshots,
             };
             none(deletion::delete_user(pool, &who, request).await.map(drop))
@@ -591,7 +659,35 @@ async fn perform(
             };
             previewed_then_confirmed(run, selection, policy, &ids.questions).await
         }
+        Op::Vote(q) => {
+            let Actor::User(voter) = &who else {
+                unreachable!("a step's actor is a user")
+            };
+            let vote = polls::cast_vote(pool, voter, ids.first_choices[q]).await;
+            none(vote.map(drop))
+        }
+        Op::Archive(q) => {
+            let archived = archive::archive_question(pool, &who, ids.questions[q], Reason::none());
+            none(archived.await.map(drop))
+        }
+        Op::RestoreQuestion(q) => none(
+            archive::restore_question(pool, &who, ids.questions[q])
+                .await
+                .map(drop),
+        ),
+        Op::Purge => unreachable!("run by the system, before an actor is made"),
     }
+}
+
+/// `purge-archived --older-than-days 0 --batch-size 2`, as cron runs it.
+async fn purge(pool: &PgPool) -> Result<Vec<(usize, &'static str)>, AppError> {
+    let purge = Purge {
+        older_than_days: 0,
+        batch_size: 2,
+        mode: Mode::Execute,
+    };
+    let run = archive::purge_archived(pool, &Actor::System, purge, |_| {}).await;
+    run.map(|_| Vec::new())
 }
 
 /// User ids, cloneable (a `Selection` is not).
@@ -642,7 +738,12 @@ async fn check(pool: &PgPool, ids: &Ids, model: &Model, s: Step) -> Result<(), T
     }
     for (q, question) in model.questions.iter().enumerate() {
         let id = ids.questions[q];
-        let exists = scalar(pool, "SELECT count(*) FROM questions WHERE id = $1", id).await;
+        let archived: Option<bool> =
+            sqlx::query_scalar("SELECT archived_at IS NOT NULL FROM questions WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .unwrap();
         let voters: Vec<i64> = sqlx::query_scalar(
             "SELECT user_id FROM votes WHERE question_id = $1 AND user_id IS NOT NULL ORDER BY user_id",
         )
@@ -657,10 +758,11 @@ async fn check(pool: &PgPool, ids: &Ids, model: &Model, s: Step) -> Result<(), T
         )
         .await;
         let wanted: Vec<i64> = question.voters.iter().map(|v| ids.users[*v]).collect();
-        let actual = (exists == 1, voters, detached);
+        let actual = (archived, voters, detached);
+        let standing = question.exists.then_some(question.archived);
         prop_assert_eq!(
             actual,
-            (question.exists, wanted, question.detached),
+            (standing, wanted, question.detached),
             "q{} after {:?}",
             q,
             s
@@ -679,7 +781,7 @@ async fn audited(pool: &PgPool) -> i64 {
     sqlx::query_scalar(
         "SELECT count(*) FROM audit_entries
           WHERE action IN ('USER_DEACTIVATED', 'USER_REACTIVATED', 'USER_ANONYMIZED', 'USER_DELETED',
-                           'GROUP_DELETED', 'QUESTION_DELETED')",
+                           'GROUP_DELETED', 'QUESTION_DELETED', 'QUESTION_ARCHIVED', 'QUESTION_RESTORED')",
     )
     .fetch_one(pool)
     .await

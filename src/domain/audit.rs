@@ -29,6 +29,10 @@ pub enum AuditAction {
     QuestionCreated,
     QuestionDeleted,
     ChoiceDeleted,
+    /// `archiveQuestion`: soft-deleted, kept with its votes.
+    QuestionArchived,
+    /// `restoreQuestion`: live again.
+    QuestionRestored,
     UserDeactivated,
     UserReactivated,
     UserDeleted,

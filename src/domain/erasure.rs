@@ -71,11 +71,12 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
+use super::Actor;
 use super::access::Rule;
 use super::audit::{AuditAction, AuditActor, AuditEntry, Target};
 use super::authority::{self, Acting};
 use super::export::CANONICAL_FORM;
-use super::{Actor, validation};
+use super::validation::{self, Reason};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, Kind};
 use crate::store::deactivations::{self, AccessRemoval};
@@ -431,10 +432,9 @@ pub async fn request_erasure(
     pool: &PgPool,
     actor: &Actor,
     user_id: i64,
-    reason: Option<String>,
+    reason: Reason,
     grace: chrono::Duration,
 ) -> AppResult<UserRow> {
-    let reason = validation::reason("reason", reason.as_deref())?;
     let mut tx = pool.begin().await?;
     let rule = request_rule(actor, user_id);
     let Acting { actor, target } =

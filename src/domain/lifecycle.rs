@@ -18,7 +18,8 @@ use super::access::{CHANGE_USER, Rule, ensure_holds_all, ensure_in_scope, ensure
 use super::audit::{self, AuditAction, AuditEntry, Target};
 use super::authority::{self, Acting};
 use super::erasure::{self, Anonymization};
-use super::{Actor, Mode, validation};
+use super::validation::{self, Reason};
+use super::{Actor, Mode};
 use crate::error::{AppError, AppResult};
 use crate::store::deactivations::{self, AccessRemoval, DeactivatedUser};
 use crate::store::groups::{self, GroupRow};
@@ -31,7 +32,7 @@ pub struct DeactivateOptions {
     pub remove_from_groups: bool,
     pub remove_permissions: bool,
     pub revoke_staff: bool,
-    pub reason: Option<String>,
+    pub reason: Reason,
 }
 
 impl Default for DeactivateOptions {
@@ -40,7 +41,7 @@ impl Default for DeactivateOptions {
             remove_from_groups: true,
             remove_permissions: true,
             revoke_staff: false,
-            reason: None,
+            reason: Reason::none(),
         }
     }
 }
@@ -165,7 +166,7 @@ pub async fn deactivate_user(
     user_id: i64,
     options: DeactivateOptions,
 ) -> AppResult<Deactivation> {
-    let reason = validation::reason("reason", options.reason.as_deref())?;
+    let reason = &options.reason;
     let mut tx = pool.begin().await?;
     let Acting { actor, target } = lock_and_check(
         &mut tx,
@@ -267,7 +268,7 @@ pub async fn deactivate_users_in(
     options: DeactivateOptions,
     mode: Mode,
 ) -> AppResult<BulkDeactivation> {
-    let reason = validation::reason("reason", options.reason.as_deref())?;
+    let reason = &options.reason;
     let mut tx = pool.begin().await?;
     // A bulk run may include superusers: as in a single deactivation, the
     // superuser lock comes before any row lock, or it could deadlock with a
@@ -584,9 +585,8 @@ pub async fn anonymize_user(
     pool: &PgPool,
     actor: &Actor,
     user_id: i64,
-    reason: Option<String>,
+    reason: Reason,
 ) -> AppResult<Anonymization> {
-    let reason = validation::reason("reason", reason.as_deref())?;
     let mut tx = pool.begin().await?;
     let Acting { actor, target } =
         lock_and_check(&mut tx, actor, Rule::Superuser, user_id, "anonymize").await?;
@@ -660,7 +660,7 @@ pub async fn deactivate_dormant(
         ..DormantRun::default()
     };
     let options = DeactivateOptions {
-        reason: Some(format!("dormant for more than {days} days")),
+        reason: Reason::system(format!("dormant for more than {days} days")),
         ..DeactivateOptions::default()
     };
     let mut after = 0;

@@ -18,6 +18,7 @@
 pub mod access;
 pub mod accounts;
 pub mod actor;
+pub mod archive;
 pub mod audit;
 pub mod authority;
 pub mod deletion;

@@ -57,7 +57,10 @@ pub async fn create_question(
 }
 
 /// One vote per user per question, enforced by a unique index so that two
-/// concurrent votes by the same user cannot both land.
+/// concurrent votes by the same user cannot both land. An archived question
+/// takes no new votes: the vote reads it share-locked, so it either sees
+/// the question archived or is counted before the archiving (see
+/// `domain::archive`).
 pub async fn cast_vote(pool: &PgPool, voter: &CurrentUser, choice_id: i64) -> AppResult<VoteRow> {
     let choice = polls::find_choices(pool, &[choice_id])
         .await?
@@ -66,6 +69,15 @@ pub async fn cast_vote(pool: &PgPool, voter: &CurrentUser, choice_id: i64) -> Ap
     let mut tx = pool.begin().await?;
     // A voter deactivated since the request started casts nothing.
     authority::recheck(&mut tx, &Actor::User(voter.clone()), Rule::Authenticated).await?;
+    let question = polls::share_question(&mut *tx, choice.question_id)
+        .await?
+        .ok_or(AppError::NotFound("choice"))?;
+    if question.archived_at.is_some() {
+        return Err(AppError::invalid(
+            "choiceId",
+            "this question is archived: it takes no new votes",
+        ));
+    }
     let vote = polls::insert_vote(&mut *tx, &choice, voter.id)
         .await
         .on_constraint(polls::ONE_VOTE_PER_QUESTION, || {

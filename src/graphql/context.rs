@@ -12,8 +12,9 @@ use tokio::sync::mpsc;
 use super::loader_tasks::LoaderTasks;
 use super::loaders::Loaders;
 use crate::config::Settings;
-use crate::domain::Actor;
 use crate::domain::actor::CurrentUser;
+use crate::domain::validation::Reason;
+use crate::domain::{Actor, Mode};
 use crate::error::AppError;
 
 /// Who sent the request, as the `Authorization` header says.
@@ -72,6 +73,12 @@ pub trait ContextExt {
     }
     fn actor(&self) -> Result<Actor, AppError> {
         self.current_user().map(|user| Actor::User(user.clone()))
+    }
+    /// The `reason` argument of an operation that removes access or data,
+    /// held to the deployment's [`crate::config::ReasonPolicy`]
+    /// (`MEMBERDESK_REQUIRE_REASON`); in `mode` [`Mode::Preview`] none is needed.
+    fn reason(&self, given: Option<String>, mode: Mode) -> Result<Reason, AppError> {
+        Reason::given(given.as_deref(), self.settings().reason_policy, mode)
     }
 }
 

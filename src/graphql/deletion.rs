@@ -1,8 +1,9 @@
 //! Deleting records: the plan of any deletion (`deletionPlan`), the deletes
-//! of groups, questions and choices, and the bulk deletes of users and
-//! questions. Thin resolvers: each declares its guard, decodes its arguments
-//! and calls one operation of `domain::deletion` (`deleteUser` stays with
-//! the member lifecycle in `graphql::lifecycle`).
+//! of groups, questions and choices, the bulk deletes of users and
+//! questions, and the soft delete of questions (archive, restore). Thin
+//! resolvers: each declares its guard, decodes its arguments and calls one
+//! operation of `domain::deletion` or `domain::archive` (`deleteUser` stays
+//! with the member lifecycle in `graphql::lifecycle`).
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject, Union};
 use chrono::{DateTime, Utc};
@@ -13,13 +14,12 @@ use super::guards::{DELETE_ANYTHING, Require};
 use super::lifecycle::bulk_selection;
 use super::query::UserFilter;
 use super::types::{Choice, Group, Question, User};
-use crate::domain::Mode;
 use crate::domain::access::{CHANGE_QUESTION, DELETE_GROUP, DELETE_QUESTION, DELETE_USER};
 use crate::domain::deletion::{
     self, BulkDelete, BulkDeletion, DeleteOutcome, DeletePolicy, DeleteRequest, Planned,
     QuestionSelection, RelationCount, Target, TargetKind,
 };
-use crate::domain::validation;
+use crate::domain::{Mode, archive, validation};
 use crate::error::AppError;
 use crate::ids::{self, Kind};
 use crate::store::polls;
@@ -206,6 +206,8 @@ impl BulkDeletePayload {
 pub struct QuestionFilter {
     /// True: archived questions only; false: the others.
     pub archived: Option<bool>,
+    /// Questions archived before this instant (what `purge-archived` deletes).
+    pub archived_before: Option<DateTime<Utc>>,
     /// Questions published (created) before this instant.
     pub created_before: Option<DateTime<Utc>>,
     /// Questions created by this user.
@@ -221,6 +223,10 @@ impl QuestionFilter {
     fn to_store(&self) -> Result<polls::QuestionFilter, AppError> {
         let filter = polls::QuestionFilter {
             archived: self.archived,
+            archived_before: self
+                .archived_before
+                .map(|at| validation::instant("archivedBefore", at))
+                .transpose()?,
             created_before: self
                 .created_before
                 .map(|at| validation::instant("createdBefore", at))
@@ -261,19 +267,21 @@ fn question_selection(
 
 /// The one-record request of a delete mutation's arguments.
 fn request(
+    ctx: &Context<'_>,
     id: i64,
     policy: Option<DeletePolicy>,
     dry_run: Option<bool>,
     plan_token: Option<String>,
     reason: Option<String>,
-) -> DeleteRequest {
-    DeleteRequest {
+) -> Result<DeleteRequest, AppError> {
+    let mode = Mode::from_dry_run(dry_run);
+    Ok(DeleteRequest {
         id,
         policy: policy.unwrap_or_default(),
-        mode: Mode::from_dry_run(dry_run),
+        mode,
         plan_token,
-        reason,
-    }
+        reason: ctx.reason(reason, mode)?,
+    })
 }
 
 #[derive(Default)]
@@ -338,10 +346,13 @@ impl DeletionMutation {
             bool,
         >,
         #[graphql(desc = "The `token` of a plan you reviewed.")] plan_token: Option<String>,
-        #[graphql(desc = "Why, for the audit log.")] reason: Option<String>,
+        #[graphql(
+            desc = "Why, for the audit log; required when the deployment sets `MEMBERDESK_REQUIRE_REASON` (not for a `dryRun`)."
+        )]
+        reason: Option<String>,
     ) -> Result<DeletePayload, AppError> {
         let id = decode::group_id(&id, "id")?;
-        let request = request(id, policy, dry_run, plan_token, reason);
+        let request = request(ctx, id, policy, dry_run, plan_token, reason)?;
         let done = deletion::delete_group(ctx.pool(), &ctx.actor()?, request).await?;
         Ok(done.into())
     }
@@ -364,10 +375,13 @@ impl DeletionMutation {
             bool,
         >,
         #[graphql(desc = "The `token` of a plan you reviewed.")] plan_token: Option<String>,
-        #[graphql(desc = "Why, for the audit log.")] reason: Option<String>,
+        #[graphql(
+            desc = "Why, for the audit log; required when the deployment sets `MEMBERDESK_REQUIRE_REASON` (not for a `dryRun`)."
+        )]
+        reason: Option<String>,
     ) -> Result<DeletePayload, AppError> {
         let id = decode::question_id(&id, "id")?;
-        let request = request(id, policy, dry_run, plan_token, reason);
+        let request = request(ctx, id, policy, dry_run, plan_token, reason)?;
         let done = deletion::delete_question(ctx.pool(), &ctx.actor()?, request).await?;
         Ok(done.into())
     }
@@ -390,10 +404,13 @@ impl DeletionMutation {
             bool,
         >,
         #[graphql(desc = "The `token` of a plan you reviewed.")] plan_token: Option<String>,
-        #[graphql(desc = "Why, for the audit log.")] reason: Option<String>,
+        #[graphql(
+            desc = "Why, for the audit log; required when the deployment sets `MEMBERDESK_REQUIRE_REASON` (not for a `dryRun`)."
+        )]
+        reason: Option<String>,
     ) -> Result<DeletePayload, AppError> {
         let id = decode::choice_id(&id, "id")?;
-        let request = request(id, policy, dry_run, plan_token, reason);
+        let request = request(ctx, id, policy, dry_run, plan_token, reason)?;
         let done = deletion::delete_choice(ctx.pool(), &ctx.actor()?, request).await?;
         Ok(done.into())
     }
@@ -428,14 +445,18 @@ impl DeletionMutation {
             bool,
         >,
         #[graphql(desc = "The `token` of the bulk plan you reviewed.")] plan_token: Option<String>,
-        #[graphql(desc = "Why, for the audit log.")] reason: Option<String>,
+        #[graphql(
+            desc = "Why, for the audit log; required when the deployment sets `MEMBERDESK_REQUIRE_REASON` (not for a `dryRun`)."
+        )]
+        reason: Option<String>,
     ) -> Result<BulkDeletePayload, AppError> {
+        let mode = Mode::from_dry_run(dry_run);
         let request = BulkDelete {
             selection: bulk_selection(ids, filter)?,
             policy: policy.unwrap_or_default(),
-            mode: Mode::from_dry_run(dry_run),
+            mode,
             plan_token,
-            reason,
+            reason: ctx.reason(reason, mode)?,
         };
         let done = deletion::delete_users(ctx.pool(), &ctx.actor()?, request).await?;
         Ok(BulkDeletePayload::new(done, Kind::User))
@@ -466,16 +487,59 @@ impl DeletionMutation {
             bool,
         >,
         #[graphql(desc = "The `token` of the bulk plan you reviewed.")] plan_token: Option<String>,
-        #[graphql(desc = "Why, for the audit log.")] reason: Option<String>,
+        #[graphql(
+            desc = "Why, for the audit log; required when the deployment sets `MEMBERDESK_REQUIRE_REASON` (not for a `dryRun`)."
+        )]
+        reason: Option<String>,
     ) -> Result<BulkDeletePayload, AppError> {
+        let mode = Mode::from_dry_run(dry_run);
         let request = BulkDelete {
             selection: question_selection(ids, filter)?,
             policy: policy.unwrap_or_default(),
-            mode: Mode::from_dry_run(dry_run),
+            mode,
             plan_token,
-            reason,
+            reason: ctx.reason(reason, mode)?,
         };
         let done = deletion::delete_questions(ctx.pool(), &ctx.actor()?, request).await?;
         Ok(BulkDeletePayload::new(done, Kind::Question))
+    }
+
+    /// Archives the question (a soft delete): it leaves `questions` (unless
+    /// `includeArchived: true`) and refuses new votes, while its choices,
+    /// votes and tallies stay; `restoreQuestion` brings it back, and
+    /// `memberdesk purge-archived` deletes it for good once it has been
+    /// archived long enough. Archiving an archived question changes nothing
+    /// and is not audited. Needs `polls.delete_question`. Audited
+    /// `QUESTION_ARCHIVED`.
+    #[graphql(guard = "Require::Permission(DELETE_QUESTION)")]
+    async fn archive_question(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The question to archive.")] id: ID,
+        #[graphql(
+            desc = "Why, for the audit log; required when the deployment sets `MEMBERDESK_REQUIRE_REASON`."
+        )]
+        reason: Option<String>,
+    ) -> Result<Question, AppError> {
+        let id = decode::question_id(&id, "id")?;
+        let reason = ctx.reason(reason, Mode::Execute)?;
+        archive::archive_question(ctx.pool(), &ctx.actor()?, id, reason)
+            .await
+            .map(Question)
+    }
+
+    /// Brings an archived question back as it was: listed again, open to
+    /// votes. Restoring a live question changes nothing and is not audited.
+    /// Needs `polls.delete_question`. Audited `QUESTION_RESTORED`.
+    #[graphql(guard = "Require::Permission(DELETE_QUESTION)")]
+    async fn restore_question(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The archived question to bring back.")] id: ID,
+    ) -> Result<Question, AppError> {
+        let id = decode::question_id(&id, "id")?;
+        archive::restore_question(ctx.pool(), &ctx.actor()?, id)
+            .await
+            .map(Question)
     }
 }

@@ -9,7 +9,7 @@ use super::context::ContextExt;
 use super::decode;
 use super::guards::Require;
 use super::types::User;
-use crate::domain::erasure;
+use crate::domain::{Mode, erasure};
 use crate::error::AppError;
 
 #[derive(Default)]
@@ -30,11 +30,12 @@ impl ErasureMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "Whose erasure: yourself, or (as a superuser) anyone.")] user_id: ID,
         #[graphql(
-            desc = "Why, for the audit log; removed with everything else about the person when the erasure is done."
+            desc = "Why, for the audit log; removed with everything else about the person when the erasure is done. Required when the deployment sets `MEMBERDESK_REQUIRE_REASON`."
         )]
         reason: Option<String>,
     ) -> Result<User, AppError> {
         let id = decode::user_id(&user_id, "userId")?;
+        let reason = ctx.reason(reason, Mode::Execute)?;
         let grace = ctx.settings().erasure_grace;
         let user = erasure::request_erasure(ctx.pool(), &ctx.actor()?, id, reason, grace).await?;
         Ok(User::new(user))

@@ -32,7 +32,8 @@ pub struct DeactivateUserInput {
     /// Also clear `isStaff` (remembered for `reactivateUser`).
     #[graphql(default)]
     pub revoke_staff: bool,
-    /// Why; kept on the user and in the audit log.
+    /// Why; kept on the user and in the audit log. Required when the
+    /// deployment sets `MEMBERDESK_REQUIRE_REASON` (not for a `dryRun`).
     pub reason: Option<String>,
 }
 
@@ -49,14 +50,16 @@ impl Default for DeactivateUserInput {
     }
 }
 
-impl From<DeactivateUserInput> for DeactivateOptions {
-    fn from(input: DeactivateUserInput) -> Self {
-        DeactivateOptions {
-            remove_from_groups: input.remove_from_groups,
-            remove_permissions: input.remove_permissions,
-            revoke_staff: input.revoke_staff,
-            reason: input.reason,
-        }
+impl DeactivateUserInput {
+    /// The domain's options, the reason held to the deployment's policy
+    /// (`MEMBERDESK_REQUIRE_REASON`; a preview needs none).
+    fn into_options(self, ctx: &Context<'_>, mode: Mode) -> Result<DeactivateOptions, AppError> {
+        Ok(DeactivateOptions {
+            remove_from_groups: self.remove_from_groups,
+            remove_permissions: self.remove_permissions,
+            revoke_staff: self.revoke_staff,
+            reason: ctx.reason(self.reason, mode)?,
+        })
     }
 }
 
@@ -231,13 +234,8 @@ impl LifecycleMutation {
         input: Option<DeactivateUserInput>,
     ) -> Result<DeactivateUserPayload, AppError> {
         let id = decode::user_id(&id, "id")?;
-        let done = lifecycle::deactivate_user(
-            ctx.pool(),
-            &ctx.actor()?,
-            id,
-            input.unwrap_or_default().into(),
-        )
-        .await?;
+        let options = input.unwrap_or_default().into_options(ctx, Mode::Execute)?;
+        let done = lifecycle::deactivate_user(ctx.pool(), &ctx.actor()?, id, options).await?;
         Ok(DeactivateUserPayload {
             user: User::new(done.user),
             sessions_revoked: done.sessions_revoked as i32,
@@ -321,14 +319,10 @@ impl LifecycleMutation {
     ) -> Result<BulkDeactivatePayload, AppError> {
         let selection = bulk_selection(ids, filter)?;
         let mode = Mode::from_dry_run(dry_run);
-        let done = lifecycle::deactivate_users_in(
-            ctx.pool(),
-            &ctx.actor()?,
-            selection,
-            input.unwrap_or_default().into(),
-            mode,
-        )
-        .await?;
+        let options = input.unwrap_or_default().into_options(ctx, mode)?;
+        let done =
+            lifecycle::deactivate_users_in(ctx.pool(), &ctx.actor()?, selection, options, mode)
+                .await?;
         Ok(BulkDeactivatePayload {
             deactivated_ids: done.deactivated,
             skipped: done
@@ -368,19 +362,23 @@ impl LifecycleMutation {
             desc = "The `token` of a plan you reviewed: the deletion happens only if it still matches (`PLAN_CHANGED` otherwise)."
         )]
         plan_token: Option<String>,
-        #[graphql(desc = "Why, for the audit log.")] reason: Option<String>,
+        #[graphql(
+            desc = "Why, for the audit log; required when the deployment sets `MEMBERDESK_REQUIRE_REASON` (not for a `dryRun`)."
+        )]
+        reason: Option<String>,
         #[graphql(
             default_with = "Some(false)",
             desc = "Also erase the person from the audit log, as `anonymizeUser` does: the entries naming them keep their actions and times but show `deleted-user-<n>`, lose their reasons and client addresses, and the payload carries a receipt. Without it the entries keep the username snapshot. A user with a pending erasure request is always erased."
         )]
         erase: Option<bool>,
     ) -> Result<DeleteUserPayload, AppError> {
+        let mode = Mode::from_dry_run(dry_run);
         let request = DeleteUser {
             user_id: decode::user_id(&id, "id")?,
             policy: policy.unwrap_or_default(),
-            mode: Mode::from_dry_run(dry_run),
+            mode,
             plan_token,
-            reason,
+            reason: ctx.reason(reason, mode)?,
             erase: Erase::from_flag(erase),
         };
         let done = deletion::delete_user(ctx.pool(), &ctx.actor()?, request).await?;
@@ -402,11 +400,12 @@ impl LifecycleMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The user to erase (not yourself).")] id: ID,
         #[graphql(
-            desc = "Why, for the audit log; it is kept, so it may not name the person (`INVALID_INPUT` if it holds their username, email or name)."
+            desc = "Why, for the audit log; it is kept, so it may not name the person (`INVALID_INPUT` if it holds their username, email or name). Required when the deployment sets `MEMBERDESK_REQUIRE_REASON`."
         )]
         reason: Option<String>,
     ) -> Result<AnonymizeUserPayload, AppError> {
         let id = decode::user_id(&id, "id")?;
+        let reason = ctx.reason(reason, Mode::Execute)?;
         let done = lifecycle::anonymize_user(ctx.pool(), &ctx.actor()?, id, reason).await?;
         Ok(AnonymizeUserPayload {
             user: User::new(done.user),

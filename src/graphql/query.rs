@@ -272,13 +272,26 @@ impl QueryRoot {
             .collect())
     }
 
-    /// Every question, newest first. Any logged-in user.
+    /// Every live question, newest first (archived ones too with
+    /// `includeArchived`). Any logged-in user.
     #[graphql(
         guard = "Require::Authenticated",
         complexity = "cost::list(cost::QUESTIONS, child_complexity)"
     )]
-    async fn questions(&self, ctx: &Context<'_>) -> Result<Vec<Question>, AppError> {
-        Ok(polls::questions(ctx.pool())
+    async fn questions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Also list archived questions (see `Question.archivedAt`)."
+        )]
+        include_archived: Option<bool>,
+    ) -> Result<Vec<Question>, AppError> {
+        let listing = match include_archived {
+            Some(true) => polls::Listing::WithArchived,
+            _ => polls::Listing::LiveOnly,
+        };
+        Ok(polls::questions(ctx.pool(), listing)
             .await?
             .into_iter()
             .map(Question)

@@ -9,6 +9,15 @@ pub struct QuestionRow {
     pub text: String,
     pub pub_date: DateTime<Utc>,
     pub created_by: Option<i64>,
+    /// Set while the question is archived (soft-deleted).
+    pub archived_at: Option<DateTime<Utc>>,
+}
+
+/// The columns of a [`QuestionRow`], for every statement that reads one.
+macro_rules! question_columns {
+    () => {
+        "id, text, pub_date, created_by, archived_at"
+    };
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -29,10 +38,31 @@ pub struct VoteRow {
 
 pub const ONE_VOTE_PER_QUESTION: &str = "votes_one_per_user_per_question";
 
-pub async fn questions(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<QuestionRow>> {
-    sqlx::query_as(
-        "SELECT id, text, pub_date, created_by FROM questions ORDER BY pub_date DESC, id DESC",
-    )
+/// Whether a question is live (listed, open to votes) or archived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    Live,
+    Archived,
+}
+
+/// Which questions a listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    LiveOnly,
+    WithArchived,
+}
+
+/// Every question the listing shows, newest first.
+pub async fn questions(
+    ex: impl PgExecutor<'_>,
+    listing: Listing,
+) -> sqlx::Result<Vec<QuestionRow>> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        question_columns!(),
+        " FROM questions WHERE ($1 OR archived_at IS NULL) ORDER BY pub_date DESC, id DESC"
+    ))
+    .bind(listing == Listing::WithArchived)
     .fetch_all(ex)
     .await
 }
@@ -41,10 +71,14 @@ pub async fn find_questions(
     ex: impl PgExecutor<'_>,
     ids: &[i64],
 ) -> sqlx::Result<Vec<QuestionRow>> {
-    sqlx::query_as("SELECT id, text, pub_date, created_by FROM questions WHERE id = ANY($1)")
-        .bind(ids)
-        .fetch_all(ex)
-        .await
+    sqlx::query_as(concat!(
+        "SELECT ",
+        question_columns!(),
+        " FROM questions WHERE id = ANY($1)"
+    ))
+    .bind(ids)
+    .fetch_all(ex)
+    .await
 }
 
 pub async fn find_choices(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<ChoiceRow>> {
@@ -111,12 +145,14 @@ pub async fn insert_question(
     created_by: Option<i64>,
     choices: &[String],
 ) -> sqlx::Result<QuestionRow> {
-    let question: QuestionRow =
-        sqlx::query_as("INSERT INTO questions (text, created_by) VALUES ($1, $2) RETURNING id, text, pub_date, created_by")
-            .bind(text)
-            .bind(created_by)
-            .fetch_one(&mut *conn)
-            .await?;
+    let question: QuestionRow = sqlx::query_as(concat!(
+        "INSERT INTO questions (text, created_by) VALUES ($1, $2) RETURNING ",
+        question_columns!()
+    ))
+    .bind(text)
+    .bind(created_by)
+    .fetch_one(&mut *conn)
+    .await?;
     sqlx::query(
         "INSERT INTO choices (question_id, text, position) \
          SELECT $1, t.text, t.position FROM unnest($2::text[]) WITH ORDINALITY AS t(text, position)",
@@ -147,10 +183,79 @@ pub async fn insert_vote(
 /// The question, locked until the transaction ends: no vote, choice or
 /// deletion touches it meanwhile (votes and choices need a share lock on it).
 pub async fn lock_question(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<QuestionRow>> {
-    sqlx::query_as("SELECT id, text, pub_date, created_by FROM questions WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .fetch_optional(ex)
+    sqlx::query_as(concat!(
+        "SELECT ",
+        question_columns!(),
+        " FROM questions WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(ex)
+    .await
+}
+
+/// The question, share-locked until the transaction ends: a vote reads
+/// whether it is archived this way, so that archiving it (which locks it for
+/// update) waits for the vote, or the vote sees it archived. Votes on one
+/// question do not wait for each other.
+pub async fn share_question(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<QuestionRow>> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        question_columns!(),
+        " FROM questions WHERE id = $1 FOR SHARE"
+    ))
+    .bind(id)
+    .fetch_optional(ex)
+    .await
+}
+
+/// Archives the question now, or brings it back (`Live`); the row after.
+pub async fn set_standing(
+    ex: impl PgExecutor<'_>,
+    id: i64,
+    standing: Standing,
+) -> sqlx::Result<QuestionRow> {
+    sqlx::query_as(concat!(
+        "UPDATE questions SET archived_at = CASE WHEN $2 THEN now() END WHERE id = $1 RETURNING ",
+        question_columns!()
+    ))
+    .bind(id)
+    .bind(standing == Standing::Archived)
+    .fetch_one(ex)
+    .await
+}
+
+/// How many questions were archived before `before`.
+pub async fn count_archived_before(
+    ex: impl PgExecutor<'_>,
+    before: DateTime<Utc>,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT count(*) FROM questions WHERE archived_at < $1")
+        .bind(before)
+        .fetch_one(ex)
         .await
+}
+
+/// The next `limit` questions after id `after` that were archived before
+/// `before`, locked, in id order. Those another transaction holds are
+/// skipped, not waited for: two purges running at once take different
+/// questions, and a question being voted on or restored is left to the next
+/// run.
+pub async fn lock_archived_batch(
+    ex: impl PgExecutor<'_>,
+    before: DateTime<Utc>,
+    after: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<QuestionRow>> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        question_columns!(),
+        " FROM questions WHERE archived_at < $1 AND id > $2 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED"
+    ))
+    .bind(before)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(ex)
+    .await
 }
 
 /// The choice, locked until the transaction ends.
@@ -174,6 +279,8 @@ pub async fn count_choices(ex: impl PgExecutor<'_>, question_id: i64) -> sqlx::R
 pub struct QuestionFilter {
     /// True: archived questions only (`archived_at` set); false: the others.
     pub archived: Option<bool>,
+    /// Archived before this instant.
+    pub archived_before: Option<DateTime<Utc>>,
     /// Published (created) before this instant.
     pub created_before: Option<DateTime<Utc>>,
     /// Created by this user.
@@ -186,10 +293,14 @@ impl QuestionFilter {
         // Destructured so that a new filter field cannot be left out here.
         let QuestionFilter {
             archived,
+            archived_before,
             created_before,
             created_by,
         } = self;
-        archived.is_none() && created_before.is_none() && created_by.is_none()
+        archived.is_none()
+            && archived_before.is_none()
+            && created_before.is_none()
+            && created_by.is_none()
     }
 }
 
@@ -199,9 +310,11 @@ pub async fn lock_questions(
     ex: impl PgExecutor<'_>,
     ids: &[i64],
 ) -> sqlx::Result<Vec<QuestionRow>> {
-    sqlx::query_as(
-        "SELECT id, text, pub_date, created_by FROM questions WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-    )
+    sqlx::query_as(concat!(
+        "SELECT ",
+        question_columns!(),
+        " FROM questions WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+    ))
     .bind(ids)
     .fetch_all(ex)
     .await
@@ -212,14 +325,20 @@ pub async fn lock_matching_questions(
     ex: impl PgExecutor<'_>,
     filter: &QuestionFilter,
 ) -> sqlx::Result<Vec<QuestionRow>> {
-    let mut qb =
-        QueryBuilder::new("SELECT id, text, pub_date, created_by FROM questions WHERE TRUE");
+    let mut qb = QueryBuilder::new(concat!(
+        "SELECT ",
+        question_columns!(),
+        " FROM questions WHERE TRUE"
+    ));
     if let Some(archived) = filter.archived {
         qb.push(if archived {
             " AND archived_at IS NOT NULL"
         } else {
             " AND archived_at IS NULL"
         });
+    }
+    if let Some(before) = filter.archived_before {
+        qb.push(" AND archived_at < ").push_bind(before);
     }
     if let Some(before) = filter.created_before {
         qb.push(" AND pub_date < ").push_bind(before);

@@ -88,9 +88,14 @@ async fn seed_demo_twice_is_the_same_data_and_anonymized_users_do_not_block_it()
         .fetch_one(&db.pool)
         .await
         .unwrap();
-    memberdesk::domain::lifecycle::anonymize_user(&db.pool, &Actor::System, carol, None)
-        .await
-        .expect("anonymize carol");
+    memberdesk::domain::lifecycle::anonymize_user(
+        &db.pool,
+        &Actor::System,
+        carol,
+        memberdesk::domain::validation::Reason::none(),
+    )
+    .await
+    .expect("anonymize carol");
     let after = memberdesk(&db.url, &["seed-demo"], None);
     assert!(after.status.success(), "{}", text(&after));
     assert!(

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use crate::cli::{memberdesk, text};
 use crate::helpers::{ANONYMOUS, PASSWORD, Refusal, TestApp, TestDb, snapshot, user_id};
-use memberdesk::config::{LoginLimit, Settings, TrustedProxies};
+use memberdesk::config::{LoginLimit, ReasonPolicy, Settings, TrustedProxies};
 use memberdesk::store::users::UserRow;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -831,6 +831,28 @@ async fn people_may_ask_for_their_own_erasure_and_no_grace_period_erases_at_once
     app.request_erasure(&root, &user_id(&member))
         .refused("ANONYMIZED")
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_required_reason_holds_for_requesting_an_erasure_too() {
+    let app = TestApp::spawn_with(Settings {
+        reason_policy: ReasonPolicy::Required,
+        ..Settings::default()
+    })
+    .await;
+    let (_, root) = app.superuser("root").await;
+    let id = user_id(&app.user("member", false, false).await);
+    let missing = app
+        .request_erasure(&root, &id)
+        .refused("INVALID_INPUT")
+        .await;
+    assert_eq!(missing.field, "reason");
+    app.request_erasure(&root, &id)
+        .reason("asked by email")
+        .ok()
+        .await;
+    // Withdrawing gives back; it needs none.
+    app.cancel_erasure(&root, &id).ok().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

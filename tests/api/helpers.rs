@@ -454,6 +454,9 @@ const PUBLIC_USER: &str = "id username";
 const PLAN: &str = "user { id username } policy allowed token \
     protected { relation count } deleted { relation count } detached { relation count }";
 
+/// What a `Question` in a payload shows: its standing and its tallies.
+const QUESTION: &str = "id text archivedAt choices { id text voteCount }";
+
 /// Every part of an `AuditEntry` but its id and time.
 pub const AUDIT_ENTRY: &str =
     "action actorUsername actor { username } targetUser { id } targetRepr reason details";
@@ -853,6 +856,21 @@ impl TestApp {
     /// `castVote(choiceId)`.
     pub fn vote(&self, caller: impl Caller, choice: &str) -> Call<'_> {
         Call::new(self, caller, "mutation", "castVote", "id").arg("choiceId", "ID!", choice)
+    }
+
+    /// `archiveQuestion(id)`; add `.reason(..)`.
+    pub fn archive_question(&self, caller: impl Caller, id: &str) -> Call<'_> {
+        Call::new(self, caller, "mutation", "archiveQuestion", QUESTION).arg("id", "ID!", id)
+    }
+
+    /// `restoreQuestion(id)`.
+    pub fn restore_question(&self, caller: impl Caller, id: &str) -> Call<'_> {
+        Call::new(self, caller, "mutation", "restoreQuestion", QUESTION).arg("id", "ID!", id)
+    }
+
+    /// `questions`; add `.arg("includeArchived", "Boolean", ..)`.
+    pub fn questions(&self, caller: impl Caller) -> Call<'_> {
+        Call::new(self, caller, "query", "questions", QUESTION)
     }
 
     /// `auditLog(filter)`: the first page of the entries `filter` (an

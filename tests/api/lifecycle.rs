@@ -285,9 +285,14 @@ async fn the_last_active_superuser_cannot_be_taken_out() {
         )
         .await
         .err(),
-        lifecycle::anonymize_user(app.pool(), &Actor::System, only.id, None)
-            .await
-            .err(),
+        lifecycle::anonymize_user(
+            app.pool(),
+            &Actor::System,
+            only.id,
+            memberdesk::domain::validation::Reason::none(),
+        )
+        .await
+        .err(),
     ] {
         assert!(
             matches!(result, Some(AppError::LastSuperuser)),

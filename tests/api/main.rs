@@ -1,6 +1,7 @@
 //! End-to-end tests: a real server per test, over HTTP, against real PostgreSQL.
 
 mod accounts_security;
+mod archive;
 mod audit;
 mod auth;
 mod bulk_deletion;
@@ -20,6 +21,7 @@ mod limits;
 mod operator_cli;
 mod own_password;
 mod reads;
+mod reasons;
 mod records;
 mod scope;
 mod startup;

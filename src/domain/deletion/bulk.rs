@@ -12,6 +12,7 @@
 //! deletes and skips, and every count: a confirmed bulk deletion deletes
 //! exactly what was previewed, or nothing (`PLAN_CHANGED`).
 
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
 
@@ -22,7 +23,8 @@ use crate::domain::access::{DELETE_QUESTION, DELETE_USER, Rule};
 use crate::domain::audit::{self, AuditAction, Target as AuditTarget};
 use crate::domain::erasure;
 use crate::domain::lifecycle::{self, Anonymized, Selection, SkipReason};
-use crate::domain::{Actor, Mode, authority, validation};
+use crate::domain::validation::Reason;
+use crate::domain::{Actor, Mode, authority};
 use crate::error::{AppError, AppResult};
 use crate::store::polls::{self, QuestionRow};
 use crate::store::users::{self, UserRow};
@@ -33,6 +35,15 @@ pub use crate::store::polls::QuestionFilter;
 pub enum QuestionSelection {
     Ids(Vec<i64>),
     Filter(QuestionFilter),
+    /// One batch of `purge-archived`: the next `limit` questions after id
+    /// `after` archived before `before`, in id order, skipping (not waiting
+    /// for) those another transaction holds, so two purges at once take
+    /// different questions.
+    ArchivedBatch {
+        before: DateTime<Utc>,
+        after: i64,
+        limit: i64,
+    },
 }
 
 /// What a caller asks of [`delete_users`] or [`delete_questions`]: which
@@ -44,7 +55,7 @@ pub struct BulkDelete<S> {
     pub mode: Mode,
     /// The `token` of a reviewed bulk plan (`PLAN_CHANGED` if it moved).
     pub plan_token: Option<String>,
-    pub reason: Option<String>,
+    pub reason: Reason,
 }
 
 /// The outcome of a bulk deletion (or its preview).
@@ -78,6 +89,11 @@ fn question_selection(selection: &QuestionSelection) -> MadeFor {
     let canonical = match selection {
         QuestionSelection::Ids(ids) => json!({ "ids": sorted(ids) }),
         QuestionSelection::Filter(filter) => json!({ "filter": format!("{filter:?}") }),
+        QuestionSelection::ArchivedBatch {
+            before,
+            after,
+            limit,
+        } => json!({ "archivedBefore": before, "after": after, "limit": limit }),
     };
     MadeFor::selection(TargetKind::Question, &canonical)
 }
@@ -89,19 +105,18 @@ fn sorted(ids: &[i64]) -> Vec<i64> {
     ids
 }
 
-/// The checks of a bulk request before any transaction: the reason's form,
-/// the policy's meaning for `kind`, and what the token was made for.
+/// The checks of a bulk request before any transaction: the policy's
+/// meaning for `kind`, and what the token was made for.
 fn check_request<S>(
     kind: TargetKind,
     request: &BulkDelete<S>,
     made_for: &MadeFor,
-) -> AppResult<(Vec<Step>, Option<String>)> {
-    let reason = validation::reason("reason", request.reason.as_deref())?;
+) -> AppResult<Vec<Step>> {
     let steps = run::steps_for(kind, request.policy)?;
     if let Some(token) = &request.plan_token {
         token::ensure_fits(token, made_for, request.policy)?;
     }
-    Ok((steps, reason))
+    Ok(steps)
 }
 
 /// The plan of a bulk deletion of `deleted` (skipping `skipped`).
@@ -220,7 +235,7 @@ pub async fn delete_users(
     request: BulkDelete<Selection>,
 ) -> AppResult<BulkDeletion> {
     let made_for = user_selection(&request.selection);
-    let (steps, reason) = check_request(TargetKind::User, &request, &made_for)?;
+    let steps = check_request(TargetKind::User, &request, &made_for)?;
     let mut tx = pool.begin().await?;
     // As in a bulk deactivation: the superuser lock before any row lock.
     users::lock_superuser_changes(&mut tx).await?;
@@ -256,7 +271,7 @@ pub async fn delete_users(
         actor.into(),
         action,
         &gone,
-        reason.as_deref(),
+        request.reason.as_deref(),
         &details,
     )
     .await?;
@@ -284,6 +299,14 @@ async fn lock_questions(
             polls::lock_matching_questions(&mut *tx, &filter).await?,
             Vec::new(),
         )),
+        QuestionSelection::ArchivedBatch {
+            before,
+            after,
+            limit,
+        } => Ok((
+            polls::lock_archived_batch(&mut *tx, before, after, limit).await?,
+            Vec::new(),
+        )),
     }
 }
 
@@ -297,7 +320,7 @@ pub async fn delete_questions(
     request: BulkDelete<QuestionSelection>,
 ) -> AppResult<BulkDeletion> {
     let made_for = question_selection(&request.selection);
-    let (steps, reason) = check_request(TargetKind::Question, &request, &made_for)?;
+    let steps = check_request(TargetKind::Question, &request, &made_for)?;
     let mut tx = pool.begin().await?;
     let actor = &authority::recheck(&mut tx, actor, Rule::Permission(DELETE_QUESTION)).await?;
     let (found, skipped) = lock_questions(&mut tx, request.selection).await?;
@@ -331,7 +354,7 @@ pub async fn delete_questions(
         actor.into(),
         action,
         &targets,
-        reason.as_deref(),
+        request.reason.as_deref(),
         &details,
     )
     .await?;

@@ -46,6 +46,7 @@ pub use poll::{delete_choice, delete_question};
 pub use user::{DeleteUser, delete_user};
 
 use super::Mode;
+use super::validation::Reason;
 use crate::ids::Kind;
 use crate::store::groups::GroupRow;
 use crate::store::polls::{ChoiceRow, QuestionRow};
@@ -269,5 +270,5 @@ pub struct DeleteRequest {
     /// The `token` of a reviewed plan: the deletion happens only if the plan
     /// is still that one (`PLAN_CHANGED` otherwise).
     pub plan_token: Option<String>,
-    pub reason: Option<String>,
+    pub reason: Reason,
 }

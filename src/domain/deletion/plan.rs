@@ -11,7 +11,7 @@ use super::{
     poll, run, user,
 };
 use crate::domain::audit::{AuditAction, AuditEntry, Target as AuditTarget};
-use crate::domain::{Actor, Mode, validation};
+use crate::domain::{Actor, Mode};
 use crate::error::{AppError, AppResult};
 
 /// The plan of deleting `target` under `policy`, each step's rows counted
@@ -143,7 +143,6 @@ pub(super) async fn finish(
         reason,
         ..
     } = request;
-    let reason = validation::reason("reason", reason.as_deref())?;
     if let Some(plan) =
         count_first(&mut tx, &target, steps, policy, mode, plan_token.as_deref()).await?
     {
@@ -174,10 +173,9 @@ pub(super) async fn finish(
     })
 }
 
-/// The checks of a request before any transaction: the reason's form, the
-/// policy's meaning for `kind`, and what the token was made for.
+/// The checks of a request before any transaction: the policy's meaning
+/// for `kind`, and what the token was made for.
 pub(super) fn check_request(kind: TargetKind, request: &DeleteRequest) -> AppResult<Vec<Step>> {
-    validation::reason("reason", request.reason.as_deref())?;
     let steps = run::steps_for(kind, request.policy)?;
     if let Some(token) = &request.plan_token {
         token::ensure_fits(token, &MadeFor::One(kind, request.id), request.policy)?;

@@ -25,7 +25,8 @@ use crate::domain::access::{DELETE_USER, Rule};
 use crate::domain::audit::{AuditAction, AuditEntry, Target as AuditTarget};
 use crate::domain::authority::{self, Acting};
 use crate::domain::erasure::{self, DeletedRows, Erase};
-use crate::domain::{Actor, Mode, validation};
+use crate::domain::validation::Reason;
+use crate::domain::{Actor, Mode};
 use crate::error::{AppError, AppResult};
 use crate::store::users::{self, UserRow};
 
@@ -39,7 +40,7 @@ pub struct DeleteUser {
     /// The `token` of a reviewed plan: the deletion happens only if the plan
     /// is still that one (`PLAN_CHANGED` otherwise).
     pub plan_token: Option<String>,
-    pub reason: Option<String>,
+    pub reason: Reason,
     /// Whether the audit entries keep the snapshot of who the user was, or
     /// are redacted as by an erasure. A user with a pending erasure request
     /// is always erased.
@@ -76,7 +77,6 @@ pub async fn delete_user(
         erase,
     } = request;
     let plan_token = plan_token.as_deref();
-    let reason = validation::reason("reason", reason.as_deref())?;
     let steps = run::steps_for(TargetKind::User, policy)?;
     if let Some(token) = plan_token {
         token::ensure_fits(token, &MadeFor::One(TargetKind::User, user_id), policy)?;

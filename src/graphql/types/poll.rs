@@ -28,6 +28,11 @@ impl Question {
     async fn pub_date(&self) -> DateTime<Utc> {
         self.0.pub_date
     }
+    /// When it was archived (`archiveQuestion`); null while it is live.
+    /// An archived question is left out of `questions` and takes no votes.
+    async fn archived_at(&self) -> Option<DateTime<Utc>> {
+        self.0.archived_at
+    }
     /// Who created the question; null once that user is deleted. Its fields
     /// other than `id` and `username` need `auth.view_user` (see `User`).
     async fn created_by(&self, ctx: &Context<'_>) -> Result<Option<User>, AppError> {

@@ -51,14 +51,16 @@ struct Size {
     votes: i64,
     users: i64,
     read_secs: u64,
+    /// Audit entries naming the victim of the audit-heavy anonymization.
+    audit_entries: i64,
 }
 
 impl Size {
     fn named(name: String) -> Size {
-        let (votes, users, read_secs) = match name.as_str() {
-            "small" => (1_000, 2_000, 5),
-            "medium" => (100_000, 100_000, 15),
-            "large" => (1_000_000, 100_000, 15),
+        let (votes, users, read_secs, audit_entries) = match name.as_str() {
+            "small" => (1_000, 2_000, 5, 1_000),
+            "medium" => (100_000, 100_000, 15, 100_000),
+            "large" => (1_000_000, 100_000, 15, 100_000),
             other => panic!("--size {other}: use small, medium or large"),
         };
         Size {
@@ -66,6 +68,7 @@ impl Size {
             votes,
             users,
             read_secs,
+            audit_entries,
         }
     }
 }
@@ -206,6 +209,33 @@ impl Bench {
             sqlx::query(sql).bind(id).execute(&self.pool).await.unwrap();
         }
         settle(&self.pool, "votes, users, sessions, user_groups").await;
+        id
+    }
+
+    /// A fresh member (as [`Bench::victim`], no votes) named in `entries`
+    /// audit entries as an active member is: logins from client addresses,
+    /// failed ones, edits and deactivations by an admin with reasons about
+    /// them. Entries are never deleted, so each run adds its own.
+    async fn audit_victim(&self, entries: i64) -> i64 {
+        let id = self.victim(0).await;
+        sqlx::query(
+            "INSERT INTO audit_entries (action, actor_id, actor_username, target_user_id, target_repr,
+                                        reason, details, actor_username_fold, target_repr_fold)
+             SELECT a.action, CASE WHEN a.own THEN $1 ELSE 1 END, CASE WHEN a.own THEN u.username ELSE 'member1' END,
+                    $1, u.username, CASE WHEN a.own THEN NULL ELSE 'about ' || u.username END,
+                    jsonb_build_object('clientAddress', '203.0.113.' || (n % 250)),
+                    CASE WHEN a.own THEN u.username ELSE 'member1' END, u.username
+               FROM generate_series(1, $2) n
+               JOIN users u ON u.id = $1
+               CROSS JOIN LATERAL (SELECT (ARRAY['LOGIN', 'LOGIN_FAILED', 'USER_UPDATED', 'USER_DEACTIVATED'])[1 + n % 4] AS action,
+                                          n % 4 < 2 AS own) a",
+        )
+        .bind(id)
+        .bind(entries)
+        .execute(&self.pool)
+        .await
+        .unwrap();
+        settle(&self.pool, "audit_entries").await;
         id
     }
 
@@ -467,20 +497,28 @@ async fn floor_plan(pool: &PgPool, user: i64) {
     tx.commit().await.unwrap();
 }
 
+/// What `anonymizeUser` does, statement for statement: lock, find the last
+/// export, erase the profile, take away access, forget the failed-login
+/// counter, revoke sessions, redact every audit entry naming the user (the
+/// redaction is written by the audit trigger, here as there), one entry.
 async fn floor_anonymize(pool: &PgPool, user: i64) {
     let mut tx = pool.begin().await.unwrap();
     for sql in [
         "SELECT id FROM users WHERE id = $1 FOR UPDATE",
+        "SELECT at, details->>'sha256' FROM audit_entries
+          WHERE target_user_ref = $1 AND action = 'USER_DATA_EXPORTED' ORDER BY id DESC LIMIT 1",
         "UPDATE users SET username = 'deleted-user-' || id, username_key = 'deleted-user-' || id,
              email = '', first_name = '', last_name = '', password_hash = NULL, is_active = false,
-             is_staff = false, is_superuser = false, deactivation_reason = NULL, anonymized_at = now()
+             is_staff = false, is_superuser = false, deactivation_reason = NULL, anonymized_at = now(),
+             erasure_due_at = NULL
          WHERE id = $1",
         "DELETE FROM user_groups WHERE user_id = $1",
         "DELETE FROM user_permissions WHERE user_id = $1",
         "UPDATE deactivations SET ended_at = now() WHERE user_id = $1 AND ended_at IS NULL",
+        "DELETE FROM login_failures WHERE scope = 'username' AND key = name_digest('victim' || $1::bigint)",
         "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
-        "UPDATE audit_entries SET actor_username = 'deleted-user-' || $1::bigint WHERE actor_id = $1",
-        "UPDATE audit_entries SET target_repr = 'deleted-user-' || $1::bigint WHERE target_user_id = $1",
+        "SELECT set_config('memberdesk.erasure', $1::bigint::text, true)",
+        "UPDATE audit_entries SET redacted_at = now() WHERE actor_ref = $1 OR target_user_ref = $1",
         "INSERT INTO audit_entries (action, actor_username, target_user_id, target_repr)
          VALUES ('USER_ANONYMIZED', 'bench-admin', $1, 'deleted-user-' || $1::bigint)",
     ] {
@@ -1016,6 +1054,7 @@ async fn run_scenarios(b: &Bench, a: &Args) -> Vec<Row> {
     }
     rows.extend(plan_rows(b, votes, runs).await);
     rows.extend(anonymize_rows(b, votes, runs).await);
+    rows.push(anonymize_audit_row(b, a.size.audit_entries, runs).await);
     progress("deletions done");
     rows.extend(record_rows(b, size, runs).await);
     rows.push(purge_row(b, size, runs).await);
@@ -1345,6 +1384,27 @@ async fn anonymize_rows(b: &Bench, votes: i64, runs: usize) -> Vec<Row> {
         )
         .vs(median(floor)),
     ]
+}
+
+/// 4b: anonymizeUser of a user named in N audit entries, each of which it
+/// redacts, beside the same statements run directly.
+async fn anonymize_audit_row(b: &Bench, entries: i64, runs: usize) -> Row {
+    let q = "mutation($id: ID!) { anonymizeUser(id: $id) { receipt } }";
+    let mut times = Paired::default();
+    for run in 0..runs {
+        for side in Side::order(run) {
+            let v = b.audit_victim(entries).await;
+            let took = match side {
+                Side::Memberdesk => ms(b.gql(q, user_id_var(v))).await,
+                Side::Floor => ms(floor_anonymize(&b.pool, v)).await,
+            };
+            times.push(side, took);
+        }
+    }
+    times.row(
+        format!("anonymizeUser, user with {entries} audit entries vs floor"),
+        Target::ratio_max_from(2.0, entries, 100_000, "<= 2 from 100k"),
+    )
 }
 
 // ---- deleting records: a question, a bulk selection of users ----

@@ -16,6 +16,7 @@ use crate::store::users;
 use crate::{db, graphql, http, logging, seed};
 
 mod archive_tasks;
+mod erasure_tasks;
 mod reference;
 mod user_tasks;
 
@@ -84,6 +85,17 @@ enum Command {
         /// Users per transaction.
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         batch_size: i64,
+    },
+    /// Carry out every requested erasure whose grace period is over (for
+    /// cron): each user is anonymized as `anonymizeUser` does, in its own
+    /// transaction, audited with the system as actor, one line per user (by
+    /// id, never by name). Two runs at once share the work; each request is
+    /// done once. A request that fails stays due for the next run, and the
+    /// run exits 1.
+    RunErasures {
+        /// Only list the due requests (user id and when it fell due); change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Print the GraphQL schema (SDL); it equals schema.graphql.
     ExportSchema,
@@ -249,6 +261,7 @@ async fn run(command: Command) -> Result<(), String> {
             password_stdin,
         } => user_tasks::changepassword(&username, password_stdin).await,
         Command::Users { inactive, staff } => user_tasks::list_users(inactive, staff).await,
+        Command::RunErasures { dry_run } => erasure_tasks::run_erasures(dry_run).await,
         Command::PurgeArchived(args) => archive_tasks::purge_archived(args).await,
         Command::SeedDemo { force_demo } => {
             let settings = Settings::from_env()?;

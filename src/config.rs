@@ -34,6 +34,9 @@ pub struct Settings {
     /// Where `/metrics` is served instead of the main listener (an internal
     /// address); `None`: on the main listener.
     pub metrics_bind: Option<String>,
+    /// How long a requested erasure waits before `run-erasures` carries it
+    /// out (zero: at once, in the request itself).
+    pub erasure_grace: chrono::Duration,
     /// Whether deletions, anonymizations and deactivations must say why.
     pub reason_policy: ReasonPolicy,
 }
@@ -208,6 +211,7 @@ impl Default for Settings {
             playground: Switch::On,
             introspection: Switch::On,
             metrics_bind: None,
+            erasure_grace: chrono::Duration::days(7),
             reason_policy: ReasonPolicy::Optional,
         }
     }
@@ -271,6 +275,7 @@ impl Settings {
                 *value = n;
             }
         }
+        s.erasure_grace = erasure_grace(&lookup)?;
         s.connections = ConnectionLimits::from_lookup(&lookup)?;
         s.read_deployment_choices(&lookup)?;
         Ok(s)
@@ -315,6 +320,14 @@ impl ConnectionLimits {
         }
         Ok(limits)
     }
+}
+
+/// `MEMBERDESK_ERASURE_GRACE_DAYS`: whole days, 0 (at once) allowed.
+fn erasure_grace(lookup: &impl Fn(&str) -> Option<String>) -> Result<chrono::Duration, String> {
+    let days = whole_number(lookup, "MEMBERDESK_ERASURE_GRACE_DAYS", 0)?;
+    Ok(days.map_or(Settings::default().erasure_grace, |d| {
+        chrono::Duration::days(d as i64)
+    }))
 }
 
 /// A whole-number setting from `lookup`: `None` when unset or blank; an error
@@ -390,6 +403,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "MEMBERDESK_PLAYGROUND",
     "MEMBERDESK_INTROSPECTION",
     "MEMBERDESK_METRICS_BIND",
+    "MEMBERDESK_ERASURE_GRACE_DAYS",
     "MEMBERDESK_REQUIRE_REASON",
     "MEMBERDESK_PASSWORD",
     "MEMBERDESK_TEST_DATABASE_URL",
@@ -443,6 +457,12 @@ mod tests {
         })
         .unwrap();
         assert_eq!(s.session_ttl, chrono::Duration::minutes(30));
+        assert_eq!(s.erasure_grace, chrono::Duration::days(7));
+        let at_once = Settings::from_lookup(|name| {
+            (name == "MEMBERDESK_ERASURE_GRACE_DAYS").then(|| "0".into())
+        })
+        .unwrap();
+        assert_eq!(at_once.erasure_grace, chrono::Duration::zero());
         assert_eq!(s.max_query_depth, Settings::default().max_query_depth);
         let err = Settings::from_lookup(|name| {
             (name == "MEMBERDESK_MAX_BODY_BYTES").then(|| "-1".into())

@@ -27,6 +27,7 @@ use memberdesk::domain::archive::{self, Purge};
 use memberdesk::domain::deletion::{
     self, BulkDelete, BulkDeletion, DeletePolicy, DeleteRequest, DeleteUser, QuestionSelection,
 };
+use memberdesk::domain::erasure::Erase;
 use memberdesk::domain::lifecycle::{self, DeactivateOptions, Restore, Selection};
 use memberdesk::domain::validation::Reason;
 use memberdesk::domain::{Actor, Mode, polls};
@@ -614,6 +615,7 @@ async fn perform(
                 mode: Mode::Execute,
                 plan_token: None,
                 reason: Reason::none(),
+                erase: Erase::KeepSnapshots,
             };
             none(deletion::delete_user(pool, &who, request).await.map(drop))
         }

@@ -72,7 +72,7 @@ pub async fn recompute(conn: &mut PgConnection) -> sqlx::Result<()> {
 /// The new key of each row whose key changes; `rows` are (id, username,
 /// current key, anonymized) by id, so the oldest account keeps a shared
 /// skeleton. Anonymized rows keep `deleted-user-<id>` as anonymization
-/// writes it, and no other row may take it.
+/// writes it, and no other row may take it, nor any key starting so.
 fn plan(rows: &[(i64, String, String, bool)]) -> Vec<(i64, String)> {
     let mut taken: HashSet<String> = rows
         .iter()
@@ -82,7 +82,15 @@ fn plan(rows: &[(i64, String, String, bool)]) -> Vec<(i64, String)> {
     let mut changes = Vec::new();
     for (id, username, key, _) in rows.iter().filter(|row| !row.3) {
         let wanted = validation::username_key(username);
-        let new = if taken.insert(wanted.clone()) {
+        let new = if wanted.starts_with(validation::PSEUDONYM_PREFIX) {
+            // A name taken before pseudonyms were reserved: keys starting so
+            // are the anonymized users' alone, so it is grandfathered (or
+            // stays where migration 0006 moved it).
+            match key.starts_with('\u{1}') {
+                true => key.clone(),
+                false => grandfathered_key(key),
+            }
+        } else if taken.insert(wanted.clone()) {
             wanted
         } else {
             tracing::warn!(
@@ -112,6 +120,13 @@ mod tests {
             row(3, "bob"),
             (4, "deleted-user-4".into(), "deleted-user-4".into(), true),
             row(5, "d\u{435}leted-user-4"),
+            row(6, "deleted-user-9"),
+            (
+                7,
+                "deleted-user-8".into(),
+                grandfathered_key("deleted-user-8"),
+                false,
+            ),
         ];
         let plan = plan(&rows);
         assert_eq!(
@@ -120,8 +135,10 @@ mod tests {
                 (1, validation::username_key("admin")),
                 (2, grandfathered_key("\u{430}dmin")),
                 (5, grandfathered_key("d\u{435}leted-user-4")),
+                (6, grandfathered_key("deleted-user-9")),
             ],
-            "bob's key is unchanged, so not rewritten; an anonymized key stays taken"
+            "bob's key is unchanged, so not rewritten; an anonymized key stays taken; \
+             a live pseudonym is grandfathered (7 was moved aside already)"
         );
     }
 }

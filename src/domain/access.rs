@@ -196,6 +196,7 @@ mod tests {
             deactivated_at: None,
             deactivation_reason: None,
             anonymized_at: None,
+            erasure_due_at: None,
         }
     }
 

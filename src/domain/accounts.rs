@@ -72,19 +72,22 @@ pub async fn login(
     };
 
     if !password_ok {
-        record_failure(pool, user_id, &attempt.fold, client_address).await?;
+        record_failure(pool, user_id, &attempt.key, client_address).await?;
         return Err(AppError::InvalidCredentials);
     }
     let user_id = user_id.expect("a password only matches a stored hash");
     start_session(pool, settings, user_id, is_active, &attempt, client_address).await
 }
 
-/// Audits a wrong password (or an unknown username, recorded as typed,
-/// case and width folded: the key's confusables skeleton is unreadable).
+/// Audits a wrong password, or an unknown username. What was typed for an
+/// unknown name is not kept (people type passwords into that box): the
+/// entry holds the keyed digest of its username key instead, the same one
+/// the failed-login counter is keyed by, so repeated attempts on one name
+/// can still be told apart and counted.
 async fn record_failure(
     pool: &PgPool,
     user_id: Option<i64>,
-    name: &str,
+    key: &str,
     client_address: Option<&str>,
 ) -> AppResult<()> {
     let mut tx = pool.begin().await?;
@@ -92,11 +95,15 @@ async fn record_failure(
         Some(id) => users::find(&mut *tx, id).await?,
         None => None,
     };
+    let mut details = json!({ "reason": "invalid credentials", "clientAddress": client_address });
     let target = match &target_user {
         Some(user) => Target::User(user),
-        None => Target::Name(name),
+        None => {
+            let digest = login_failures::digest(&mut *tx, key).await?;
+            details["usernameDigest"] = json!(digest);
+            Target::Described(format!("unknown username {}", &digest[..12]))
+        }
     };
-    let details = json!({ "reason": "invalid credentials", "clientAddress": client_address });
     AuditEntry::new(AuditAction::LoginFailed, target)
         .details(details)
         .record_and_commit(tx)

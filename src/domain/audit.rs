@@ -37,6 +37,12 @@ pub enum AuditAction {
     UserReactivated,
     UserDeleted,
     UserAnonymized,
+    /// `exportUserData`: someone was shown everything held about the person.
+    UserDataExported,
+    /// `requestErasure`: deactivated now, anonymized when the grace period ends.
+    ErasureRequested,
+    /// `cancelErasure`: the pending erasure will not happen.
+    ErasureCancelled,
 }
 
 impl AuditAction {
@@ -57,8 +63,6 @@ impl AuditAction {
 /// their username), or something else described in words.
 pub enum Target<'a> {
     User(&'a UserRow),
-    /// A username that names no account (a failed login for an unknown name).
-    Name(&'a str),
     /// A user whose row is gone (a deletion's own entry, written after it):
     /// no reference, but the id is kept as a plain value, with the snapshot.
     Former(&'a UserRow),
@@ -120,7 +124,6 @@ impl Target<'_> {
         let (target_user_id, target_user_ref, target_repr) = match self {
             Target::User(user) => (Some(user.id), None, user.username.as_str()),
             Target::Former(user) => (None, Some(user.id), user.username.as_str()),
-            Target::Name(name) => (None, None, *name),
             Target::Described(repr) => (None, None, repr.as_str()),
         };
         EntryTarget {
@@ -220,7 +223,6 @@ impl<'a> AuditEntry<'a> {
         let (target_user_id, target_user_ref, target_repr) = match self.target {
             Target::User(user) => (Some(user.id), None, user.username.clone()),
             Target::Former(user) => (None, Some(user.id), user.username.clone()),
-            Target::Name(name) => (None, None, name.to_owned()),
             Target::Described(repr) => (None, None, repr),
         };
         audit::insert(

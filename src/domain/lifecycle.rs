@@ -17,6 +17,7 @@ use sqlx::{PgConnection, PgPool};
 use super::access::{CHANGE_USER, Rule, ensure_holds_all, ensure_in_scope, ensure_not_self};
 use super::audit::{self, AuditAction, AuditEntry, Target};
 use super::authority::{self, Acting};
+use super::erasure::{self, Anonymization};
 use super::validation::{self, Reason};
 use super::{Actor, Mode};
 use crate::error::{AppError, AppResult};
@@ -490,6 +491,13 @@ pub async fn reactivate_user(
     let Acting { actor, target } =
         lock_and_check(&mut tx, actor, user_id, Operation::Reactivate).await?;
     let actor = &actor;
+    if let Some(due) = target.erasure_due_at {
+        // Reactivated, the person would log in again and then be erased.
+        return Err(AppError::invalid(
+            "id",
+            format!("this user's erasure is pending (due at {due}): cancelErasure first"),
+        ));
+    }
     if target.is_active {
         // Already active: nothing to do, nothing to audit.
         tx.commit().await?;
@@ -578,16 +586,11 @@ async fn restore_access(
     })
 }
 
-#[derive(Debug)]
-pub struct Anonymization {
-    pub user: UserRow,
-    pub sessions_revoked: i64,
-}
-
 /// Erases the person and keeps the history: the row and its id stay (votes
 /// and audit entries still join), everything identifying goes, and the
-/// audit snapshots that named them take the pseudonym. Votes are not
-/// touched, so the cost does not grow with them.
+/// audit entries that named them are redacted (`domain::erasure`). Votes are
+/// not touched, so the cost does not grow with them. The reason is kept, so
+/// it may not name the person.
 pub async fn anonymize_user(
     pool: &PgPool,
     actor: &Actor,
@@ -598,20 +601,24 @@ pub async fn anonymize_user(
     let Acting { actor, target } =
         lock_and_check(&mut tx, actor, user_id, Operation::Anonymize).await?;
     let actor = &actor;
+    erasure::ensure_reason_spares(&target, reason.as_deref())?;
     authority::ensure_superusers_remain(&mut tx, &[&target]).await?;
-    let sessions_revoked = users::anonymize(&mut tx, target.id).await?;
+    let receipt =
+        erasure::anonymize_locked(&mut tx, &target, actor.into(), erasure::Via::AnonymizeUser)
+            .await?;
     let user = users::find(&mut *tx, target.id)
         .await?
         .ok_or(AppError::NotFound("user"))?;
     AuditEntry::new(AuditAction::UserAnonymized, Target::User(&user))
         .by(actor)
         .reason(reason.as_deref())
-        .details(json!({ "sessionsRevoked": sessions_revoked }))
+        .details(receipt.to_json())
         .record_and_commit(tx)
         .await?;
     Ok(Anonymization {
         user,
-        sessions_revoked,
+        sessions_revoked: receipt.sessions_revoked,
+        receipt,
     })
 }
 

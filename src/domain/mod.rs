@@ -22,6 +22,7 @@ pub mod archive;
 pub mod audit;
 pub mod authority;
 pub mod deletion;
+pub mod erasure;
 pub mod export;
 pub mod groups;
 pub mod lifecycle;

@@ -65,7 +65,7 @@ pub fn username_fold(username: &str) -> String {
 /// and cron jobs.
 const RESERVED_USERNAMES: &[&str] = &["system"];
 /// What anonymization renames people to (`deleted-user-<n>`).
-const PSEUDONYM_PREFIX: &str = "deleted-user-";
+pub const PSEUDONYM_PREFIX: &str = "deleted-user-";
 
 /// A valid username as stored: NFKC-normalized, 1 to 150 letters, digits and
 /// `@.+-_` (Django's rule), not reserved and not an anonymized user's

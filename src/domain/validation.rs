@@ -16,7 +16,7 @@ pub const MAX_EMAIL: usize = 254;
 pub const MAX_PASSWORD: usize = 1024;
 pub const MAX_TEXT: usize = 2000;
 
-pub use super::username::{Username, username, username_fold, username_key};
+pub use super::username::{PSEUDONYM_PREFIX, Username, username, username_fold, username_key};
 
 /// An email address: empty (none), or one plausible address.
 pub fn email(field: &str, raw: &str) -> Result<String, AppError> {

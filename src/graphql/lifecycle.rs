@@ -14,6 +14,7 @@ use super::types::{Group, Permission, User};
 use crate::domain::Mode;
 use crate::domain::access::{CHANGE_USER, DELETE_USER};
 use crate::domain::deletion::{self, DeletePolicy, DeleteUser};
+use crate::domain::erasure::Erase;
 use crate::domain::export;
 use crate::domain::lifecycle::{self, DeactivateOptions, Restore, Selection};
 use crate::error::AppError;
@@ -151,6 +152,8 @@ pub struct DeleteUserPayload {
     pub plan: DeletionPlan,
     /// False for a dry run.
     pub deleted: bool,
+    /// With `erase: true`: the erasure's receipt (see `AnonymizeUserPayload.receipt`); null otherwise.
+    pub receipt: Option<Json<serde_json::Value>>,
 }
 
 /// The result of `anonymizeUser`.
@@ -160,6 +163,11 @@ pub struct AnonymizeUserPayload {
     pub user: User,
     /// Sessions ended by the anonymization.
     pub sessions_revoked: i32,
+    /// The proof of the erasure, without personal data, also recorded as the `USER_ANONYMIZED` entry's details:
+    /// `userId`, `pseudonym`, `erasedAt`, `erasedBy`, `via`, `fieldsErased`, `removed` (rows per relation),
+    /// `auditEntriesRedacted`, `sessionsRevoked`, `kept` (relations kept as history), and `export`: the time and
+    /// SHA-256 of the last `exportUserData` (null if none was taken), so the person can be shown what was held.
+    pub receipt: Json<serde_json::Value>,
 }
 
 /// The users a bulk operation names: `ids` or `filter`, exactly one.
@@ -188,8 +196,11 @@ pub struct LifecycleQuery;
 impl LifecycleQuery {
     /// Everything held about a user (profile, groups, permissions, votes with
     /// their questions, questions created, deactivations, sessions, audit
-    /// entries) as one JSON document: for an erasure or access request. Needs
-    /// `auth.view_user`, `polls.view_vote` and `admin.view_logentry`.
+    /// entries) as one JSON document: for an erasure or access request.
+    /// Audited as `USER_DATA_EXPORTED` with the SHA-256 of the document
+    /// (keys sorted, no whitespace: RFC 8785), which a later erasure's
+    /// receipt names. Needs `auth.view_user`, `polls.view_vote` and
+    /// `admin.view_logentry`.
     #[graphql(guard = "Require::AllPermissions(EXPORT_USER_DATA)")]
     async fn export_user_data(
         &self,
@@ -330,6 +341,9 @@ impl LifecycleMutation {
     /// if the plan is unchanged, else `PLAN_CHANGED`. Needs `auth.delete_user`;
     /// a superuser's account only by a superuser; never yourself.
     #[graphql(guard = "Require::Permission(DELETE_USER)")]
+    // Each GraphQL argument is a parameter (the contract names them one by
+    // one); they become one `DeleteUser` request at once.
+    #[allow(clippy::too_many_arguments)]
     async fn delete_user(
         &self,
         ctx: &Context<'_>,
@@ -352,6 +366,11 @@ impl LifecycleMutation {
             desc = "Why, for the audit log; required when the deployment sets `MEMBERDESK_REQUIRE_REASON` (not for a `dryRun`)."
         )]
         reason: Option<String>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Also erase the person from the audit log, as `anonymizeUser` does: the entries naming them keep their actions and times but show `deleted-user-<n>`, lose their reasons and client addresses, and the payload carries a receipt. Without it the entries keep the username snapshot. A user with a pending erasure request is always erased."
+        )]
+        erase: Option<bool>,
     ) -> Result<DeleteUserPayload, AppError> {
         let mode = Mode::from_dry_run(dry_run);
         let request = DeleteUser {
@@ -360,25 +379,28 @@ impl LifecycleMutation {
             mode,
             plan_token,
             reason: ctx.reason(reason, mode)?,
+            erase: Erase::from_flag(erase),
         };
         let done = deletion::delete_user(ctx.pool(), &ctx.actor()?, request).await?;
         Ok(DeleteUserPayload {
             plan: done.plan.into(),
             deleted: done.deleted,
+            receipt: done.receipt.map(|r| Json(r.to_json())),
         })
     }
 
     /// Erases the person, keeps the history: username becomes
     /// `deleted-user-<n>`, email, names and password go, access and sessions
-    /// end, votes stay (shown as `Deleted user`), audit entries show the
-    /// pseudonym. Irreversible. Superusers only; never yourself.
+    /// end, votes stay (shown as `Deleted user`), and every audit entry naming
+    /// them shows the pseudonym, without reasons or client addresses. Returns
+    /// a receipt. Irreversible. Superusers only; never yourself.
     #[graphql(guard = "Require::Superuser")]
     async fn anonymize_user(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The user to erase (not yourself).")] id: ID,
         #[graphql(
-            desc = "Why, for the audit log; do not name the person here, it is kept. Required when the deployment sets `MEMBERDESK_REQUIRE_REASON`."
+            desc = "Why, for the audit log; it is kept, so it may not name the person (`INVALID_INPUT` if it holds their username, email or name). Required when the deployment sets `MEMBERDESK_REQUIRE_REASON`."
         )]
         reason: Option<String>,
     ) -> Result<AnonymizeUserPayload, AppError> {
@@ -388,6 +410,7 @@ impl LifecycleMutation {
         Ok(AnonymizeUserPayload {
             user: User::new(done.user),
             sessions_revoked: done.sessions_revoked as i32,
+            receipt: Json(done.receipt.to_json()),
         })
     }
 }

@@ -5,6 +5,7 @@ pub mod context;
 pub mod cost;
 pub mod decode;
 pub mod deletion;
+pub mod erasure;
 pub mod guards;
 pub mod lifecycle;
 pub mod limits;
@@ -32,14 +33,15 @@ pub struct Query(
     deletion::DeletionQuery,
 );
 
-/// The write side: the admin writes, the lifecycle operations and the
-/// deletions of records.
+/// The write side: the admin writes, the lifecycle operations, the
+/// deletions of records and the erasure requests.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "MutationRoot")]
 pub struct Mutation(
     mutation::MutationRoot,
     lifecycle::LifecycleMutation,
     deletion::DeletionMutation,
+    erasure::ErasureMutation,
 );
 
 pub type MemberdeskSchema = Schema<Query, Mutation, EmptySubscription>;

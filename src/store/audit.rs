@@ -1,6 +1,7 @@
 //! The append-only `audit_entries` table. There is no update or delete here:
-//! PostgreSQL itself refuses them (see the trigger in the first migration),
-//! except what anonymization and the fold columns need (migration 0005).
+//! PostgreSQL itself refuses them (the triggers of migrations 0001, 0005 and
+//! 0006), except what the fold columns need and the redaction an erasure
+//! writes (`store::erasure`).
 //!
 //! Each entry keeps the ids it names as plain values (`actor_ref`,
 //! `target_user_ref`, filled by a trigger on insert) besides the references
@@ -23,6 +24,8 @@ pub struct AuditRow {
     pub target_repr: String,
     pub reason: Option<String>,
     pub details: Option<serde_json::Value>,
+    /// When an erasure took personal data out of the entry.
+    pub redacted_at: Option<DateTime<Utc>>,
 }
 
 pub struct NewEntry<'a> {
@@ -187,31 +190,20 @@ pub async fn fill_folds(ex: &mut PgConnection) -> sqlx::Result<u64> {
     }
 }
 
-/// Replaces the snapshots of `user_id`'s username with `pseudonym`, as actor
-/// and as target (anonymization; the append-only trigger allows only this).
-pub async fn rename_snapshots(
-    ex: &mut sqlx::PgConnection,
+/// The most recent export of the user's data (`USER_DATA_EXPORTED`): when,
+/// and the SHA-256 its entry recorded.
+pub async fn last_export(
+    ex: impl PgExecutor<'_>,
     user_id: i64,
-    pseudonym: &str,
-) -> sqlx::Result<()> {
-    let fold = username_fold(pseudonym);
-    sqlx::query(
-        "UPDATE audit_entries SET actor_username = $2, actor_username_fold = $3 WHERE actor_id = $1",
+) -> sqlx::Result<Option<(DateTime<Utc>, Option<String>)>> {
+    sqlx::query_as(
+        "SELECT at, details->>'sha256' FROM audit_entries
+          WHERE target_user_ref = $1 AND action = 'USER_DATA_EXPORTED'
+          ORDER BY id DESC LIMIT 1",
     )
     .bind(user_id)
-    .bind(pseudonym)
-    .bind(&fold)
-    .execute(&mut *ex)
-    .await?;
-    sqlx::query(
-        "UPDATE audit_entries SET target_repr = $2, target_repr_fold = $3 WHERE target_user_id = $1",
-    )
-    .bind(user_id)
-    .bind(pseudonym)
-    .bind(&fold)
-    .execute(&mut *ex)
-    .await?;
-    Ok(())
+    .fetch_optional(ex)
+    .await
 }
 
 #[derive(Debug, Clone, Default)]
@@ -264,7 +256,8 @@ pub async fn page(
     limit: i64,
 ) -> sqlx::Result<Vec<AuditRow>> {
     let mut qb = sqlx::QueryBuilder::new(
-        "SELECT id, at, action, actor_id, actor_username, target_user_id, target_repr, reason, details FROM audit_entries",
+        "SELECT id, at, action, actor_id, actor_username, target_user_id, target_repr, reason, details, redacted_at \
+         FROM audit_entries",
     );
     push_filter(&mut qb, f);
     if let Some(id) = before_id {

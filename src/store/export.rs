@@ -1,6 +1,8 @@
 //! Everything held about one user, as one JSON document built by PostgreSQL
 //! (one statement, no row crosses into Rust one at a time). Never the
-//! password hash or a session's token digest.
+//! password hash or a session's token digest. Each section reads one table
+//! that references users; `domain::export::SECTIONS` lists them, and a test
+//! holds that list to PostgreSQL's catalog.
 
 use sqlx::PgExecutor;
 
@@ -17,7 +19,8 @@ pub async fn user_data(
                'isActive', u.is_active, 'isStaff', u.is_staff, 'isSuperuser', u.is_superuser,
                'dateJoined', u.date_joined, 'lastLogin', u.last_login,
                'deactivatedAt', u.deactivated_at, 'deactivationReason', u.deactivation_reason,
-               'anonymizedAt', u.anonymized_at, 'hasUsablePassword', u.password_hash IS NOT NULL),
+               'anonymizedAt', u.anonymized_at, 'erasureDueAt', u.erasure_due_at,
+               'hasUsablePassword', u.password_hash IS NOT NULL),
            'groups', coalesce((
                SELECT jsonb_agg(g.name ORDER BY g.name)
                  FROM user_groups ug JOIN groups g ON g.id = ug.group_id WHERE ug.user_id = u.id), '[]'),
@@ -44,10 +47,10 @@ pub async fn user_data(
            'auditEntries', coalesce((
                SELECT jsonb_agg(jsonb_build_object(
                           'at', a.at, 'action', a.action,
-                          'role', CASE WHEN a.actor_id = u.id THEN 'actor' ELSE 'target' END,
+                          'role', CASE WHEN a.actor_ref = u.id THEN 'actor' ELSE 'target' END,
                           'actorUsername', a.actor_username, 'target', a.target_repr,
-                          'reason', a.reason, 'details', a.details) ORDER BY a.id)
-                 FROM audit_entries a WHERE a.actor_id = u.id OR a.target_user_id = u.id), '[]'))
+                          'reason', a.reason, 'details', a.details, 'redactedAt', a.redacted_at) ORDER BY a.id)
+                 FROM audit_entries a WHERE a.actor_ref = u.id OR a.target_user_ref = u.id), '[]'))
          FROM users u WHERE u.id = $1",
     )
     .bind(user_id)

@@ -1,6 +1,18 @@
 //! Failed-login counters per username (over all addresses), per username
 //! from one client address, and per client address, in PostgreSQL so that
 //! the limits hold across every server instance.
+//!
+//! A counter is keyed by a digest of what it counts, never the name or
+//! address itself: people type passwords into the username box, and a
+//! failed login must not keep a clear-text copy of what was typed (nor of
+//! an erased person's address). The digest is HMAC-SHA256 under a key made
+//! for each database by migration 0006 (`name_digest`, in SQL, so a counter
+//! statement stays one round trip). A key in the database rather than a
+//! setting: every instance must count under the same one, and nothing has
+//! to be configured or can be mismatched. Its limit: whoever holds the
+//! whole database, key included, can confirm a name they already guess,
+//! though never read one back; the API, the log and the audit entries (which
+//! show digests for correlation) do not hold the key.
 
 use std::time::Duration;
 
@@ -42,7 +54,7 @@ pub async fn reserve(
         return Ok(false);
     }
     let counted: Option<i32> = sqlx::query_scalar(
-        "INSERT INTO login_failures (scope, key, failures, window_start) VALUES ($1, $2, 1, now()) \
+        "INSERT INTO login_failures (scope, key, failures, window_start) VALUES ($1, name_digest($2), 1, now()) \
          ON CONFLICT (scope, key) DO UPDATE SET \
            failures = CASE WHEN login_failures.window_start > now() - make_interval(secs => $3) \
                            THEN login_failures.failures + 1 ELSE 1 END, \
@@ -66,7 +78,7 @@ pub async fn reserve(
 pub async fn release(ex: impl PgExecutor<'_>, scope: Scope, key: &str) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE login_failures SET failures = failures - 1 \
-         WHERE scope = $1 AND key = $2 AND failures > 0",
+         WHERE scope = $1 AND key = name_digest($2) AND failures > 0",
     )
     .bind(scope.as_str())
     .bind(key)
@@ -76,10 +88,30 @@ pub async fn release(ex: impl PgExecutor<'_>, scope: Scope, key: &str) -> sqlx::
 }
 
 pub async fn clear(ex: impl PgExecutor<'_>, scope: Scope, key: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM login_failures WHERE scope = $1 AND key = $2")
+    sqlx::query("DELETE FROM login_failures WHERE scope = $1 AND key = name_digest($2)")
         .bind(scope.as_str())
         .bind(key)
         .execute(ex)
         .await?;
     Ok(())
+}
+
+/// Removes the per-username counter of `username_key` (an erasure: the old
+/// name is gone, so is what counted against it); how many rows went.
+pub async fn forget_username(ex: impl PgExecutor<'_>, username_key: &str) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM login_failures WHERE scope = 'username' AND key = name_digest($1)",
+    )
+    .bind(username_key)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// The digest a counter and an audit entry keep instead of `name` (hex).
+pub async fn digest(ex: impl PgExecutor<'_>, name: &str) -> sqlx::Result<String> {
+    sqlx::query_scalar("SELECT name_digest($1)")
+        .bind(name)
+        .fetch_one(ex)
+        .await
 }

@@ -32,6 +32,7 @@ pub mod access;
 pub mod audit;
 pub mod deactivations;
 pub mod deletion;
+pub mod erasure;
 pub mod export;
 pub mod groups;
 pub mod login_failures;

@@ -25,12 +25,15 @@ pub struct UserRow {
     pub deactivated_at: Option<DateTime<Utc>>,
     pub deactivation_reason: Option<String>,
     pub anonymized_at: Option<DateTime<Utc>>,
+    /// When a requested erasure falls due (`requestErasure`); `None` when
+    /// none is pending.
+    pub erasure_due_at: Option<DateTime<Utc>>,
 }
 
 macro_rules! user_columns {
     () => {
         "id, username, email, first_name, last_name, is_active, is_staff, is_superuser, \
-         date_joined, last_login, deactivated_at, deactivation_reason, anonymized_at"
+         date_joined, last_login, deactivated_at, deactivation_reason, anonymized_at, erasure_due_at"
     };
 }
 
@@ -466,34 +469,65 @@ pub async fn count_other_active_superusers(
     .await
 }
 
-/// Erases everything that identifies the user and the access they held;
-/// returns how many live sessions were revoked. The row and its id stay.
-pub async fn anonymize(ex: &mut sqlx::PgConnection, id: i64) -> sqlx::Result<i64> {
+/// What [`anonymize`] took away, counted for the erasure's receipt.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Anonymized {
+    pub sessions_revoked: i64,
+    pub group_memberships: i64,
+    pub user_permissions: i64,
+    /// The failed-login counter of the old username (a digest; see
+    /// `store::login_failures`).
+    pub login_counters: i64,
+}
+
+/// Erases everything that identifies the user and the access they held,
+/// and ends a pending erasure request. The row and its id stay; the audit
+/// entries naming the user are redacted separately (`store::erasure`).
+///
+/// The pseudonym's key cannot be taken: only an anonymized row may hold a
+/// key starting with `deleted-user-` (a constraint, migration 0006), and
+/// this row's id is its own.
+pub async fn anonymize(ex: &mut sqlx::PgConnection, id: i64) -> sqlx::Result<Anonymized> {
     let old_key: String = sqlx::query_scalar(
         "UPDATE users u SET username = 'deleted-user-' || u.id, username_key = 'deleted-user-' || u.id,
              email = '', first_name = '', last_name = '', password_hash = NULL,
              is_active = false, is_staff = false, is_superuser = false,
-             deactivation_reason = NULL, anonymized_at = now()
+             deactivation_reason = NULL, anonymized_at = now(), erasure_due_at = NULL
          FROM users old WHERE u.id = $1 AND old.id = u.id
          RETURNING old.username_key",
     )
     .bind(id)
     .fetch_one(&mut *ex)
     .await?;
-    for sql in [
+    let mut counts = [0i64; 2];
+    for (sql, count) in [
         "DELETE FROM user_groups WHERE user_id = $1",
         "DELETE FROM user_permissions WHERE user_id = $1",
-        "UPDATE deactivations SET ended_at = now() WHERE user_id = $1 AND ended_at IS NULL",
-    ] {
-        sqlx::query(sql).bind(id).execute(&mut *ex).await?;
+    ]
+    .into_iter()
+    .zip(counts.iter_mut())
+    {
+        *count = sqlx::query(sql)
+            .bind(id)
+            .execute(&mut *ex)
+            .await?
+            .rows_affected() as i64;
     }
-    sqlx::query("DELETE FROM login_failures WHERE scope = 'username' AND key = $1")
-        .bind(&old_key)
-        .execute(&mut *ex)
-        .await?;
-    let revoked = crate::store::sessions::revoke_all_for_user(&mut *ex, id, None).await?;
-    crate::store::audit::rename_snapshots(ex, id, &format!("deleted-user-{id}")).await?;
-    Ok(revoked)
+    sqlx::query(
+        "UPDATE deactivations SET ended_at = now() WHERE user_id = $1 AND ended_at IS NULL",
+    )
+    .bind(id)
+    .execute(&mut *ex)
+    .await?;
+    let login_counters =
+        crate::store::login_failures::forget_username(&mut *ex, &old_key).await? as i64;
+    let sessions_revoked = crate::store::sessions::revoke_all_for_user(&mut *ex, id, None).await?;
+    Ok(Anonymized {
+        sessions_revoked,
+        group_memberships: counts[0],
+        user_permissions: counts[1],
+        login_counters,
+    })
 }
 
 /// Ids of users matching `filter` with an id above `after`, in id order: the

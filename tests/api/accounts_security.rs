@@ -252,7 +252,7 @@ async fn guesses_lock_out_the_guessers_address_not_the_owner() {
     let resp = login_via(&app, attacker, "root", PASSWORD).await;
     assert_eq!(code(&resp), "RATE_LIMITED", "{resp}");
     let overall: i32 = sqlx::query_scalar(
-        "SELECT failures FROM login_failures WHERE scope = 'username' AND key = $1",
+        "SELECT failures FROM login_failures WHERE scope = 'username' AND key = name_digest($1)",
     )
     .bind(validation::username_key("root"))
     .fetch_one(app.pool())

@@ -61,9 +61,11 @@ fn codes(resp: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The counter of `key` (as the login code names it: a username key, an
+/// address, or both), which the table holds under its keyed digest.
 async fn failures(app: &TestApp, scope: &str, key: &str) -> i32 {
     sqlx::query_scalar::<_, i32>(
-        "SELECT failures FROM login_failures WHERE scope = $1 AND key = $2",
+        "SELECT failures FROM login_failures WHERE scope = $1 AND key = name_digest($2)",
     )
     .bind(scope)
     .bind(key)
@@ -459,11 +461,20 @@ async fn logins_and_failures_are_audited() {
     assert!(repr.contains("rani"), "{repr}");
     assert_eq!(details.as_ref().unwrap()["clientAddress"], "127.0.0.1");
 
-    let (action, actor, _, target, repr, _) = &rows[2];
+    let (action, actor, _, target, repr, details) = &rows[2];
     assert_eq!(action, "LOGIN_FAILED");
     assert_eq!(*actor, None);
     assert_eq!(*target, None);
-    assert!(repr.to_lowercase().contains("ghost"), "{repr}");
+    // What was typed for a name that names nobody is not kept, only its digest.
+    assert!(!repr.to_lowercase().contains("ghost"), "{repr}");
+    assert!(repr.starts_with("unknown username "), "{repr}");
+    assert_eq!(
+        details.as_ref().unwrap()["usernameDigest"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
 
     // The attempted passwords must never be written down.
     let all: String =

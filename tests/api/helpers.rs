@@ -545,9 +545,14 @@ impl<'a> Call<'a> {
         self.arg("planToken", "String", token)
     }
 
-    /// `deleteUser`, `reactivateUser`, `anonymizeUser`: why, for the audit log.
+    /// `deleteUser`, `reactivateUser`, `anonymizeUser`, `requestErasure`: why, for the audit log.
     pub fn reason(self, reason: &str) -> Self {
         self.arg("reason", "String", reason)
+    }
+
+    /// `deleteUser`: also erase the person from the audit log.
+    pub fn erase(self, erase: bool) -> Self {
+        self.arg("erase", "Boolean", erase)
     }
 
     /// `reactivateUser`: give back what the deactivation took.
@@ -729,6 +734,16 @@ impl TestApp {
             "user { id username } sessionsRevoked",
         )
         .arg("id", "ID!", id)
+    }
+
+    /// `requestErasure(userId)`; add `.reason(..)`.
+    pub fn request_erasure(&self, caller: impl Caller, id: &str) -> Call<'_> {
+        Call::new(self, caller, "mutation", "requestErasure", PUBLIC_USER).arg("userId", "ID!", id)
+    }
+
+    /// `cancelErasure(userId)`.
+    pub fn cancel_erasure(&self, caller: impl Caller, id: &str) -> Call<'_> {
+        Call::new(self, caller, "mutation", "cancelErasure", PUBLIC_USER).arg("userId", "ID!", id)
     }
 
     /// `exportUserData(userId)`: the JSON document.

@@ -9,6 +9,7 @@ mod cli;
 mod concurrency;
 mod deletion;
 mod demo;
+mod erasure;
 mod faults;
 mod first_hour;
 mod guards;

@@ -115,6 +115,8 @@ def check(field, answer):
         assert answer and answer["profile"]["username"], answer
     elif field == "anonymizeUser":
         assert answer["user"]["username"].startswith("deleted-user-"), answer
+        # The receipt names the export the story took just before.
+        assert answer["receipt"]["export"]["sha256"], answer
     else:
         assert answer, f"{field}: empty answer"
 

@@ -21,12 +21,13 @@ use super::token::{self, MadeFor};
 use super::{DeletePolicy, DeletionPlan, Effect, Planned, TargetKind, run};
 use crate::domain::access::{DELETE_QUESTION, DELETE_USER, Rule};
 use crate::domain::audit::{self, AuditAction, Target as AuditTarget};
+use crate::domain::erasure;
 use crate::domain::lifecycle::{self, Anonymized, Selection, SkipReason};
 use crate::domain::validation::Reason;
 use crate::domain::{Actor, Mode, authority};
 use crate::error::{AppError, AppResult};
 use crate::store::polls::{self, QuestionRow};
-use crate::store::users;
+use crate::store::users::{self, UserRow};
 
 pub use crate::store::polls::QuestionFilter;
 
@@ -256,12 +257,14 @@ pub async fn delete_users(
         tx.rollback().await?;
         return Ok(done);
     }
-    let gone: Vec<AuditTarget> = found
+    let mut gone: Vec<UserRow> = found
         .iter()
         .filter(|u| done.deleted.binary_search(&u.id).is_ok())
-        .map(AuditTarget::Former)
+        .cloned()
         .collect();
-    let details = vec![bulk_details(&done.plan); gone.len()];
+    let mut details = vec![bulk_details(&done.plan); gone.len()];
+    erasure::scrub_pending(&mut tx, &mut gone, actor.into(), &mut details).await?;
+    let gone: Vec<AuditTarget> = gone.iter().map(AuditTarget::Former).collect();
     let action = AuditAction::UserDeleted;
     audit::record_many(
         &mut tx,

@@ -254,6 +254,9 @@ impl DeletionPlan {
 pub struct DeleteOutcome {
     pub plan: DeletionPlan,
     pub deleted: bool,
+    /// The erasure's receipt, when a user's deletion also erased them
+    /// ([`Erase::Scrub`](crate::domain::erasure::Erase)); `None` otherwise.
+    pub receipt: Option<crate::domain::erasure::Receipt>,
 }
 
 /// What a caller asks of [`delete_group`], [`delete_question`] or

@@ -149,6 +149,7 @@ pub(super) async fn finish(
         return Ok(DeleteOutcome {
             plan,
             deleted: false,
+            receipt: None,
         });
     }
     let plan = carry_out(&mut tx, target, steps, policy).await?;
@@ -168,6 +169,7 @@ pub(super) async fn finish(
     Ok(DeleteOutcome {
         plan,
         deleted: true,
+        receipt: None,
     })
 }
 

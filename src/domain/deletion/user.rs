@@ -8,20 +8,27 @@
 //! audit entry is written after the row is gone, as every entry about a
 //! deleted user ends up: no reference to dangle, the username snapshot and
 //! the id (as a plain value) kept, so the old id finds this entry too.
+//!
+//! Asked to erase ([`Erase::Scrub`], or a pending erasure request), the
+//! deletion also redacts every audit entry naming the user, as an
+//! anonymization does (`domain::erasure`), and its own entry shows the
+//! pseudonym and carries the receipt.
 
-use sqlx::PgConnection;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use super::plan::{carry_out, count_first};
 use super::token::{self, MadeFor};
-use super::{DeleteOutcome, DeletePolicy, Target, TargetKind, run};
+use super::{
+    DeleteOutcome, DeletePolicy, DeletionPlan, Planned, RelationCount, Target, TargetKind, run,
+};
 use crate::domain::access::{DELETE_USER, Rule};
 use crate::domain::audit::{AuditAction, AuditEntry, Target as AuditTarget};
 use crate::domain::authority::{self, Acting};
+use crate::domain::erasure::{self, DeletedRows, Erase};
 use crate::domain::validation::Reason;
 use crate::domain::{Actor, Mode};
 use crate::error::{AppError, AppResult};
-use crate::store::users;
+use crate::store::users::{self, UserRow};
 
 /// What a caller asks of [`delete_user`].
 #[derive(Debug, Clone)]
@@ -34,6 +41,10 @@ pub struct DeleteUser {
     /// is still that one (`PLAN_CHANGED` otherwise).
     pub plan_token: Option<String>,
     pub reason: Reason,
+    /// Whether the audit entries keep the snapshot of who the user was, or
+    /// are redacted as by an erasure. A user with a pending erasure request
+    /// is always erased.
+    pub erase: Erase,
 }
 
 /// The user `id`, if the caller may plan their deletion.
@@ -63,6 +74,7 @@ pub async fn delete_user(
         mode,
         plan_token,
         reason,
+        erase,
     } = request;
     let plan_token = plan_token.as_deref();
     let steps = run::steps_for(TargetKind::User, policy)?;
@@ -82,18 +94,79 @@ pub async fn delete_user(
         return Ok(DeleteOutcome {
             plan,
             deleted: false,
+            receipt: None,
         });
+    }
+    let erase = match user.erasure_due_at {
+        Some(_) => Erase::Scrub,
+        None => erase,
+    };
+    if erase == Erase::Scrub {
+        erasure::ensure_reason_spares(&user, reason.as_deref())?;
     }
     authority::ensure_superusers_remain(&mut tx, &[&user]).await?;
     let plan = carry_out(&mut tx, target, &steps, policy).await?;
-    AuditEntry::new(AuditAction::UserDeleted, AuditTarget::Former(&user))
-        .by(actor)
-        .reason(reason.as_deref())
-        .details(plan.audit_details())
-        .record_and_commit(tx)
-        .await?;
-    Ok(DeleteOutcome {
-        plan,
-        deleted: true,
-    })
+    let deleted = Deleted { user, plan, erase };
+    deleted.record(tx, actor, reason.as_deref()).await
+}
+
+/// A user's deletion done, before its audit entry: who they were, the plan
+/// carried out, and whether they are erased too.
+struct Deleted {
+    user: UserRow,
+    plan: DeletionPlan,
+    erase: Erase,
+}
+
+impl Deleted {
+    /// Redacts the person's audit entries if so asked, and writes the
+    /// deletion's entry (with the pseudonym and the receipt when erased).
+    async fn record(
+        self,
+        mut tx: Transaction<'_, Postgres>,
+        actor: &Actor,
+        reason: Option<&str>,
+    ) -> AppResult<DeleteOutcome> {
+        let Deleted {
+            mut user,
+            mut plan,
+            erase,
+        } = self;
+        let mut details = plan.audit_details();
+        let receipt = match erase {
+            Erase::KeepSnapshots => None,
+            Erase::Scrub => {
+                let rows = DeletedRows {
+                    removed: plan.deleted.iter().map(registry_name).collect(),
+                    kept: plan.detached.iter().map(|c| registry_name(c).0).collect(),
+                };
+                let receipt = erasure::scrub_deleted(&mut tx, &user, actor.into(), rows).await?;
+                details["receipt"] = receipt.to_json();
+                user = erasure::erased_view(user);
+                plan.target = Planned::One(Target::User(user.clone()));
+                Some(receipt)
+            }
+        };
+        AuditEntry::new(AuditAction::UserDeleted, AuditTarget::Former(&user))
+            .by(actor)
+            .reason(reason)
+            .details(details)
+            .record_and_commit(tx)
+            .await?;
+        Ok(DeleteOutcome {
+            plan,
+            deleted: true,
+            receipt,
+        })
+    }
+}
+
+/// A counted relation under the registry's own (static) name.
+fn registry_name(count: &RelationCount) -> (&'static str, i64) {
+    let name = super::registry::EDGES
+        .iter()
+        .map(|edge| edge.name)
+        .find(|name| *name == count.relation)
+        .unwrap_or("other");
+    (name, count.count)
 }

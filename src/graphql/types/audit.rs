@@ -59,4 +59,9 @@ impl AuditEntry {
     async fn details(&self) -> Option<Json<serde_json::Value>> {
         self.0.details.clone().map(Json)
     }
+    /// When an erasure took personal data out of this entry (the snapshots became the pseudonym, the reason and
+    /// client addresses went, `details.redacted` is true); null for an entry as written.
+    async fn redacted_at(&self) -> Option<DateTime<Utc>> {
+        self.0.redacted_at
+    }
 }

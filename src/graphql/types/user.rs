@@ -122,6 +122,10 @@ impl User {
     async fn anonymized_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>, AppError> {
         Ok(self.personal(ctx)?.anonymized_at)
     }
+    /// When a requested erasure (`requestErasure`) falls due; null when none is pending.
+    async fn erasure_due_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>, AppError> {
+        Ok(self.personal(ctx)?.erasure_due_at)
+    }
     /// The groups the user belongs to.
     #[graphql(
         complexity = "crate::graphql::cost::list(crate::graphql::cost::GROUPS, child_complexity)"

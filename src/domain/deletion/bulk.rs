@@ -288,11 +288,7 @@ async fn lock_questions(
     match selection {
         QuestionSelection::Ids(ids) => {
             let found = polls::lock_questions(&mut *tx, &ids).await?;
-            let missing = sorted(&ids)
-                .into_iter()
-                .filter(|id| !found.iter().any(|q| q.id == *id))
-                .map(|id| (id, SkipReason::NotFound))
-                .collect();
+            let missing = lifecycle::not_found(&sorted(&ids), found.iter().map(|q| q.id));
             Ok((found, missing))
         }
         QuestionSelection::Filter(filter) => Ok((

@@ -118,11 +118,7 @@ pub async fn delete_reached(ex: &mut PgConnection, hops: &[Hop], ids: &[i64]) ->
         table_of(hops),
         reached(hops, Start::First)
     );
-    Ok(sqlx::query(AssertSqlSafe(sql))
-        .bind(ids)
-        .execute(ex)
-        .await?
-        .rows_affected())
+    execute_on_ids(ex, sql, ids).await
 }
 
 /// Sets the last hop's column to NULL in the rows `hops` reaches from
@@ -135,6 +131,12 @@ pub async fn detach_reached(ex: &mut PgConnection, hops: &[Hop], ids: &[i64]) ->
         last.column,
         reached(hops, Start::First)
     );
+    execute_on_ids(ex, sql, ids).await
+}
+
+/// Runs a statement built from registry names against the bound `ids`;
+/// returns how many rows it changed.
+async fn execute_on_ids(ex: &mut PgConnection, sql: String, ids: &[i64]) -> sqlx::Result<u64> {
     Ok(sqlx::query(AssertSqlSafe(sql))
         .bind(ids)
         .execute(ex)
@@ -149,11 +151,7 @@ pub async fn delete_records(
     ids: &[i64],
 ) -> sqlx::Result<u64> {
     let sql = format!("DELETE FROM {table} WHERE id = ANY($1)");
-    Ok(sqlx::query(AssertSqlSafe(sql))
-        .bind(ids)
-        .execute(ex)
-        .await?
-        .rows_affected())
+    execute_on_ids(ex, sql, ids).await
 }
 
 /// The ids among `ids` (records of `table`) that any of `paths` reaches a

@@ -259,6 +259,29 @@ pub struct DeleteOutcome {
     pub receipt: Option<crate::domain::erasure::Receipt>,
 }
 
+impl DeleteOutcome {
+    /// A preview: the plan, nothing deleted.
+    pub(crate) fn previewed(plan: DeletionPlan) -> Self {
+        DeleteOutcome {
+            plan,
+            deleted: false,
+            receipt: None,
+        }
+    }
+
+    /// The plan carried out, with the erasure's receipt if there was one.
+    pub(crate) fn carried_out(
+        plan: DeletionPlan,
+        receipt: Option<crate::domain::erasure::Receipt>,
+    ) -> Self {
+        DeleteOutcome {
+            plan,
+            deleted: true,
+            receipt,
+        }
+    }
+}
+
 /// What a caller asks of [`delete_group`], [`delete_question`] or
 /// [`delete_choice`].
 #[derive(Debug, Clone)]

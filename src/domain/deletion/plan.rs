@@ -146,11 +146,7 @@ pub(super) async fn finish(
     if let Some(plan) =
         count_first(&mut tx, &target, steps, policy, mode, plan_token.as_deref()).await?
     {
-        return Ok(DeleteOutcome {
-            plan,
-            deleted: false,
-            receipt: None,
-        });
+        return Ok(DeleteOutcome::previewed(plan));
     }
     let plan = carry_out(&mut tx, target, steps, policy).await?;
     let Planned::One(target) = &plan.target else {
@@ -166,11 +162,7 @@ pub(super) async fn finish(
         .details(details)
         .record_and_commit(tx)
         .await?;
-    Ok(DeleteOutcome {
-        plan,
-        deleted: true,
-        receipt: None,
-    })
+    Ok(DeleteOutcome::carried_out(plan, None))
 }
 
 /// The checks of a request before any transaction: the policy's meaning

@@ -91,11 +91,7 @@ pub async fn delete_user(
     authority::ensure_may_act_on(&mut tx, actor, &user, "delete").await?;
     let target = Target::User(user.clone());
     if let Some(plan) = count_first(&mut tx, &target, &steps, policy, mode, plan_token).await? {
-        return Ok(DeleteOutcome {
-            plan,
-            deleted: false,
-            receipt: None,
-        });
+        return Ok(DeleteOutcome::previewed(plan));
     }
     let erase = match user.erasure_due_at {
         Some(_) => Erase::Scrub,
@@ -153,11 +149,7 @@ impl Deleted {
             .details(details)
             .record_and_commit(tx)
             .await?;
-        Ok(DeleteOutcome {
-            plan,
-            deleted: true,
-            receipt,
-        })
+        Ok(DeleteOutcome::carried_out(plan, receipt))
     }
 }
 

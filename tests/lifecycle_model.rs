@@ -26,6 +26,7 @@ use memberdesk::domain::actor::CurrentUser;
 use memberdesk::domain::archive::{self, Purge};
 use memberdesk::domain::deletion::{
     self, BulkDelete, BulkDeletion, DeletePolicy, DeleteRequest, DeleteUser, QuestionSelection,
+    TargetKind,
 };
 use memberdesk::domain::erasure::Erase;
 use memberdesk::domain::lifecycle::{self, DeactivateOptions, Restore, Selection};
@@ -626,7 +627,7 @@ async fn perform(
         Op::DeleteQuestion(policy, q) => {
             let request = single(ids.questions[q], policy);
             none(
-                deletion::delete_question(pool, &who, request)
+                deletion::delete_one(pool, &who, TargetKind::Question, request)
                     .await
                     .map(drop),
             )

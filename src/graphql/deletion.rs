@@ -353,7 +353,8 @@ impl DeletionMutation {
     ) -> Result<DeletePayload, AppError> {
         let id = decode::group_id(&id, "id")?;
         let request = request(ctx, id, policy, dry_run, plan_token, reason)?;
-        let done = deletion::delete_group(ctx.pool(), &ctx.actor()?, request).await?;
+        let done =
+            deletion::delete_one(ctx.pool(), &ctx.actor()?, TargetKind::Group, request).await?;
         Ok(done.into())
     }
 
@@ -382,7 +383,8 @@ impl DeletionMutation {
     ) -> Result<DeletePayload, AppError> {
         let id = decode::question_id(&id, "id")?;
         let request = request(ctx, id, policy, dry_run, plan_token, reason)?;
-        let done = deletion::delete_question(ctx.pool(), &ctx.actor()?, request).await?;
+        let done =
+            deletion::delete_one(ctx.pool(), &ctx.actor()?, TargetKind::Question, request).await?;
         Ok(done.into())
     }
 
@@ -411,7 +413,8 @@ impl DeletionMutation {
     ) -> Result<DeletePayload, AppError> {
         let id = decode::choice_id(&id, "id")?;
         let request = request(ctx, id, policy, dry_run, plan_token, reason)?;
-        let done = deletion::delete_choice(ctx.pool(), &ctx.actor()?, request).await?;
+        let done =
+            deletion::delete_one(ctx.pool(), &ctx.actor()?, TargetKind::Choice, request).await?;
         Ok(done.into())
     }
 

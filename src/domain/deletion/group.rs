@@ -10,16 +10,16 @@
 
 use sqlx::{PgConnection, PgPool};
 
-use super::plan::{check_request, finish};
-use super::{DeleteOutcome, DeleteRequest, Target, TargetKind};
-use crate::domain::access::{DELETE_GROUP, Rule, ensure_holds_all};
-use crate::domain::{Actor, authority};
+use super::plan::delete_one;
+use super::{DeleteOutcome, DeleteRequest, TargetKind};
+use crate::domain::Actor;
+use crate::domain::access::ensure_holds_all;
 use crate::error::{AppError, AppResult};
-use crate::store::groups::{self, GroupRow};
+use crate::store::groups::GroupRow;
 use crate::store::permissions;
 
 /// Refuses unless `actor` holds every permission `group` carries.
-async fn ensure_holds_group(
+pub(super) async fn ensure_holds_group(
     conn: &mut PgConnection,
     actor: &Actor,
     group: &GroupRow,
@@ -37,20 +37,6 @@ async fn ensure_holds_group(
     })
 }
 
-/// The group `id`, if the caller may plan its deletion.
-pub(super) async fn previewable(
-    conn: &mut PgConnection,
-    actor: &Actor,
-    id: i64,
-) -> AppResult<Target> {
-    Rule::Permission(DELETE_GROUP).check_actor(actor)?;
-    let group = groups::find(&mut *conn, id)
-        .await?
-        .ok_or(AppError::NotFound("group"))?;
-    ensure_holds_group(conn, actor, &group).await?;
-    Ok(Target::Group(group))
-}
-
 /// Deletes the group under the request's policy (PROTECT while it has
 /// members; otherwise its memberships and permission links go with it), or
 /// in preview only plans it. Audited `GROUP_DELETED`.
@@ -59,12 +45,5 @@ pub async fn delete_group(
     actor: &Actor,
     request: DeleteRequest,
 ) -> AppResult<DeleteOutcome> {
-    let steps = check_request(TargetKind::Group, &request)?;
-    let mut tx = pool.begin().await?;
-    let actor = &authority::recheck(&mut tx, actor, Rule::Permission(DELETE_GROUP)).await?;
-    let group = groups::find_for_update(&mut *tx, request.id)
-        .await?
-        .ok_or(AppError::NotFound("group"))?;
-    ensure_holds_group(&mut tx, actor, &group).await?;
-    finish(tx, actor, Target::Group(group), &steps, request).await
+    delete_one(pool, actor, TargetKind::Group, request).await
 }

@@ -41,11 +41,11 @@ pub use bulk::{
     BulkDelete, BulkDeletion, QuestionFilter, QuestionSelection, delete_questions, delete_users,
 };
 pub use group::delete_group;
-pub use plan::plan;
-pub use poll::{delete_choice, delete_question};
+pub use plan::{delete_one, plan};
 pub use user::{DeleteUser, delete_user};
 
 use super::Mode;
+use super::access::{CHANGE_QUESTION, DELETE_GROUP, DELETE_QUESTION, DELETE_USER};
 use super::validation::Reason;
 use crate::ids::Kind;
 use crate::store::groups::GroupRow;
@@ -135,6 +135,17 @@ impl TargetKind {
             Kind::Question => Some(TargetKind::Question),
             Kind::Choice => Some(TargetKind::Choice),
             _ => None,
+        }
+    }
+
+    /// The permission deleting a record of this kind needs (a choice:
+    /// changing its question).
+    fn permission(self) -> &'static str {
+        match self {
+            TargetKind::User => DELETE_USER,
+            TargetKind::Group => DELETE_GROUP,
+            TargetKind::Question => DELETE_QUESTION,
+            TargetKind::Choice => CHANGE_QUESTION,
         }
     }
 
@@ -282,8 +293,7 @@ impl DeleteOutcome {
     }
 }
 
-/// What a caller asks of [`delete_group`], [`delete_question`] or
-/// [`delete_choice`].
+/// What a caller asks of [`delete_one`] (a group, a question or a choice).
 #[derive(Debug, Clone)]
 pub struct DeleteRequest {
     pub id: i64,

@@ -1,5 +1,7 @@
 //! A deletion's plan: built from counts, counted first when it must be,
-//! shown by `deletionPlan`, and carried out by the deletion of one record.
+//! shown by `deletionPlan`, and carried out by the deletion of one record:
+//! for every kind, the same steps (permission, find or lock, the kind's own
+//! rules, then count, delete and audit).
 
 use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
@@ -8,11 +10,13 @@ use super::registry::Step;
 use super::token::{self, MadeFor};
 use super::{
     DeleteOutcome, DeletePolicy, DeleteRequest, DeletionPlan, Planned, Target, TargetKind, group,
-    poll, run, user,
+    poll, run,
 };
+use crate::domain::access::Rule;
 use crate::domain::audit::{AuditAction, AuditEntry, Target as AuditTarget};
-use crate::domain::{Actor, Mode};
+use crate::domain::{Actor, Mode, authority};
 use crate::error::{AppError, AppResult};
+use crate::store::{groups, polls, users};
 
 /// The plan of deleting `target` under `policy`, each step's rows counted
 /// (first, or by the deletion's own statements) in `counts`.
@@ -46,15 +50,81 @@ pub async fn plan(
     policy: DeletePolicy,
 ) -> AppResult<DeletionPlan> {
     let steps = run::steps_for(kind, policy)?;
+    Rule::Permission(kind.permission()).check_actor(actor)?;
     let mut conn = pool.acquire().await?;
-    let target = match kind {
-        TargetKind::User => user::previewable(&mut conn, actor, id).await?,
-        TargetKind::Group => group::previewable(&mut conn, actor, id).await?,
-        TargetKind::Question => poll::question_previewable(&mut conn, actor, id).await?,
-        TargetKind::Choice => poll::choice_previewable(&mut conn, actor, id).await?,
-    };
+    let target = find(&mut conn, kind, id).await?;
+    ensure_deletable(&mut conn, actor, &target).await?;
     let counts = run::count(&mut conn, &steps, &[id], &[id]).await?;
     Ok(for_one(target, policy, &steps, &counts))
+}
+
+/// The `kind` record `id`, read without a lock: a preview changes nothing.
+async fn find(conn: &mut PgConnection, kind: TargetKind, id: i64) -> AppResult<Target> {
+    let found = match kind {
+        TargetKind::User => users::find(&mut *conn, id).await?.map(Target::User),
+        TargetKind::Group => groups::find(&mut *conn, id).await?.map(Target::Group),
+        TargetKind::Question => polls::find_questions(&mut *conn, &[id])
+            .await?
+            .pop()
+            .map(Target::Question),
+        TargetKind::Choice => polls::find_choices(&mut *conn, &[id])
+            .await?
+            .pop()
+            .map(Target::Choice),
+    };
+    found.ok_or(AppError::NotFound(kind.noun()))
+}
+
+/// The `kind` record `id`, locked for its deletion (a choice after its
+/// question, see `poll`). Users are locked with their caller instead
+/// (`user::delete_user`).
+async fn lock(conn: &mut PgConnection, kind: TargetKind, id: i64) -> AppResult<Target> {
+    let found = match kind {
+        TargetKind::User => return Err(AppError::internal("a user is locked with the caller")),
+        TargetKind::Group => groups::find_for_update(&mut *conn, id)
+            .await?
+            .map(Target::Group),
+        TargetKind::Question => polls::lock_question(&mut *conn, id)
+            .await?
+            .map(Target::Question),
+        TargetKind::Choice => poll::lock_choice(conn, id).await?.map(Target::Choice),
+    };
+    found.ok_or(AppError::NotFound(kind.noun()))
+}
+
+/// The rules of deleting `target` beyond the permission of its kind: a user
+/// within the caller's reach, a group whose permissions the caller holds, a
+/// choice its question can spare.
+async fn ensure_deletable(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    target: &Target,
+) -> AppResult<()> {
+    match target {
+        Target::User(user) => authority::ensure_may_act_on(conn, actor, user, "delete").await,
+        Target::Group(group) => group::ensure_holds_group(conn, actor, group).await,
+        Target::Question(_) => Ok(()),
+        Target::Choice(choice) => poll::ensure_choices_remain(conn, choice).await,
+    }
+}
+
+/// Deletes the group, question or choice `request.id` under the request's
+/// policy (see `group` and `poll` for each kind's rules; audited
+/// `GROUP_DELETED`, `QUESTION_DELETED`, `CHOICE_DELETED`), or in preview
+/// only plans it: the caller re-checked and the record
+/// locked inside the transaction, its rules checked, then [`finish`].
+pub async fn delete_one(
+    pool: &PgPool,
+    actor: &Actor,
+    kind: TargetKind,
+    request: DeleteRequest,
+) -> AppResult<DeleteOutcome> {
+    let steps = check_request(kind, &request)?;
+    let mut tx = pool.begin().await?;
+    let actor = &authority::recheck(&mut tx, actor, Rule::Permission(kind.permission())).await?;
+    let target = lock(&mut tx, kind, request.id).await?;
+    ensure_deletable(&mut tx, actor, &target).await?;
+    finish(tx, actor, target, &steps, request).await
 }
 
 /// Counting first is needed to preview, to compare with a confirmed plan
@@ -129,7 +199,7 @@ fn audit_of(target: &Target) -> (AuditAction, String, Value) {
 /// The rest of deleting a group, a question or a choice once the caller
 /// holds `target` locked and its rules are checked: the preview, or the
 /// deletion with its audit entry, committed.
-pub(super) async fn finish(
+async fn finish(
     mut tx: Transaction<'_, Postgres>,
     actor: &Actor,
     target: Target,
@@ -167,7 +237,7 @@ pub(super) async fn finish(
 
 /// The checks of a request before any transaction: the policy's meaning
 /// for `kind`, and what the token was made for.
-pub(super) fn check_request(kind: TargetKind, request: &DeleteRequest) -> AppResult<Vec<Step>> {
+fn check_request(kind: TargetKind, request: &DeleteRequest) -> AppResult<Vec<Step>> {
     let steps = run::steps_for(kind, request.policy)?;
     if let Some(token) = &request.plan_token {
         token::ensure_fits(token, &MadeFor::One(kind, request.id), request.policy)?;

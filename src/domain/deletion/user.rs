@@ -14,7 +14,7 @@
 //! anonymization does (`domain::erasure`), and its own entry shows the
 //! pseudonym and carries the receipt.
 
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{PgPool, Postgres, Transaction};
 
 use super::plan::{carry_out, count_first};
 use super::token::{self, MadeFor};
@@ -27,8 +27,8 @@ use crate::domain::authority::{self, Acting};
 use crate::domain::erasure::{self, DeletedRows, Erase};
 use crate::domain::validation::Reason;
 use crate::domain::{Actor, Mode};
-use crate::error::{AppError, AppResult};
-use crate::store::users::{self, UserRow};
+use crate::error::AppResult;
+use crate::store::users::UserRow;
 
 /// What a caller asks of [`delete_user`].
 #[derive(Debug, Clone)]
@@ -45,20 +45,6 @@ pub struct DeleteUser {
     /// are redacted as by an erasure. A user with a pending erasure request
     /// is always erased.
     pub erase: Erase,
-}
-
-/// The user `id`, if the caller may plan their deletion.
-pub(super) async fn previewable(
-    conn: &mut PgConnection,
-    actor: &Actor,
-    id: i64,
-) -> AppResult<Target> {
-    Rule::Permission(DELETE_USER).check_actor(actor)?;
-    let user = users::find(&mut *conn, id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
-    authority::ensure_may_act_on(conn, actor, &user, "delete").await?;
-    Ok(Target::User(user))
 }
 
 /// Deletes the user under the request's policy, or in [`Mode::Preview`]

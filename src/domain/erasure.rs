@@ -423,6 +423,18 @@ fn request_rule(actor: &Actor, user_id: i64) -> Rule {
     }
 }
 
+/// The caller and the person an erasure request is about, both locked
+/// under [`request_rule`]; a person already anonymized has nothing left to
+/// ask about.
+async fn lock_for_request(tx: &mut PgConnection, actor: &Actor, user_id: i64) -> AppResult<Acting> {
+    let rule = request_rule(actor, user_id);
+    let acting = authority::lock_caller_and_target(tx, actor, rule, user_id).await?;
+    if acting.target.anonymized_at.is_some() {
+        return Err(AppError::Anonymized);
+    }
+    Ok(acting)
+}
+
 /// `requestErasure`: deactivates the user now (sessions revoked, groups and
 /// direct permissions taken away and remembered) and schedules their
 /// anonymization after `grace`; with a zero grace period it is done at once,
@@ -436,12 +448,7 @@ pub async fn request_erasure(
     grace: chrono::Duration,
 ) -> AppResult<UserRow> {
     let mut tx = pool.begin().await?;
-    let rule = request_rule(actor, user_id);
-    let Acting { actor, target } =
-        authority::lock_caller_and_target(&mut tx, actor, rule, user_id).await?;
-    if target.anonymized_at.is_some() {
-        return Err(AppError::Anonymized);
-    }
+    let Acting { actor, target } = lock_for_request(&mut tx, actor, user_id).await?;
     if target.erasure_due_at.is_some() {
         tx.commit().await?;
         return Ok(target);
@@ -486,12 +493,7 @@ pub async fn cancel_erasure(
 ) -> AppResult<UserRow> {
     let reason = validation::reason("reason", reason.as_deref())?;
     let mut tx = pool.begin().await?;
-    let rule = request_rule(actor, user_id);
-    let Acting { actor, target } =
-        authority::lock_caller_and_target(&mut tx, actor, rule, user_id).await?;
-    if target.anonymized_at.is_some() {
-        return Err(AppError::Anonymized);
-    }
+    let Acting { actor, target } = lock_for_request(&mut tx, actor, user_id).await?;
     let due = target
         .erasure_due_at
         .ok_or_else(|| AppError::invalid("userId", "no erasure is pending for this user"))?;

@@ -20,6 +20,19 @@ macro_rules! question_columns {
     };
 }
 
+/// The `SELECT` of a [`QuestionRow`] from `questions` where `$condition` holds (with
+/// any order or lock clause after it), as one literal for `sqlx`.
+macro_rules! questions_where {
+    ($condition:literal) => {
+        concat!(
+            "SELECT ",
+            question_columns!(),
+            " FROM questions WHERE ",
+            $condition
+        )
+    };
+}
+
 #[derive(Debug, Clone, FromRow)]
 pub struct ChoiceRow {
     pub id: i64,
@@ -57,10 +70,8 @@ pub async fn questions(
     ex: impl PgExecutor<'_>,
     listing: Listing,
 ) -> sqlx::Result<Vec<QuestionRow>> {
-    sqlx::query_as(concat!(
-        "SELECT ",
-        question_columns!(),
-        " FROM questions WHERE ($1 OR archived_at IS NULL) ORDER BY pub_date DESC, id DESC"
+    sqlx::query_as(questions_where!(
+        "($1 OR archived_at IS NULL) ORDER BY pub_date DESC, id DESC"
     ))
     .bind(listing == Listing::WithArchived)
     .fetch_all(ex)
@@ -71,12 +82,7 @@ pub async fn find_questions(
     ex: impl PgExecutor<'_>,
     ids: &[i64],
 ) -> sqlx::Result<Vec<QuestionRow>> {
-    let sql = concat!(
-        "SELECT ",
-        question_columns!(),
-        " FROM questions WHERE id = ANY($1)"
-    );
-    super::rows_for_ids(ex, sql, ids).await
+    super::rows_for_ids(ex, questions_where!("id = ANY($1)"), ids).await
 }
 
 pub async fn find_choices(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<ChoiceRow>> {
@@ -181,12 +187,7 @@ pub async fn insert_vote(
 /// The question, locked until the transaction ends: no vote, choice or
 /// deletion touches it meanwhile (votes and choices need a share lock on it).
 pub async fn lock_question(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<QuestionRow>> {
-    let sql = concat!(
-        "SELECT ",
-        question_columns!(),
-        " FROM questions WHERE id = $1 FOR UPDATE"
-    );
-    super::row_by_id(ex, sql, id).await
+    super::row_by_id(ex, questions_where!("id = $1 FOR UPDATE"), id).await
 }
 
 /// The question, share-locked until the transaction ends: a vote reads
@@ -194,12 +195,7 @@ pub async fn lock_question(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Opt
 /// update) waits for the vote, or the vote sees it archived. Votes on one
 /// question do not wait for each other.
 pub async fn share_question(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<QuestionRow>> {
-    let sql = concat!(
-        "SELECT ",
-        question_columns!(),
-        " FROM questions WHERE id = $1 FOR SHARE"
-    );
-    super::row_by_id(ex, sql, id).await
+    super::row_by_id(ex, questions_where!("id = $1 FOR SHARE"), id).await
 }
 
 /// Archives the question now, or brings it back (`Live`); the row after.
@@ -240,10 +236,8 @@ pub async fn lock_archived_batch(
     after: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<QuestionRow>> {
-    sqlx::query_as(concat!(
-        "SELECT ",
-        question_columns!(),
-        " FROM questions WHERE archived_at < $1 AND id > $2 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED"
+    sqlx::query_as(questions_where!(
+        "archived_at < $1 AND id > $2 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED"
     ))
     .bind(before)
     .bind(after)
@@ -302,12 +296,12 @@ pub async fn lock_questions(
     ex: impl PgExecutor<'_>,
     ids: &[i64],
 ) -> sqlx::Result<Vec<QuestionRow>> {
-    let sql = concat!(
-        "SELECT ",
-        question_columns!(),
-        " FROM questions WHERE id = ANY($1) ORDER BY id FOR UPDATE"
-    );
-    super::rows_for_ids(ex, sql, ids).await
+    super::rows_for_ids(
+        ex,
+        questions_where!("id = ANY($1) ORDER BY id FOR UPDATE"),
+        ids,
+    )
+    .await
 }
 
 /// Every question matching `filter`, locked, in id order.
@@ -315,11 +309,7 @@ pub async fn lock_matching_questions(
     ex: impl PgExecutor<'_>,
     filter: &QuestionFilter,
 ) -> sqlx::Result<Vec<QuestionRow>> {
-    let mut qb = QueryBuilder::new(concat!(
-        "SELECT ",
-        question_columns!(),
-        " FROM questions WHERE TRUE"
-    ));
+    let mut qb = QueryBuilder::new(questions_where!("TRUE"));
     super::push_is_set(&mut qb, "archived_at", filter.archived);
     if let Some(before) = filter.archived_before {
         qb.push(" AND archived_at < ").push_bind(before);

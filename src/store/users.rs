@@ -37,38 +37,35 @@ macro_rules! user_columns {
     };
 }
 
+/// The `SELECT` of a [`UserRow`] from `users` where `$condition` holds (with
+/// any order or lock clause after it), as one literal for `sqlx`.
+macro_rules! users_where {
+    ($condition:literal) => {
+        concat!("SELECT ", user_columns!(), " FROM users WHERE ", $condition)
+    };
+}
+
 pub async fn find(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<UserRow>> {
-    let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
-    super::row_by_id(ex, sql, id).await
+    super::row_by_id(ex, users_where!("id = $1"), id).await
 }
 
 /// Reads the user and locks the row until the transaction ends.
 pub async fn find_for_update(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<UserRow>> {
-    let sql = concat!(
-        "SELECT ",
-        user_columns!(),
-        " FROM users WHERE id = $1 FOR UPDATE"
-    );
-    super::row_by_id(ex, sql, id).await
+    super::row_by_id(ex, users_where!("id = $1 FOR UPDATE"), id).await
 }
 
 pub async fn find_many(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<UserRow>> {
-    let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = ANY($1)");
-    super::rows_for_ids(ex, sql, ids).await
+    super::rows_for_ids(ex, users_where!("id = ANY($1)"), ids).await
 }
 
 pub async fn find_by_username_key(
     ex: impl PgExecutor<'_>,
     key: &str,
 ) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as(concat!(
-        "SELECT ",
-        user_columns!(),
-        " FROM users WHERE username_key = $1"
-    ))
-    .bind(key)
-    .fetch_optional(ex)
-    .await
+    sqlx::query_as(users_where!("username_key = $1"))
+        .bind(key)
+        .fetch_optional(ex)
+        .await
 }
 
 /// What `login` needs to decide: the row id, whether it may log in, and the hash.
@@ -89,10 +86,8 @@ pub async fn find_by_username(
     fold: &str,
     grandfathered: &str,
 ) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as(concat!(
-        "SELECT ",
-        user_columns!(),
-        " FROM users WHERE username_key IN ($1, $2, $3) ORDER BY username_key = $1 LIMIT 1"
+    sqlx::query_as(users_where!(
+        "username_key IN ($1, $2, $3) ORDER BY username_key = $1 LIMIT 1"
     ))
     .bind(key)
     .bind(fold)
@@ -426,12 +421,7 @@ pub async fn lock_matching(
 /// The users with these ids, locked, in id order (a fixed order, so two
 /// bulk operations cannot deadlock on each other).
 pub async fn lock_many(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<UserRow>> {
-    let sql = concat!(
-        "SELECT ",
-        user_columns!(),
-        " FROM users WHERE id = ANY($1) ORDER BY id FOR UPDATE"
-    );
-    super::rows_for_ids(ex, sql, ids).await
+    super::rows_for_ids(ex, users_where!("id = ANY($1) ORDER BY id FOR UPDATE"), ids).await
 }
 
 /// Serializes every change that could remove an active superuser: a

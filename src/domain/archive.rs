@@ -24,9 +24,10 @@ use sqlx::PgPool;
 
 use super::access::{DELETE_QUESTION, Rule};
 use super::audit::{AuditAction, AuditEntry, Target};
+use super::authority::{self, Begun};
 use super::deletion::{self, BulkDelete, BulkDeletion, DeletePolicy, QuestionSelection};
 use super::validation::Reason;
-use super::{Actor, Mode, authority};
+use super::{Actor, Mode};
 use crate::error::{AppError, AppResult};
 use crate::store::polls::{self, QuestionFilter, QuestionRow, Standing};
 
@@ -69,8 +70,8 @@ async fn set_standing(
     id: i64,
     change: Change,
 ) -> AppResult<QuestionRow> {
-    let mut tx = pool.begin().await?;
-    let actor = &authority::recheck(&mut tx, actor, Rule::Permission(DELETE_QUESTION)).await?;
+    let Begun { mut tx, actor } =
+        authority::begin(pool, actor, Rule::Permission(DELETE_QUESTION)).await?;
     let question = polls::lock_question(&mut *tx, id)
         .await?
         .ok_or(AppError::NotFound("question"))?;
@@ -90,7 +91,7 @@ async fn set_standing(
         Change::Restore => (AuditAction::QuestionRestored, None),
     };
     AuditEntry::new(action, Target::Described(format!("question {id}")))
-        .by(actor)
+        .by(&actor)
         .reason(reason)
         .details(json!({ "questionId": id, "text": changed.text }))
         .record_and_commit(tx)

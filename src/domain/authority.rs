@@ -13,7 +13,7 @@
 //! lock when the target is a superuser: two staff members acting on each
 //! other at the same instant then queue instead of deadlocking.
 
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use super::Actor;
 use super::access::{CHANGE_USER, Rule, ensure_in_scope, ensure_not_self};
@@ -149,4 +149,20 @@ pub fn active_superuser_ids<'a>(users: impl IntoIterator<Item = &'a UserRow>) ->
         .filter(|u| u.is_active && u.is_superuser)
         .map(|u| u.id)
         .collect()
+}
+
+/// An operation's transaction, opened with its caller re-checked inside it.
+pub struct Begun {
+    pub tx: Transaction<'static, Postgres>,
+    /// The caller as [`recheck`] re-read them.
+    pub actor: Actor,
+}
+
+/// Opens an operation's transaction and re-checks the caller against
+/// `rule` in it (see [`recheck`]): the first step of every mutation that
+/// needs no lock on a user.
+pub async fn begin(pool: &PgPool, actor: &Actor, rule: Rule) -> AppResult<Begun> {
+    let mut tx = pool.begin().await?;
+    let actor = recheck(&mut tx, actor, rule).await?;
+    Ok(Begun { tx, actor })
 }

@@ -11,7 +11,7 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use super::access::{ADD_GROUP, CHANGE_GROUP, Rule, ensure_holds_all};
 use super::audit::{AuditAction, AuditEntry, Target};
-use super::authority::{self, Acting};
+use super::authority::{self, Acting, Begun};
 use super::{Actor, validation};
 use crate::error::{AppError, AppResult, OnConstraint};
 use crate::store::access::{self as store_access, Held};
@@ -85,10 +85,10 @@ pub async fn create_group(
     permission_keys: &[String],
 ) -> AppResult<GroupRow> {
     let name = validation::line("name", name, MAX_GROUP_NAME, true)?;
-    let mut tx = pool.begin().await?;
-    let actor = &authority::recheck(&mut tx, actor, Rule::Permission(ADD_GROUP)).await?;
+    let Begun { mut tx, actor } =
+        authority::begin(pool, actor, Rule::Permission(ADD_GROUP)).await?;
     let perms = resolve_permissions(&mut tx, "permissions", permission_keys).await?;
-    ensure_holds_all(actor, &keys_of(&perms))?;
+    ensure_holds_all(&actor, &keys_of(&perms))?;
     let group = groups::insert(&mut *tx, &name)
         .await
         .on_constraint(groups::NAME_UNIQUE, || {
@@ -96,7 +96,7 @@ pub async fn create_group(
         })?;
     groups::set_permissions(&mut tx, group.id, &ids_of(&perms)).await?;
     let details = json!({ "groupId": group.id, "permissions": keys_of(&perms) });
-    record_group_change(tx, actor, AuditAction::GroupCreated, &group, details).await?;
+    record_group_change(tx, &actor, AuditAction::GroupCreated, &group, details).await?;
     Ok(group)
 }
 
@@ -108,8 +108,8 @@ pub async fn set_group_permissions(
     group_id: i64,
     permission_keys: &[String],
 ) -> AppResult<GroupRow> {
-    let mut tx = pool.begin().await?;
-    let actor = &authority::recheck(&mut tx, actor, Rule::Permission(CHANGE_GROUP)).await?;
+    let Begun { mut tx, actor } =
+        authority::begin(pool, actor, Rule::Permission(CHANGE_GROUP)).await?;
     let group = groups::find_for_update(&mut *tx, group_id)
         .await?
         .ok_or(AppError::NotFound("group"))?;
@@ -119,7 +119,7 @@ pub async fn set_group_permissions(
         .into_iter()
         .filter(|k| !before.contains(k))
         .collect();
-    ensure_holds_all(actor, &added)?;
+    ensure_holds_all(&actor, &added)?;
     groups::set_permissions(&mut tx, group.id, &ids_of(&perms)).await?;
     let removed: Vec<&String> = before
         .iter()
@@ -131,7 +131,14 @@ pub async fn set_group_permissions(
         return Ok(group);
     }
     let details = json!({ "groupId": group.id, "added": added, "removed": removed });
-    record_group_change(tx, actor, AuditAction::GroupPermissionsSet, &group, details).await?;
+    record_group_change(
+        tx,
+        &actor,
+        AuditAction::GroupPermissionsSet,
+        &group,
+        details,
+    )
+    .await?;
     Ok(group)
 }
 

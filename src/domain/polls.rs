@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use super::access::{ADD_QUESTION, Rule};
 use super::actor::CurrentUser;
 use super::audit::{AuditAction, AuditEntry, Target};
-use super::authority;
+use super::authority::{self, Begun};
 use super::{Actor, validation};
 use crate::error::{AppError, AppResult, OnConstraint};
 use crate::store::polls::{self, QuestionRow, VoteRow};
@@ -41,15 +41,15 @@ pub async fn create_question(
         }
         cleaned.push(choice);
     }
-    let mut tx = pool.begin().await?;
-    let actor = &authority::recheck(&mut tx, actor, Rule::Permission(ADD_QUESTION)).await?;
+    let Begun { mut tx, actor } =
+        authority::begin(pool, actor, Rule::Permission(ADD_QUESTION)).await?;
     let question = polls::insert_question(&mut tx, &text, actor.user_id(), &cleaned).await?;
     let details = json!({ "questionId": question.id, "choices": cleaned.len() });
     AuditEntry::new(
         AuditAction::QuestionCreated,
         Target::Described(format!("question {}", question.id)),
     )
-    .by(actor)
+    .by(&actor)
     .details(details)
     .record_and_commit(tx)
     .await?;

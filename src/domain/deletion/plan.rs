@@ -14,7 +14,8 @@ use super::{
 };
 use crate::domain::access::Rule;
 use crate::domain::audit::{AuditAction, AuditEntry, Target as AuditTarget};
-use crate::domain::{Actor, Mode, authority};
+use crate::domain::authority::{self, Begun};
+use crate::domain::{Actor, Mode};
 use crate::error::{AppError, AppResult};
 use crate::store::{groups, polls, users};
 
@@ -120,11 +121,11 @@ pub async fn delete_one(
     request: DeleteRequest,
 ) -> AppResult<DeleteOutcome> {
     let steps = check_request(kind, &request)?;
-    let mut tx = pool.begin().await?;
-    let actor = &authority::recheck(&mut tx, actor, Rule::Permission(kind.permission())).await?;
+    let rule = Rule::Permission(kind.permission());
+    let Begun { mut tx, actor } = authority::begin(pool, actor, rule).await?;
     let target = lock(&mut tx, kind, request.id).await?;
-    ensure_deletable(&mut tx, actor, &target).await?;
-    finish(tx, actor, target, &steps, request).await
+    ensure_deletable(&mut tx, &actor, &target).await?;
+    finish(tx, &actor, target, &steps, request).await
 }
 
 /// Counting first is needed to preview, to compare with a confirmed plan

@@ -261,7 +261,7 @@ pub async fn count_choices(ex: impl PgExecutor<'_>, question_id: i64) -> sqlx::R
 }
 
 /// Which questions a bulk deletion is about. `None` means "any".
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct QuestionFilter {
     /// True: archived questions only (`archived_at` set); false: the others.
     pub archived: Option<bool>,
@@ -276,17 +276,9 @@ pub struct QuestionFilter {
 impl QuestionFilter {
     /// Whether the filter matches every question.
     pub fn is_empty(&self) -> bool {
-        // Destructured so that a new filter field cannot be left out here.
-        let QuestionFilter {
-            archived,
-            archived_before,
-            created_before,
-            created_by,
-        } = self;
-        archived.is_none()
-            && archived_before.is_none()
-            && created_before.is_none()
-            && created_by.is_none()
+        // The derived comparison reads every field, so a new one cannot be
+        // left out here.
+        *self == Self::default()
     }
 }
 

@@ -197,7 +197,7 @@ pub async fn touch_last_login(
 }
 
 /// The filters of the `users` query. `None` means "any".
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct UserFilter {
     pub is_active: Option<bool>,
     pub is_staff: Option<bool>,
@@ -214,25 +214,9 @@ impl UserFilter {
     /// Whether the filter matches every user. `search` is expected trimmed,
     /// a blank one already made `None` (the GraphQL conversion does both).
     pub fn is_empty(&self) -> bool {
-        // Destructured so that a new filter field cannot be left out here.
-        let UserFilter {
-            is_active,
-            is_staff,
-            is_superuser,
-            search,
-            group_id,
-            last_login_before,
-            deactivated,
-            anonymized,
-        } = self;
-        is_active.is_none()
-            && is_staff.is_none()
-            && is_superuser.is_none()
-            && search.is_none()
-            && group_id.is_none()
-            && last_login_before.is_none()
-            && deactivated.is_none()
-            && anonymized.is_none()
+        // The derived comparison reads every field, so a new one cannot be
+        // left out here.
+        *self == Self::default()
     }
 }
 

@@ -75,6 +75,7 @@ use super::Actor;
 use super::access::Rule;
 use super::audit::{AuditAction, AuditActor, AuditEntry, Target};
 use super::authority::{self, Acting};
+use super::deletion::registry::{EDGES, Edge};
 use super::export::CANONICAL_FORM;
 use super::validation::{self, Reason};
 use crate::error::{AppError, AppResult};
@@ -99,49 +100,38 @@ pub enum Fate {
     Redacted,
 }
 
-/// One foreign key to `users` and what an erasure does with its rows.
+/// One foreign key to `users`, by its name in the deletion registry (which
+/// holds its table and column), and what an erasure does with its rows.
 #[derive(Debug)]
 pub struct Relation {
     pub name: &'static str,
-    pub table: &'static str,
-    pub column: &'static str,
     pub fate: Fate,
 }
 
-const fn relation(
-    name: &'static str,
-    table: &'static str,
-    column: &'static str,
-    fate: Fate,
-) -> Relation {
-    Relation {
-        name,
-        table,
-        column,
-        fate,
+impl Relation {
+    /// The foreign key itself, as the deletion registry declares it.
+    pub fn edge(&self) -> &'static Edge {
+        EDGES
+            .iter()
+            .find(|edge| edge.parent == "users" && edge.name == self.name)
+            .expect("every erasure relation names a registry edge to users")
     }
+}
+
+const fn relation(name: &'static str, fate: Fate) -> Relation {
+    Relation { name, fate }
 }
 
 /// Every foreign key to `users`, by its fate under anonymization.
 pub const RELATIONS: &[Relation] = &[
-    relation("votes", "votes", "user_id", Fate::Kept),
-    relation("questions", "questions", "created_by", Fate::Kept),
-    relation("sessions", "sessions", "user_id", Fate::Ended),
-    relation("groupMemberships", "user_groups", "user_id", Fate::Removed),
-    relation(
-        "userPermissions",
-        "user_permissions",
-        "user_id",
-        Fate::Removed,
-    ),
-    relation("deactivations", "deactivations", "user_id", Fate::Ended),
-    relation("auditEntries", "audit_entries", "actor_id", Fate::Redacted),
-    relation(
-        "auditEntriesAsTarget",
-        "audit_entries",
-        "target_user_id",
-        Fate::Redacted,
-    ),
+    relation("votes", Fate::Kept),
+    relation("questions", Fate::Kept),
+    relation("sessions", Fate::Ended),
+    relation("groupMemberships", Fate::Removed),
+    relation("userPermissions", Fate::Removed),
+    relation("deactivations", Fate::Ended),
+    relation("auditEntries", Fate::Redacted),
+    relation("auditEntriesAsTarget", Fate::Redacted),
 ];
 
 /// The profile fields an anonymization empties or replaces.

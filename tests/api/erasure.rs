@@ -1062,7 +1062,7 @@ async fn the_export_and_the_erasure_cover_every_foreign_key_to_users() {
     );
     let decided: BTreeSet<(String, String)> = memberdesk::domain::erasure::RELATIONS
         .iter()
-        .map(|r| (r.table.to_owned(), r.column.to_owned()))
+        .map(|r| (r.edge().table.to_owned(), r.edge().column.to_owned()))
         .collect();
     assert_eq!(
         decided, catalog,

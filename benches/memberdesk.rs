@@ -1,7 +1,11 @@
 //! memberdesk's benchmark suite: a real `memberdesk serve`, over HTTP, against
 //! the raw-SQL floor.
 //!
-//! `cargo bench --bench memberdesk -- [--size small|medium|large] [--runs R] [--json FILE]`
+//! `cargo bench --bench memberdesk -- [--size small|medium|large] [--runs R] [--json FILE] [--only GROUPS]`
+//!
+//! `--only reads,deletions` runs just those groups of scenarios (`reads`,
+//! `deletions`, `records`, `deactivations`; default all): a median of 5 at
+//! `large` for one figure then costs minutes, not the whole suite.
 //!
 //! Absolute times on a shared 2-core machine are noise, so every scenario is
 //! timed side by side with its *floor*: the same effect on the database done
@@ -77,10 +81,34 @@ struct Args {
     size: Size,
     runs: usize,
     json: Option<String>,
+    only: Only,
+}
+
+/// The groups of scenarios a run measures (`--only`); empty means all.
+struct Only(Vec<String>);
+
+impl Only {
+    const GROUPS: [&str; 4] = ["reads", "deletions", "records", "deactivations"];
+
+    fn parse(list: &str) -> Only {
+        let groups: Vec<String> = list.split(',').map(|g| g.trim().to_owned()).collect();
+        for g in &groups {
+            assert!(
+                Self::GROUPS.contains(&g.as_str()),
+                "--only {g}: use a comma-separated list of {:?}",
+                Self::GROUPS
+            );
+        }
+        Only(groups)
+    }
+
+    fn wants(&self, group: &str) -> bool {
+        self.0.is_empty() || self.0.iter().any(|g| g == group)
+    }
 }
 
 fn args() -> Args {
-    let (mut size, mut runs, mut json) = ("small".to_owned(), 3, None);
+    let (mut size, mut runs, mut json, mut only) = ("small".to_owned(), 3, None, Only(vec![]));
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -88,13 +116,19 @@ fn args() -> Args {
             "--size" => size = value(),
             "--runs" => runs = value().parse().expect("--runs R"),
             "--json" => json = Some(value()),
+            "--only" => only = Only::parse(&value()),
             "--bench" => {} // added by `cargo bench`
-            other => panic!("unknown argument {other} (use --size, --runs, --json)"),
+            other => panic!("unknown argument {other} (use --size, --runs, --json, --only)"),
         }
     }
     let size = Size::named(size);
     assert!(runs >= 1, "--runs must be at least 1");
-    Args { size, runs, json }
+    Args {
+        size,
+        runs,
+        json,
+        only,
+    }
 }
 
 /// Stops the server and drops the database, also when a scenario panics.
@@ -1047,20 +1081,29 @@ async fn run_scenarios(b: &Bench, a: &Args) -> Vec<Row> {
     let (size, votes, runs) = (&a.size, a.size.votes, a.runs);
     let started = Instant::now();
     let progress = |what: &str| eprintln!("{what} at {:.0} s", started.elapsed().as_secs_f64());
-    let mut rows = read_rows(b, size).await;
-    progress("reads done");
-    for policy in [VotePolicy::Cascade, VotePolicy::SetNull] {
-        rows.push(delete_row(b, policy, votes, runs).await);
+    let mut rows = Vec::new();
+    if a.only.wants("reads") {
+        rows.extend(read_rows(b, size).await);
+        progress("reads done");
     }
-    rows.extend(plan_rows(b, votes, runs).await);
-    rows.extend(anonymize_rows(b, votes, runs).await);
-    rows.push(anonymize_audit_row(b, a.size.audit_entries, runs).await);
-    progress("deletions done");
-    rows.extend(record_rows(b, size, runs).await);
-    rows.push(purge_row(b, size, runs).await);
-    progress("record deletions done");
-    rows.push(bulk_deactivate_row(b, size, runs).await);
-    rows.extend(single_deactivate_rows(b, size.users).await);
+    if a.only.wants("deletions") {
+        for policy in [VotePolicy::Cascade, VotePolicy::SetNull] {
+            rows.push(delete_row(b, policy, votes, runs).await);
+        }
+        rows.extend(plan_rows(b, votes, runs).await);
+        rows.extend(anonymize_rows(b, votes, runs).await);
+        rows.push(anonymize_audit_row(b, a.size.audit_entries, runs).await);
+        progress("deletions done");
+    }
+    if a.only.wants("records") {
+        rows.extend(record_rows(b, size, runs).await);
+        rows.push(purge_row(b, size, runs).await);
+        progress("record deletions done");
+    }
+    if a.only.wants("deactivations") {
+        rows.push(bulk_deactivate_row(b, size, runs).await);
+        rows.extend(single_deactivate_rows(b, size.users).await);
+    }
     progress("done");
     rows
 }

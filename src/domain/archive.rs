@@ -181,6 +181,11 @@ pub async fn purge_archived(
         after = last;
         run.add(&done);
         progress(&run);
+        // A short batch found every question left (but those another run
+        // holds, which it deletes): asking again would find nothing.
+        if done.deleted.len() < purge.batch_size as usize {
+            break;
+        }
     }
     Ok(run)
 }

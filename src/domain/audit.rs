@@ -4,7 +4,7 @@ use serde_json::Value;
 use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 
 use super::Actor;
-use crate::store::audit::{self, EntryTarget, NewEntry};
+use crate::store::audit::{self, EntryTarget, NewEntry, SharedEntry};
 use crate::store::users::UserRow;
 
 // The derive makes this very enum the API's `AuditAction`, and entries are
@@ -69,67 +69,90 @@ pub enum Target<'a> {
     Described(String),
 }
 
-/// One entry per user in `targets`, `details[i]` for the i-th (bulk operations).
-pub async fn record_for_users(
-    ex: &mut PgConnection,
-    by: AuditActor<'_>,
-    action: AuditAction,
-    targets: &[&UserRow],
-    reason: Option<&str>,
-    details: &[Value],
-) -> sqlx::Result<u64> {
-    let targets: Vec<(i64, &str)> = targets
-        .iter()
-        .map(|u| (u.id, u.username.as_str()))
-        .collect();
-    audit::insert_for_users(
-        ex,
-        action.as_str(),
-        by.id,
-        by.username,
-        &targets,
-        reason,
-        details,
-    )
-    .await
+/// One entry of an [`AuditBatch`]: what it is about, and what only it says.
+pub struct BatchEntry<'a> {
+    pub target: Target<'a>,
+    pub own_details: Option<Value>,
 }
 
-/// One entry per target in `targets` (`details[i]` for the i-th), in one
-/// statement: the trail of a bulk operation whose targets may be gone
-/// already (a bulk deletion's entries, written after the rows).
-pub async fn record_many(
-    ex: &mut PgConnection,
-    by: AuditActor<'_>,
-    action: AuditAction,
-    targets: &[Target<'_>],
-    reason: Option<&str>,
-    details: &[Value],
-) -> sqlx::Result<u64> {
-    let targets: Vec<EntryTarget<'_>> = targets.iter().map(Target::entry_target).collect();
-    audit::insert_many(
-        ex,
-        action.as_str(),
-        by.id,
-        by.username,
-        &targets,
-        reason,
-        details,
-    )
-    .await
+impl<'a> BatchEntry<'a> {
+    /// An entry with nothing of its own beyond the batch's shared details.
+    pub fn about(target: Target<'a>) -> Self {
+        BatchEntry {
+            target,
+            own_details: None,
+        }
+    }
 }
 
-impl Target<'_> {
-    /// The reference, kept id and snapshot an entry about this target holds.
-    fn entry_target(&self) -> EntryTarget<'_> {
-        let (target_user_id, target_user_ref, target_repr) = match self {
-            Target::User(user) => (Some(user.id), None, user.username.as_str()),
-            Target::Former(user) => (None, Some(user.id), user.username.as_str()),
-            Target::Described(repr) => (None, None, repr.as_str()),
+/// The entries of one bulk operation, written in one statement: one per
+/// target, by one actor, for one reason, with the details they all share
+/// held once (PostgreSQL merges each entry's own over them).
+#[must_use = "a batch of audit entries is written only by `record`"]
+pub struct AuditBatch<'a> {
+    action: AuditAction,
+    by: AuditActor<'a>,
+    reason: Option<&'a str>,
+    shared: Value,
+}
+
+impl<'a> AuditBatch<'a> {
+    pub fn new(action: AuditAction, by: impl Into<AuditActor<'a>>) -> Self {
+        AuditBatch {
+            action,
+            by: by.into(),
+            reason: None,
+            shared: Value::Object(Default::default()),
+        }
+    }
+
+    pub fn reason(self, reason: Option<&'a str>) -> Self {
+        AuditBatch { reason, ..self }
+    }
+
+    /// What every entry of the batch says (a JSON object).
+    pub fn shared_details(self, shared: Value) -> Self {
+        AuditBatch { shared, ..self }
+    }
+
+    /// Writes one entry per element of `entries`, in order (inside the
+    /// caller's transaction).
+    pub async fn record(
+        self,
+        ex: &mut PgConnection,
+        entries: &[BatchEntry<'_>],
+    ) -> sqlx::Result<u64> {
+        let targets: Vec<EntryTarget<'_>> = entries.iter().map(BatchEntry::entry_target).collect();
+        let shared = SharedEntry {
+            action: self.action.as_str(),
+            actor_id: self.by.id,
+            actor_username: self.by.username,
+            reason: self.reason,
+            details: &self.shared,
         };
+        audit::insert_many(ex, shared, &targets).await
+    }
+}
+
+impl BatchEntry<'_> {
+    fn entry_target(&self) -> EntryTarget<'_> {
+        let (target_user_id, target_user_ref, target_repr) = self.target.reference();
         EntryTarget {
             target_user_id,
             target_user_ref,
             target_repr,
+            own_details: self.own_details.as_ref(),
+        }
+    }
+}
+
+impl Target<'_> {
+    /// The reference, kept id and snapshot an entry about this target holds.
+    fn reference(&self) -> (Option<i64>, Option<i64>, &str) {
+        match self {
+            Target::User(user) => (Some(user.id), None, user.username.as_str()),
+            Target::Former(user) => (None, Some(user.id), user.username.as_str()),
+            Target::Described(repr) => (None, None, repr.as_str()),
         }
     }
 }
@@ -220,11 +243,7 @@ impl<'a> AuditEntry<'a> {
     /// Writes the entry (inside the caller's transaction, so it lands with
     /// the change it records, or not at all).
     pub async fn record(self, ex: impl PgExecutor<'_>) -> sqlx::Result<i64> {
-        let (target_user_id, target_user_ref, target_repr) = match self.target {
-            Target::User(user) => (Some(user.id), None, user.username.clone()),
-            Target::Former(user) => (None, Some(user.id), user.username.clone()),
-            Target::Described(repr) => (None, None, repr),
-        };
+        let (target_user_id, target_user_ref, target_repr) = self.target.reference();
         audit::insert(
             ex,
             NewEntry {
@@ -233,7 +252,7 @@ impl<'a> AuditEntry<'a> {
                 actor_username: self.by.map(|b| b.username),
                 target_user_id,
                 target_user_ref,
-                target_repr: &target_repr,
+                target_repr,
                 reason: self.reason,
                 details: self.details,
             },

@@ -339,30 +339,35 @@ pub async fn scrub_deleted(
     Ok(receipt)
 }
 
+/// A user of a bulk deletion whose erasure was pending, erased: what the
+/// deletion's audit entry shows of them.
+pub struct ScrubbedDeletion {
+    /// The erased view: the entry names the pseudonym.
+    pub former: UserRow,
+    pub receipt: Receipt,
+}
+
 /// The users of a bulk deletion whose erasure was pending are erased as
-/// `deleteUser` erases them: their audit entries redacted, their deletion's
-/// entry showing the pseudonym (`gone[i]` becomes the erased view) with the
-/// receipt in its details (`details[i]`).
+/// `deleteUser` erases them: their audit entries redacted, and their
+/// deletion's entry showing the pseudonym with the receipt. Returns those,
+/// by id; the others need nothing.
 pub async fn scrub_pending(
     tx: &mut PgConnection,
-    gone: &mut [UserRow],
+    gone: &[&UserRow],
     by: AuditActor<'_>,
-    details: &mut [serde_json::Value],
-) -> AppResult<()> {
-    for (user, detail) in gone.iter_mut().zip(details.iter_mut()) {
-        if user.erasure_due_at.is_none() {
-            continue;
-        }
+) -> AppResult<BTreeMap<i64, ScrubbedDeletion>> {
+    let mut scrubbed = BTreeMap::new();
+    for user in gone.iter().filter(|u| u.erasure_due_at.is_some()) {
         // A bulk plan counts the whole set, so no per-user rows are known.
         let rows = DeletedRows {
             removed: BTreeMap::new(),
             kept: Vec::new(),
         };
         let receipt = scrub_deleted(&mut *tx, user, by, rows).await?;
-        detail["receipt"] = receipt.to_json();
-        *user = erased_view(user.clone());
+        let former = erased_view((*user).clone());
+        scrubbed.insert(user.id, ScrubbedDeletion { former, receipt });
     }
-    Ok(())
+    Ok(scrubbed)
 }
 
 async fn last_export(tx: &mut PgConnection, user_id: i64) -> AppResult<Option<ExportDigest>> {

@@ -15,7 +15,7 @@ use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
 use super::access::{CHANGE_USER, Rule, ensure_holds_all, ensure_in_scope, ensure_not_self};
-use super::audit::{self, AuditAction, AuditEntry, Target};
+use super::audit::{AuditAction, AuditBatch, AuditEntry, BatchEntry, Target};
 use super::authority::{self, Acting};
 use super::erasure::{self, Anonymization};
 use super::validation::{self, Reason};
@@ -311,24 +311,24 @@ pub async fn deactivate_users_in(
             skipped,
         });
     }
-    let was_active: BTreeMap<i64, bool> = eligible.iter().map(|u| (u.id, u.is_active)).collect();
     let done =
         deactivations::deactivate(&mut tx, &ids, removal(&options), reason.as_deref()).await?;
-    let details = bulk_details(&done, &was_active);
     let by_id: BTreeMap<i64, &UserRow> = eligible.iter().map(|u| (u.id, *u)).collect();
-    let targets: Vec<&UserRow> = done
+    let entries: Vec<BatchEntry> = done
         .iter()
-        .filter_map(|d| by_id.get(&d.record.user_id).copied())
+        .filter_map(|d| {
+            let user = by_id.get(&d.record.user_id)?;
+            Some(BatchEntry {
+                target: Target::User(user),
+                own_details: Some(own_details(d, user.is_active)),
+            })
+        })
         .collect();
-    audit::record_for_users(
-        &mut tx,
-        actor.into(),
-        AuditAction::UserDeactivated,
-        &targets,
-        reason.as_deref(),
-        &details,
-    )
-    .await?;
+    AuditBatch::new(AuditAction::UserDeactivated, actor)
+        .reason(reason.as_deref())
+        .shared_details(json!({ "bulk": true }))
+        .record(&mut tx, &entries)
+        .await?;
     tx.commit().await?;
     Ok(BulkDeactivation {
         deactivated: ids,
@@ -336,28 +336,22 @@ pub async fn deactivate_users_in(
     })
 }
 
-/// The audit details of each record of a bulk deactivation, in order.
-fn bulk_details(
-    done: &[DeactivatedUser],
-    was_active: &BTreeMap<i64, bool>,
-) -> Vec<serde_json::Value> {
-    done.iter()
-        .map(
-            |DeactivatedUser {
-                 record: r,
-                 sessions_revoked,
-             }| {
-                json!({
-                    "sessionsRevoked": sessions_revoked,
-                    "removedGroupIds": r.group_ids,
-                    "removedPermissionIds": r.permission_ids,
-                    "staffRevoked": r.staff_revoked,
-                    "wasActive": was_active.get(&r.user_id).copied().unwrap_or(false),
-                    "bulk": true,
-                })
-            },
-        )
-        .collect()
+/// What the audit entry of one user of a bulk deactivation says of them
+/// (`was_active`: before it).
+fn own_details(
+    DeactivatedUser {
+        record: r,
+        sessions_revoked,
+    }: &DeactivatedUser,
+    was_active: bool,
+) -> serde_json::Value {
+    json!({
+        "sessionsRevoked": sessions_revoked,
+        "removedGroupIds": r.group_ids,
+        "removedPermissionIds": r.permission_ids,
+        "staffRevoked": r.staff_revoked,
+        "wasActive": was_active,
+    })
 }
 
 /// Takes out of `eligible` the users a deactivation would change nothing

@@ -61,86 +61,58 @@ pub async fn insert(ex: impl PgExecutor<'_>, e: NewEntry<'_>) -> sqlx::Result<i6
     .await
 }
 
-/// One entry per target (with `details[i]` for the i-th), the target
-/// snapshots read from the users table and their folds computed here from
-/// the usernames given (the same, as the rows are locked): a bulk
-/// operation's audit trail in one statement.
-pub async fn insert_for_users(
-    ex: &mut PgConnection,
-    action: &str,
-    actor_id: Option<i64>,
-    actor_username: &str,
-    targets: &[(i64, &str)],
-    reason: Option<&str>,
-    details: &[serde_json::Value],
-) -> sqlx::Result<u64> {
-    let ids: Vec<i64> = targets.iter().map(|(id, _)| *id).collect();
-    let folds: Vec<String> = targets
-        .iter()
-        .map(|(_, name)| username_fold(name))
-        .collect();
-    let done = sqlx::query(
-        "INSERT INTO audit_entries (action, actor_id, actor_username, target_user_id, target_repr, reason, details,
-                                    actor_username_fold, target_repr_fold)
-         SELECT $1, $2, $3, u.id, u.username, $5, d.details, $7, d.fold
-           FROM unnest($4::bigint[], $6::jsonb[], $8::text[]) WITH ORDINALITY AS d(user_id, details, fold, n)
-           JOIN users u ON u.id = d.user_id
-          ORDER BY d.n",
-    )
-    .bind(action)
-    .bind(actor_id)
-    .bind(actor_username)
-    .bind(&ids)
-    .bind(reason)
-    .bind(details)
-    .bind(username_fold(actor_username))
-    .bind(&folds)
-    .execute(&mut *ex)
-    .await?;
-    Ok(done.rows_affected())
-}
-
 /// What one entry of [`insert_many`] is about.
 pub struct EntryTarget<'a> {
     pub target_user_id: Option<i64>,
     /// The id of a user whose row is already gone (see [`NewEntry`]).
     pub target_user_ref: Option<i64>,
     pub target_repr: &'a str,
+    /// What only this entry says, merged over the batch's shared details.
+    pub own_details: Option<&'a serde_json::Value>,
 }
 
-/// One entry per target (with `details[i]` for the i-th), in order, by one
-/// actor for one reason: a bulk operation's audit trail in one statement,
-/// also for targets that are no longer in the database.
+/// What every entry of one [`insert_many`] has in common.
+pub struct SharedEntry<'a> {
+    pub action: &'a str,
+    pub actor_id: Option<i64>,
+    pub actor_username: &'a str,
+    pub reason: Option<&'a str>,
+    /// Sent once and merged with each entry's own details by PostgreSQL
+    /// (`||`, the entry's keys winning), so a batch of 10,000 entries is not
+    /// 10,000 copies of the same document in the server's memory.
+    pub details: &'a serde_json::Value,
+}
+
+/// One entry per target, in order: a bulk operation's audit trail in one
+/// statement, also for targets that are no longer in the database.
 pub async fn insert_many(
     ex: &mut PgConnection,
-    action: &str,
-    actor_id: Option<i64>,
-    actor_username: &str,
+    shared: SharedEntry<'_>,
     targets: &[EntryTarget<'_>],
-    reason: Option<&str>,
-    details: &[serde_json::Value],
 ) -> sqlx::Result<u64> {
     let ids: Vec<Option<i64>> = targets.iter().map(|t| t.target_user_id).collect();
     let refs: Vec<Option<i64>> = targets.iter().map(|t| t.target_user_ref).collect();
     let reprs: Vec<&str> = targets.iter().map(|t| t.target_repr).collect();
     let folds: Vec<String> = reprs.iter().map(|r| username_fold(r)).collect();
+    let own: Vec<Option<&serde_json::Value>> = targets.iter().map(|t| t.own_details).collect();
     let done = sqlx::query(
         "INSERT INTO audit_entries (action, actor_id, actor_username, target_user_id, target_user_ref, target_repr,
                                     reason, details, actor_username_fold, target_repr_fold)
-         SELECT $1, $2, $3, d.user_id, d.user_ref, d.repr, $7, d.details, $8, d.fold
-           FROM unnest($4::bigint[], $5::bigint[], $6::text[], $9::jsonb[], $10::text[])
-                WITH ORDINALITY AS d(user_id, user_ref, repr, details, fold, n)
+         SELECT $1, $2, $3, d.user_id, d.user_ref, d.repr, $7, $9::jsonb || coalesce(d.own, '{}'::jsonb), $8, d.fold
+           FROM unnest($4::bigint[], $5::bigint[], $6::text[], $10::jsonb[], $11::text[])
+                WITH ORDINALITY AS d(user_id, user_ref, repr, own, fold, n)
           ORDER BY d.n",
     )
-    .bind(action)
-    .bind(actor_id)
-    .bind(actor_username)
+    .bind(shared.action)
+    .bind(shared.actor_id)
+    .bind(shared.actor_username)
     .bind(&ids)
     .bind(&refs)
     .bind(&reprs)
-    .bind(reason)
-    .bind(username_fold(actor_username))
-    .bind(details)
+    .bind(shared.reason)
+    .bind(username_fold(shared.actor_username))
+    .bind(shared.details)
+    .bind(&own)
     .bind(&folds)
     .execute(&mut *ex)
     .await?;

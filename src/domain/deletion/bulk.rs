@@ -20,7 +20,7 @@ use super::registry::Step;
 use super::token::{self, MadeFor};
 use super::{DeletePolicy, DeletionPlan, Effect, Planned, TargetKind, run};
 use crate::domain::access::{DELETE_QUESTION, DELETE_USER, Rule};
-use crate::domain::audit::{self, AuditAction, Target as AuditTarget};
+use crate::domain::audit::{AuditAction, AuditBatch, BatchEntry, Target as AuditTarget};
 use crate::domain::erasure;
 use crate::domain::lifecycle::{self, Anonymized, Selection, SkipReason};
 use crate::domain::validation::Reason;
@@ -257,24 +257,26 @@ pub async fn delete_users(
         tx.rollback().await?;
         return Ok(done);
     }
-    let mut gone: Vec<UserRow> = found
+    let gone: Vec<&UserRow> = found
         .iter()
         .filter(|u| done.deleted.binary_search(&u.id).is_ok())
-        .cloned()
         .collect();
-    let mut details = vec![bulk_details(&done.plan); gone.len()];
-    erasure::scrub_pending(&mut tx, &mut gone, actor.into(), &mut details).await?;
-    let gone: Vec<AuditTarget> = gone.iter().map(AuditTarget::Former).collect();
-    let action = AuditAction::UserDeleted;
-    audit::record_many(
-        &mut tx,
-        actor.into(),
-        action,
-        &gone,
-        request.reason.as_deref(),
-        &details,
-    )
-    .await?;
+    let scrubbed = erasure::scrub_pending(&mut tx, &gone, actor.into()).await?;
+    let entries: Vec<BatchEntry> = gone
+        .iter()
+        .map(|user| match scrubbed.get(&user.id) {
+            Some(erased) => BatchEntry {
+                target: AuditTarget::Former(&erased.former),
+                own_details: Some(json!({ "receipt": erased.receipt.to_json() })),
+            },
+            None => BatchEntry::about(AuditTarget::Former(user)),
+        })
+        .collect();
+    AuditBatch::new(AuditAction::UserDeleted, actor)
+        .reason(request.reason.as_deref())
+        .shared_details(bulk_details(&done.plan))
+        .record(&mut tx, &entries)
+        .await?;
     tx.commit().await?;
     Ok(done)
 }
@@ -332,35 +334,19 @@ pub async fn delete_questions(
         tx.rollback().await?;
         return Ok(done);
     }
-    let gone: Vec<&QuestionRow> = found
+    let entries: Vec<BatchEntry> = found
         .iter()
         .filter(|q| done.deleted.binary_search(&q.id).is_ok())
+        .map(|q| BatchEntry {
+            target: AuditTarget::Described(format!("question {}", q.id)),
+            own_details: Some(json!({ "questionId": q.id, "text": q.text })),
+        })
         .collect();
-    let targets: Vec<AuditTarget> = gone
-        .iter()
-        .map(|q| AuditTarget::Described(format!("question {}", q.id)))
-        .collect();
-    let details: Vec<Value> = gone
-        .iter()
-        .map(|q| question_details(q, &done.plan))
-        .collect();
-    let action = AuditAction::QuestionDeleted;
-    audit::record_many(
-        &mut tx,
-        actor.into(),
-        action,
-        &targets,
-        request.reason.as_deref(),
-        &details,
-    )
-    .await?;
+    AuditBatch::new(AuditAction::QuestionDeleted, actor)
+        .reason(request.reason.as_deref())
+        .shared_details(bulk_details(&done.plan))
+        .record(&mut tx, &entries)
+        .await?;
     tx.commit().await?;
     Ok(done)
-}
-
-fn question_details(question: &QuestionRow, plan: &DeletionPlan) -> Value {
-    let mut details = bulk_details(plan);
-    details["questionId"] = json!(question.id);
-    details["text"] = json!(question.text);
-    details
 }

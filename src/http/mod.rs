@@ -1,7 +1,9 @@
 //! The HTTP server: routes, the hardened GraphQL endpoint, the playground,
-//! health checks, and graceful shutdown.
+//! the admin console, health checks, and graceful shutdown.
 
 mod client_address;
+mod console;
+mod embedded;
 mod errors;
 mod graphql;
 pub mod metrics;
@@ -114,6 +116,12 @@ fn routes(
             .at("/", get(playground::index))
             .at("/playground/assets/:name", get(playground::asset));
     }
+    // The console is a client of `/graphql` like any other, so the
+    // playground switch does not hide it.
+    route = route
+        .at("/admin", get(console::index))
+        .at("/admin/", get(console::index))
+        .at("/admin/:name", get(console::asset));
     if metrics_route == MetricsRoute::Here {
         route = route.at("/metrics", get(prometheus));
     }

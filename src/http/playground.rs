@@ -5,43 +5,44 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use poem::http::{HeaderValue, StatusCode, header};
+use poem::http::{HeaderValue, header};
 use poem::web::{Html, Path};
 use poem::{IntoResponse, Response, handler};
 
+use super::embedded::{self, EmbeddedFile};
 use super::security_headers;
 
 const INDEX: &str = include_str!("../../assets/graphiql/index.html");
 
-const ASSETS: &[(&str, &str, &[u8])] = &[
-    (
+const ASSETS: &[EmbeddedFile] = &[
+    EmbeddedFile::new(
         "react.production.min.js",
         "text/javascript",
         include_bytes!("../../assets/graphiql/react.production.min.js"),
     ),
-    (
+    EmbeddedFile::new(
         "react-dom.production.min.js",
         "text/javascript",
         include_bytes!("../../assets/graphiql/react-dom.production.min.js"),
     ),
-    (
+    EmbeddedFile::new(
         "graphiql.min.js",
         "text/javascript",
         include_bytes!("../../assets/graphiql/graphiql.min.js"),
     ),
-    (
+    EmbeddedFile::new(
         "graphiql.min.css",
         "text/css",
         include_bytes!("../../assets/graphiql/graphiql.min.css"),
     ),
     // The page's own script and style, kept out of the HTML so that its
     // Content-Security-Policy needs no 'unsafe-inline'.
-    (
+    EmbeddedFile::new(
         "playground.js",
         "text/javascript",
         include_bytes!("../../assets/graphiql/playground.js"),
     ),
-    (
+    EmbeddedFile::new(
         "playground.css",
         "text/css",
         include_bytes!("../../assets/graphiql/playground.css"),
@@ -76,11 +77,5 @@ pub fn index() -> Response {
 
 #[handler]
 pub fn asset(Path(name): Path<String>) -> Response {
-    match ASSETS.iter().find(|(file, _, _)| *file == name) {
-        Some((_, content_type, bytes)) => Response::builder()
-            .content_type(*content_type)
-            .header("cache-control", "public, max-age=86400")
-            .body(*bytes),
-        None => StatusCode::NOT_FOUND.into_response(),
-    }
+    embedded::serve(ASSETS, &name)
 }

@@ -7,6 +7,7 @@ mod auth;
 mod bulk_deletion;
 mod cli;
 mod concurrency;
+mod console;
 mod deletion;
 mod demo;
 mod erasure;

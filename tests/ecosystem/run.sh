@@ -40,6 +40,8 @@ done
 node "$here/graphql-http-audit.mjs" "http://127.0.0.1:$port/graphql"
 node "$here/schema-check.mjs" "$here/../../schema.graphql"
 node "$here/playground.mjs" "http://127.0.0.1:$port" "$target/playground.png"
+# The admin console's four stories, on a demo server and database of its own.
+node "$here/console.mjs" "$bin" "$target/console"
 # The README's story, from README.md itself, on untouched demo data (it
 # deactivates and restores alice, deletes bob and erases carol).
 python3 "$here/readme_story.py" "http://127.0.0.1:$port/graphql" "$bin"

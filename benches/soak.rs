@@ -20,6 +20,9 @@
 //! the last minute's p99 or RSS is over 1.2 times the second's or the
 //! connections grew. See benches/README.md, "Soak".
 
+#[path = "../tests/endurance/cluster.rs"]
+#[allow(dead_code)]
+mod cluster;
 #[path = "../tests/endurance/seed.rs"]
 #[allow(dead_code)]
 mod seed;
@@ -33,7 +36,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sqlx::{Executor, PgPool};
+use sqlx::PgPool;
+
+use cluster::{Cluster, Durability};
 
 use seed::{PASSWORD, user_id};
 use server::{Api, Outcome, ServerProcess};
@@ -73,48 +78,6 @@ fn args() -> Args {
         "--minutes and --rate must be positive"
     );
     Args { minutes, rate }
-}
-
-/// This run's database on `MEMBERDESK_TEST_DATABASE_URL`'s server, dropped
-/// at the end (also after a panic), once the servers are stopped.
-struct Database {
-    admin_url: String,
-    name: String,
-}
-
-impl Database {
-    fn for_this_process() -> Database {
-        let admin_url = std::env::var("MEMBERDESK_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        Database {
-            admin_url,
-            name: format!("memberdesk_soak_{}", std::process::id()),
-        }
-    }
-
-    fn url(&self) -> String {
-        let server = self.admin_url.rsplit_once('/').unwrap().0;
-        format!("{server}/{}", self.name)
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        // Drop may run inside the runtime; a small one on its own thread does the work.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let admin = PgPool::connect(&admin_url).await?;
-                let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                admin.execute(sqlx::AssertSqlSafe(sql)).await.map(|_| ())
-            })
-        })
-        .join();
-    }
 }
 
 /// The people and questions of the load, and their sessions.
@@ -346,19 +309,67 @@ fn judge(rows: &[Row], judged: bool, breaches: &BTreeMap<String, usize>) -> Vec<
     failures
 }
 
+/// Runs the load for `total`, a row every `window`; the rows.
+async fn run_load(
+    soak: Arc<Soak>,
+    servers: &[ServerProcess; 2],
+    pool: &PgPool,
+    rate: f64,
+    (total, window): (Duration, Duration),
+) -> Vec<Row> {
+    let started = Instant::now();
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    let (mut rows, mut in_flight, mut k) = (Vec::new(), Vec::new(), 0);
+    let mut window_began = started;
+    let close_window = async |window_began: Instant, rows: &mut Vec<Row>| {
+        let row = soak
+            .row(window_began.elapsed().as_secs_f64(), servers, pool)
+            .await;
+        print_row(started.elapsed().as_secs_f64() / 60.0, &row);
+        rows.push(row);
+    };
+    while started.elapsed() < total {
+        ticks.tick().await;
+        let one = soak.clone();
+        in_flight.push(tokio::spawn(async move { one.operation(k).await }));
+        in_flight.retain(|task| !task.is_finished());
+        k += 1;
+        if window_began.elapsed() >= window {
+            close_window(window_began, &mut rows).await;
+            window_began = Instant::now();
+        }
+    }
+    for task in in_flight {
+        task.await.unwrap();
+    }
+    // The last window, unless what is left of it is too short to mean anything.
+    if window_began.elapsed() >= window / 2 {
+        close_window(window_began, &mut rows).await;
+    }
+    rows
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = args();
-    let database = Database::for_this_process();
+    // A cluster of its own: the connections and the load are only the soak's.
+    let cluster = match Cluster::start(Durability::Defaults) {
+        Ok(cluster) => cluster,
+        Err(why) => {
+            println!("SKIPPED soak: cannot run a PostgreSQL cluster of its own here: {why}");
+            return;
+        }
+    };
+    let url = cluster.url("memberdesk");
     let env = [
         ("MEMBERDESK_LOGIN_LIMIT_PER_ADDRESS", "1000000"),
         ("MEMBERDESK_LOG", "error"),
     ];
     let servers = [
-        ServerProcess::start(&database.url(), &env).await,
-        ServerProcess::start(&database.url(), &env).await,
+        ServerProcess::start(&url, &env).await,
+        ServerProcess::start(&url, &env).await,
     ];
-    let pool = seed::test_pool(&database.url()).await;
+    let pool = seed::test_pool(&url).await;
     let apis = [0, 1].map(|i| Api::new(servers[i].graphql()));
     let world = seed_world(&pool, &apis[0], &args).await;
     let soak = Arc::new(Soak {
@@ -384,52 +395,21 @@ async fn main() {
     println!(
         "| minute | ops/s   | p50 ms   | p99 ms   | RSS A MiB   | RSS B MiB   | connections | errors"
     );
-    let started = Instant::now();
-    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate));
-    let (mut rows, mut in_flight, mut k) = (Vec::new(), Vec::new(), 0);
-    let mut window_began = started;
-    while started.elapsed() < total {
-        ticks.tick().await;
-        let one = soak.clone();
-        in_flight.push(tokio::spawn(async move { one.operation(k).await }));
-        in_flight.retain(|task| !task.is_finished());
-        k += 1;
-        if window_began.elapsed() >= window {
-            let row = soak
-                .row(window_began.elapsed().as_secs_f64(), &servers, &pool)
-                .await;
-            print_row(started.elapsed().as_secs_f64() / 60.0, &row);
-            rows.push(row);
-            window_began = Instant::now();
-        }
-    }
-    for task in in_flight {
-        task.await.unwrap();
-    }
-    // The last window, unless what is left of it is too short to mean anything.
-    if window_began.elapsed() >= window / 2 {
-        let row = soak
-            .row(window_began.elapsed().as_secs_f64(), &servers, &pool)
-            .await;
-        print_row(started.elapsed().as_secs_f64() / 60.0, &row);
-        rows.push(row);
-    }
+    let rows = run_load(soak.clone(), &servers, &pool, args.rate, (total, window)).await;
     let breaches = soak.breaches.lock().unwrap().clone();
     let failures = judge(&rows, judged && rows.len() >= 3, &breaches);
     for server in servers {
         server.stop();
     }
     pool.close().await;
-    drop(database);
+    drop(cluster);
     if failures.is_empty() {
-        println!(
-            "soak passed{}",
-            if judged {
-                ""
-            } else {
-                " (smoke: flatness not judged)"
-            }
-        );
+        let smoke = if judged {
+            ""
+        } else {
+            " (smoke: flatness not judged)"
+        };
+        println!("soak passed{smoke}");
     } else {
         println!("soak FAILED:\n  {}", failures.join("\n  "));
         std::process::exit(1);

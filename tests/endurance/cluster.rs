@@ -77,9 +77,21 @@ impl RunAs {
     }
 }
 
+/// What a cluster trades for speed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// No fsync: for tests that restart PostgreSQL cleanly and kill
+    /// memberdesk, never the machine.
+    Off,
+    /// PostgreSQL's defaults, for figures that should mean what they would
+    /// on a real server.
+    Defaults,
+}
+
 /// A running cluster of our own; stopped (immediately) and deleted on drop.
 pub struct Cluster {
     bin: PathBuf,
+    durability: Durability,
     run_as: RunAs,
     /// The temporary folder: `data/` (the cluster), `server.log`, the socket.
     root: PathBuf,
@@ -90,7 +102,7 @@ impl Cluster {
     /// Creates and starts a cluster, or says why it cannot (no PostgreSQL
     /// programs, no `postgres` user as root, `initdb` failing): the caller
     /// skips with that line.
-    pub fn start() -> Result<Cluster, String> {
+    pub fn start(durability: Durability) -> Result<Cluster, String> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let bin = bin_dir().ok_or("no PostgreSQL programs found (set PG_BINDIR)")?;
         if !bin.join("initdb").exists() {
@@ -105,6 +117,7 @@ impl Cluster {
         std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
         let cluster = Cluster {
             bin,
+            durability,
             run_as,
             root,
             port: free_port(),
@@ -138,14 +151,15 @@ impl Cluster {
         self.root.join("data").display().to_string()
     }
 
-    /// Its own port and socket folder; durability traded for speed (fsync
-    /// off): the tests restart PostgreSQL cleanly and kill memberdesk, never
-    /// the machine.
+    /// Its own port and socket folder, and its durability.
     fn server_options(&self) -> String {
+        let durability = match self.durability {
+            Durability::Off => "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            Durability::Defaults => "",
+        };
         format!(
             "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
-             -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-             -c max_connections=100 -c shared_buffers=128MB",
+             -c max_connections=100 -c shared_buffers=128MB {durability}",
             self.port,
             self.root.display()
         )

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use sqlx::{PgPool, Postgres, Transaction};
 
+use crate::cluster::Cluster;
 use crate::invariants::{self, entries_about, server_backends};
 use crate::seed::{self, PASSWORD, TEST_APPLICATION, user_id};
 use crate::server::{Api, Outcome, ServerProcess};
@@ -78,29 +79,70 @@ async fn wait_for_backends_to_end(pool: &PgPool) {
     }
 }
 
-/// Kills `server` in the middle of `operation` (sent as `token`), which
-/// needs the sessions of `held` late in its transaction; returns once the
-/// killed server's connections are gone.
-async fn crash_during(
-    server: ServerProcess,
-    pool: &PgPool,
-    token: &str,
-    operation: (&'static str, serde_json::Value),
-    held: &[i64],
-) {
-    let obstacle = hold_sessions_of(pool, held).await;
-    let api = Api::new(server.graphql());
-    let token = token.to_owned();
-    let (query, variables) = operation;
-    let request = tokio::spawn(async move { api.send(Some(&token), query, variables).await });
-    kill_when_blocked(server, pool).await;
-    obstacle.rollback().await.unwrap();
-    let answer = request.await.unwrap();
-    assert!(
-        matches!(answer, Outcome::Unanswered(_)),
-        "answered before it was killed: {answer:?}"
-    );
-    wait_for_backends_to_end(pool).await;
+/// An operation as sent: its document and variables.
+type Operation = (&'static str, serde_json::Value);
+
+/// A cluster of the test's own with memberdesk serving it, the test's pool,
+/// and a superuser's token.
+/// Fields drop in order: the server and the pool before their cluster.
+struct Stage {
+    server: Option<ServerProcess>,
+    pool: PgPool,
+    url: String,
+    hash: String,
+    root: String,
+    _cluster: Cluster,
+}
+
+impl Stage {
+    async fn new(test: &str) -> Option<Stage> {
+        let cluster = own_cluster(test)?;
+        let url = cluster.url("memberdesk");
+        let server = ServerProcess::start(&url, &[]).await;
+        let pool = seed::test_pool(&url).await;
+        let hash = seed::password_hash().await;
+        seed::superuser(&pool, "root", &hash).await;
+        let root = Api::new(server.graphql()).login("root", PASSWORD).await;
+        Some(Stage {
+            server: Some(server),
+            pool,
+            url,
+            hash,
+            root: root.expect("root logs in"),
+            _cluster: cluster,
+        })
+    }
+
+    /// Kills the server in the middle of `operation`, which needs the
+    /// sessions of `held` late in its transaction; returns once the killed
+    /// server's connections are gone.
+    async fn crash_during(&mut self, operation: Operation, held: &[i64]) {
+        let server = self.server.take().expect("a running server");
+        let obstacle = hold_sessions_of(&self.pool, held).await;
+        let api = Api::new(server.graphql());
+        let (token, (query, variables)) = (self.root.clone(), operation);
+        let request = tokio::spawn(async move { api.send(Some(&token), query, variables).await });
+        kill_when_blocked(server, &self.pool).await;
+        obstacle.rollback().await.unwrap();
+        let answer = request.await.unwrap();
+        assert!(
+            matches!(answer, Outcome::Unanswered(_)),
+            "answered before it was killed: {answer:?}"
+        );
+        wait_for_backends_to_end(&self.pool).await;
+        invariants::assert_hold(&self.pool).await;
+    }
+
+    /// Starts a new server on the same database and sends `operation` again,
+    /// which must now succeed; its `data`.
+    async fn restart_and_retry(&mut self, operation: Operation) -> serde_json::Value {
+        let server = ServerProcess::start(&self.url, &[]).await;
+        let api = Api::new(server.graphql());
+        let (query, variables) = operation;
+        let data = api.ok(Some(&self.root), query, variables).await;
+        self.server = Some(server);
+        data
+    }
 }
 
 /// What a user deletion leaves of `victim`, relation by relation.
@@ -153,45 +195,27 @@ impl DeletionFootprint {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_a_cascade_delete_of_a_million_votes_leaves_all_or_nothing() {
     let _turn = my_turn().await;
-    let Some(cluster) = own_cluster("sigkill_during_a_cascade_delete") else {
+    let Some(mut stage) = Stage::new("sigkill_during_a_cascade_delete").await else {
         return;
     };
-    let url = cluster.url("memberdesk");
-    let server = ServerProcess::start(&url, &[]).await;
-    let pool = seed::test_pool(&url).await;
-    let hash = seed::password_hash().await;
-    seed::superuser(&pool, "root", &hash).await;
-    let victim = seed::members(&pool, "victim", 1, &hash).await[0];
+    let pool = stage.pool.clone();
+    let victim = seed::members(&pool, "victim", 1, &stage.hash).await[0];
     seed::memberships_and_sessions(&pool, &[victim]).await;
     seed::votes_of(&pool, victim, VOTES).await;
-    let root = Api::new(server.graphql()).login("root", PASSWORD).await;
-    let root = root.expect("root logs in");
+    let deletion = || (DELETE_CASCADE, json!({ "id": user_id(victim) }));
 
-    let deletion = (DELETE_CASCADE, json!({ "id": user_id(victim) }));
-    crash_during(server, &pool, &root, deletion, &[victim]).await;
+    stage.crash_during(deletion(), &[victim]).await;
     let after_crash = DeletionFootprint::of(&pool, victim, "victim1").await;
     assert_eq!(
         after_crash,
         DeletionFootprint::UNTOUCHED,
         "killed before its commit, the deletion left something behind"
     );
-    invariants::assert_hold(&pool).await;
-
-    // A new process on the same database finishes the job when asked again.
-    let server = ServerProcess::start(&url, &[]).await;
-    let api = Api::new(server.graphql());
-    let payload = api
-        .ok(
-            Some(&root),
-            DELETE_CASCADE,
-            json!({ "id": user_id(victim) }),
-        )
-        .await;
+    let payload = stage.restart_and_retry(deletion()).await;
     assert_eq!(payload["deleteUser"]["deleted"], true, "{payload}");
     let done = DeletionFootprint::of(&pool, victim, "victim1").await;
     assert_eq!(done, DeletionFootprint::DONE);
     invariants::assert_hold(&pool).await;
-    server.stop();
 }
 
 /// What a bulk deactivation leaves of the cohort, relation by relation.
@@ -253,32 +277,24 @@ impl DeactivationFootprint {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_a_deactivation_of_ten_thousand_users_leaves_all_or_nothing() {
     let _turn = my_turn().await;
-    let Some(cluster) = own_cluster("sigkill_during_a_bulk_deactivation") else {
+    let Some(mut stage) = Stage::new("sigkill_during_a_bulk_deactivation").await else {
         return;
     };
-    let url = cluster.url("memberdesk");
-    let server = ServerProcess::start(&url, &[]).await;
-    let pool = seed::test_pool(&url).await;
-    let hash = seed::password_hash().await;
-    seed::superuser(&pool, "root", &hash).await;
-    let cohort = seed::members(&pool, "dormant", COHORT, &hash).await;
+    let pool = stage.pool.clone();
+    let cohort = seed::members(&pool, "dormant", COHORT, &stage.hash).await;
     seed::memberships_and_sessions(&pool, &cohort).await;
-    let root = Api::new(server.graphql()).login("root", PASSWORD).await;
-    let root = root.expect("root logs in");
+    let deactivation = || (DEACTIVATE_DORMANT, json!({}));
 
-    let last = &cohort[cohort.len() - 1..];
-    crash_during(server, &pool, &root, (DEACTIVATE_DORMANT, json!({})), last).await;
+    stage
+        .crash_during(deactivation(), &cohort[cohort.len() - 1..])
+        .await;
     let after_crash = DeactivationFootprint::of(&pool, &cohort).await;
     assert_eq!(
         after_crash,
         DeactivationFootprint::UNTOUCHED,
         "killed before its commit, the deactivation left something behind"
     );
-    invariants::assert_hold(&pool).await;
-
-    let server = ServerProcess::start(&url, &[]).await;
-    let api = Api::new(server.graphql());
-    let payload = api.ok(Some(&root), DEACTIVATE_DORMANT, json!({})).await;
+    let payload = stage.restart_and_retry(deactivation()).await;
     assert_eq!(
         payload["deactivateUsers"]["skipped"],
         json!([]),
@@ -287,5 +303,4 @@ async fn sigkill_during_a_deactivation_of_ten_thousand_users_leaves_all_or_nothi
     let done = DeactivationFootprint::of(&pool, &cohort).await;
     assert_eq!(done, DeactivationFootprint::DONE);
     invariants::assert_hold(&pool).await;
-    server.stop();
 }

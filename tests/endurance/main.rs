@@ -8,6 +8,8 @@
 //! `cargo test --test endurance` (about two minutes: the tests take turns,
 //! each would otherwise starve the others of the machine's cores).
 
+// Shared with benches/soak.rs: each uses only part of it.
+#[allow(dead_code)]
 mod cluster;
 mod crash;
 mod invariants;
@@ -17,7 +19,7 @@ mod seed;
 #[allow(dead_code)]
 mod server;
 
-use cluster::Cluster;
+use cluster::{Cluster, Durability};
 use tokio::sync::{Mutex, MutexGuard};
 
 /// Held by each test for its whole run: one seeding a million votes while
@@ -32,7 +34,7 @@ async fn my_turn() -> MutexGuard<'static, ()> {
 /// A cluster of the test's own, or `None` after printing why there can be
 /// none on this machine (the test then checks nothing).
 fn own_cluster(test: &str) -> Option<Cluster> {
-    match Cluster::start() {
+    match Cluster::start(Durability::Off) {
         Ok(cluster) => Some(cluster),
         Err(why) => {
             println!("SKIPPED {test}: cannot run a PostgreSQL cluster of its own here: {why}");

@@ -324,6 +324,11 @@ fn assert_gap_answers(journal: &Journal, gap_began: Instant, gap_ended: Instant)
         }
     }
     println!("answers by client and outcome: {seen:?}");
+    let felt = journal
+        .answers
+        .iter()
+        .any(|a| matches!(a.outcome, Outcome::Refused(_)));
+    assert!(felt, "no client felt the restart: the test proved nothing");
     for client in ["reader", "voter", "login", "admin", "readyz"] {
         let healed = journal.answers.iter().any(|a| {
             a.client == client && a.at > gap_ended && matches!(a.outcome, Outcome::Done(_))

@@ -243,7 +243,8 @@ impl Soak {
 async fn server_connections(pool: &PgPool) -> i64 {
     sqlx::query_scalar(
         "SELECT count(*) FROM pg_stat_activity
-          WHERE datname = current_database() AND application_name <> $1",
+          WHERE datname = current_database() AND backend_type = 'client backend'
+            AND application_name <> $1",
     )
     .bind(seed::TEST_APPLICATION)
     .fetch_one(pool)

@@ -21,6 +21,8 @@ pub enum AuditAction {
     PasswordChanged,
     GroupCreated,
     GroupPermissionsSet,
+    /// `renameGroup` (over SCIM): the group's name changed.
+    GroupRenamed,
     GroupDeleted,
     UserAddedToGroup,
     UserRemovedFromGroup,

@@ -37,6 +37,9 @@ macro_rules! user_columns {
     };
 }
 
+/// The columns of a [`UserRow`], for statements built elsewhere in the store.
+pub(super) const COLUMNS: &str = user_columns!();
+
 /// The `SELECT` of a [`UserRow`] from `users` where `$condition` holds (with
 /// any order or lock clause after it), as one literal for `sqlx`.
 macro_rules! users_where {

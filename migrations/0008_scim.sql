@@ -15,3 +15,10 @@ CREATE TABLE scim_tokens (
     created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
     revoked_at  TIMESTAMPTZ
 );
+
+-- The identifier a provisioning client gives a user or group (SCIM's
+-- `externalId`, e.g. Entra ID's object id), kept so that the client can
+-- find its records again. Anonymization clears it with the rest of the
+-- person; it goes with the row on deletion.
+ALTER TABLE users ADD COLUMN scim_external_id TEXT CHECK (length(scim_external_id) <= 256);
+ALTER TABLE groups ADD COLUMN scim_external_id TEXT CHECK (length(scim_external_id) <= 256);

@@ -21,8 +21,8 @@ pub enum AuditAction {
     PasswordChanged,
     GroupCreated,
     GroupPermissionsSet,
-    /// `renameGroup` (over SCIM): the group's name changed.
-    GroupRenamed,
+    /// A group's name or provisioning id (SCIM `externalId`) changed.
+    GroupUpdated,
     GroupDeleted,
     UserAddedToGroup,
     UserRemovedFromGroup,

@@ -169,8 +169,9 @@ pub async fn rename_group(
         .on_constraint(groups::NAME_UNIQUE, || {
             AppError::invalid("name", GROUP_NAME_TAKEN)
         })?;
-    let details = json!({ "groupId": group.id, "from": before.name, "to": group.name });
-    record_group_change(tx, &actor, AuditAction::GroupRenamed, &group, details).await?;
+    let details =
+        json!({ "groupId": group.id, "changed": ["name"], "from": before.name, "to": group.name });
+    record_group_change(tx, &actor, AuditAction::GroupUpdated, &group, details).await?;
     Ok(group)
 }
 

@@ -16,9 +16,15 @@
 use secrecy::SecretString;
 use sqlx::PgPool;
 
-use super::access::{Rule, VIEW_GROUP, VIEW_USER};
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::access::{CHANGE_GROUP, Rule, VIEW_GROUP, VIEW_USER};
 use super::accounts::{self, NewProfileInput, NewUserInput, UserPatch};
 use super::actor::ServiceActor;
+use super::audit::{AuditAction, AuditEntry, Target};
+use super::authority::{self, Acting, Begun};
 use super::deletion::{self, DeletePolicy, DeleteRequest};
 use super::groups::{self, Access, Change};
 use super::lifecycle::{self, DeactivateOptions, Restore};
@@ -27,6 +33,7 @@ use super::{Actor, Mode};
 use crate::auth::token;
 use crate::config::{PasswordPolicy, ScimDelete};
 use crate::error::{AppError, AppResult, OnConstraint};
+pub use crate::store::directory::Resource;
 use crate::store::directory::{self, Condition, GroupColumn, UserColumn, Window};
 use crate::store::groups::GroupRow;
 use crate::store::scim_tokens::{self, ScimTokenRow};
@@ -271,12 +278,10 @@ pub async fn groups_of(
     Ok(store::groups::for_users(pool, user_ids).await?)
 }
 
-/// A group's member as a directory shows it.
+/// A group's member as a directory shows it: by id only.
 pub struct Member {
     pub group_id: i64,
     pub user_id: i64,
-    /// Shown only to a caller holding `auth.view_user`.
-    pub username: Option<String>,
 }
 
 /// A group the caller may see (`auth.view_group`).
@@ -301,16 +306,11 @@ pub async fn list_groups(
 }
 
 /// The members of each of `group_ids`.
-pub async fn members_of(pool: &PgPool, actor: &Actor, group_ids: &[i64]) -> AppResult<Vec<Member>> {
-    let named = actor.has_perm(VIEW_USER);
+pub async fn members_of(pool: &PgPool, group_ids: &[i64]) -> AppResult<Vec<Member>> {
     let rows = directory::members(pool, group_ids).await?;
     Ok(rows
         .into_iter()
-        .map(|(group_id, user_id, username)| Member {
-            group_id,
-            user_id,
-            username: named.then_some(username),
-        })
+        .map(|(group_id, user_id)| Member { group_id, user_id })
         .collect())
 }
 
@@ -338,7 +338,7 @@ pub async fn set_members(
     let now: Vec<i64> = directory::members(pool, &[group_id])
         .await?
         .into_iter()
-        .map(|(_, user_id, _)| user_id)
+        .map(|(_, user_id)| user_id)
         .collect();
     for id in member_ids.iter().filter(|id| !now.contains(id)) {
         groups::change_access(pool, actor, *id, Access::Group(group_id), Change::Give).await?;
@@ -347,6 +347,79 @@ pub async fn set_members(
         groups::change_access(pool, actor, *id, Access::Group(group_id), Change::Take).await?;
     }
     Ok(())
+}
+
+/// Sets the identifier the client keeps for a user (`externalId`): a change
+/// to the user (`auth.change_user`, within scope), audited `USER_UPDATED`.
+pub async fn set_user_external_id(
+    pool: &PgPool,
+    actor: &Actor,
+    user_id: i64,
+    external_id: Option<&str>,
+) -> AppResult<()> {
+    let external_id = checked_external_id(external_id)?;
+    let mut tx = pool.begin().await?;
+    let Acting { actor, target } = authority::lock_manageable_user(&mut tx, actor, user_id).await?;
+    if directory::set_external_id(&mut *tx, Resource::User, user_id, external_id).await? {
+        AuditEntry::new(AuditAction::UserUpdated, Target::User(&target))
+            .by(&actor)
+            .details(json!({ "changed": ["externalId"] }))
+            .record(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Sets the identifier the client keeps for a group (`auth.change_group`),
+/// audited `GROUP_UPDATED`.
+pub async fn set_group_external_id(
+    pool: &PgPool,
+    actor: &Actor,
+    group_id: i64,
+    external_id: Option<&str>,
+) -> AppResult<()> {
+    let external_id = checked_external_id(external_id)?;
+    let Begun { mut tx, actor } =
+        authority::begin(pool, actor, Rule::Permission(CHANGE_GROUP)).await?;
+    let group = store::groups::find_for_update(&mut *tx, group_id)
+        .await?
+        .ok_or(AppError::NotFound("group"))?;
+    if directory::set_external_id(&mut *tx, Resource::Group, group_id, external_id).await? {
+        let details = json!({ "groupId": group.id, "changed": ["externalId"] });
+        AuditEntry::new(
+            AuditAction::GroupUpdated,
+            Target::Described(format!("group {}", group.name)),
+        )
+        .by(&actor)
+        .details(details)
+        .record(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// At most 256 characters; blank is none.
+fn checked_external_id(external_id: Option<&str>) -> AppResult<Option<&str>> {
+    match external_id.map(str::trim).filter(|e| !e.is_empty()) {
+        Some(e) if e.chars().count() > 256 => {
+            Err(AppError::invalid("externalId", "at most 256 characters"))
+        }
+        other => Ok(other),
+    }
+}
+
+/// The `externalId` of each of `ids` that has one.
+pub async fn external_ids(
+    pool: &PgPool,
+    resource: Resource,
+    ids: &[i64],
+) -> AppResult<BTreeMap<i64, String>> {
+    Ok(directory::external_ids(pool, resource, ids)
+        .await?
+        .into_iter()
+        .collect())
 }
 
 /// Renames the group (`displayName` changed by PUT or PATCH).

@@ -96,12 +96,6 @@ impl Attr {
             ..self
         }
     }
-    fn write_only(self) -> Attr {
-        Attr {
-            mutability: "writeOnly",
-            ..self
-        }
-    }
     fn unique(self) -> Attr {
         Attr {
             uniqueness: "server",
@@ -113,11 +107,7 @@ impl Attr {
     }
 
     fn to_json(&self) -> Value {
-        let returned = if self.mutability == "writeOnly" {
-            "never"
-        } else {
-            "default"
-        };
+        let returned = "default";
         let mut out = json!({
             "name": self.name,
             "type": self.kind,
@@ -156,18 +146,14 @@ pub fn schemas(base: &str) -> Vec<Value> {
     let user = vec![
         attr("userName", "string").required().unique(),
         attr("name", "complex").with(vec![
-            attr("formatted", "string").read_only(),
             attr("givenName", "string"),
             attr("familyName", "string"),
         ]),
         attr("displayName", "string").read_only(),
-        attr("password", "string").write_only(),
-        attr("active", "boolean"),
-        attr("emails", "complex").multi().with(vec![
-            attr("value", "string"),
-            attr("type", "string"),
-            attr("primary", "boolean"),
-        ]),
+        attr("active", "boolean").required(),
+        attr("emails", "complex")
+            .multi()
+            .with(vec![attr("value", "string")]),
         attr("groups", "complex").multi().read_only().with(vec![
             attr("value", "string").read_only(),
             attr("$ref", "reference").read_only(),
@@ -177,12 +163,9 @@ pub fn schemas(base: &str) -> Vec<Value> {
     ];
     let group = vec![
         attr("displayName", "string").required().unique(),
-        attr("members", "complex").multi().with(vec![
-            attr("value", "string"),
-            attr("$ref", "reference"),
-            attr("display", "string").read_only(),
-            attr("type", "string"),
-        ]),
+        attr("members", "complex")
+            .multi()
+            .with(vec![attr("value", "string"), attr("$ref", "reference")]),
     ];
     vec![
         schema(base, USER_SCHEMA, "User", user),

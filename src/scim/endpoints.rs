@@ -12,7 +12,7 @@ use super::filter::{self, AttrPath, CompareOp, Filter};
 use super::resources::{self, LIST_SCHEMA, Projection};
 use super::{Answer, Call, ScimError, discovery, patch};
 use crate::config::Settings;
-use crate::domain::provisioning;
+use crate::domain::provisioning::{self, Resource};
 use crate::store::directory::{self, Condition, GroupColumn, Op, UserColumn, Window};
 use crate::store::groups::GroupRow;
 use crate::store::users::UserRow;
@@ -35,6 +35,13 @@ pub async fn dispatch(
         ("GET", ["Schemas"]) => Ok(Answer::ok(discovery::list(discovery::schemas(&call.base)))),
         ("GET", ["Schemas", id]) => one_of(discovery::schemas(&call.base), id),
         ("GET", ["Users"]) => list_users(pool, &call).await,
+        ("POST", [".search"]) => Err(ScimError::new(
+            501,
+            None,
+            "searching several resource types at once is not supported: POST /Users/.search or /Groups/.search",
+        )),
+        ("POST", ["Users", ".search"]) => list_users(pool, &searched(call)?).await,
+        ("POST", ["Groups", ".search"]) => list_groups(pool, &searched(call)?).await,
         ("POST", ["Users"]) => create_user(pool, settings, &call).await,
         ("GET", ["Users", id]) => {
             let shown = user_resource(pool, &call, parse_id(id)?).await?;
@@ -63,6 +70,29 @@ pub async fn dispatch(
         )),
         _ => Err(ScimError::not_found()),
     }
+}
+
+/// Whether `method` is served at `segments` at all: checked before the
+/// body is read, so a wrong method is 405 whatever its body.
+pub fn allows(method: &str, segments: &[&str]) -> bool {
+    match segments {
+        ["ServiceProviderConfig" | "ResourceTypes" | "Schemas", ..] => method == "GET",
+        ["Users" | "Groups", ".search"] | [".search"] => method == "POST",
+        ["Users" | "Groups"] => matches!(method, "GET" | "POST"),
+        ["Users" | "Groups", _] => matches!(method, "GET" | "PUT" | "PATCH" | "DELETE"),
+        _ => true,
+    }
+}
+
+/// A `POST /.search` (RFC 7644 §3.4.3): the query is in the body.
+fn searched(call: Call) -> Result<Call, ScimError> {
+    let mut body = call.body.clone();
+    if let Some(object) = body.as_object_mut() {
+        object.remove("schemas");
+    }
+    let query: super::ListQuery = serde_json::from_value(body)
+        .map_err(|e| ScimError::invalid_value(format!("invalid search request: {e}")))?;
+    Ok(Call { query, ..call })
 }
 
 /// A resource id as memberdesk issues them; anything else names nothing.
@@ -208,6 +238,7 @@ fn user_column(path: &AttrPath) -> Option<UserColumn> {
         "name.familyname" => UserColumn::FamilyName,
         "displayname" | "name.formatted" => UserColumn::DisplayName,
         "active" => UserColumn::Active,
+        "externalid" => UserColumn::ExternalId,
         _ => return None,
     })
 }
@@ -217,6 +248,7 @@ fn group_column(path: &AttrPath) -> Option<GroupColumn> {
         "id" => GroupColumn::Id,
         "displayname" => GroupColumn::DisplayName,
         "members" | "members.value" => GroupColumn::MemberId,
+        "externalid" => GroupColumn::ExternalId,
         _ => return None,
     })
 }
@@ -235,9 +267,13 @@ async fn render_users(
             .or_default()
             .push((group.id, group.name));
     }
+    let external = provisioning::external_ids(pool, Resource::User, &ids).await?;
     Ok(rows
         .iter()
-        .map(|u| resources::user(&call.base, u, groups.get(&u.id).map_or(&[], Vec::as_slice)))
+        .map(|u| {
+            let own = groups.get(&u.id).map_or(&[][..], Vec::as_slice);
+            resources::user(&call.base, u, external.get(&u.id), own)
+        })
         .collect())
 }
 
@@ -284,7 +320,10 @@ async fn create_user(pool: &PgPool, settings: &Settings, call: &Call) -> Result<
     };
     let policy = &settings.password_policy;
     let user = provisioning::provision_user(pool, &call.actor, &person, password, policy).await?;
-    Ok(Answer::created(render_user(pool, call, user).await?))
+    if let Some(external_id) = resources::external_id(&call.body)? {
+        provisioning::set_user_external_id(pool, &call.actor, user.id, Some(&external_id)).await?;
+    }
+    Ok(Answer::created(user_resource(pool, call, user.id).await?))
 }
 
 /// PUT replaces the user with the body; PATCH applies its operations to
@@ -307,6 +346,10 @@ async fn change_user(
     };
     refuse_password(&wanted)?;
     let person = resources::person(&wanted)?;
+    let external_id = resources::external_id(&wanted)?;
+    if external_id != resources::external_id(&current)? {
+        provisioning::set_user_external_id(pool, &call.actor, id, external_id.as_deref()).await?;
+    }
     let user = provisioning::update_user(pool, &call.actor, id, &person).await?;
     let shown = render_user(pool, call, user).await?;
     Ok(Answer::ok(projection(call).apply(shown)))
@@ -330,13 +373,14 @@ async fn render_groups(
     rows: &[GroupRow],
 ) -> Result<Vec<Value>, ScimError> {
     let ids: Vec<i64> = rows.iter().map(|g| g.id).collect();
-    let members = provisioning::members_of(pool, &call.actor, &ids).await?;
+    let members = provisioning::members_of(pool, &ids).await?;
+    let external = provisioning::external_ids(pool, Resource::Group, &ids).await?;
     Ok(rows
         .iter()
         .map(|g| {
             let own: Vec<&provisioning::Member> =
                 members.iter().filter(|m| m.group_id == g.id).collect();
-            resources::group(&call.base, g, &own)
+            resources::group(&call.base, g, external.get(&g.id), &own)
         })
         .collect())
 }
@@ -361,6 +405,10 @@ async fn list_groups(pool: &PgPool, call: &Call) -> Result<Answer, ScimError> {
 async fn create_group(pool: &PgPool, call: &Call) -> Result<Answer, ScimError> {
     let (name, members) = resources::group_parts(&call.body)?;
     let group = provisioning::provision_group(pool, &call.actor, &name, &members).await?;
+    if let Some(external_id) = resources::external_id(&call.body)? {
+        provisioning::set_group_external_id(pool, &call.actor, group.id, Some(&external_id))
+            .await?;
+    }
     Ok(Answer::created(group_resource(pool, call, group.id).await?))
 }
 
@@ -383,6 +431,10 @@ async fn change_group(
     let (name, members) = resources::group_parts(&wanted)?;
     if name != current["displayName"] {
         provisioning::rename_group(pool, &call.actor, id, &name).await?;
+    }
+    let external_id = resources::external_id(&wanted)?;
+    if external_id != resources::external_id(&current)? {
+        provisioning::set_group_external_id(pool, &call.actor, id, external_id.as_deref()).await?;
     }
     provisioning::set_members(pool, &call.actor, id, &members).await?;
     let shown = group_resource(pool, call, id).await?;

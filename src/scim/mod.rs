@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Endpoint, Request, Response};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -205,8 +206,25 @@ pub struct ListQuery {
     pub filter: Option<String>,
     pub start_index: Option<i64>,
     pub count: Option<i64>,
+    #[serde(default, deserialize_with = "names")]
     pub attributes: Option<String>,
+    #[serde(default, deserialize_with = "names")]
     pub excluded_attributes: Option<String>,
+}
+
+/// Attribute names as a query string has them (`a,b`) or as a `.search`
+/// body does (`["a", "b"]`).
+fn names<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<String>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Names {
+        Joined(String),
+        Listed(Vec<String>),
+    }
+    Ok(Option::<Names>::deserialize(de)?.map(|names| match names {
+        Names::Joined(joined) => joined,
+        Names::Listed(list) => list.join(","),
+    }))
 }
 
 impl ScimEndpoint {
@@ -286,6 +304,17 @@ impl ScimEndpoint {
             Some(proto) if proto == "https" => "https",
             _ => "http",
         };
+        let path = req.uri().path().trim_end_matches('/').to_owned();
+        let rest = path.strip_prefix(PREFIX).unwrap_or(&path);
+        let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+        let method = req.method().as_str().to_owned();
+        if !endpoints::allows(&method, &segments) {
+            return Err(ScimError::new(
+                405,
+                None,
+                format!("{method} is not supported here"),
+            ));
+        }
         let body = self.body(&mut req).await?;
         let call = Call {
             actor,

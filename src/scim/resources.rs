@@ -19,7 +19,12 @@ pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 
 /// A user as a SCIM User. `groups` are (id, name) pairs.
-pub fn user(base: &str, row: &UserRow, groups: &[(i64, String)]) -> Value {
+pub fn user(
+    base: &str,
+    row: &UserRow,
+    external_id: Option<&String>,
+    groups: &[(i64, String)],
+) -> Value {
     let display = format!("{} {}", row.first_name, row.last_name);
     let display = display.trim();
     let mut body = json!({
@@ -38,14 +43,13 @@ pub fn user(base: &str, row: &UserRow, groups: &[(i64, String)]) -> Value {
         name.insert("familyName".into(), json!(row.last_name));
     }
     if !name.is_empty() {
-        name.insert("formatted".into(), json!(display));
         object.insert("name".into(), Value::Object(name));
     }
     if !row.email.is_empty() {
-        object.insert(
-            "emails".into(),
-            json!([{ "value": row.email, "type": "work", "primary": true }]),
-        );
+        object.insert("emails".into(), json!([{ "value": row.email }]));
+    }
+    if let Some(external_id) = external_id {
+        object.insert("externalId".into(), json!(external_id));
     }
     if !groups.is_empty() {
         let list: Vec<Value> = groups
@@ -68,23 +72,25 @@ pub fn user(base: &str, row: &UserRow, groups: &[(i64, String)]) -> Value {
 }
 
 /// A group as a SCIM Group.
-pub fn group(base: &str, row: &GroupRow, members: &[&Member]) -> Value {
+pub fn group(
+    base: &str,
+    row: &GroupRow,
+    external_id: Option<&String>,
+    members: &[&Member],
+) -> Value {
     let list: Vec<Value> = members
         .iter()
-        .map(|m| {
-            let mut member = json!({ "value": m.user_id.to_string(), "$ref": format!("{base}/Users/{}", m.user_id), "type": "User" });
-            if let Some(name) = &m.username {
-                member["display"] = json!(name);
-            }
-            member
-        })
+        .map(|m| json!({ "value": m.user_id.to_string(), "$ref": format!("{base}/Users/{}", m.user_id) }))
         .collect();
-    let body = json!({
+    let mut body = json!({
         "schemas": [GROUP_SCHEMA],
         "id": row.id.to_string(),
         "displayName": row.name,
         "members": list,
     });
+    if let Some(external_id) = external_id {
+        body["externalId"] = json!(external_id);
+    }
     let epoch = chrono::DateTime::UNIX_EPOCH;
     with_meta(
         body,
@@ -189,6 +195,12 @@ pub fn person(body: &Value) -> Result<Person, ScimError> {
         last_name: text(&name, "familyName")?,
         active: active(body)?,
     })
+}
+
+/// The `externalId` a resource carries (none when absent or blank).
+pub fn external_id(body: &Value) -> Result<Option<String>, ScimError> {
+    let id = text(body, "externalId")?;
+    Ok(Some(id).filter(|i| !i.trim().is_empty()))
 }
 
 /// A Group resource's name and member ids.

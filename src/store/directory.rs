@@ -66,6 +66,7 @@ pub enum UserColumn {
     /// Given and family name, as one.
     DisplayName,
     Active,
+    ExternalId,
 }
 
 impl Column for UserColumn {
@@ -78,12 +79,13 @@ impl Column for UserColumn {
             UserColumn::FamilyName => "last_name",
             UserColumn::DisplayName => "btrim(first_name || ' ' || last_name)",
             UserColumn::Active => "is_active",
+            UserColumn::ExternalId => "coalesce(scim_external_id, '')",
         }
     }
 
     fn kind(self) -> Kind {
         match self {
-            UserColumn::Id => Kind::TextExact,
+            UserColumn::Id | UserColumn::ExternalId => Kind::TextExact,
             UserColumn::Active => Kind::Bool,
             _ => Kind::TextIgnoringCase,
         }
@@ -96,6 +98,7 @@ pub enum GroupColumn {
     DisplayName,
     /// The id of a member (`members.value`).
     MemberId,
+    ExternalId,
 }
 
 impl Column for GroupColumn {
@@ -103,6 +106,7 @@ impl Column for GroupColumn {
         match self {
             GroupColumn::Id => "id::text",
             GroupColumn::DisplayName => "name",
+            GroupColumn::ExternalId => "coalesce(scim_external_id, '')",
             GroupColumn::MemberId => {
                 "ARRAY(SELECT user_id::text FROM user_groups WHERE group_id = groups.id)"
             }
@@ -306,17 +310,59 @@ impl Listing {
     }
 }
 
-/// The members of each of `group_ids`: (group id, user id, username),
-/// anonymized members included under their pseudonym.
-pub async fn members(
-    ex: impl PgExecutor<'_>,
-    group_ids: &[i64],
-) -> sqlx::Result<Vec<(i64, i64, String)>> {
+/// The members of each of `group_ids`: (group id, user id).
+pub async fn members(ex: impl PgExecutor<'_>, group_ids: &[i64]) -> sqlx::Result<Vec<(i64, i64)>> {
     sqlx::query_as(
-        "SELECT ug.group_id, u.id, u.username FROM user_groups ug JOIN users u ON u.id = ug.user_id \
-         WHERE ug.group_id = ANY($1) ORDER BY u.id",
+        "SELECT group_id, user_id FROM user_groups WHERE group_id = ANY($1) ORDER BY user_id",
     )
     .bind(group_ids)
     .fetch_all(ex)
     .await
+}
+
+/// Which table an `externalId` belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    User,
+    Group,
+}
+
+/// The `externalId` of each of `ids` that has one.
+pub async fn external_ids(
+    ex: impl PgExecutor<'_>,
+    resource: Resource,
+    ids: &[i64],
+) -> sqlx::Result<Vec<(i64, String)>> {
+    let sql = match resource {
+        Resource::User => {
+            "SELECT id, scim_external_id FROM users WHERE id = ANY($1) AND scim_external_id IS NOT NULL"
+        }
+        Resource::Group => {
+            "SELECT id, scim_external_id FROM groups WHERE id = ANY($1) AND scim_external_id IS NOT NULL"
+        }
+    };
+    sqlx::query_as(sql).bind(ids).fetch_all(ex).await
+}
+
+/// Sets (or with `None` clears) a row's `externalId`; whether it changed.
+pub async fn set_external_id(
+    ex: impl PgExecutor<'_>,
+    resource: Resource,
+    id: i64,
+    external_id: Option<&str>,
+) -> sqlx::Result<bool> {
+    let sql = match resource {
+        Resource::User => {
+            "UPDATE users SET scim_external_id = $2 WHERE id = $1 AND scim_external_id IS DISTINCT FROM $2"
+        }
+        Resource::Group => {
+            "UPDATE groups SET scim_external_id = $2 WHERE id = $1 AND scim_external_id IS DISTINCT FROM $2"
+        }
+    };
+    let done = sqlx::query(sql)
+        .bind(id)
+        .bind(external_id)
+        .execute(ex)
+        .await?;
+    Ok(done.rows_affected() > 0)
 }

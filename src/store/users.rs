@@ -469,7 +469,8 @@ pub async fn anonymize(ex: &mut sqlx::PgConnection, id: i64) -> sqlx::Result<Ano
         "UPDATE users u SET username = 'deleted-user-' || u.id, username_key = 'deleted-user-' || u.id,
              email = '', first_name = '', last_name = '', password_hash = NULL,
              is_active = false, is_staff = false, is_superuser = false,
-             deactivation_reason = NULL, anonymized_at = now(), erasure_due_at = NULL
+             deactivation_reason = NULL, anonymized_at = now(), erasure_due_at = NULL,
+             scim_external_id = NULL
          FROM users old WHERE u.id = $1 AND old.id = u.id
          RETURNING old.username_key",
     )

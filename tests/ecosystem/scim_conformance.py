@@ -31,7 +31,7 @@ def main() -> int:
     passed = counts.get("SUCCESS", 0)
     failed = sum(n for s, n in counts.items() if s in ("ERROR", "CRITICAL"))
     skipped = len(results) - passed - failed
-    print(f"scim2-tester: {passed} passed, {failed} failed, {skipped} skipped")
+    print(f"scim2-tester: {passed} checks passed, {failed} failed, {skipped} skipped")
     return 1 if failed else 0
 
 

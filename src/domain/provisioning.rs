@@ -261,8 +261,19 @@ pub async fn list_users(
     window: Window,
 ) -> AppResult<(Vec<UserRow>, i64)> {
     Rule::Permission(VIEW_USER).check_actor(actor)?;
-    let listing =
-        directory::users(condition, window).map_err(|why| AppError::invalid("filter", why.0))?;
+    run_listing(pool, directory::users(condition, window)).await
+}
+
+/// Runs a directory listing; a filter it cannot run is `INVALID_INPUT`
+/// on `filter`.
+async fn run_listing<T>(
+    pool: &PgPool,
+    listing: Result<directory::Listing, directory::Unrunnable>,
+) -> AppResult<(Vec<T>, i64)>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    let listing = listing.map_err(|why| AppError::invalid("filter", why.0))?;
     Ok(listing.run(&mut *pool.acquire().await?).await?)
 }
 
@@ -300,9 +311,7 @@ pub async fn list_groups(
     window: Window,
 ) -> AppResult<(Vec<GroupRow>, i64)> {
     Rule::Permission(VIEW_GROUP).check_actor(actor)?;
-    let listing =
-        directory::groups(condition, window).map_err(|why| AppError::invalid("filter", why.0))?;
-    Ok(listing.run(&mut *pool.acquire().await?).await?)
+    run_listing(pool, directory::groups(condition, window)).await
 }
 
 /// The members of each of `group_ids`.

@@ -326,6 +326,28 @@ async fn create_user(pool: &PgPool, settings: &Settings, call: &Call) -> Result<
     Ok(Answer::created(user_resource(pool, call, user.id).await?))
 }
 
+/// What the client wants the resource to be: a PUT's body, or the
+/// resource as shown with a PATCH's operations applied.
+fn wanted_state(method: &str, current: &Value, body: &Value) -> Result<Value, ScimError> {
+    match method {
+        "PATCH" => {
+            let mut edited = current.clone();
+            patch::apply(&mut edited, body)?;
+            Ok(edited)
+        }
+        _ => Ok(body.clone()),
+    }
+}
+
+/// The new `externalId` (`Some(None)`: cleared) when it changes.
+fn changed_external_id(
+    current: &Value,
+    wanted: &Value,
+) -> Result<Option<Option<String>>, ScimError> {
+    let external_id = resources::external_id(wanted)?;
+    Ok((external_id != resources::external_id(current)?).then_some(external_id))
+}
+
 /// PUT replaces the user with the body; PATCH applies its operations to
 /// the user as shown and replaces the user with the result.
 async fn change_user(
@@ -336,18 +358,10 @@ async fn change_user(
 ) -> Result<Answer, ScimError> {
     let current = user_resource(pool, call, id).await?;
     check_if_match(call, &current)?;
-    let wanted = match method {
-        "PATCH" => {
-            let mut edited = current.clone();
-            patch::apply(&mut edited, &call.body)?;
-            edited
-        }
-        _ => call.body.clone(),
-    };
+    let wanted = wanted_state(method, &current, &call.body)?;
     refuse_password(&wanted)?;
     let person = resources::person(&wanted)?;
-    let external_id = resources::external_id(&wanted)?;
-    if external_id != resources::external_id(&current)? {
+    if let Some(external_id) = changed_external_id(&current, &wanted)? {
         provisioning::set_user_external_id(pool, &call.actor, id, external_id.as_deref()).await?;
     }
     let user = provisioning::update_user(pool, &call.actor, id, &person).await?;
@@ -420,20 +434,12 @@ async fn change_group(
 ) -> Result<Answer, ScimError> {
     let current = group_resource(pool, call, id).await?;
     check_if_match(call, &current)?;
-    let wanted = match method {
-        "PATCH" => {
-            let mut edited = current.clone();
-            patch::apply(&mut edited, &call.body)?;
-            edited
-        }
-        _ => call.body.clone(),
-    };
+    let wanted = wanted_state(method, &current, &call.body)?;
     let (name, members) = resources::group_parts(&wanted)?;
     if name != current["displayName"] {
         provisioning::rename_group(pool, &call.actor, id, &name).await?;
     }
-    let external_id = resources::external_id(&wanted)?;
-    if external_id != resources::external_id(&current)? {
+    if let Some(external_id) = changed_external_id(&current, &wanted)? {
         provisioning::set_group_external_id(pool, &call.actor, id, external_id.as_deref()).await?;
     }
     provisioning::set_members(pool, &call.actor, id, &members).await?;

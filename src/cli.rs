@@ -18,6 +18,7 @@ use crate::{db, graphql, http, logging, seed};
 mod archive_tasks;
 mod erasure_tasks;
 mod reference;
+mod scim_tasks;
 mod user_tasks;
 
 #[derive(Parser)]
@@ -147,6 +148,10 @@ enum Command {
     /// question with the system as actor. Two runs at once take different
     /// questions; each is deleted once.
     PurgeArchived(archive_tasks::PurgeArgs),
+    /// Manage the bearer tokens of SCIM provisioning clients (identity
+    /// providers such as Okta or Entra ID) for `/scim/v2`: `create`, `list`,
+    /// `revoke`.
+    ScimToken(scim_tasks::ScimTokenArgs),
     /// Print a shell completion script, e.g. `memberdesk completions bash >
     /// /etc/bash_completion.d/memberdesk`.
     Completions {
@@ -263,6 +268,7 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Users { inactive, staff } => user_tasks::list_users(inactive, staff).await,
         Command::RunErasures { dry_run } => erasure_tasks::run_erasures(dry_run).await,
         Command::PurgeArchived(args) => archive_tasks::purge_archived(args).await,
+        Command::ScimToken(args) => scim_tasks::scim_token(args).await,
         Command::SeedDemo { force_demo } => {
             let settings = Settings::from_env()?;
             let (pool, _) = open(true).await?;

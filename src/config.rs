@@ -39,6 +39,8 @@ pub struct Settings {
     pub erasure_grace: chrono::Duration,
     /// Whether deletions, anonymizations and deactivations must say why.
     pub reason_policy: ReasonPolicy,
+    /// What a SCIM `DELETE /Users/{id}` does (`MEMBERDESK_SCIM_DELETE`).
+    pub scim_delete: ScimDelete,
 }
 
 /// Whether an operation that removes access or data must give a `reason`
@@ -52,6 +54,30 @@ pub enum ReasonPolicy {
     /// Deletes, anonymizations and deactivations without one are refused
     /// (`INVALID_INPUT`, field `reason`); previews (`dryRun`) need none.
     Required,
+}
+
+/// What a SCIM `DELETE /Users/{id}` does (`MEMBERDESK_SCIM_DELETE`): never a
+/// hard delete, whose cascade an identity provider cannot see or undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScimDelete {
+    /// The default: `deactivateUser`, reversible.
+    #[default]
+    Deactivate,
+    /// `anonymizeUser` (the token needs `auth.delete_user`): for
+    /// organisations whose leavers must be erased, not kept.
+    Anonymize,
+}
+
+impl ScimDelete {
+    pub fn parse(name: &str, value: &str) -> Result<ScimDelete, String> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "" | "deactivate" => Ok(ScimDelete::Deactivate),
+            "anonymize" => Ok(ScimDelete::Anonymize),
+            _ => Err(format!(
+                "{name} must be 'deactivate' or 'anonymize', not '{value}'"
+            )),
+        }
+    }
 }
 
 /// A feature a production deployment may turn off (`on` or `off`).
@@ -213,6 +239,7 @@ impl Default for Settings {
             metrics_bind: None,
             erasure_grace: chrono::Duration::days(7),
             reason_policy: ReasonPolicy::Optional,
+            scim_delete: ScimDelete::Deactivate,
         }
     }
 }
@@ -297,6 +324,9 @@ impl Settings {
                 Switch::On => ReasonPolicy::Required,
                 Switch::Off => ReasonPolicy::Optional,
             };
+        if let Some(value) = lookup("MEMBERDESK_SCIM_DELETE") {
+            self.scim_delete = ScimDelete::parse("MEMBERDESK_SCIM_DELETE", &value)?;
+        }
         Ok(())
     }
 }
@@ -405,6 +435,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "MEMBERDESK_METRICS_BIND",
     "MEMBERDESK_ERASURE_GRACE_DAYS",
     "MEMBERDESK_REQUIRE_REASON",
+    "MEMBERDESK_SCIM_DELETE",
     "MEMBERDESK_PASSWORD",
     "MEMBERDESK_TEST_DATABASE_URL",
 ];

@@ -4,6 +4,7 @@
 //!
 //! Layers, from the outside in:
 //! - [`http`]: the poem server (transport rules, playground, health checks);
+//! - [`scim`]: SCIM 2.0 provisioning under `/scim/v2`, beside GraphQL;
 //! - [`graphql`]: the async-graphql schema, with guards declared on each field
 //!   and DataLoaders for nested fields;
 //! - [`domain`]: the business rules, one transaction and one audit entry per
@@ -21,5 +22,6 @@ pub mod graphql;
 pub mod http;
 pub mod ids;
 pub mod logging;
+pub mod scim;
 pub mod seed;
 pub mod store;

@@ -96,11 +96,21 @@ impl Rule {
         }
     }
 
-    /// The rule applied to any actor: the system (the CLI) passes every rule.
+    /// The rule applied to any actor: the system (the CLI) passes every
+    /// rule; a provisioning service is held to it as active staff holding
+    /// its token's permissions, never as a superuser.
     pub fn check_actor(&self, actor: &Actor) -> Result<(), AppError> {
         match actor {
             Actor::User(user) => self.check(user),
             Actor::System => Ok(()),
+            Actor::Service(service) => self.check(&CurrentUser {
+                id: 0,
+                username: service.label.clone(),
+                session_id: 0,
+                is_staff: true,
+                is_superuser: false,
+                permissions: service.permissions.clone(),
+            }),
         }
     }
 }

@@ -301,28 +301,111 @@ pub async fn create_user(
     if input.is_staff || input.is_superuser {
         ensure_may_set_flags(actor)?;
     }
-    let username = validation::username("username", &input.username)?;
-    let email = validation::email("email", &input.email)?;
-    let first_name = validation::line("firstName", &input.first_name, validation::MAX_NAME, false)?;
-    let last_name = validation::line("lastName", &input.last_name, validation::MAX_NAME, false)?;
-    let personal = [username.as_str(), &email, &first_name, &last_name];
+    let profile = NewProfile::validated(&input.profile())?;
+    let personal = profile.personal();
     password::check_strength("password", &input.password, policy, &personal).await?;
     let hash = password::hash_password(input.password).await?;
+    insert_user(pool, actor, &profile, Some(&hash)).await
+}
 
-    let mut tx = pool.begin().await?;
-    let actor = &authority::recheck(&mut tx, actor, Rule::Permission(ADD_USER)).await?;
+/// A new account's fields besides its password.
+pub struct NewProfileInput<'a> {
+    pub username: &'a str,
+    pub email: &'a str,
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+}
+
+impl NewUserInput {
+    fn profile(&self) -> NewProfileInput<'_> {
+        NewProfileInput {
+            username: &self.username,
+            email: &self.email,
+            first_name: &self.first_name,
+            last_name: &self.last_name,
+            is_staff: self.is_staff,
+            is_superuser: self.is_superuser,
+        }
+    }
+}
+
+/// Creates an account that cannot log in with a password (none is set):
+/// what a provisioning client creates for a person who signs in elsewhere.
+/// The same rules as [`create_user`] otherwise.
+pub async fn create_user_without_password(
+    pool: &PgPool,
+    actor: &Actor,
+    input: NewProfileInput<'_>,
+) -> AppResult<UserRow> {
     if input.is_staff || input.is_superuser {
         ensure_may_set_flags(actor)?;
     }
+    let profile = NewProfile::validated(&input)?;
+    insert_user(pool, actor, &profile, None).await
+}
+
+/// A new account's fields, validated.
+struct NewProfile {
+    username: Username,
+    email: String,
+    first_name: String,
+    last_name: String,
+    is_staff: bool,
+    is_superuser: bool,
+}
+
+impl NewProfile {
+    fn validated(input: &NewProfileInput<'_>) -> AppResult<NewProfile> {
+        Ok(NewProfile {
+            username: validation::username("username", input.username)?,
+            email: validation::email("email", input.email)?,
+            first_name: validation::line(
+                "firstName",
+                input.first_name,
+                validation::MAX_NAME,
+                false,
+            )?,
+            last_name: validation::line("lastName", input.last_name, validation::MAX_NAME, false)?,
+            is_staff: input.is_staff,
+            is_superuser: input.is_superuser,
+        })
+    }
+
+    /// What a password may not be built from.
+    fn personal(&self) -> [&str; 4] {
+        [
+            self.username.as_str(),
+            &self.email,
+            &self.first_name,
+            &self.last_name,
+        ]
+    }
+}
+
+/// Inserts the account and its `USER_CREATED` entry, with the caller
+/// re-checked in the transaction (`auth.add_user`; flags only by a superuser).
+async fn insert_user(
+    pool: &PgPool,
+    actor: &Actor,
+    new: &NewProfile,
+    hash: Option<&str>,
+) -> AppResult<UserRow> {
+    let mut tx = pool.begin().await?;
+    let actor = &authority::recheck(&mut tx, actor, Rule::Permission(ADD_USER)).await?;
+    if new.is_staff || new.is_superuser {
+        ensure_may_set_flags(actor)?;
+    }
     let profile = users::Profile {
-        username: &username,
-        email: &email,
-        first_name: &first_name,
-        last_name: &last_name,
-        is_staff: input.is_staff,
-        is_superuser: input.is_superuser,
+        username: &new.username,
+        email: &new.email,
+        first_name: &new.first_name,
+        last_name: &new.last_name,
+        is_staff: new.is_staff,
+        is_superuser: new.is_superuser,
     };
-    let user = users::insert(&mut *tx, &profile, Some(&hash))
+    let user = users::insert(&mut *tx, &profile, hash)
         .await
         .on_constraint(users::USERNAME_UNIQUE, username_taken)?;
     let details = json!({ "isStaff": user.is_staff, "isSuperuser": user.is_superuser });
@@ -334,8 +417,12 @@ pub async fn create_user(
     Ok(user)
 }
 
+/// The refusal of a username someone holds already (also how the SCIM
+/// layer tells a uniqueness conflict from other bad input).
+pub const USERNAME_TAKEN: &str = "a user with that username already exists";
+
 fn username_taken() -> AppError {
-    AppError::invalid("username", "a user with that username already exists")
+    AppError::invalid("username", USERNAME_TAKEN)
 }
 
 // The fields `updateUser` may change, and also its GraphQL input (see the

@@ -21,6 +21,8 @@ pub enum AuditAction {
     PasswordChanged,
     GroupCreated,
     GroupPermissionsSet,
+    /// A group's name or provisioning id (SCIM `externalId`) changed.
+    GroupUpdated,
     GroupDeleted,
     UserAddedToGroup,
     UserRemovedFromGroup,

@@ -17,17 +17,19 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use super::Actor;
 use super::access::{CHANGE_USER, Rule, ensure_in_scope, ensure_not_self};
-use super::actor::CurrentUser;
+use super::actor::{CurrentUser, ServiceActor};
 use crate::error::{AppError, AppResult};
 use crate::store::users::{self, UserRow};
-use crate::store::{permissions, sessions};
+use crate::store::{permissions, scim_tokens, sessions};
 
 /// The caller as they stand now, share-locked until the transaction ends,
 /// and held to `rule`. A session revoked or a user deactivated since the
 /// request started is `UNAUTHENTICATED`; rights lost since are `FORBIDDEN`.
 pub async fn recheck(conn: &mut PgConnection, actor: &Actor, rule: Rule) -> AppResult<Actor> {
-    let Actor::User(user) = actor else {
-        return Ok(Actor::System);
+    let user = match actor {
+        Actor::User(user) => user,
+        Actor::System => return Ok(Actor::System),
+        Actor::Service(service) => return recheck_service(conn, service.token_id, rule).await,
     };
     let fresh = sessions::find_live_for_share(&mut *conn, user.session_id)
         .await?
@@ -35,6 +37,18 @@ pub async fn recheck(conn: &mut PgConnection, actor: &Actor, rule: Rule) -> AppR
         .ok_or(AppError::Unauthenticated)?;
     rule.check(&fresh)?;
     Ok(Actor::User(fresh))
+}
+
+/// A provisioning service as its token stands now (share-locked): a token
+/// revoked since the request started is `UNAUTHENTICATED`, and the rule is
+/// applied to the permissions the token holds now.
+async fn recheck_service(conn: &mut PgConnection, token_id: i64, rule: Rule) -> AppResult<Actor> {
+    let fresh = scim_tokens::find_live_for_share(&mut *conn, token_id)
+        .await?
+        .map(|row| Actor::Service(ServiceActor::from(row)))
+        .ok_or(AppError::Unauthenticated)?;
+    rule.check_actor(&fresh)?;
+    Ok(fresh)
 }
 
 /// A caller and the account they act on, both locked for the transaction.

@@ -21,6 +21,10 @@ use crate::store::users::UserRow;
 
 const MAX_GROUP_NAME: usize = 150;
 
+/// The refusal of a group name in use (also how the SCIM layer tells a
+/// uniqueness conflict from other bad input).
+pub const GROUP_NAME_TAKEN: &str = "a group with that name already exists";
+
 /// Resolves `app.codename` keys, refusing unknown ones by name.
 async fn resolve_permissions(
     conn: &mut PgConnection,
@@ -92,7 +96,7 @@ pub async fn create_group(
     let group = groups::insert(&mut *tx, &name)
         .await
         .on_constraint(groups::NAME_UNIQUE, || {
-            AppError::invalid("name", "a group with that name already exists")
+            AppError::invalid("name", GROUP_NAME_TAKEN)
         })?;
     groups::set_permissions(&mut tx, group.id, &ids_of(&perms)).await?;
     let details = json!({ "groupId": group.id, "permissions": keys_of(&perms) });
@@ -139,6 +143,35 @@ pub async fn set_group_permissions(
         details,
     )
     .await?;
+    Ok(group)
+}
+
+/// Renames a group (`auth.change_group`). A name changes no one's access,
+/// so no escalation rule applies; the old and new names are audited.
+pub async fn rename_group(
+    pool: &PgPool,
+    actor: &Actor,
+    group_id: i64,
+    name: &str,
+) -> AppResult<GroupRow> {
+    let name = validation::line("name", name, MAX_GROUP_NAME, true)?;
+    let Begun { mut tx, actor } =
+        authority::begin(pool, actor, Rule::Permission(CHANGE_GROUP)).await?;
+    let before = groups::find_for_update(&mut *tx, group_id)
+        .await?
+        .ok_or(AppError::NotFound("group"))?;
+    if before.name == name {
+        tx.commit().await?;
+        return Ok(before);
+    }
+    let group = groups::rename(&mut *tx, group_id, &name)
+        .await
+        .on_constraint(groups::NAME_UNIQUE, || {
+            AppError::invalid("name", GROUP_NAME_TAKEN)
+        })?;
+    let details =
+        json!({ "groupId": group.id, "changed": ["name"], "from": before.name, "to": group.name });
+    record_group_change(tx, &actor, AuditAction::GroupUpdated, &group, details).await?;
     Ok(group)
 }
 

@@ -14,7 +14,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
-use super::access::{CHANGE_USER, Rule, ensure_holds_all, ensure_in_scope, ensure_not_self};
+use super::access::{
+    CHANGE_USER, DELETE_USER, Rule, ensure_holds_all, ensure_in_scope, ensure_not_self,
+};
 use super::audit::{AuditAction, AuditBatch, AuditEntry, BatchEntry, Target};
 use super::authority::{self, Acting};
 use super::erasure::{self, Anonymization};
@@ -132,10 +134,15 @@ enum Operation {
 }
 
 impl Operation {
-    fn rule(self) -> Rule {
-        match self {
-            Operation::Deactivate | Operation::Reactivate => Rule::Permission(CHANGE_USER),
-            Operation::Anonymize => Rule::Superuser,
+    /// A provisioning service is never a superuser: it anonymizes (a SCIM
+    /// `DELETE` under `MEMBERDESK_SCIM_DELETE=anonymize`, which the operator
+    /// chose) only holding `auth.delete_user`, and the scope rule keeps it
+    /// off superusers and off anyone holding more than it does.
+    fn rule(self, actor: &Actor) -> Rule {
+        match (self, actor) {
+            (Operation::Deactivate | Operation::Reactivate, _) => Rule::Permission(CHANGE_USER),
+            (Operation::Anonymize, Actor::Service(_)) => Rule::Permission(DELETE_USER),
+            (Operation::Anonymize, _) => Rule::Superuser,
         }
     }
 
@@ -157,7 +164,7 @@ async fn lock_and_check(
     user_id: i64,
     operation: Operation,
 ) -> AppResult<Acting> {
-    let rule = operation.rule();
+    let rule = operation.rule(actor);
     let acting = authority::lock_caller_and_target(&mut *conn, actor, rule, user_id).await?;
     check_target(&mut *conn, &acting.actor, &acting.target, operation.verb()).await?;
     Ok(acting)

@@ -27,6 +27,7 @@ pub mod export;
 pub mod groups;
 pub mod lifecycle;
 pub mod polls;
+pub mod provisioning;
 pub mod username;
 pub mod validation;
 

@@ -99,6 +99,10 @@ fn routes(
     let playground = settings.playground;
     let settings = Arc::new(settings);
     let schema = build_schema(pool.clone(), settings.clone());
+    let scim = crate::scim::ScimEndpoint {
+        pool: pool.clone(),
+        settings: settings.clone(),
+    };
     let graphql = GraphqlEndpoint {
         schema,
         pool: pool.clone(),
@@ -107,6 +111,7 @@ fn routes(
     };
     let mut route = Route::new()
         .at("/graphql", graphql)
+        .nest(crate::scim::PREFIX, scim)
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz));
     // Unrouted paths are 404: with the playground off, `/` and its assets are

@@ -49,6 +49,14 @@ pub async fn insert(ex: impl PgExecutor<'_>, name: &str) -> sqlx::Result<GroupRo
         .await
 }
 
+pub async fn rename(ex: impl PgExecutor<'_>, id: i64, name: &str) -> sqlx::Result<GroupRow> {
+    sqlx::query_as("UPDATE groups SET name = $2 WHERE id = $1 RETURNING id, name")
+        .bind(id)
+        .bind(name)
+        .fetch_one(ex)
+        .await
+}
+
 /// Replaces the group's permissions with exactly `permission_ids`: removes
 /// those not in the set, then adds the new ones (those kept are not touched).
 pub async fn set_permissions(

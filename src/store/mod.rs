@@ -32,12 +32,14 @@ pub mod access;
 pub mod audit;
 pub mod deactivations;
 pub mod deletion;
+pub mod directory;
 pub mod erasure;
 pub mod export;
 pub mod groups;
 pub mod login_failures;
 pub mod permissions;
 pub mod polls;
+pub mod scim_tokens;
 pub mod sessions;
 pub mod users;
 

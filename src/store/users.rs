@@ -37,6 +37,9 @@ macro_rules! user_columns {
     };
 }
 
+/// The columns of a [`UserRow`], for statements built elsewhere in the store.
+pub(super) const COLUMNS: &str = user_columns!();
+
 /// The `SELECT` of a [`UserRow`] from `users` where `$condition` holds (with
 /// any order or lock clause after it), as one literal for `sqlx`.
 macro_rules! users_where {
@@ -466,7 +469,8 @@ pub async fn anonymize(ex: &mut sqlx::PgConnection, id: i64) -> sqlx::Result<Ano
         "UPDATE users u SET username = 'deleted-user-' || u.id, username_key = 'deleted-user-' || u.id,
              email = '', first_name = '', last_name = '', password_hash = NULL,
              is_active = false, is_staff = false, is_superuser = false,
-             deactivation_reason = NULL, anonymized_at = now(), erasure_due_at = NULL
+             deactivation_reason = NULL, anonymized_at = now(), erasure_due_at = NULL,
+             scim_external_id = NULL
          FROM users old WHERE u.id = $1 AND old.id = u.id
          RETURNING old.username_key",
     )

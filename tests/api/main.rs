@@ -24,6 +24,7 @@ mod own_password;
 mod reads;
 mod reasons;
 mod records;
+mod scim;
 mod scope;
 mod startup;
 mod transport;

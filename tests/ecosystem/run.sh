@@ -47,5 +47,7 @@ node "$here/console.mjs" "$bin" "$target/console"
 python3 "$here/readme_story.py" "http://127.0.0.1:$port/graphql" "$bin"
 # Last: it anonymizes a demo user.
 python3 "$here/client_story.py" "http://127.0.0.1:$port/graphql"
+# SCIM provisioning: scim2-tester and the Okta/Entra stories (own database).
+bash "$here/scim.sh"
 # Two more instances behind PgBouncer in transaction pooling mode.
 bash "$here/scale_out.sh"

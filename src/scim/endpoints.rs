@@ -1,0 +1,455 @@
+//! The SCIM operations, one function per method and resource: each reads
+//! the request, calls `domain::provisioning`, and renders the outcome.
+//! PATCH is applied to the resource as the client sees it and then handled
+//! as a PUT of the result (see `patch`).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use super::filter::{self, AttrPath, CompareOp, Filter};
+use super::resources::{self, LIST_SCHEMA, Projection};
+use super::{Answer, Call, ScimError, discovery, patch};
+use crate::config::Settings;
+use crate::domain::provisioning::{self, Resource};
+use crate::store::directory::{self, Condition, GroupColumn, Op, UserColumn, Window};
+use crate::store::groups::GroupRow;
+use crate::store::users::UserRow;
+
+pub async fn dispatch(
+    pool: &PgPool,
+    settings: &Settings,
+    method: &str,
+    segments: &[&str],
+    call: Call,
+) -> Result<Answer, ScimError> {
+    match (method, segments) {
+        ("GET", ["ServiceProviderConfig"]) => {
+            Ok(Answer::ok(discovery::service_provider_config(&call.base)))
+        }
+        ("GET", ["ResourceTypes"]) => Ok(Answer::ok(discovery::list(discovery::resource_types(
+            &call.base,
+        )))),
+        ("GET", ["ResourceTypes", id]) => one_of(discovery::resource_types(&call.base), id),
+        ("GET", ["Schemas"]) => Ok(Answer::ok(discovery::list(discovery::schemas(&call.base)))),
+        ("GET", ["Schemas", id]) => one_of(discovery::schemas(&call.base), id),
+        ("GET", ["Users"]) => list_users(pool, &call).await,
+        ("POST", [".search"]) => Err(ScimError::new(
+            501,
+            None,
+            "searching several resource types at once is not supported: POST /Users/.search or /Groups/.search",
+        )),
+        ("POST", ["Users", ".search"]) => list_users(pool, &searched(call)?).await,
+        ("POST", ["Groups", ".search"]) => list_groups(pool, &searched(call)?).await,
+        ("POST", ["Users"]) => create_user(pool, settings, &call).await,
+        ("GET", ["Users", id]) => {
+            let shown = user_resource(pool, &call, parse_id(id)?).await?;
+            Ok(Answer::ok(projection(&call).apply(shown)))
+        }
+        ("PUT" | "PATCH", ["Users", id]) => change_user(pool, method, &call, parse_id(id)?).await,
+        ("DELETE", ["Users", id]) => delete_user(pool, settings, &call, parse_id(id)?).await,
+        ("GET", ["Groups"]) => list_groups(pool, &call).await,
+        ("POST", ["Groups"]) => create_group(pool, &call).await,
+        ("GET", ["Groups", id]) => {
+            let shown = group_resource(pool, &call, parse_id(id)?).await?;
+            Ok(Answer::ok(projection(&call).apply(shown)))
+        }
+        ("PUT" | "PATCH", ["Groups", id]) => change_group(pool, method, &call, parse_id(id)?).await,
+        ("DELETE", ["Groups", id]) => delete_group(pool, &call, parse_id(id)?).await,
+        (
+            _,
+            [
+                "ServiceProviderConfig" | "ResourceTypes" | "Schemas" | "Users" | "Groups",
+                ..,
+            ],
+        ) => Err(ScimError::new(
+            405,
+            None,
+            format!("{method} is not supported here"),
+        )),
+        _ => Err(ScimError::not_found()),
+    }
+}
+
+/// Whether `method` is served at `segments` at all: checked before the
+/// body is read, so a wrong method is 405 whatever its body.
+pub fn allows(method: &str, segments: &[&str]) -> bool {
+    match segments {
+        ["ServiceProviderConfig" | "ResourceTypes" | "Schemas", ..] => method == "GET",
+        ["Users" | "Groups", ".search"] | [".search"] => method == "POST",
+        ["Users" | "Groups"] => matches!(method, "GET" | "POST"),
+        ["Users" | "Groups", _] => matches!(method, "GET" | "PUT" | "PATCH" | "DELETE"),
+        _ => true,
+    }
+}
+
+/// A `POST /.search` (RFC 7644 §3.4.3): the query is in the body.
+fn searched(call: Call) -> Result<Call, ScimError> {
+    let mut body = call.body.clone();
+    if let Some(object) = body.as_object_mut() {
+        object.remove("schemas");
+    }
+    let query: super::ListQuery = serde_json::from_value(body)
+        .map_err(|e| ScimError::invalid_value(format!("invalid search request: {e}")))?;
+    Ok(Call { query, ..call })
+}
+
+/// A resource id as memberdesk issues them; anything else names nothing.
+fn parse_id(raw: &str) -> Result<i64, ScimError> {
+    raw.parse::<i64>().map_err(|_| ScimError::not_found())
+}
+
+fn one_of(all: Vec<Value>, id: &str) -> Result<Answer, ScimError> {
+    all.into_iter()
+        .find(|r| r["id"] == id)
+        .map(Answer::ok)
+        .ok_or_else(ScimError::not_found)
+}
+
+fn projection(call: &Call) -> Projection {
+    Projection::new(
+        call.query.attributes.as_deref(),
+        call.query.excluded_attributes.as_deref(),
+    )
+}
+
+/// `startIndex` (1-based, at least 1) and `count` (0 to the maximum).
+fn window(call: &Call) -> Window {
+    Window {
+        start: call.query.start_index.unwrap_or(1).max(1),
+        count: call
+            .query
+            .count
+            .unwrap_or(100)
+            .clamp(0, discovery::MAX_RESULTS),
+    }
+}
+
+fn list_response(resources: Vec<Value>, total: i64, window: Window) -> Answer {
+    Answer::ok(json!({
+        "schemas": [LIST_SCHEMA],
+        "totalResults": total,
+        "startIndex": window.start,
+        "itemsPerPage": resources.len(),
+        "Resources": resources,
+    }))
+}
+
+/// Refuses (412) a change whose `If-Match` names another version than the
+/// resource's current one.
+fn check_if_match(call: &Call, current: &Value) -> Result<(), ScimError> {
+    let Some(wanted) = &call.if_match else {
+        return Ok(());
+    };
+    let version = resources::version(current);
+    let matches = wanted
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag == version);
+    match matches {
+        true => Ok(()),
+        false => Err(ScimError::new(
+            412,
+            None,
+            "the resource changed since that version (If-Match): read it again",
+        )),
+    }
+}
+
+/// The filter of a list, as a condition on `C` (`None`: every row).
+fn condition<C: Copy>(
+    call: &Call,
+    column: fn(&AttrPath) -> Option<C>,
+) -> Result<Option<Condition<C>>, ScimError> {
+    let Some(raw) = call
+        .query
+        .filter
+        .as_deref()
+        .filter(|f| !f.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let invalid = |detail: String| ScimError::new(400, Some("invalidFilter"), detail);
+    let parsed = filter::parse(raw).map_err(|e| invalid(e.0))?;
+    to_condition(&parsed, column).map(Some).map_err(invalid)
+}
+
+fn to_condition<C: Copy>(
+    filter: &Filter,
+    column: fn(&AttrPath) -> Option<C>,
+) -> Result<Condition<C>, String> {
+    let both = |a: &Filter, b: &Filter| -> Result<_, String> {
+        Ok((
+            Box::new(to_condition(a, column)?),
+            Box::new(to_condition(b, column)?),
+        ))
+    };
+    let known =
+        |path: &AttrPath| column(path).ok_or_else(|| format!("cannot filter on '{}'", path.0));
+    Ok(match filter {
+        Filter::And(a, b) => {
+            let (a, b) = both(a, b)?;
+            Condition::And(a, b)
+        }
+        Filter::Or(a, b) => {
+            let (a, b) = both(a, b)?;
+            Condition::Or(a, b)
+        }
+        Filter::Not(a) => Condition::Not(Box::new(to_condition(a, column)?)),
+        Filter::Present(path) => Condition::Test {
+            column: known(path)?,
+            op: Op::Present,
+            value: directory::Value::Null,
+        },
+        Filter::Compare(path, op, value) => Condition::Test {
+            column: known(path)?,
+            op: store_op(*op),
+            value: match value {
+                Value::Bool(b) => directory::Value::Bool(*b),
+                Value::String(s) => directory::Value::Text(s.clone()),
+                Value::Null => directory::Value::Null,
+                other => directory::Value::Text(other.to_string()),
+            },
+        },
+    })
+}
+
+fn store_op(op: CompareOp) -> Op {
+    match op {
+        CompareOp::Eq => Op::Eq,
+        CompareOp::Ne => Op::Ne,
+        CompareOp::Co => Op::Contains,
+        CompareOp::Sw => Op::StartsWith,
+        CompareOp::Ew => Op::EndsWith,
+        CompareOp::Gt => Op::Gt,
+        CompareOp::Ge => Op::Ge,
+        CompareOp::Lt => Op::Lt,
+        CompareOp::Le => Op::Le,
+    }
+}
+
+fn user_column(path: &AttrPath) -> Option<UserColumn> {
+    Some(match path.0.as_str() {
+        "id" => UserColumn::Id,
+        "username" => UserColumn::Username,
+        "emails" | "emails.value" => UserColumn::Email,
+        "name.givenname" => UserColumn::GivenName,
+        "name.familyname" => UserColumn::FamilyName,
+        "displayname" | "name.formatted" => UserColumn::DisplayName,
+        "active" => UserColumn::Active,
+        "externalid" => UserColumn::ExternalId,
+        _ => return None,
+    })
+}
+
+fn group_column(path: &AttrPath) -> Option<GroupColumn> {
+    Some(match path.0.as_str() {
+        "id" => GroupColumn::Id,
+        "displayname" => GroupColumn::DisplayName,
+        "members" | "members.value" => GroupColumn::MemberId,
+        "externalid" => GroupColumn::ExternalId,
+        _ => return None,
+    })
+}
+
+/// Users as SCIM resources, each with its groups.
+async fn render_users(
+    pool: &PgPool,
+    call: &Call,
+    rows: &[UserRow],
+) -> Result<Vec<Value>, ScimError> {
+    let ids: Vec<i64> = rows.iter().map(|u| u.id).collect();
+    let mut groups: BTreeMap<i64, Vec<(i64, String)>> = BTreeMap::new();
+    for (user_id, group) in provisioning::groups_of(pool, &call.actor, &ids).await? {
+        groups
+            .entry(user_id)
+            .or_default()
+            .push((group.id, group.name));
+    }
+    let external = provisioning::external_ids(pool, Resource::User, &ids).await?;
+    Ok(rows
+        .iter()
+        .map(|u| {
+            let own = groups.get(&u.id).map_or(&[][..], Vec::as_slice);
+            resources::user(&call.base, u, external.get(&u.id), own)
+        })
+        .collect())
+}
+
+async fn render_user(pool: &PgPool, call: &Call, row: UserRow) -> Result<Value, ScimError> {
+    let mut shown = render_users(pool, call, &[row]).await?;
+    Ok(shown.remove(0))
+}
+
+async fn user_resource(pool: &PgPool, call: &Call, id: i64) -> Result<Value, ScimError> {
+    let row = provisioning::find_user(pool, &call.actor, id).await?;
+    render_user(pool, call, row).await
+}
+
+async fn list_users(pool: &PgPool, call: &Call) -> Result<Answer, ScimError> {
+    let condition = condition(call, user_column)?;
+    let window = window(call);
+    let (rows, total) =
+        provisioning::list_users(pool, &call.actor, condition.as_ref(), window).await?;
+    let projection = projection(call);
+    let shown = render_users(pool, call, &rows).await?;
+    let shown = shown.into_iter().map(|r| projection.apply(r)).collect();
+    Ok(list_response(shown, total, window))
+}
+
+/// Passwords are set at creation only: people sign in at their identity
+/// provider, and memberdesk's password changes have their own rules.
+fn refuse_password(body: &Value) -> Result<(), ScimError> {
+    match resources::get_ci(body, "password") {
+        None | Some(Value::Null) => Ok(()),
+        Some(_) => Err(ScimError::new(
+            400,
+            Some("mutability"),
+            "a password is set only when the user is created (changePassword is not supported)",
+        )),
+    }
+}
+
+async fn create_user(pool: &PgPool, settings: &Settings, call: &Call) -> Result<Answer, ScimError> {
+    let person = resources::person(&call.body)?;
+    let password = match resources::get_ci(&call.body, "password") {
+        Some(Value::String(p)) => Some(secrecy::SecretString::from(p.clone())),
+        None | Some(Value::Null) => None,
+        Some(_) => return Err(ScimError::invalid_value("password must be a string")),
+    };
+    let policy = &settings.password_policy;
+    let user = provisioning::provision_user(pool, &call.actor, &person, password, policy).await?;
+    if let Some(external_id) = resources::external_id(&call.body)? {
+        provisioning::set_user_external_id(pool, &call.actor, user.id, Some(&external_id)).await?;
+    }
+    Ok(Answer::created(user_resource(pool, call, user.id).await?))
+}
+
+/// What the client wants the resource to be: a PUT's body, or the
+/// resource as shown with a PATCH's operations applied.
+fn wanted_state(method: &str, current: &Value, body: &Value) -> Result<Value, ScimError> {
+    match method {
+        "PATCH" => {
+            let mut edited = current.clone();
+            patch::apply(&mut edited, body)?;
+            Ok(edited)
+        }
+        _ => Ok(body.clone()),
+    }
+}
+
+/// The new `externalId` (`Some(None)`: cleared) when it changes.
+fn changed_external_id(
+    current: &Value,
+    wanted: &Value,
+) -> Result<Option<Option<String>>, ScimError> {
+    let external_id = resources::external_id(wanted)?;
+    Ok((external_id != resources::external_id(current)?).then_some(external_id))
+}
+
+/// PUT replaces the user with the body; PATCH applies its operations to
+/// the user as shown and replaces the user with the result.
+async fn change_user(
+    pool: &PgPool,
+    method: &str,
+    call: &Call,
+    id: i64,
+) -> Result<Answer, ScimError> {
+    let current = user_resource(pool, call, id).await?;
+    check_if_match(call, &current)?;
+    let wanted = wanted_state(method, &current, &call.body)?;
+    refuse_password(&wanted)?;
+    let person = resources::person(&wanted)?;
+    if let Some(external_id) = changed_external_id(&current, &wanted)? {
+        provisioning::set_user_external_id(pool, &call.actor, id, external_id.as_deref()).await?;
+    }
+    let user = provisioning::update_user(pool, &call.actor, id, &person).await?;
+    let shown = render_user(pool, call, user).await?;
+    Ok(Answer::ok(projection(call).apply(shown)))
+}
+
+async fn delete_user(
+    pool: &PgPool,
+    settings: &Settings,
+    call: &Call,
+    id: i64,
+) -> Result<Answer, ScimError> {
+    let current = user_resource(pool, call, id).await?;
+    check_if_match(call, &current)?;
+    provisioning::remove_user(pool, &call.actor, id, settings.scim_delete).await?;
+    Ok(Answer::no_content())
+}
+
+async fn render_groups(
+    pool: &PgPool,
+    call: &Call,
+    rows: &[GroupRow],
+) -> Result<Vec<Value>, ScimError> {
+    let ids: Vec<i64> = rows.iter().map(|g| g.id).collect();
+    let members = provisioning::members_of(pool, &ids).await?;
+    let external = provisioning::external_ids(pool, Resource::Group, &ids).await?;
+    Ok(rows
+        .iter()
+        .map(|g| {
+            let own: Vec<&provisioning::Member> =
+                members.iter().filter(|m| m.group_id == g.id).collect();
+            resources::group(&call.base, g, external.get(&g.id), &own)
+        })
+        .collect())
+}
+
+async fn group_resource(pool: &PgPool, call: &Call, id: i64) -> Result<Value, ScimError> {
+    let row = provisioning::find_group(pool, &call.actor, id).await?;
+    let mut shown = render_groups(pool, call, &[row]).await?;
+    Ok(shown.remove(0))
+}
+
+async fn list_groups(pool: &PgPool, call: &Call) -> Result<Answer, ScimError> {
+    let condition = condition(call, group_column)?;
+    let window = window(call);
+    let (rows, total) =
+        provisioning::list_groups(pool, &call.actor, condition.as_ref(), window).await?;
+    let projection = projection(call);
+    let shown = render_groups(pool, call, &rows).await?;
+    let shown = shown.into_iter().map(|r| projection.apply(r)).collect();
+    Ok(list_response(shown, total, window))
+}
+
+async fn create_group(pool: &PgPool, call: &Call) -> Result<Answer, ScimError> {
+    let (name, members) = resources::group_parts(&call.body)?;
+    let group = provisioning::provision_group(pool, &call.actor, &name, &members).await?;
+    if let Some(external_id) = resources::external_id(&call.body)? {
+        provisioning::set_group_external_id(pool, &call.actor, group.id, Some(&external_id))
+            .await?;
+    }
+    Ok(Answer::created(group_resource(pool, call, group.id).await?))
+}
+
+async fn change_group(
+    pool: &PgPool,
+    method: &str,
+    call: &Call,
+    id: i64,
+) -> Result<Answer, ScimError> {
+    let current = group_resource(pool, call, id).await?;
+    check_if_match(call, &current)?;
+    let wanted = wanted_state(method, &current, &call.body)?;
+    let (name, members) = resources::group_parts(&wanted)?;
+    if name != current["displayName"] {
+        provisioning::rename_group(pool, &call.actor, id, &name).await?;
+    }
+    if let Some(external_id) = changed_external_id(&current, &wanted)? {
+        provisioning::set_group_external_id(pool, &call.actor, id, external_id.as_deref()).await?;
+    }
+    provisioning::set_members(pool, &call.actor, id, &members).await?;
+    let shown = group_resource(pool, call, id).await?;
+    Ok(Answer::ok(projection(call).apply(shown)))
+}
+
+async fn delete_group(pool: &PgPool, call: &Call, id: i64) -> Result<Answer, ScimError> {
+    let current = group_resource(pool, call, id).await?;
+    check_if_match(call, &current)?;
+    provisioning::remove_group(pool, &call.actor, id).await?;
+    Ok(Answer::no_content())
+}

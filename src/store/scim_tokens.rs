@@ -1,0 +1,84 @@
+//! The `scim_tokens` table: the bearer tokens of SCIM provisioning clients.
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgExecutor};
+
+/// A provisioning client as stored (never its token, only the digest's
+/// row). `permissions` are `app.codename` keys.
+#[derive(Debug, Clone, FromRow)]
+pub struct ScimTokenRow {
+    pub id: i64,
+    pub name: String,
+    pub permissions: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+pub const NAME_UNIQUE: &str = "scim_tokens_name_key";
+
+pub async fn insert(
+    ex: impl PgExecutor<'_>,
+    name: &str,
+    digest: &[u8],
+    permissions: &[String],
+) -> sqlx::Result<ScimTokenRow> {
+    sqlx::query_as(
+        "INSERT INTO scim_tokens (name, token_hash, permissions) VALUES ($1, $2, $3) \
+         RETURNING id, name, permissions, created_at, revoked_at",
+    )
+    .bind(name)
+    .bind(digest)
+    .bind(permissions)
+    .fetch_optional(ex)
+    .await?
+    .ok_or(sqlx::Error::RowNotFound)
+}
+
+/// The unrevoked client whose token has this digest.
+pub async fn find_live_by_digest(
+    ex: impl PgExecutor<'_>,
+    digest: &[u8],
+) -> sqlx::Result<Option<ScimTokenRow>> {
+    sqlx::query_as(
+        "SELECT id, name, permissions, created_at, revoked_at FROM scim_tokens \
+         WHERE token_hash = $1 AND revoked_at IS NULL",
+    )
+    .bind(digest)
+    .fetch_optional(ex)
+    .await
+}
+
+/// The client as it stands now, share-locked until the transaction ends:
+/// a revocation waits for an operation using the token, or is seen by it.
+pub async fn find_live_for_share(
+    ex: impl PgExecutor<'_>,
+    id: i64,
+) -> sqlx::Result<Option<ScimTokenRow>> {
+    sqlx::query_as(
+        "SELECT id, name, permissions, created_at, revoked_at FROM scim_tokens \
+         WHERE id = $1 AND revoked_at IS NULL FOR SHARE",
+    )
+    .bind(id)
+    .fetch_optional(ex)
+    .await
+}
+
+pub async fn all(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<ScimTokenRow>> {
+    sqlx::query_as(
+        "SELECT id, name, permissions, created_at, revoked_at FROM scim_tokens ORDER BY name",
+    )
+    .fetch_all(ex)
+    .await
+}
+
+/// Revokes the named token; `None` when there is no such token, the row
+/// (with its first revocation time) when there is.
+pub async fn revoke(ex: impl PgExecutor<'_>, name: &str) -> sqlx::Result<Option<ScimTokenRow>> {
+    sqlx::query_as(
+        "UPDATE scim_tokens SET revoked_at = COALESCE(revoked_at, now()) WHERE name = $1 \
+         RETURNING id, name, permissions, created_at, revoked_at",
+    )
+    .bind(name)
+    .fetch_optional(ex)
+    .await
+}

@@ -320,6 +320,10 @@ async fn users_are_created_read_filtered_paged_and_replaced() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 415);
+    let mut huge = new_user("zed", "Z", "z@example.org");
+    huge["name"]["familyName"] = json!("x".repeat(300 * 1024));
+    let (status, _) = scim.post("/Users", huge).await;
+    assert_eq!(status, 413, "the body limit holds here too");
     let (status, _) = scim.get("/Users/999999").await;
     assert_eq!(status, 404);
     assert_eq!(snapshot(app.pool()).await, before);

@@ -142,6 +142,8 @@ const FIELDS_ERASED: &[&str] = &[
     "lastName",
     "password",
     "deactivationReason",
+    // The identifier a provisioning client (SCIM) gave the person.
+    "externalId",
 ];
 
 /// What a deletion leaves of the person in the audit log.

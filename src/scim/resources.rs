@@ -159,7 +159,8 @@ fn active(object: &Value) -> Result<bool, ScimError> {
     }
 }
 
-/// The address memberdesk keeps: the primary email, else the first.
+/// The address memberdesk keeps: the primary email, else the work one,
+/// else the first.
 fn email(object: &Value) -> Result<String, ScimError> {
     let Some(emails) = get_ci(object, "emails").filter(|v| !v.is_null()) else {
         return Ok(String::new());
@@ -167,9 +168,14 @@ fn email(object: &Value) -> Result<String, ScimError> {
     let list = emails
         .as_array()
         .ok_or_else(|| ScimError::invalid_value("emails must be a list"))?;
+    // memberdesk shows its one address without a type, so an Entra ID
+    // update of `emails[type eq "work"].value` arrives as a second, typed
+    // entry: it wins over the untyped one.
+    let is_work = |e: &&Value| get_ci(e, "type").and_then(Value::as_str) == Some("work");
     let primary = list
         .iter()
         .find(|e| get_ci(e, "primary").is_some_and(is_true))
+        .or_else(|| list.iter().find(is_work))
         .or_else(|| list.first());
     match primary {
         Some(entry) => text(entry, "value"),

@@ -320,6 +320,10 @@ async fn users_are_created_read_filtered_paged_and_replaced() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 415);
+    let mut huge = new_user("zed", "Z", "z@example.org");
+    huge["name"]["familyName"] = json!("x".repeat(300 * 1024));
+    let (status, _) = scim.post("/Users", huge).await;
+    assert_eq!(status, 413, "the body limit holds here too");
     let (status, _) = scim.get("/Users/999999").await;
     assert_eq!(status, 404);
     assert_eq!(snapshot(app.pool()).await, before);
@@ -353,6 +357,19 @@ async fn entra_deprovisioning_revokes_the_live_session_at_once_with_one_audit_en
     let before = app.audit_count("USER_DEACTIVATED").await;
 
     let path = format!("/Users/{}", rani.id);
+    // Entra's profile update: typed value paths, capitalised ops.
+    let (status, body) = scim
+        .patch(
+            &path,
+            json!([
+                { "op": "Replace", "path": "emails[type eq \"work\"].value", "value": "rani@new.example" },
+                { "op": "Replace", "path": "name.givenName", "value": "Rani" },
+            ]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body:#}");
+    assert_eq!(body["emails"], json!([{ "value": "rani@new.example" }]));
+    assert_eq!(body["name"]["givenName"], "Rani");
     let (status, body) = scim
         .patch(
             &path,
@@ -560,6 +577,15 @@ async fn delete_deactivates_by_default_and_anonymizes_when_configured() {
     let mut erasing = PROVISIONER.to_vec();
     erasing.push("auth.delete_user");
     let scim = Scim::new(&app, "hr", &erasing).await;
+    let (status, _) = scim
+        .patch(
+            &format!("/Users/{}", bob.id),
+            json!([{ "op": "add", "path": "externalId", "value": "00u1bob" }]),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let filter = encode("externalId eq \"00u1bob\"");
+    assert_eq!(scim.usernames(&format!("filter={filter}")).await, ["bob"]);
     let (status, _) = scim.delete(&format!("/Users/{}", bob.id)).await;
     assert_eq!(status, 204);
     let (status, _) = scim.get(&format!("/Users/{}", bob.id)).await;
@@ -570,4 +596,10 @@ async fn delete_deactivates_by_default_and_anonymizes_when_configured() {
         1
     );
     assert_eq!(app.audit_count("USER_ANONYMIZED").await, 1);
+    let kept = "SELECT count(*) FROM users WHERE scim_external_id IS NOT NULL";
+    assert_eq!(
+        app.count(kept).await,
+        0,
+        "the provider's id goes with the person"
+    );
 }

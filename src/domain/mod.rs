@@ -29,6 +29,7 @@ pub mod lifecycle;
 pub mod polls;
 pub mod username;
 pub mod validation;
+pub mod webhooks;
 
 pub use actor::Actor;
 

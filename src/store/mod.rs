@@ -40,6 +40,7 @@ pub mod permissions;
 pub mod polls;
 pub mod sessions;
 pub mod users;
+pub mod webhooks;
 
 /// Every row `sql` reads for the batch of ids bound as `$1` (`= ANY($1)`):
 /// the one shape of the statements behind the DataLoaders and the bulk

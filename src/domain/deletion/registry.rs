@@ -183,6 +183,21 @@ pub const EDGES: &[Edge] = &[
         "choices",
         [Protect, Invalid, Delete],
     ),
+    // Webhook endpoints are not records a deletion plan reaches:
+    // `deleteWebhook` removes an endpoint's deliveries and their attempts
+    // itself (store::webhooks::delete).
+    always(
+        "deliveries",
+        ("webhook_deliveries", "webhook_id"),
+        "webhooks",
+        Delete,
+    ),
+    always(
+        "attempts",
+        ("webhook_attempts", "delivery_id"),
+        "webhook_deliveries",
+        Delete,
+    ),
     // The permission catalog is seeded and never deleted.
     always(
         "userGrants",

@@ -68,7 +68,9 @@ impl Kind {
             Kind::Vote => "votes(userId: …) { edges { node { id } } }".into(),
             Kind::AuditEntry => "auditLog { edges { node { id } } }".into(),
             Kind::Webhook => "webhooks { id url }".into(),
-            Kind::WebhookDelivery => "webhookDeliveries(webhookId: …) { edges { node { id } } }".into(),
+            Kind::WebhookDelivery => {
+                "webhookDeliveries(webhookId: …) { edges { node { id } } }".into()
+            }
         }
     }
 }

@@ -150,10 +150,13 @@ pub async fn redeliver(pool: &PgPool, actor: &Actor, delivery_id: i64) -> AppRes
         "event": delivery.event,
         "messageId": delivery.message_id,
     });
-    AuditEntry::new(AuditAction::WebhookRedelivered, described(delivery.webhook_id))
-        .by(&actor)
-        .details(details)
-        .record_and_commit(tx)
-        .await?;
+    AuditEntry::new(
+        AuditAction::WebhookRedelivered,
+        described(delivery.webhook_id),
+    )
+    .by(&actor)
+    .details(details)
+    .record_and_commit(tx)
+    .await?;
     Ok(delivery)
 }

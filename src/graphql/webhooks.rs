@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 
 use super::context::ContextExt;
 use super::guards::Require;
-use super::pagination::{CountedConnection, TotalCount, connection, id_after, id_cursor, page_size};
+use super::pagination::{
+    CountedConnection, TotalCount, connection, id_after, id_cursor, page_size,
+};
 use crate::domain::webhooks::{self, WebhookRequest};
 use crate::error::AppError;
 use crate::ids::{self, Kind};
@@ -92,7 +94,9 @@ impl WebhookDelivery {
             "PENDING" => Ok(WebhookDeliveryStatus::Pending),
             "DELIVERED" => Ok(WebhookDeliveryStatus::Delivered),
             "FAILED" => Ok(WebhookDeliveryStatus::Failed),
-            other => Err(AppError::internal(format!("unknown delivery status {other}"))),
+            other => Err(AppError::internal(format!(
+                "unknown delivery status {other}"
+            ))),
         }
     }
     /// Attempts made so far.

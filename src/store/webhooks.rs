@@ -70,10 +70,7 @@ pub async fn all(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<WebhookRow>> {
 }
 
 /// The endpoint, locked until the transaction ends.
-pub async fn find_for_update(
-    ex: impl PgExecutor<'_>,
-    id: i64,
-) -> sqlx::Result<Option<WebhookRow>> {
+pub async fn find_for_update(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<WebhookRow>> {
     sqlx::query_as(concat!(
         "SELECT ",
         webhook_columns!(),

@@ -189,7 +189,10 @@ impl Resolve for CheckedResolver {
 
 /// The HTTP client deliveries go through: the policy's resolver, no
 /// redirects, no proxy, `timeout` per attempt.
-pub fn client(policy: AddressPolicy, timeout: std::time::Duration) -> reqwest::Result<reqwest::Client> {
+pub fn client(
+    policy: AddressPolicy,
+    timeout: std::time::Duration,
+) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .dns_resolver(Arc::new(CheckedResolver(policy)))
         .redirect(reqwest::redirect::Policy::none())

@@ -143,7 +143,11 @@ impl Worker {
 
     /// After a failed attempt: `PENDING` again after the backoff, or
     /// `FAILED` when that would pass the delivery's `give_up_at`.
-    fn after_failure(&self, delivery: &Claimed, now: DateTime<Utc>) -> (&'static str, DateTime<Utc>) {
+    fn after_failure(
+        &self,
+        delivery: &Claimed,
+        now: DateTime<Utc>,
+    ) -> (&'static str, DateTime<Utc>) {
         let delay = backoff(&self.settings, delivery.attempts);
         let next = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
         if next > delivery.give_up_at {
@@ -155,7 +159,10 @@ impl Worker {
 
     /// Signs and posts the payload; the status code of a 2xx answer.
     async fn attempt(&self, delivery: &Claimed) -> Result<i32, Failure> {
-        let url = self.policy.check_url(&delivery.url).map_err(Failure::refused)?;
+        let url = self
+            .policy
+            .check_url(&delivery.url)
+            .map_err(Failure::refused)?;
         self.policy.check_literal(&url).map_err(Failure::refused)?;
         let body = serde_json::to_vec(&delivery.payload).map_err(|e| Failure::refused(e))?;
         let signed = signature::sign(

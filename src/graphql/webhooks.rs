@@ -43,6 +43,7 @@ impl Webhook {
     async fn description(&self) -> &str {
         &self.row.description
     }
+    /// When it was registered.
     async fn created_at(&self) -> DateTime<Utc> {
         self.row.created_at
     }
@@ -89,6 +90,7 @@ impl WebhookDelivery {
     async fn payload(&self) -> Json<serde_json::Value> {
         Json(self.0.payload.clone())
     }
+    /// Pending, delivered or failed.
     async fn status(&self) -> Result<WebhookDeliveryStatus, AppError> {
         match self.0.status.as_str() {
             "PENDING" => Ok(WebhookDeliveryStatus::Pending),
@@ -119,6 +121,7 @@ impl WebhookDelivery {
     async fn last_error(&self) -> Option<&str> {
         self.0.last_error.as_deref()
     }
+    /// When the endpoint acknowledged it (2xx); null until then.
     async fn delivered_at(&self) -> Option<DateTime<Utc>> {
         self.0.delivered_at
     }

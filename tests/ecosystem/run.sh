@@ -45,5 +45,7 @@ node "$here/playground.mjs" "http://127.0.0.1:$port" "$target/playground.png"
 python3 "$here/readme_story.py" "http://127.0.0.1:$port/graphql" "$bin"
 # Last: it anonymizes a demo user.
 python3 "$here/client_story.py" "http://127.0.0.1:$port/graphql"
+# Webhooks verified by PyPI's standardwebhooks (its own server and database).
+python3 "$here/webhooks_receiver.py" "$bin"
 # Two more instances behind PgBouncer in transaction pooling mode.
 bash "$here/scale_out.sh"

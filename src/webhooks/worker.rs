@@ -162,16 +162,18 @@ impl Worker {
         let url = self
             .policy
             .check_url(&delivery.url)
-            .map_err(Failure::refused)?;
-        self.policy.check_literal(&url).map_err(Failure::refused)?;
-        let body = serde_json::to_vec(&delivery.payload).map_err(|e| Failure::refused(e))?;
+            .map_err(Failure::without_answer)?;
+        self.policy
+            .check_literal(&url)
+            .map_err(Failure::without_answer)?;
+        let body = serde_json::to_vec(&delivery.payload).map_err(Failure::without_answer)?;
         let signed = signature::sign(
             &delivery.secret,
             &delivery.message_id,
             Utc::now().timestamp(),
             &body,
         )
-        .map_err(|e| Failure::refused(e))?;
+        .map_err(Failure::without_answer)?;
         let response = self
             .client
             .post(url)
@@ -182,7 +184,7 @@ impl Worker {
             .body(body)
             .send()
             .await
-            .map_err(|e| Failure::refused(error_chain(&e.without_url())))?;
+            .map_err(|e| Failure::without_answer(error_chain(&e.without_url())))?;
         let code = i32::from(response.status().as_u16());
         if response.status().is_success() {
             Ok(code)
@@ -213,7 +215,7 @@ struct Failure {
 
 impl Failure {
     /// A failure before any answer: refused, unreachable, timed out.
-    fn refused(error: impl ToString) -> Self {
+    fn without_answer(error: impl ToString) -> Self {
         Failure {
             status_code: None,
             error: error.to_string(),

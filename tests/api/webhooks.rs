@@ -208,21 +208,26 @@ fn types(received: &[Received]) -> Vec<String> {
         .collect()
 }
 
-/// Waits (at most 20 s) until every delivery of the database is settled
-/// (delivered or failed) and none is left pending.
-async fn settled(app: &TestApp) {
+/// Waits (at most 20 s) until the count `sql` reads meets `wanted`.
+async fn eventually(app: &TestApp, sql: &'static str, wanted: impl Fn(i64) -> bool) {
     let started = Instant::now();
-    while app
-        .count("SELECT count(*) FROM webhook_deliveries WHERE status = 'PENDING'")
-        .await
-        > 0
-    {
+    loop {
+        let n = app.count(sql).await;
+        if wanted(n) {
+            return;
+        }
         assert!(
             started.elapsed() < Duration::from_secs(20),
-            "deliveries stay pending"
+            "{sql}: still {n}"
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// Waits until every delivery is settled (delivered or failed), none pending.
+async fn settled(app: &TestApp) {
+    let pending = "SELECT count(*) FROM webhook_deliveries WHERE status = 'PENDING'";
+    eventually(app, pending, |n| n == 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -370,18 +375,8 @@ async fn events_queued_while_the_receiver_is_down_all_arrive_in_order() {
     app.deactivate(&root, &erin_id).ok().await;
     // The first event fails (connection refused) and waits for its retry;
     // the others wait behind it.
-    let started = Instant::now();
-    while app
-        .count("SELECT count(*) FROM webhook_attempts WHERE error IS NOT NULL")
-        .await
-        < 2
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no failed attempts"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let failed = "SELECT count(*) FROM webhook_attempts WHERE error IS NOT NULL";
+    eventually(&app, failed, |n| n >= 2).await;
     assert_eq!(
         app.count("SELECT count(*) FROM webhook_deliveries WHERE attempts > 0 AND id > (SELECT min(id) FROM webhook_deliveries)")
             .await,
@@ -571,15 +566,9 @@ async fn a_private_address_is_refused_again_at_delivery() {
             .unwrap();
     }
     app.user("frank", false, false).await;
-    let started = Instant::now();
-    while app
-        .count("SELECT count(DISTINCT d.webhook_id) FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id")
-        .await
-        < 2
-    {
-        assert!(started.elapsed() < Duration::from_secs(20), "no attempts");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let tried = "SELECT count(DISTINCT d.webhook_id) FROM webhook_attempts a \
+                 JOIN webhook_deliveries d ON d.id = a.delivery_id";
+    eventually(&app, tried, |n| n >= 2).await;
     let errors: Vec<String> = sqlx::query_scalar("SELECT error FROM webhook_attempts ORDER BY id")
         .fetch_all(app.pool())
         .await

@@ -44,18 +44,20 @@ INSERT INTO webhook_events (event, action) VALUES
     ('group.deleted', 'GROUP_DELETED'),
     ('question.deleted', 'QUESTION_DELETED');
 
--- One event for one endpoint. `message_id` is the `webhook-id` header, the
--- receiver's idempotency key: the same for every attempt and redelivery of
--- the event. `next_attempt_at` also serves as the lease of the instance
--- sending it (pushed forward when claimed). `audit_entry_id` is the change it
--- reports, a plain value (entries are never deleted).
+-- One event for one endpoint: the change it reports (`audit_entry_id`, a
+-- plain value: entries are never deleted) and the event it is. The body is
+-- not stored: it is made from the audit entry at each attempt
+-- (`webhook_payload`), so the outbox row is small and cheap to write in the
+-- change's transaction, and once an erasure has redacted the entry (migration
+-- 0006) no attempt or listing can show the old name. The `webhook-id` is
+-- `msg_<audit_entry_id>`: the same for every attempt and redelivery of the
+-- event, the receiver's idempotency key. `next_attempt_at` is also the lease
+-- of the instance sending it (pushed forward when claimed).
 CREATE TABLE webhook_deliveries (
     id               BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     webhook_id       BIGINT NOT NULL REFERENCES webhooks (id) ON DELETE RESTRICT,
     audit_entry_id   BIGINT NOT NULL,
-    message_id       TEXT NOT NULL,
     event            TEXT NOT NULL,
-    payload          JSONB NOT NULL,
     status           TEXT NOT NULL DEFAULT 'PENDING'
                      CHECK (status IN ('PENDING', 'DELIVERED', 'FAILED')),
     attempts         INT NOT NULL DEFAULT 0,
@@ -69,8 +71,6 @@ CREATE TABLE webhook_deliveries (
 -- An endpoint's history, newest first, and the head of its queue.
 CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, id);
 CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (webhook_id, id) WHERE status = 'PENDING';
--- The payloads an erasure rewrites.
-CREATE INDEX webhook_deliveries_by_entry ON webhook_deliveries (audit_entry_id);
 
 -- Every attempt at a delivery, as it went.
 CREATE TABLE webhook_attempts (
@@ -92,9 +92,9 @@ CREATE FUNCTION api_id(kind text, id bigint) RETURNS text LANGUAGE sql IMMUTABLE
 $$;
 
 -- What an endpoint receives for entry e (the Standard Webhooks shape: type,
--- timestamp, data): ids, the username the entry holds (the pseudonym once
--- the person is erased), the actor, and the entry's details as what
--- changed. Nothing else of the person: details hold names of fields,
+-- timestamp, data), made at each attempt: ids, the username the entry holds
+-- (the pseudonym once the person is erased), the actor, and the entry's
+-- details as what changed. Nothing else of the person: details hold names of fields,
 -- groups and permissions, not their values, and lose even that on erasure.
 CREATE FUNCTION webhook_payload(e audit_entries, event text) RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
@@ -123,8 +123,8 @@ $$;
 -- it, in entry order.
 CREATE FUNCTION webhook_outbox_enqueue() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO webhook_deliveries (webhook_id, audit_entry_id, message_id, event, payload)
-    SELECT w.id, e.id, 'msg_' || e.id, k.event, webhook_payload(e, k.event)
+    INSERT INTO webhook_deliveries (webhook_id, audit_entry_id, event)
+    SELECT w.id, e.id, k.event
       FROM written e
       JOIN webhook_events k ON k.action = e.action
       JOIN webhooks w ON k.event = ANY (w.events) AND NOT w.disabled
@@ -135,20 +135,3 @@ CREATE TRIGGER audit_entries_to_webhook_outbox
     AFTER INSERT ON audit_entries
     REFERENCING NEW TABLE AS written
     FOR EACH STATEMENT EXECUTE FUNCTION webhook_outbox_enqueue();
-
--- An erasure redacts the entries naming the person (migration 0006); the
--- payloads made of those entries, sent or still queued, are made again from
--- the redacted entries in the same statement, so no copy keeps the old name.
-CREATE FUNCTION webhook_outbox_follow_redaction() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    UPDATE webhook_deliveries d
-       SET payload = webhook_payload(e, d.event)
-      FROM rewritten e
-     WHERE d.audit_entry_id = e.id AND e.redacted_at IS NOT NULL
-       AND d.payload IS DISTINCT FROM webhook_payload(e, d.event);
-    RETURN NULL;
-END $$;
-CREATE TRIGGER audit_entries_redaction_to_webhook_outbox
-    AFTER UPDATE ON audit_entries
-    REFERENCING NEW TABLE AS rewritten
-    FOR EACH STATEMENT EXECUTE FUNCTION webhook_outbox_follow_redaction();

@@ -1,5 +1,6 @@
 //! The webhook tables (migration 0009): endpoints, the outbox of deliveries
-//! (which the audit log's trigger fills, never this module) and the attempts.
+//! (which the audit log's trigger fills, never this module; their bodies are
+//! made from the audit entries, `webhook_payload`) and the attempts.
 //!
 //! The delivery worker's statements are here too: claiming due deliveries
 //! with `FOR UPDATE SKIP LOCKED`, so several instances share the outbox
@@ -121,10 +122,14 @@ pub struct DeliveryRow {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
+/// A [`DeliveryRow`]'s columns, from `webhook_deliveries d` joined with the
+/// audit entry `a` it reports: the `webhook-id` and the body are made from
+/// the entry (migration 0009), so they show an erasure's redaction at once.
 macro_rules! delivery_columns {
     () => {
-        "id, webhook_id, message_id, event, payload, status, attempts, \
-         created_at, next_attempt_at, last_status_code, last_error, delivered_at"
+        "d.id, d.webhook_id, 'msg_' || d.audit_entry_id AS message_id, d.event, \
+         webhook_payload(a, d.event) AS payload, d.status, d.attempts, d.created_at, \
+         d.next_attempt_at, d.last_status_code, d.last_error, d.delivered_at"
     };
 }
 
@@ -138,9 +143,9 @@ pub async fn deliveries_page(
     sqlx::query_as(concat!(
         "SELECT ",
         delivery_columns!(),
-        " FROM webhook_deliveries
-          WHERE webhook_id = $1 AND ($2::bigint IS NULL OR id < $2)
-          ORDER BY id DESC LIMIT $3"
+        " FROM webhook_deliveries d JOIN audit_entries a ON a.id = d.audit_entry_id
+          WHERE d.webhook_id = $1 AND ($2::bigint IS NULL OR d.id < $2)
+          ORDER BY d.id DESC LIMIT $3"
     ))
     .bind(webhook_id)
     .bind(before_id)
@@ -157,17 +162,20 @@ pub async fn count_deliveries(ex: impl PgExecutor<'_>, webhook_id: i64) -> sqlx:
 }
 
 /// Queues `delivery_id`'s event again for its endpoint, as a new delivery
-/// with the same `webhook-id` and payload, due now.
+/// of the same change (so the same `webhook-id`), due now.
 pub async fn redeliver(
     ex: impl PgExecutor<'_>,
     delivery_id: i64,
 ) -> sqlx::Result<Option<DeliveryRow>> {
     sqlx::query_as(concat!(
-        "INSERT INTO webhook_deliveries (webhook_id, audit_entry_id, message_id, event, payload)
-         SELECT webhook_id, audit_entry_id, message_id, event, payload
-           FROM webhook_deliveries WHERE id = $1
-         RETURNING ",
-        delivery_columns!()
+        "WITH d AS (
+             INSERT INTO webhook_deliveries (webhook_id, audit_entry_id, event)
+             SELECT webhook_id, audit_entry_id, event FROM webhook_deliveries WHERE id = $1
+             RETURNING *
+         )
+         SELECT ",
+        delivery_columns!(),
+        " FROM d JOIN audit_entries a ON a.id = d.audit_entry_id"
     ))
     .bind(delivery_id)
     .fetch_optional(ex)
@@ -211,9 +219,10 @@ pub async fn claim_due(
          )
          UPDATE webhook_deliveries d
             SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => $2)
-           FROM due, webhooks w
-          WHERE d.id = due.id AND w.id = d.webhook_id
-         RETURNING d.id, d.message_id, d.payload, d.attempts, d.give_up_at, w.url, w.secret",
+           FROM due, webhooks w, audit_entries a
+          WHERE d.id = due.id AND w.id = d.webhook_id AND a.id = d.audit_entry_id
+         RETURNING d.id, 'msg_' || d.audit_entry_id AS message_id, webhook_payload(a, d.event) AS payload,
+                   d.attempts, d.give_up_at, w.url, w.secret",
     )
     .bind(limit)
     .bind(lease.as_secs_f64())

@@ -393,7 +393,7 @@ pub async fn snapshot(pool: &PgPool) -> Value {
         "SELECT coalesce(json_agg(t ORDER BY id), '[]') FROM audit_entries t WHERE action NOT IN ('LOGIN', 'LOGIN_FAILED')",
         "SELECT coalesce(json_agg(t ORDER BY id), '[]') FROM webhooks t",
         // The outbox: what was queued (how its attempts go is the worker's).
-        "SELECT coalesce(json_agg(json_build_array(id, webhook_id, message_id, payload) ORDER BY id), '[]') FROM webhook_deliveries",
+        "SELECT coalesce(json_agg(json_build_array(id, webhook_id, audit_entry_id, event) ORDER BY id), '[]') FROM webhook_deliveries",
     ];
     let mut all = Vec::new();
     for sql in tables {

@@ -82,9 +82,9 @@ pub async fn find_for_update(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<O
     .await
 }
 
-/// Removes an endpoint with its deliveries and their attempts (the keys are
-/// `ON DELETE RESTRICT`, so each table is named); returns how many
-/// deliveries went.
+/// Removes an endpoint with its deliveries and their attempts (each table
+/// named: attempts' key is `ON DELETE RESTRICT`, deliveries have none);
+/// returns how many deliveries went.
 pub async fn delete(ex: &mut PgConnection, id: i64) -> sqlx::Result<u64> {
     sqlx::query(
         "DELETE FROM webhook_attempts a USING webhook_deliveries d
@@ -144,6 +144,7 @@ pub async fn deliveries_page(
         "SELECT ",
         delivery_columns!(),
         " FROM webhook_deliveries d JOIN audit_entries a ON a.id = d.audit_entry_id
+           JOIN webhooks w ON w.id = d.webhook_id
           WHERE d.webhook_id = $1 AND ($2::bigint IS NULL OR d.id < $2)
           ORDER BY d.id DESC LIMIT $3"
     ))
@@ -155,10 +156,13 @@ pub async fn deliveries_page(
 }
 
 pub async fn count_deliveries(ex: impl PgExecutor<'_>, webhook_id: i64) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE webhook_id = $1")
-        .bind(webhook_id)
-        .fetch_one(ex)
-        .await
+    sqlx::query_scalar(
+        "SELECT count(*) FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+          WHERE d.webhook_id = $1",
+    )
+    .bind(webhook_id)
+    .fetch_one(ex)
+    .await
 }
 
 /// Queues `delivery_id`'s event again for its endpoint, as a new delivery
@@ -170,7 +174,9 @@ pub async fn redeliver(
     sqlx::query_as(concat!(
         "WITH d AS (
              INSERT INTO webhook_deliveries (webhook_id, audit_entry_id, event)
-             SELECT webhook_id, audit_entry_id, event FROM webhook_deliveries WHERE id = $1
+             SELECT o.webhook_id, o.audit_entry_id, o.event
+               FROM webhook_deliveries o JOIN webhooks w ON w.id = o.webhook_id
+              WHERE o.id = $1
              RETURNING *
          )
          SELECT ",

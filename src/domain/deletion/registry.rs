@@ -183,15 +183,10 @@ pub const EDGES: &[Edge] = &[
         "choices",
         [Protect, Invalid, Delete],
     ),
-    // Webhook endpoints are not records a deletion plan reaches:
+    // Webhook deliveries are not records a deletion plan reaches:
     // `deleteWebhook` removes an endpoint's deliveries and their attempts
-    // itself (store::webhooks::delete).
-    always(
-        "deliveries",
-        ("webhook_deliveries", "webhook_id"),
-        "webhooks",
-        Delete,
-    ),
+    // itself (store::webhooks::delete; deliveries name their endpoint
+    // without a key, see migration 0009).
     always(
         "attempts",
         ("webhook_attempts", "delivery_id"),

@@ -157,11 +157,16 @@ impl AddressPolicy {
     }
 }
 
+/// The longest a name may take to resolve.
+const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 async fn lookup(name: &str, port: u16) -> Result<Vec<SocketAddr>, Refusal> {
-    let found: Vec<SocketAddr> = tokio::net::lookup_host((name, port))
-        .await
-        .map_err(|e| Refusal(format!("{name} does not resolve: {e}")))?
-        .collect();
+    let found: Vec<SocketAddr> =
+        tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((name, port)))
+            .await
+            .map_err(|_| Refusal(format!("{name} did not resolve within {LOOKUP_TIMEOUT:?}")))?
+            .map_err(|e| Refusal(format!("{name} does not resolve: {e}")))?
+            .collect();
     if found.is_empty() {
         return Err(Refusal(format!("{name} resolves to no address")));
     }

@@ -1,7 +1,12 @@
 //! memberdesk's benchmark suite: a real `memberdesk serve`, over HTTP, against
 //! the raw-SQL floor.
 //!
-//! `cargo bench --bench memberdesk -- [--size small|medium|large] [--runs R] [--json FILE] [--only GROUPS]`
+//! `cargo bench --bench memberdesk -- [--size small|medium|large] [--runs R] [--json FILE] [--only GROUPS] [--webhook]`
+//!
+//! `--webhook` registers a webhook endpoint for every event before the
+//! scenarios, so each audited change also writes its outbox row: run with
+//! and without it to see what the outbox costs (the endpoint is refused at
+//! delivery by the address rules, so only the outbox is measured).
 //!
 //! `--only reads,deletions` runs just those groups of scenarios (`reads`,
 //! `deletions`, `records`, `deactivations`; default all): a median of 5 at
@@ -82,6 +87,8 @@ struct Args {
     runs: usize,
     json: Option<String>,
     only: Only,
+    /// Whether every audited change also queues a webhook delivery.
+    webhook: bool,
 }
 
 /// The groups of scenarios a run measures (`--only`); empty means all.
@@ -109,6 +116,7 @@ impl Only {
 
 fn args() -> Args {
     let (mut size, mut runs, mut json, mut only) = ("small".to_owned(), 3, None, Only(vec![]));
+    let mut webhook = false;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -117,8 +125,11 @@ fn args() -> Args {
             "--runs" => runs = value().parse().expect("--runs R"),
             "--json" => json = Some(value()),
             "--only" => only = Only::parse(&value()),
+            "--webhook" => webhook = true,
             "--bench" => {} // added by `cargo bench`
-            other => panic!("unknown argument {other} (use --size, --runs, --json, --only)"),
+            other => {
+                panic!("unknown argument {other} (use --size, --runs, --json, --only, --webhook)")
+            }
         }
     }
     let size = Size::named(size);
@@ -128,6 +139,7 @@ fn args() -> Args {
         runs,
         json,
         only,
+        webhook,
     }
 }
 
@@ -1749,11 +1761,27 @@ async fn single_deactivate_rows(b: &Bench, users: i64) -> Vec<Row> {
     ]
 }
 
+/// An endpoint for every event (`--webhook`), at an address the delivery
+/// worker refuses at once (127.0.0.1 without `MEMBERDESK_WEBHOOK_ALLOW_PRIVATE`).
+async fn subscribe_to_every_event(pool: &PgPool) {
+    sqlx::query(
+        "INSERT INTO webhooks (url, events, secret)
+         SELECT 'https://127.0.0.1:9/', array_agg(event), 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
+           FROM webhook_events",
+    )
+    .execute(pool)
+    .await
+    .expect("register the benchmark's webhook");
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = args();
     let mut cleanup = Cleanup::for_this_process();
     let bench = setup(&args.size, &mut cleanup).await;
+    if args.webhook {
+        subscribe_to_every_event(&bench.pool).await;
+    }
     let rows = run_scenarios(&bench, &args).await;
     report(&bench, &args, &rows).await;
     drop(bench);

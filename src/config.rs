@@ -41,6 +41,42 @@ pub struct Settings {
     pub reason_policy: ReasonPolicy,
     /// What a SCIM `DELETE /Users/{id}` does (`MEMBERDESK_SCIM_DELETE`).
     pub scim_delete: ScimDelete,
+    /// Where webhooks may point, and how their deliveries are paced.
+    pub webhooks: WebhookSettings,
+}
+
+/// The webhook endpoints memberdesk may call and how it retries them (see
+/// `crate::webhooks`). Only the two address rules come from the
+/// environment; the pacing is fixed in production and shortened by tests.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookSettings {
+    /// `http://` endpoints besides `https://` (`MEMBERDESK_WEBHOOK_ALLOW_HTTP`).
+    pub allow_http: Switch,
+    /// Loopback, private and link-local addresses
+    /// (`MEMBERDESK_WEBHOOK_ALLOW_PRIVATE`): off, an endpoint cannot make
+    /// memberdesk call into its own network.
+    pub allow_private: Switch,
+    /// How often an idle worker looks for due deliveries.
+    pub poll_interval: Duration,
+    /// The wait after a first failed attempt; it doubles with each failure.
+    pub first_retry: Duration,
+    /// The longest wait between two attempts.
+    pub max_retry: Duration,
+    /// The most one attempt may take, connecting included.
+    pub attempt_timeout: Duration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            allow_http: Switch::Off,
+            allow_private: Switch::Off,
+            poll_interval: Duration::from_secs(1),
+            first_retry: Duration::from_secs(5),
+            max_retry: Duration::from_secs(3600),
+            attempt_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Whether an operation that removes access or data must give a `reason`
@@ -240,6 +276,7 @@ impl Default for Settings {
             erasure_grace: chrono::Duration::days(7),
             reason_policy: ReasonPolicy::Optional,
             scim_delete: ScimDelete::Deactivate,
+            webhooks: WebhookSettings::default(),
         }
     }
 }
@@ -327,6 +364,10 @@ impl Settings {
         if let Some(value) = lookup("MEMBERDESK_SCIM_DELETE") {
             self.scim_delete = ScimDelete::parse("MEMBERDESK_SCIM_DELETE", &value)?;
         }
+        self.webhooks.allow_http =
+            Switch::from_lookup(lookup, "MEMBERDESK_WEBHOOK_ALLOW_HTTP", Switch::Off)?;
+        self.webhooks.allow_private =
+            Switch::from_lookup(lookup, "MEMBERDESK_WEBHOOK_ALLOW_PRIVATE", Switch::Off)?;
         Ok(())
     }
 }
@@ -438,6 +479,8 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "MEMBERDESK_SCIM_DELETE",
     "MEMBERDESK_PASSWORD",
     "MEMBERDESK_TEST_DATABASE_URL",
+    "MEMBERDESK_WEBHOOK_ALLOW_HTTP",
+    "MEMBERDESK_WEBHOOK_ALLOW_PRIVATE",
 ];
 
 /// One warning line for each `MEMBERDESK_*` name among `names` that

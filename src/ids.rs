@@ -20,6 +20,8 @@ pub enum Kind {
     Choice,
     Vote,
     AuditEntry,
+    Webhook,
+    WebhookDelivery,
 }
 
 impl Kind {
@@ -32,6 +34,8 @@ impl Kind {
             Kind::Choice => "Choice",
             Kind::Vote => "Vote",
             Kind::AuditEntry => "AuditEntry",
+            Kind::Webhook => "Webhook",
+            Kind::WebhookDelivery => "WebhookDelivery",
         }
     }
 
@@ -44,6 +48,8 @@ impl Kind {
             Kind::Choice => "choice",
             Kind::Vote => "vote",
             Kind::AuditEntry => "audit entry",
+            Kind::Webhook => "webhook",
+            Kind::WebhookDelivery => "webhook delivery",
         }
     }
 
@@ -61,6 +67,10 @@ impl Kind {
             Kind::Choice => "question(id: …) { choices { id text } }".into(),
             Kind::Vote => "votes(userId: …) { edges { node { id } } }".into(),
             Kind::AuditEntry => "auditLog { edges { node { id } } }".into(),
+            Kind::Webhook => "webhooks { id url }".into(),
+            Kind::WebhookDelivery => {
+                "webhookDeliveries(webhookId: …) { edges { node { id } } }".into()
+            }
         }
     }
 }
@@ -110,7 +120,7 @@ pub fn decode(kind: Kind, value: &str, field: &str) -> Result<i64, AppError> {
 }
 
 /// Every kind, for decoding an id whose kind is not known in advance.
-const KINDS: [Kind; 7] = [
+const KINDS: [Kind; 9] = [
     Kind::User,
     Kind::Group,
     Kind::Permission,
@@ -118,6 +128,8 @@ const KINDS: [Kind; 7] = [
     Kind::Choice,
     Kind::Vote,
     Kind::AuditEntry,
+    Kind::Webhook,
+    Kind::WebhookDelivery,
 ];
 
 /// Decodes an id that may name any of `kinds` (an argument taking several

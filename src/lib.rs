@@ -11,6 +11,9 @@
 //!   change, knowing nothing of HTTP or of how GraphQL runs (a few value
 //!   types derive the API's enum and input shapes, see [`domain`]);
 //! - [`store`]: all the SQL, one module per table or aggregate.
+//!
+//! Beside them, [`webhooks`] sends the lifecycle events the audit log
+//! queues (an outbox, migration 0009) to the endpoints superusers register.
 
 pub mod auth;
 pub mod cli;
@@ -25,3 +28,4 @@ pub mod logging;
 pub mod scim;
 pub mod seed;
 pub mod store;
+pub mod webhooks;

@@ -45,6 +45,12 @@ pub enum AuditAction {
     ErasureRequested,
     /// `cancelErasure`: the pending erasure will not happen.
     ErasureCancelled,
+    /// `createWebhook`: an endpoint now receives lifecycle events.
+    WebhookCreated,
+    /// `deleteWebhook`: it no longer does; its deliveries are gone.
+    WebhookDeleted,
+    /// `redeliverWebhook`: an event queued again for its endpoint.
+    WebhookRedelivered,
 }
 
 impl AuditAction {

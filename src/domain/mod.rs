@@ -30,6 +30,7 @@ pub mod polls;
 pub mod provisioning;
 pub mod username;
 pub mod validation;
+pub mod webhooks;
 
 pub use actor::Actor;
 

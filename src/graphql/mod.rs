@@ -15,6 +15,7 @@ pub mod mutation;
 pub mod pagination;
 pub mod query;
 pub mod types;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ pub struct Query(
     query::QueryRoot,
     lifecycle::LifecycleQuery,
     deletion::DeletionQuery,
+    webhooks::WebhookQuery,
 );
 
 /// The write side: the admin writes, the lifecycle operations, the
@@ -42,6 +44,7 @@ pub struct Mutation(
     lifecycle::LifecycleMutation,
     deletion::DeletionMutation,
     erasure::ErasureMutation,
+    webhooks::WebhookMutation,
 );
 
 pub type MemberdeskSchema = Schema<Query, Mutation, EmptySubscription>;

@@ -8,7 +8,7 @@ use super::types::User;
 use crate::error::AppError;
 use crate::ids::Cursor;
 use crate::store::polls::{self, VotesOf};
-use crate::store::{audit, users};
+use crate::store::{audit, users, webhooks};
 
 pub const DEFAULT_PAGE: i32 = 20;
 pub const MAX_PAGE: i32 = 100;
@@ -32,6 +32,8 @@ pub enum TotalCount {
     Users(users::UserFilter),
     VotesOfUser(i64),
     Audit(audit::AuditFilter),
+    /// An endpoint's deliveries, by its id.
+    WebhookDeliveries(i64),
 }
 
 #[Object]
@@ -53,6 +55,11 @@ impl TotalCount {
             }
             TotalCount::Audit(filter) => {
                 audit::count(pool, filter).await.map_err(AppError::from)?
+            }
+            TotalCount::WebhookDeliveries(webhook_id) => {
+                webhooks::count_deliveries(pool, *webhook_id)
+                    .await
+                    .map_err(AppError::from)?
             }
         })
     }

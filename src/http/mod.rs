@@ -218,6 +218,8 @@ impl BoundServer {
                 (MetricsRoute::Elsewhere, Some(task))
             }
         };
+        // Lifecycle webhooks go out while the server runs, from every instance.
+        let webhooks = crate::webhooks::worker::spawn(pool.clone(), settings.webhooks);
         let served = Server::new_with_acceptor(acceptor)
             .idle_timeout(idle)
             .run_with_graceful_shutdown(
@@ -229,6 +231,8 @@ impl BoundServer {
         if let Some(task) = metrics_server {
             task.abort();
         }
+        // A delivery cut off here is sent again once its lease runs out.
+        webhooks.abort();
         served
     }
 }

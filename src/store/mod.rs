@@ -42,6 +42,7 @@ pub mod polls;
 pub mod scim_tokens;
 pub mod sessions;
 pub mod users;
+pub mod webhooks;
 
 /// Every row `sql` reads for the batch of ids bound as `$1` (`= ANY($1)`):
 /// the one shape of the statements behind the DataLoaders and the bulk

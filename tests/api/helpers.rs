@@ -391,6 +391,9 @@ pub async fn snapshot(pool: &PgPool) -> Value {
         // When a session was last used is activity, not a change the API made.
         "SELECT coalesce(json_agg(to_jsonb(t) - 'last_seen_at' ORDER BY id), '[]') FROM sessions t",
         "SELECT coalesce(json_agg(t ORDER BY id), '[]') FROM audit_entries t WHERE action NOT IN ('LOGIN', 'LOGIN_FAILED')",
+        "SELECT coalesce(json_agg(t ORDER BY id), '[]') FROM webhooks t",
+        // The outbox: what was queued (how its attempts go is the worker's).
+        "SELECT coalesce(json_agg(json_build_array(id, webhook_id, audit_entry_id, event) ORDER BY id), '[]') FROM webhook_deliveries",
     ];
     let mut all = Vec::new();
     for sql in tables {
@@ -918,4 +921,59 @@ pub fn ids(list: &Value) -> Vec<String> {
         .iter()
         .map(|item| item["id"].as_str().expect("an id").to_owned())
         .collect()
+}
+
+// ---- Webhooks ---------------------------------------------------------------
+
+/// What a `Webhook` in a payload shows (its secret only where asked for).
+pub const WEBHOOK: &str = "id url events description disabled";
+
+/// What a `WebhookDelivery` in a payload shows.
+pub const WEBHOOK_DELIVERY: &str =
+    "id messageId event payload status attempts lastStatusCode lastError deliveredAt";
+
+impl TestApp {
+    /// `createWebhook(url, events)` with the secret; add `.arg("description", ..)`.
+    pub fn create_webhook(&self, caller: impl Caller, url: &str, events: &[&str]) -> Call<'_> {
+        let selection = format!("{WEBHOOK} secret");
+        Call::new(self, caller, "mutation", "createWebhook", &selection)
+            .arg("url", "String!", url)
+            .arg("events", "[String!]!", json!(events))
+    }
+
+    /// `webhooks`.
+    pub fn webhooks(&self, caller: impl Caller) -> Call<'_> {
+        Call::new(
+            self,
+            caller,
+            "query",
+            "webhooks",
+            &format!("{WEBHOOK} secret"),
+        )
+    }
+
+    /// `deleteWebhook(id)`.
+    pub fn delete_webhook(&self, caller: impl Caller, id: &str) -> Call<'_> {
+        Call::new(self, caller, "mutation", "deleteWebhook", WEBHOOK).arg("id", "ID!", id)
+    }
+
+    /// `webhookDeliveries(webhookId)`, first page of 100, newest first.
+    pub fn webhook_deliveries(&self, caller: impl Caller, webhook_id: &str) -> Call<'_> {
+        let selection = format!("totalCount edges {{ node {{ {WEBHOOK_DELIVERY} }} }}");
+        Call::new(self, caller, "query", "webhookDeliveries", &selection)
+            .arg("webhookId", "ID!", webhook_id)
+            .arg("first", "Int", 100)
+    }
+
+    /// `redeliverWebhook(deliveryId)`.
+    pub fn redeliver_webhook(&self, caller: impl Caller, delivery_id: &str) -> Call<'_> {
+        Call::new(
+            self,
+            caller,
+            "mutation",
+            "redeliverWebhook",
+            WEBHOOK_DELIVERY,
+        )
+        .arg("deliveryId", "ID!", delivery_id)
+    }
 }

@@ -30,6 +30,7 @@ mod startup;
 mod transport;
 mod validation;
 mod visibility;
+mod webhooks;
 
 use helpers::{PASSWORD, TestApp};
 use serde_json::json;

@@ -49,5 +49,7 @@ python3 "$here/readme_story.py" "http://127.0.0.1:$port/graphql" "$bin"
 python3 "$here/client_story.py" "http://127.0.0.1:$port/graphql"
 # SCIM provisioning: scim2-tester and the Okta/Entra stories (own database).
 bash "$here/scim.sh"
+# Webhooks verified by PyPI's standardwebhooks (its own server and database).
+python3 "$here/webhooks_receiver.py" "$bin"
 # Two more instances behind PgBouncer in transaction pooling mode.
 bash "$here/scale_out.sh"

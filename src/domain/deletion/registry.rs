@@ -183,6 +183,16 @@ pub const EDGES: &[Edge] = &[
         "choices",
         [Protect, Invalid, Delete],
     ),
+    // Webhook deliveries are not records a deletion plan reaches:
+    // `deleteWebhook` removes an endpoint's deliveries and their attempts
+    // itself (store::webhooks::delete; deliveries name their endpoint
+    // without a key, see migration 0009).
+    always(
+        "attempts",
+        ("webhook_attempts", "delivery_id"),
+        "webhook_deliveries",
+        Delete,
+    ),
     // The permission catalog is seeded and never deleted.
     always(
         "userGrants",

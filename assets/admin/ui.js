@@ -1,5 +1,5 @@
 // Small DOM helpers shared by every page: building elements without
-// HTML parsing (so nothing from the server is ever parsed as markup), the
+// parsing HTML strings (so nothing from the server is ever read as markup), the
 // status line, buttons that show they are busy, dates, labelled fields.
 
 import { describe } from './messages.js';

@@ -41,7 +41,6 @@ const ASSETS: &[EmbeddedFile] = console_files![
 
 #[handler]
 pub fn index() -> Response {
-
     Html(INDEX).into_response()
 }
 

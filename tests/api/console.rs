@@ -39,7 +39,10 @@ async fn console_page_is_served_under_a_strict_policy_without_inline_script() {
     for path in ["/admin", "/admin/"] {
         let resp = app.get(path).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{path}");
-        assert!(header(&resp, CONTENT_TYPE).starts_with("text/html"), "{path}");
+        assert!(
+            header(&resp, CONTENT_TYPE).starts_with("text/html"),
+            "{path}"
+        );
         let csp = header(&resp, CONTENT_SECURITY_POLICY);
         for directive in [
             "script-src 'self'",
@@ -47,7 +50,10 @@ async fn console_page_is_served_under_a_strict_policy_without_inline_script() {
             "connect-src 'self'",
             "frame-ancestors 'none'",
         ] {
-            assert!(csp.contains(directive), "{path}: {directive} missing in {csp}");
+            assert!(
+                csp.contains(directive),
+                "{path}: {directive} missing in {csp}"
+            );
         }
         assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
         assert!(!csp.contains("unsafe-eval"), "{path}: {csp}");
@@ -71,8 +77,14 @@ async fn console_files_have_their_media_types_and_name_no_other_server() {
         assert!(header(&resp, CONTENT_TYPE).starts_with(kind), "{file}");
         let text = resp.text().await.unwrap();
         // The console talks to memberdesk's own /graphql and nowhere else.
-        assert!(!text.contains("http://") && !text.contains("https://"), "{file}");
-        assert!(!text.contains("localStorage"), "{file} keeps data beyond the tab");
+        assert!(
+            !text.contains("http://") && !text.contains("https://"),
+            "{file}"
+        );
+        assert!(
+            !text.contains("localStorage"),
+            "{file} keeps data beyond the tab"
+        );
         assert!(!text.contains("innerHTML"), "{file} parses markup");
     }
 }
@@ -94,8 +106,10 @@ async fn unknown_console_files_are_404() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_stays_when_the_playground_is_off() {
-    let mut settings = Settings::default();
-    settings.playground = Switch::Off;
+    let settings = Settings {
+        playground: Switch::Off,
+        ..Settings::default()
+    };
     let app = TestApp::spawn_with(settings).await;
     assert_eq!(
         app.get("/").send().await.unwrap().status(),

@@ -194,6 +194,7 @@ async function employeeResigned(admin) {
   await logIn(incognito, 'rani-editor', DEMO_PASSWORD);
   await loggedIn(incognito, 'rani-editor');
   await open(incognito, '#/account');
+  await incognito.waitForSelector('main h1:has-text("My account")');
   const access = await incognito.locator('main').textContent();
   check(/Groups: Editors/.test(access), 'rani-editor logs in again and has her group back');
   await axe(incognito, 'account');

@@ -39,6 +39,7 @@ pub mod login_failures;
 pub mod permissions;
 pub mod polls;
 pub mod sessions;
+pub mod user_facts;
 pub mod users;
 
 /// Every row `sql` reads for the batch of ids bound as `$1` (`= ANY($1)`):

@@ -4,16 +4,15 @@ use chrono::{DateTime, Utc};
 use super::{Group, Permission, Vote};
 use crate::error::AppError;
 use crate::graphql::context::ContextExt;
-use crate::graphql::context::{load, load_count, load_list};
+use crate::graphql::context::{load, load_list};
 use crate::graphql::guards::{Require, VIEW_VOTE, ensure_may_see_personal, ensure_self_or};
-use crate::graphql::loaders::{
-    DirectPermissionsOfUser, EffectivePermissionsOfUser, GroupsOfUser, VoteCountOfUser,
-};
+use crate::graphql::loaders::{DirectPermissionsOfUser, FactOfUser, FactValue};
 use crate::graphql::pagination::{
     CountedConnection, TotalCount, connection, id_after, id_cursor, page_size,
 };
 use crate::ids::{self, Kind};
 use crate::store::polls;
+use crate::store::user_facts::Fact;
 use crate::store::users::UserRow;
 
 /// A member or staff account, as one reader sees it.
@@ -132,7 +131,10 @@ impl User {
     )]
     async fn groups(&self, ctx: &Context<'_>) -> Result<Option<Vec<Group>>, AppError> {
         let id = self.personal(ctx)?.id;
-        load_list(ctx, GroupsOfUser(id), Group).await.map(Some)
+        match load(ctx, FactOfUser(id, Fact::Groups)).await? {
+            Some(FactValue::Groups(groups)) => Ok(Some(groups.into_iter().map(Group).collect())),
+            _ => Ok(Some(Vec::new())),
+        }
     }
     /// Permissions granted to the user directly (not through groups).
     #[graphql(
@@ -154,8 +156,10 @@ impl User {
     )]
     async fn all_permissions(&self, ctx: &Context<'_>) -> Result<Option<Vec<String>>, AppError> {
         let id = self.personal(ctx)?.id;
-        let keys = load(ctx, EffectivePermissionsOfUser(id)).await?;
-        Ok(Some(keys.unwrap_or_default()))
+        match load(ctx, FactOfUser(id, Fact::PermissionKeys)).await? {
+            Some(FactValue::PermissionKeys(keys)) => Ok(Some(keys)),
+            _ => Ok(Some(Vec::new())),
+        }
     }
     /// The user's votes, newest first. Visible to the user and to staff with both `auth.view_user` and `polls.view_vote`.
     #[graphql(complexity = "crate::graphql::cost::page(first, child_complexity)")]
@@ -175,7 +179,10 @@ impl User {
     /// How many votes the user has cast (detached votes no longer count).
     async fn vote_count(&self, ctx: &Context<'_>) -> Result<Option<i64>, AppError> {
         let id = self.personal(ctx)?.id;
-        load_count(ctx, VoteCountOfUser(id)).await.map(Some)
+        match load(ctx, FactOfUser(id, Fact::VoteCount)).await? {
+            Some(FactValue::VoteCount(count)) => Ok(Some(count)),
+            _ => Ok(Some(0)),
+        }
     }
 }
 

@@ -777,7 +777,8 @@ async fn floor_page(
         .map_err(internal)?;
     page.truncate(50);
     let ids: Vec<i64> = page.iter().map(|u| u.id).collect();
-    let wanted = std::collections::HashSet::from([Fact::Groups, Fact::PermissionKeys, Fact::VoteCount]);
+    let wanted =
+        std::collections::HashSet::from([Fact::Groups, Fact::PermissionKeys, Fact::VoteCount]);
     let facts = user_facts::of_users(pool, &ids, &wanted)
         .await
         .map_err(internal)?;
@@ -828,13 +829,7 @@ struct Load {
 }
 
 /// `CLIENTS` tasks send `query` back to back for `secs`; every latency is kept.
-async fn read_load(
-    http: &reqwest::Client,
-    url: &str,
-    token: &str,
-    query: &str,
-    secs: u64,
-) -> Load {
+async fn read_load(http: &reqwest::Client, url: &str, token: &str, query: &str, secs: u64) -> Load {
     let body = bytes_of(&json!({ "query": query }));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(secs);
@@ -1216,11 +1211,19 @@ impl QuietReads {
         ];
         if let Some(theirs) = &self.postgraphile {
             rows.extend([
-                Row::new("same page vs PostGraphile 5 (same run): throughput", "req/s", ours.rps)
-                    .vs(theirs.rps)
-                    .judged_by(Target::RatioMin(2.0)),
-                Row::new("same page vs PostGraphile 5 (same run): p99", "ms", ours.p99)
-                    .vs(theirs.p99),
+                Row::new(
+                    "same page vs PostGraphile 5 (same run): throughput",
+                    "req/s",
+                    ours.rps,
+                )
+                .vs(theirs.rps)
+                .judged_by(Target::RatioMin(2.0)),
+                Row::new(
+                    "same page vs PostGraphile 5 (same run): p99",
+                    "ms",
+                    ours.p99,
+                )
+                .vs(theirs.p99),
             ]);
         }
         rows.push(

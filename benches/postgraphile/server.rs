@@ -112,7 +112,11 @@ pub async fn start(database_url: &str) -> Result<PostGraphile, String> {
     let port = super::free_port();
     let log = std::fs::File::create(dir.join("server.log")).map_err(|e| e.to_string())?;
     let server = Command::new("node")
-        .args(["--import", "./with-resolvers.mjs", "node_modules/postgraphile/dist/cli-run.js"])
+        .args([
+            "--import",
+            "./with-resolvers.mjs",
+            "node_modules/postgraphile/dist/cli-run.js",
+        ])
         .current_dir(&dir)
         .env("DATABASE_URL", database_url)
         .env("PORT", port.to_string())
@@ -127,13 +131,18 @@ pub async fn start(database_url: &str) -> Result<PostGraphile, String> {
     };
     let http = reqwest::Client::new();
     for _ in 0..600 {
-        let probe = http.post(&postgraphile.url).json(&json!({ "query": "{ __typename }" }));
+        let probe = http
+            .post(&postgraphile.url)
+            .json(&json!({ "query": "{ __typename }" }));
         if probe.send().await.is_ok_and(|r| r.status().is_success()) {
             return Ok(postgraphile);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(format!("PostGraphile did not start (see {})", dir.join("server.log").display()))
+    Err(format!(
+        "PostGraphile did not start (see {})",
+        dir.join("server.log").display()
+    ))
 }
 
 /// PostGraphile's page in memberdesk's shape (groups by name, the union of
@@ -142,7 +151,11 @@ pub async fn start(database_url: &str) -> Result<PostGraphile, String> {
 pub fn as_memberdesk_page(page: &Value) -> Value {
     let key = |p: &Value| {
         let p = &p["permissionByPermissionId"];
-        format!("{}.{}", p["appLabel"].as_str().unwrap_or(""), p["codename"].as_str().unwrap_or(""))
+        format!(
+            "{}.{}",
+            p["appLabel"].as_str().unwrap_or(""),
+            p["codename"].as_str().unwrap_or("")
+        )
     };
     let nodes = |v: &Value| v["nodes"].as_array().cloned().unwrap_or_default();
     let edges: Vec<Value> = nodes(&page["data"]["allUsers"])
@@ -154,8 +167,16 @@ pub fn as_memberdesk_page(page: &Value) -> Value {
                 .collect();
             let mut names: Vec<&str> = groups.iter().filter_map(|g| g["name"].as_str()).collect();
             names.sort_unstable();
-            let mut keys: Vec<String> = nodes(&user["userPermissionsByUserId"]).iter().map(key).collect();
-            keys.extend(groups.iter().flat_map(|g| nodes(&g["groupPermissionsByGroupId"])).map(|p| key(&p)));
+            let mut keys: Vec<String> = nodes(&user["userPermissionsByUserId"])
+                .iter()
+                .map(key)
+                .collect();
+            keys.extend(
+                groups
+                    .iter()
+                    .flat_map(|g| nodes(&g["groupPermissionsByGroupId"]))
+                    .map(|p| key(&p)),
+            );
             keys.sort_unstable();
             keys.dedup();
             let groups: Vec<Value> = names.iter().map(|n| json!({ "name": n })).collect();

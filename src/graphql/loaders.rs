@@ -9,9 +9,9 @@ use async_graphql::dataloader::Loader;
 use sqlx::PgPool;
 
 use crate::store::groups::{self, GroupRow};
-use crate::store::user_facts::{self, Fact};
 use crate::store::permissions::{self, PermissionRow};
 use crate::store::polls::{self, ChoiceRow, QuestionRow, VotesOf};
+use crate::store::user_facts::{self, Fact};
 use crate::store::users::{self, UserRow};
 
 pub struct Loaders {
@@ -145,7 +145,9 @@ impl Loader<FactOfUser> for Loaders {
         // Each key is asked once per batch, so its list is moved, not copied.
         let mut value = |FactOfUser(id, fact): FactOfUser| match fact {
             Fact::Groups => FactValue::Groups(groups.remove(&id).unwrap_or_default()),
-            Fact::PermissionKeys => FactValue::PermissionKeys(keys_of.remove(&id).unwrap_or_default()),
+            Fact::PermissionKeys => {
+                FactValue::PermissionKeys(keys_of.remove(&id).unwrap_or_default())
+            }
             Fact::VoteCount => FactValue::VoteCount(votes.get(&id).copied().unwrap_or(0)),
         };
         Ok(keys.iter().map(|k| (*k, value(*k))).collect())

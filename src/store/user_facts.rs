@@ -89,7 +89,13 @@ pub async fn of_users(
     for row in rows {
         let text = row.text.unwrap_or_default();
         match row.fact {
-            1 => facts.groups.push((row.user_id, GroupRow { id: row.number, name: text })),
+            1 => facts.groups.push((
+                row.user_id,
+                GroupRow {
+                    id: row.number,
+                    name: text,
+                },
+            )),
             2 => facts.permission_keys.push((row.user_id, text)),
             _ => facts.vote_counts.push((row.user_id, row.number)),
         }

@@ -13,8 +13,8 @@ use crate::graphql::pagination::{
     CountedConnection, TotalCount, connection, id_after, id_cursor, page_size,
 };
 use crate::ids::{self, Kind};
-use crate::store::polls;
 use crate::store::groups::GroupRow;
+use crate::store::polls;
 use crate::store::user_facts::{self, Fact};
 use crate::store::users::UserRow;
 
@@ -85,7 +85,10 @@ pub async fn read_ahead(
         }
     }
     for (id, key) in facts.permission_keys {
-        if let Some(list) = by_user.get_mut(&id).and_then(|f| f.permission_keys.as_mut()) {
+        if let Some(list) = by_user
+            .get_mut(&id)
+            .and_then(|f| f.permission_keys.as_mut())
+        {
             list.push(key);
         }
     }

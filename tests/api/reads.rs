@@ -456,7 +456,10 @@ async fn a_page_reads_ahead_the_facts_a_single_lookup_loads() {
                 .ok(Some(&w.token), &single, json!({ "name": name }))
                 .await;
             for field in ["groups", "allPermissions", "voteCount"] {
-                assert_eq!(node[field], alone["user"][field], "{name} {field} in {page}");
+                assert_eq!(
+                    node[field], alone["user"][field],
+                    "{name} {field} in {page}"
+                );
             }
         }
     }

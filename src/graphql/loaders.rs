@@ -2,7 +2,7 @@
 //! batch, so a page of 100 users with their groups, permissions and vote
 //! counts costs the same few statements as a page of 2.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
@@ -11,6 +11,7 @@ use sqlx::PgPool;
 use crate::store::groups::{self, GroupRow};
 use crate::store::permissions::{self, PermissionRow};
 use crate::store::polls::{self, ChoiceRow, QuestionRow, VotesOf};
+use crate::store::user_facts::{self, Fact};
 use crate::store::users::{self, UserRow};
 
 pub struct Loaders {
@@ -35,13 +36,8 @@ key! {
     UserById,
     QuestionById,
     ChoiceById,
-    /// The groups of a user.
-    GroupsOfUser,
     /// A user's direct grants.
     DirectPermissionsOfUser,
-    /// A user's effective `app.codename` keys.
-    EffectivePermissionsOfUser,
-    VoteCountOfUser,
     PermissionsOfGroup,
     MemberCountOfGroup,
     ChoicesOfQuestion,
@@ -107,18 +103,6 @@ impl Loader<ChoiceById> for Loaders {
     }
 }
 
-impl Loader<GroupsOfUser> for Loaders {
-    type Value = Vec<GroupRow>;
-    type Error = LoadError;
-    async fn load(
-        &self,
-        keys: &[GroupsOfUser],
-    ) -> Result<HashMap<GroupsOfUser, Vec<GroupRow>>, LoadError> {
-        let rows = groups::for_users(&self.pool, &ids(keys, |k| k.0)).await?;
-        Ok(grouped(keys, GroupsOfUser, rows))
-    }
-}
-
 impl Loader<DirectPermissionsOfUser> for Loaders {
     type Value = Vec<PermissionRow>;
     type Error = LoadError;
@@ -131,27 +115,42 @@ impl Loader<DirectPermissionsOfUser> for Loaders {
     }
 }
 
-impl Loader<EffectivePermissionsOfUser> for Loaders {
-    type Value = Vec<String>;
-    type Error = LoadError;
-    async fn load(
-        &self,
-        keys: &[EffectivePermissionsOfUser],
-    ) -> Result<HashMap<EffectivePermissionsOfUser, Vec<String>>, LoadError> {
-        let rows = permissions::effective_keys_for_users(&self.pool, &ids(keys, |k| k.0)).await?;
-        Ok(grouped(keys, EffectivePermissionsOfUser, rows))
-    }
+/// One fact about one user. The groups, effective permissions and vote
+/// count of a page's users are all keys of this one loader, so a batch costs
+/// one statement whichever of them the page asks for (see
+/// [`crate::store::user_facts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FactOfUser(pub i64, pub Fact);
+
+/// The value of a [`FactOfUser`], of the kind its key names.
+#[derive(Debug, Clone)]
+pub enum FactValue {
+    Groups(Vec<GroupRow>),
+    PermissionKeys(Vec<String>),
+    VoteCount(i64),
 }
 
-impl Loader<VoteCountOfUser> for Loaders {
-    type Value = i64;
+impl Loader<FactOfUser> for Loaders {
+    type Value = FactValue;
     type Error = LoadError;
-    async fn load(
-        &self,
-        keys: &[VoteCountOfUser],
-    ) -> Result<HashMap<VoteCountOfUser, i64>, LoadError> {
-        let rows = polls::vote_counts(&self.pool, VotesOf::User, &ids(keys, |k| k.0)).await?;
-        Ok(counted(keys, VoteCountOfUser, rows))
+    async fn load(&self, keys: &[FactOfUser]) -> Result<HashMap<FactOfUser, FactValue>, LoadError> {
+        let wanted: HashSet<Fact> = keys.iter().map(|k| k.1).collect();
+        let mut users = ids(keys, |k| k.0);
+        users.sort_unstable();
+        users.dedup();
+        let facts = user_facts::of_users(&self.pool, &users, &wanted).await?;
+        let mut groups = grouped(&users, |id| id, facts.groups);
+        let mut keys_of = grouped(&users, |id| id, facts.permission_keys);
+        let votes = counted(&users, |id| id, facts.vote_counts);
+        // Each key is asked once per batch, so its list is moved, not copied.
+        let mut value = |FactOfUser(id, fact): FactOfUser| match fact {
+            Fact::Groups => FactValue::Groups(groups.remove(&id).unwrap_or_default()),
+            Fact::PermissionKeys => {
+                FactValue::PermissionKeys(keys_of.remove(&id).unwrap_or_default())
+            }
+            Fact::VoteCount => FactValue::VoteCount(votes.get(&id).copied().unwrap_or(0)),
+        };
+        Ok(keys.iter().map(|k| (*k, value(*k))).collect())
     }
 }
 

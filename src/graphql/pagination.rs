@@ -72,7 +72,7 @@ pub fn connection<R, N: OutputType>(
     limit: i64,
     has_previous: bool,
     cursor_of: impl Fn(&R) -> String,
-    node: impl Fn(R) -> N,
+    mut node: impl FnMut(R) -> N,
     total: TotalCount,
 ) -> CountedConnection<N> {
     let has_next = rows.len() as i64 > limit;
@@ -108,6 +108,8 @@ pub async fn users_page(
 ) -> Result<CountedConnection<User>, AppError> {
     let after = user_cursor(after, order)?;
     let rows = users::page(ctx.pool(), &filter, order, after.as_ref(), limit + 1).await?;
+    let shown = &rows[..rows.len().min(limit as usize)];
+    let mut read_ahead = super::types::read_ahead(ctx, shown).await?;
     let cursor_of = |u: &users::UserRow| {
         Cursor {
             key: order.key_of(u),
@@ -121,7 +123,10 @@ pub async fn users_page(
         limit,
         after.is_some(),
         cursor_of,
-        User::new,
+        |row| {
+            let facts = read_ahead.remove(&row.id).unwrap_or_default();
+            User::with_facts(row, facts)
+        },
         total,
     ))
 }

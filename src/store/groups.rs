@@ -77,25 +77,6 @@ pub async fn set_permissions(
     Ok(())
 }
 
-/// A group and the user who is a member of it.
-#[derive(FromRow)]
-struct Membership {
-    user_id: i64,
-    #[sqlx(flatten)]
-    group: GroupRow,
-}
-
-/// The groups of each of `user_ids`, by name.
-pub async fn for_users(
-    ex: impl PgExecutor<'_>,
-    user_ids: &[i64],
-) -> sqlx::Result<Vec<(i64, GroupRow)>> {
-    let sql = "SELECT ug.user_id, g.id, g.name FROM user_groups ug JOIN groups g ON g.id = ug.group_id \
-               WHERE ug.user_id = ANY($1) ORDER BY g.name, g.id";
-    let rows: Vec<Membership> = super::rows_for_ids(ex, sql, user_ids).await?;
-    Ok(rows.into_iter().map(|m| (m.user_id, m.group)).collect())
-}
-
 /// How many members each of `group_ids` has (groups with none are absent).
 pub async fn member_counts(
     ex: impl PgExecutor<'_>,

@@ -41,6 +41,7 @@ pub mod permissions;
 pub mod polls;
 pub mod scim_tokens;
 pub mod sessions;
+pub mod user_facts;
 pub mod users;
 pub mod webhooks;
 

@@ -89,30 +89,6 @@ async fn granted(
 /// Permission keys with the id of the user holding each.
 pub type KeysByUser = Vec<(i64, String)>;
 
-/// The effective `app.codename` keys of each of `user_ids`, as the contract
-/// defines them: none for an inactive user, all for an active superuser,
-/// otherwise direct grants ∪ grants through groups. One statement for any
-/// number of users.
-pub async fn effective_keys_for_users(
-    ex: impl PgExecutor<'_>,
-    user_ids: &[i64],
-) -> sqlx::Result<KeysByUser> {
-    let sql = "SELECT u.id, p.app_label || '.' || p.codename AS key \
-         FROM users u CROSS JOIN permissions p \
-         WHERE u.id = ANY($1) AND u.is_active AND u.is_superuser \
-         UNION \
-         SELECT u.id, p.app_label || '.' || p.codename \
-         FROM users u JOIN user_permissions up ON up.user_id = u.id JOIN permissions p ON p.id = up.permission_id \
-         WHERE u.id = ANY($1) AND u.is_active AND NOT u.is_superuser \
-         UNION \
-         SELECT u.id, p.app_label || '.' || p.codename \
-         FROM users u JOIN user_groups ug ON ug.user_id = u.id \
-              JOIN group_permissions gp ON gp.group_id = ug.group_id JOIN permissions p ON p.id = gp.permission_id \
-         WHERE u.id = ANY($1) AND u.is_active AND NOT u.is_superuser \
-         ORDER BY 1, 2";
-    super::rows_for_ids(ex, sql, user_ids).await
-}
-
 /// Per user of `user_ids`, every permission key they hold or may get back:
 /// direct grants, grants through groups, and what an open deactivation
 /// keeps to restore (its permissions and its groups' permissions). The

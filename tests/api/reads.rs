@@ -420,3 +420,47 @@ async fn reads_need_their_view_permission() {
     // Everyone signed in may read themselves.
     assert_eq!(w.app.me(&alice_token).await.unwrap(), "alice");
 }
+
+/// A page reads its users' groups, permissions and vote counts ahead, in one
+/// statement with the page (`types::user::read_ahead`); a single lookup
+/// loads them through the DataLoader. Both give the same facts, whether the
+/// page selects them through `edges`, `nodes` or a fragment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_reads_ahead_the_facts_a_single_lookup_loads() {
+    let w = world().await;
+    let facts = "groups { name } allPermissions voteCount";
+    let single = format!("query($name: String) {{ user(username: $name) {{ {facts} }} }}");
+    let pages = [
+        format!("{{ users(first: 100) {{ edges {{ node {{ username {facts} }} }} }} }}"),
+        format!("{{ users(first: 100) {{ nodes {{ username {facts} }} }} }}"),
+        format!(
+            "{{ users(first: 100) {{ nodes {{ username ...F }} }} }} fragment F on User {{ {facts} }}"
+        ),
+    ];
+    for page in &pages {
+        let data = w.app.ok(Some(&w.token), page, json!({})).await;
+        let nodes: Vec<Value> = match data["users"]["nodes"].as_array() {
+            Some(nodes) => nodes.clone(),
+            None => data["users"]["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["node"].clone())
+                .collect(),
+        };
+        assert!(nodes.len() >= 3, "{data}");
+        for node in nodes {
+            let name = node["username"].as_str().unwrap();
+            let alone = w
+                .app
+                .ok(Some(&w.token), &single, json!({ "name": name }))
+                .await;
+            for field in ["groups", "allPermissions", "voteCount"] {
+                assert_eq!(
+                    node[field], alone["user"][field],
+                    "{name} {field} in {page}"
+                );
+            }
+        }
+    }
+}

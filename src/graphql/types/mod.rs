@@ -9,4 +9,4 @@ mod user;
 pub use audit::AuditEntry;
 pub use group::{Group, Permission};
 pub use poll::{Choice, Question, Vote};
-pub use user::{User, votes_of_user};
+pub use user::{User, read_ahead, votes_of_user};

@@ -1,19 +1,21 @@
+use std::collections::{HashMap, HashSet};
+
 use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
 use super::{Group, Permission, Vote};
 use crate::error::AppError;
 use crate::graphql::context::ContextExt;
-use crate::graphql::context::{load, load_count, load_list};
+use crate::graphql::context::{load, load_list};
 use crate::graphql::guards::{Require, VIEW_VOTE, ensure_may_see_personal, ensure_self_or};
-use crate::graphql::loaders::{
-    DirectPermissionsOfUser, EffectivePermissionsOfUser, GroupsOfUser, VoteCountOfUser,
-};
+use crate::graphql::loaders::{DirectPermissionsOfUser, FactOfUser, FactValue};
 use crate::graphql::pagination::{
     CountedConnection, TotalCount, connection, id_after, id_cursor, page_size,
 };
 use crate::ids::{self, Kind};
+use crate::store::groups::GroupRow;
 use crate::store::polls;
+use crate::store::user_facts::{self, Fact};
 use crate::store::users::UserRow;
 
 /// A member or staff account, as one reader sees it.
@@ -26,6 +28,93 @@ use crate::store::users::UserRow;
 pub struct User {
     row: UserRow,
     viewer: Viewer,
+    read_ahead: FactsReadAhead,
+}
+
+/// The facts about a user that their page read ahead (see [`read_ahead`]);
+/// a fact left `None` goes through the DataLoader when asked for.
+#[derive(Default)]
+pub struct FactsReadAhead {
+    groups: Option<Vec<GroupRow>>,
+    permission_keys: Option<Vec<String>>,
+    vote_count: Option<i64>,
+}
+
+impl FactsReadAhead {
+    /// The `wanted` facts, as for a user who has none of them.
+    fn none_of(wanted: &HashSet<Fact>) -> Self {
+        FactsReadAhead {
+            groups: wanted.contains(&Fact::Groups).then(Vec::new),
+            permission_keys: wanted.contains(&Fact::PermissionKeys).then(Vec::new),
+            vote_count: wanted.contains(&Fact::VoteCount).then_some(0),
+        }
+    }
+
+    fn get(&self, fact: Fact) -> Option<FactValue> {
+        match fact {
+            Fact::Groups => self.groups.clone().map(FactValue::Groups),
+            Fact::PermissionKeys => self.permission_keys.clone().map(FactValue::PermissionKeys),
+            Fact::VoteCount => self.vote_count.map(FactValue::VoteCount),
+        }
+    }
+}
+
+/// The facts of a page's users that the selection under `ctx` (a `users`
+/// or `members` field) asks for on its nodes, read in one statement with
+/// the page instead of one DataLoader round trip per user and field: on a
+/// page of 50 users with three facts that was 150 loads, the largest part
+/// of the server's own time after the allocator. The personal-fields rule
+/// still applies when a field is resolved.
+pub async fn read_ahead(
+    ctx: &Context<'_>,
+    rows: &[UserRow],
+) -> Result<HashMap<i64, FactsReadAhead>, AppError> {
+    let wanted = facts_asked(ctx);
+    if wanted.is_empty() || rows.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<i64> = rows.iter().map(|u| u.id).collect();
+    let facts = user_facts::of_users(ctx.pool(), &ids, &wanted).await?;
+    let mut by_user: HashMap<i64, FactsReadAhead> = ids
+        .iter()
+        .map(|id| (*id, FactsReadAhead::none_of(&wanted)))
+        .collect();
+    for (id, group) in facts.groups {
+        if let Some(list) = by_user.get_mut(&id).and_then(|f| f.groups.as_mut()) {
+            list.push(group);
+        }
+    }
+    for (id, key) in facts.permission_keys {
+        if let Some(list) = by_user
+            .get_mut(&id)
+            .and_then(|f| f.permission_keys.as_mut())
+        {
+            list.push(key);
+        }
+    }
+    for (id, count) in facts.vote_counts {
+        if let Some(f) = by_user.get_mut(&id) {
+            f.vote_count = Some(count);
+        }
+    }
+    Ok(by_user)
+}
+
+/// Which facts the nodes under `ctx`'s connection select, through
+/// `edges { node }` or `nodes`.
+fn facts_asked(ctx: &Context<'_>) -> HashSet<Fact> {
+    let look = ctx.look_ahead();
+    let nodes = [look.field("edges").field("node"), look.field("nodes")];
+    let fields = [
+        (Fact::Groups, "groups"),
+        (Fact::PermissionKeys, "allPermissions"),
+        (Fact::VoteCount, "voteCount"),
+    ];
+    fields
+        .into_iter()
+        .filter(|(_, name)| nodes.iter().any(|n| n.field(name).exists()))
+        .map(|(fact, _)| fact)
+        .collect()
 }
 
 /// Who reads the user's personal fields, decided when the object is made.
@@ -42,9 +131,16 @@ enum Viewer {
 impl User {
     /// The user as the request's caller may see them.
     pub fn new(row: UserRow) -> Self {
+        Self::with_facts(row, FactsReadAhead::default())
+    }
+
+    /// The user as the request's caller may see them, with the facts their
+    /// page read ahead.
+    pub fn with_facts(row: UserRow, read_ahead: FactsReadAhead) -> Self {
         User {
             row,
             viewer: Viewer::Caller,
+            read_ahead,
         }
     }
 
@@ -54,6 +150,7 @@ impl User {
         User {
             row,
             viewer: Viewer::Owner,
+            read_ahead: FactsReadAhead::default(),
         }
     }
 
@@ -64,6 +161,16 @@ impl User {
             ensure_may_see_personal(ctx, self.row.id)?;
         }
         Ok(&self.row)
+    }
+
+    /// One of the user's facts, once the personal-fields rule allows it:
+    /// read ahead with the page, or through the DataLoader.
+    async fn fact(&self, ctx: &Context<'_>, fact: Fact) -> Result<Option<FactValue>, AppError> {
+        let id = self.personal(ctx)?.id;
+        match self.read_ahead.get(fact) {
+            Some(value) => Ok(Some(value)),
+            None => load(ctx, FactOfUser(id, fact)).await,
+        }
     }
 }
 
@@ -131,8 +238,10 @@ impl User {
         complexity = "crate::graphql::cost::list(crate::graphql::cost::GROUPS, child_complexity)"
     )]
     async fn groups(&self, ctx: &Context<'_>) -> Result<Option<Vec<Group>>, AppError> {
-        let id = self.personal(ctx)?.id;
-        load_list(ctx, GroupsOfUser(id), Group).await.map(Some)
+        match self.fact(ctx, Fact::Groups).await? {
+            Some(FactValue::Groups(groups)) => Ok(Some(groups.into_iter().map(Group).collect())),
+            _ => Ok(Some(Vec::new())),
+        }
     }
     /// Permissions granted to the user directly (not through groups).
     #[graphql(
@@ -153,9 +262,10 @@ impl User {
         complexity = "crate::graphql::cost::list(crate::graphql::cost::PERMISSIONS, child_complexity)"
     )]
     async fn all_permissions(&self, ctx: &Context<'_>) -> Result<Option<Vec<String>>, AppError> {
-        let id = self.personal(ctx)?.id;
-        let keys = load(ctx, EffectivePermissionsOfUser(id)).await?;
-        Ok(Some(keys.unwrap_or_default()))
+        match self.fact(ctx, Fact::PermissionKeys).await? {
+            Some(FactValue::PermissionKeys(keys)) => Ok(Some(keys)),
+            _ => Ok(Some(Vec::new())),
+        }
     }
     /// The user's votes, newest first. Visible to the user and to staff with both `auth.view_user` and `polls.view_vote`.
     #[graphql(complexity = "crate::graphql::cost::page(first, child_complexity)")]
@@ -174,8 +284,10 @@ impl User {
     }
     /// How many votes the user has cast (detached votes no longer count).
     async fn vote_count(&self, ctx: &Context<'_>) -> Result<Option<i64>, AppError> {
-        let id = self.personal(ctx)?.id;
-        load_count(ctx, VoteCountOfUser(id)).await.map(Some)
+        match self.fact(ctx, Fact::VoteCount).await? {
+            Some(FactValue::VoteCount(count)) => Ok(Some(count)),
+            _ => Ok(Some(0)),
+        }
     }
 }
 

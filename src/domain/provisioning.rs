@@ -16,7 +16,7 @@
 use secrecy::SecretString;
 use sqlx::PgPool;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde_json::json;
 
@@ -37,6 +37,7 @@ pub use crate::store::directory::Resource;
 use crate::store::directory::{self, Condition, GroupColumn, UserColumn, Window};
 use crate::store::groups::GroupRow;
 use crate::store::scim_tokens::{self, ScimTokenRow};
+use crate::store::user_facts::Fact;
 use crate::store::users::{self, UserRow};
 use crate::store::{self as store, permissions};
 
@@ -286,7 +287,10 @@ pub async fn groups_of(
     if !actor.has_perm(VIEW_GROUP) {
         return Ok(Vec::new());
     }
-    Ok(store::groups::for_users(pool, user_ids).await?)
+    let wanted = HashSet::from([Fact::Groups]);
+    Ok(store::user_facts::of_users(pool, user_ids, &wanted)
+        .await?
+        .groups)
 }
 
 /// A group's member as a directory shows it: by id only.

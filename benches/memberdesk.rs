@@ -9,7 +9,8 @@
 //! delivery by the address rules, so only the outbox is measured).
 //!
 //! `--only reads,deletions` runs just those groups of scenarios (`reads`,
-//! `deletions`, `records`, `deactivations`; default all): a median of 5 at
+//! `deletions`, `records`, `deactivations`, `outbox`; default all; `outbox`
+//! compares with and without an endpoint itself, so not with `--webhook`): a median of 5 at
 //! `large` for one figure then costs minutes, not the whole suite.
 //!
 //! Absolute times on a shared 2-core machine are noise, so every scenario is
@@ -100,7 +101,7 @@ struct Args {
 struct Only(Vec<String>);
 
 impl Only {
-    const GROUPS: [&str; 4] = ["reads", "deletions", "records", "deactivations"];
+    const GROUPS: [&str; 5] = ["reads", "deletions", "records", "deactivations", "outbox"];
 
     fn parse(list: &str) -> Only {
         let groups: Vec<String> = list.split(',').map(|g| g.trim().to_owned()).collect();
@@ -1117,6 +1118,9 @@ async fn run_scenarios(b: &Bench, a: &Args) -> Vec<Row> {
         rows.push(bulk_deactivate_row(b, size, runs).await);
         rows.extend(single_deactivate_rows(b, size.users).await);
     }
+    if a.only.wants("outbox") {
+        rows.push(outbox_row(b, size, runs).await);
+    }
     progress("done");
     rows
 }
@@ -1802,6 +1806,36 @@ async fn single_deactivate_rows(b: &Bench, users: i64) -> Vec<Row> {
         Row::new(scenario("p50"), "ms", percentile(&latencies, 0.5)),
         Row::new(scenario("p99"), "ms", percentile(&latencies, 0.99)),
     ]
+}
+
+/// 16: what the webhook outbox costs a bulk deactivation. The same
+/// `deactivateUsers` of a fresh cohort of N / 100 users over HTTP, with an
+/// endpoint subscribed to every event (each audit entry queues a delivery in
+/// the transaction) on the "memberdesk" side and with none on the "floor"
+/// side, alternating. The cohorts are the users just below the last
+/// [`SINGLE_DEACTIVATIONS`], which the deactivation scenarios leave alone.
+async fn outbox_row(b: &Bench, size: &Size, runs: usize) -> Row {
+    let cohort = (size.users / 100).max(1);
+    let pairs = runs.max(5) as i64;
+    let first = size.users - SINGLE_DEACTIVATIONS - 2 * pairs * cohort + 1;
+    let q = format!(
+        "mutation {{ deactivateUsers(filter: {{ isActive: true, lastLoginBefore: \"{DORMANT_BEFORE}\" }}) {{ skipped {{ code }} }} }}"
+    );
+    let mut times = Paired::default();
+    let sides = (0..pairs as usize).flat_map(Side::order);
+    for (k, side) in sides.enumerate() {
+        make_dormant(b, first + k as i64 * cohort, cohort).await;
+        if let Side::Memberdesk = side {
+            subscribe_to_every_event(&b.pool).await;
+        }
+        times.push(side, ms(b.gql(&q, json!({}))).await);
+        b.sql("DELETE FROM webhook_attempts; DELETE FROM webhook_deliveries; DELETE FROM webhooks")
+            .await;
+    }
+    times.row(
+        format!("deactivateUsers of {cohort} users, webhook outbox vs none"),
+        Target::ratio_max_from(1.1, cohort, 1_000, "<= 1.1 at 1k"),
+    )
 }
 
 /// An endpoint for every event (`--webhook`), at an address the delivery

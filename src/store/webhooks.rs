@@ -206,6 +206,12 @@ pub struct Claimed {
 /// of the changes), and leases them for `lease`: other instances skip the
 /// rows this one locks, and a lease that runs out (an instance that died
 /// mid-attempt) makes the delivery due again.
+///
+/// `due` tests the status again, not only `heads`: a head another instance
+/// records as `DELIVERED` while this statement runs is re-read when locked,
+/// and only conditions on `d` itself are re-checked then (its
+/// `next_attempt_at` is the delivery time, already past), so without it the
+/// event could be sent a second time.
 pub async fn claim_due(
     ex: &mut PgConnection,
     limit: i64,
@@ -219,7 +225,7 @@ pub async fn claim_due(
                FROM webhooks w WHERE NOT w.disabled
          ), due AS (
              SELECT d.id FROM webhook_deliveries d JOIN heads h ON h.id = d.id
-              WHERE d.next_attempt_at <= now()
+              WHERE d.status = 'PENDING' AND d.next_attempt_at <= now()
               ORDER BY d.id LIMIT $1
                 FOR UPDATE OF d SKIP LOCKED
          )

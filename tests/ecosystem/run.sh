@@ -51,5 +51,7 @@ python3 "$here/client_story.py" "http://127.0.0.1:$port/graphql"
 bash "$here/scim.sh"
 # Webhooks verified by PyPI's standardwebhooks (its own server and database).
 python3 "$here/webhooks_receiver.py" "$bin"
+# Two instances on one outbox: each event once, in order per user.
+python3 "$here/webhooks_scale_out.py" "$bin"
 # Two more instances behind PgBouncer in transaction pooling mode.
 bash "$here/scale_out.sh"

@@ -475,6 +475,9 @@ async fn spawn_server(url: &str, cleanup: &mut Cleanup) -> String {
         // against the address while it is in flight: the default of 50 would
         // refuse some as RATE_LIMITED. Real storms come from many addresses.
         .env("MEMBERDESK_LOGIN_LIMIT_PER_ADDRESS", "1000000")
+        // Scenario 17 delivers to a receiver in this process, over plain HTTP.
+        .env("MEMBERDESK_WEBHOOK_ALLOW_HTTP", "true")
+        .env("MEMBERDESK_WEBHOOK_ALLOW_PRIVATE", "true")
         .spawn()
         .expect("memberdesk serve");
     cleanup.server = Some(server);
@@ -1120,6 +1123,7 @@ async fn run_scenarios(b: &Bench, a: &Args) -> Vec<Row> {
     }
     if a.only.wants("outbox") {
         rows.push(outbox_row(b, size, runs).await);
+        rows.extend(delivery_rows(b, size, runs).await);
     }
     progress("done");
     rows
@@ -1838,8 +1842,9 @@ async fn outbox_row(b: &Bench, size: &Size, runs: usize) -> Row {
     )
 }
 
-/// An endpoint for every event (`--webhook`), at an address the delivery
-/// worker refuses at once (127.0.0.1 without `MEMBERDESK_WEBHOOK_ALLOW_PRIVATE`).
+/// An endpoint for every event (`--webhook`, scenario 16), at an address
+/// where nothing listens: each attempt fails at once (connection refused)
+/// and waits for its retry, so only the outbox is measured.
 async fn subscribe_to_every_event(pool: &PgPool) {
     sqlx::query(
         "INSERT INTO webhooks (url, events, secret)
@@ -1849,6 +1854,175 @@ async fn subscribe_to_every_event(pool: &PgPool) {
     .execute(pool)
     .await
     .expect("register the benchmark's webhook");
+}
+
+/// 17: whether delivering a bulk deactivation's events slows the API. The
+/// users page under the read load, right after `deactivateUsers` of a fresh
+/// cohort of `min(N, 10k)` users, with an endpoint subscribed to every event
+/// (a receiver in this process answering 204) on the "memberdesk" side, so
+/// the worker delivers the cohort's events during the load, and with none
+/// on the "floor" side, alternating. Also how long the deliveries took.
+async fn delivery_rows(b: &Bench, size: &Size, runs: usize) -> Vec<Row> {
+    let cohort = size.users.min(10_000);
+    let receiver = Receiver::start().await;
+    let page = format!("{}/graphql", b.base);
+    read_load(&b.http, &page, &b.token, PAGE, 1).await; // warm-up
+    let mut sides = DeliverySides::default();
+    for (k, side) in (0..runs).flat_map(Side::order).enumerate() {
+        let prefix = format!("outbox{k}-");
+        add_cohort(b, &prefix, cohort).await;
+        if let Side::Memberdesk = side {
+            subscribe_receiver(&b.pool, &receiver.url).await;
+        }
+        let before = receiver.count();
+        let started = Instant::now();
+        let q = format!(
+            "mutation {{ deactivateUsers(filter: {{ isActive: true, search: \"{prefix}\" }}) {{ skipped {{ code }} }} }}"
+        );
+        b.gql(&q, json!({})).await;
+        let load = read_load(&b.http, &page, &b.token, PAGE, size.read_secs).await;
+        match side {
+            Side::Memberdesk => {
+                let in_window = receiver.count() - before;
+                receiver.wait_for(before + cohort as usize).await;
+                let took = started.elapsed().as_secs_f64();
+                eprintln!("{cohort} deliveries in {took:.1} s, {in_window} during the read load");
+                sides.busy.push(load);
+                sides.took.push(took);
+                sides.in_window.push(in_window as f64);
+            }
+            Side::Floor => sides.quiet.push(load),
+        }
+        b.sql("DELETE FROM webhook_attempts; DELETE FROM webhook_deliveries; DELETE FROM webhooks")
+            .await;
+    }
+    sides.rows(cohort)
+}
+
+/// Scenario 17's read loads and delivery times, per side.
+#[derive(Default)]
+struct DeliverySides {
+    busy: Vec<Load>,
+    quiet: Vec<Load>,
+    /// Seconds from the deactivation to the last delivery.
+    took: Vec<f64>,
+    /// Deliveries made during the read load.
+    in_window: Vec<f64>,
+}
+
+impl DeliverySides {
+    fn rows(self, cohort: i64) -> Vec<Row> {
+        let of = |loads: &[Load], f: fn(&Load) -> f64| median(loads.iter().map(f).collect());
+        let (busy, quiet) = (&self.busy, &self.quiet);
+        let page = format!("users page, {cohort} webhook deliveries going vs none");
+        let p50 = Target::ratio_max_from(1.1, cohort, 10_000, "<= 1.1 at 10k");
+        let throughput = if cohort >= 10_000 {
+            Target::RatioMin(0.9)
+        } else {
+            Target::Elsewhere(">= 0.9 at 10k")
+        };
+        vec![
+            Row::new(format!("{page}: throughput"), "req/s", of(busy, |l| l.rps))
+                .vs(of(quiet, |l| l.rps))
+                .judged_by(throughput),
+            Row::new(format!("{page}: p50"), "ms", of(busy, |l| l.p50))
+                .vs(of(quiet, |l| l.p50))
+                .judged_by(p50),
+            Row::new(format!("{page}: p99"), "ms", of(busy, |l| l.p99)).vs(of(quiet, |l| l.p99)),
+            Row::new(
+                format!("{cohort} webhook deliveries to a local receiver: all in"),
+                "s",
+                median(self.took),
+            ),
+            Row::new(
+                format!("  of them during the read load ({CLIENTS} clients)"),
+                "",
+                median(self.in_window),
+            ),
+        ]
+    }
+}
+
+/// `count` fresh active members named `<prefix><n>`, each in 3 groups.
+async fn add_cohort(b: &Bench, prefix: &str, count: i64) {
+    b.sql(&format!(
+        "WITH u AS (
+             INSERT INTO users (username, username_key, password_hash, last_login)
+             SELECT '{prefix}' || n, '{prefix}' || n, NULL, now() FROM generate_series(1, {count}) n
+             RETURNING id
+         )
+         INSERT INTO user_groups (user_id, group_id)
+         SELECT u.id, (u.id + k) % 10 + 1 FROM u, (VALUES (0), (3), (6)) k(k)"
+    ))
+    .await;
+    settle(&b.pool, "users, user_groups").await;
+}
+
+/// An endpoint for every event at the bench's own receiver.
+async fn subscribe_receiver(pool: &PgPool, url: &str) {
+    sqlx::query(
+        "INSERT INTO webhooks (url, events, secret)
+         SELECT $1, array_agg(event), 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' FROM webhook_events",
+    )
+    .bind(url)
+    .execute(pool)
+    .await
+    .expect("register the receiver");
+}
+
+/// A webhook receiver on its own thread and runtime (so it takes nothing
+/// from the load generator's): answers every POST with 204 and counts them.
+struct Receiver {
+    url: String,
+    received: Arc<AtomicUsize>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let port = free_port();
+        let received = Arc::new(AtomicUsize::new(0));
+        let counter = received.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let hook = poem::endpoint::make_sync(move |_| {
+                counter.fetch_add(1, Ordering::Relaxed);
+                poem::http::StatusCode::NO_CONTENT
+            });
+            let app = poem::Route::new()
+                .at("/hook", poem::post(hook))
+                .at("/readyz", poem::get(poem::endpoint::make_sync(|_| "ok")));
+            let listener = poem::listener::TcpListener::bind(format!("127.0.0.1:{port}"));
+            rt.block_on(poem::Server::new(listener).run(app))
+        });
+        ready(port).await;
+        Receiver {
+            url: format!("http://127.0.0.1:{port}/hook"),
+            received,
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `n` deliveries arrived (at most 10 minutes), then a
+    /// second more: none may arrive twice.
+    async fn wait_for(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while self.count() < n {
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} deliveries",
+                self.count()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(self.count(), n, "deliveries sent twice");
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

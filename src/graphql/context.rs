@@ -112,15 +112,19 @@ where
 pub async fn load_list<K, R, T>(
     ctx: &Context<'_>,
     key: K,
-    wrap: impl Fn(R) -> T,
+    wrap: impl FnMut(R) -> T,
 ) -> Result<Vec<T>, AppError>
 where
     K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
     Loaders:
         async_graphql::dataloader::Loader<K, Value = Vec<R>, Error = super::loaders::LoadError>,
 {
-    let rows = load(ctx, key).await?.unwrap_or_default();
-    Ok(rows.into_iter().map(wrap).collect())
+    Ok(wrap_all(load(ctx, key).await?.unwrap_or_default(), wrap))
+}
+
+/// Rows as the API shows them, each wrapped (`Group`, `Permission`, …).
+pub fn wrap_all<R, T>(rows: Vec<R>, wrap: impl FnMut(R) -> T) -> Vec<T> {
+    rows.into_iter().map(wrap).collect()
 }
 
 /// A count through the DataLoader; zero for a key with no rows.

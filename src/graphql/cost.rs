@@ -4,7 +4,8 @@
 //! returns many children, so it costs its length times the cost of one
 //! child: a page its size (`first`, default 20, at most 100), an unpaged list
 //! its maximum length. Each list field says which next to its declaration
-//! (`#[graphql(complexity = ...)]`). Maximum lengths, longest first:
+//! (`#[graphql(complexity = ...)]`), through the helper named after the list
+//! ([`groups`], [`bulk`], …) or [`page`]. Maximum lengths, longest first:
 //!
 //! - [`QUESTIONS`], [`BULK`] and [`GROUPS`] are estimates, not bounds: the
 //!   lists of every question, of a bulk deactivation's users and of groups are
@@ -42,6 +43,36 @@ pub fn list(len: usize, child_complexity: usize) -> usize {
     len.saturating_mul(child_complexity.max(1))
         .saturating_add(1)
         .min(CEILING)
+}
+
+/// The unpaged `questions` list (see [`QUESTIONS`]).
+pub fn questions(child_complexity: usize) -> usize {
+    list(QUESTIONS, child_complexity)
+}
+
+/// A bulk operation's list of users or records (see [`BULK`]).
+pub fn bulk(child_complexity: usize) -> usize {
+    list(BULK, child_complexity)
+}
+
+/// A list of groups (see [`GROUPS`]).
+pub fn groups(child_complexity: usize) -> usize {
+    list(GROUPS, child_complexity)
+}
+
+/// A list of permissions (see [`PERMISSIONS`]).
+pub fn permissions(child_complexity: usize) -> usize {
+    list(PERMISSIONS, child_complexity)
+}
+
+/// A question's choices (see [`CHOICES`]).
+pub fn choices(child_complexity: usize) -> usize {
+    list(CHOICES, child_complexity)
+}
+
+/// A deletion plan's relations (see [`RELATIONS`]).
+pub fn relations(child_complexity: usize) -> usize {
+    list(RELATIONS, child_complexity)
 }
 
 /// A page of `first` items (default 20; out-of-range values are refused when

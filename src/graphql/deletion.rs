@@ -8,20 +8,22 @@
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject, Union};
 use chrono::{DateTime, Utc};
 
-use super::context::ContextExt;
+use super::context::{ContextExt, wrap_all};
 use super::decode;
 use super::guards::{DELETE_ANYTHING, Require};
-use super::lifecycle::bulk_selection;
+use super::lifecycle::{bulk_selection, opaque_ids, skipped};
 use super::query::UserFilter;
 use super::types::{Choice, Group, Question, User};
 use crate::domain::access::{CHANGE_QUESTION, DELETE_GROUP, DELETE_QUESTION, DELETE_USER};
 use crate::domain::deletion::{
-    self, BulkDelete, BulkDeletion, DeleteOutcome, DeletePolicy, DeleteRequest, Planned,
-    QuestionSelection, RelationCount, Target, TargetKind,
+    self, BulkDelete, BulkDeletion, DeleteOutcome, DeletePolicy, DeleteRequest, DeleteUser,
+    Planned, QuestionSelection, RelationCount, Target, TargetKind,
 };
-use crate::domain::{Mode, archive, validation};
+use crate::domain::erasure::Erase;
+use crate::domain::validation::{self, Reason};
+use crate::domain::{Mode, archive};
 use crate::error::AppError;
-use crate::ids::{self, Kind};
+use crate::ids::Kind;
 use crate::store::polls;
 
 /// Rows of one relation and how many there are.
@@ -39,13 +41,10 @@ pub struct RelationCountObject {
 }
 
 fn relation_counts(counts: Vec<RelationCount>) -> Vec<RelationCountObject> {
-    counts
-        .into_iter()
-        .map(|c| RelationCountObject {
-            relation: c.relation,
-            count: c.count,
-        })
-        .collect()
+    wrap_all(counts, |c| RelationCountObject {
+        relation: c.relation,
+        count: c.count,
+    })
 }
 
 /// The record a deletion plan is for.
@@ -89,19 +88,13 @@ pub struct DeletionPlan {
     pub allowed: bool,
     /// Relations that block the deletion under this policy (for a bulk
     /// plan, what the skipped records hold).
-    #[graphql(
-        complexity = "crate::graphql::cost::list(crate::graphql::cost::RELATIONS, child_complexity)"
-    )]
+    #[graphql(complexity = "crate::graphql::cost::relations(child_complexity)")]
     pub protected: Vec<RelationCountObject>,
     /// Rows that would be deleted with the record.
-    #[graphql(
-        complexity = "crate::graphql::cost::list(crate::graphql::cost::RELATIONS, child_complexity)"
-    )]
+    #[graphql(complexity = "crate::graphql::cost::relations(child_complexity)")]
     pub deleted: Vec<RelationCountObject>,
     /// Rows that would stay, no longer pointing at the record (the audit trail among them).
-    #[graphql(
-        complexity = "crate::graphql::cost::list(crate::graphql::cost::RELATIONS, child_complexity)"
-    )]
+    #[graphql(complexity = "crate::graphql::cost::relations(child_complexity)")]
     pub detached: Vec<RelationCountObject>,
     /// Pass as `planToken` to the deletion to carry out exactly this plan or
     /// nothing (`PLAN_CHANGED`).
@@ -169,14 +162,10 @@ pub struct BulkDeletePayload {
     /// summed over the records deleted.
     pub plan: DeletionPlan,
     /// The ids of the records deleted (with `dryRun`, those that would be), in id order.
-    #[graphql(
-        complexity = "crate::graphql::cost::list(crate::graphql::cost::BULK, child_complexity)"
-    )]
+    #[graphql(complexity = "crate::graphql::cost::bulk(child_complexity)")]
     pub deleted: Vec<ID>,
     /// Records left alone, each with the code that says why.
-    #[graphql(
-        complexity = "crate::graphql::cost::list(crate::graphql::cost::BULK, child_complexity)"
-    )]
+    #[graphql(complexity = "crate::graphql::cost::bulk(child_complexity)")]
     pub skipped: Vec<SkippedTarget>,
 }
 
@@ -184,19 +173,8 @@ impl BulkDeletePayload {
     fn new(done: BulkDeletion, kind: Kind) -> Self {
         BulkDeletePayload {
             plan: done.plan.into(),
-            deleted: done
-                .deleted
-                .into_iter()
-                .map(|id| ID(ids::encode(kind, id)))
-                .collect(),
-            skipped: done
-                .skipped
-                .into_iter()
-                .map(|(id, why)| SkippedTarget {
-                    id: ID(ids::encode(kind, id)),
-                    code: why.code().to_owned(),
-                })
-                .collect(),
+            deleted: opaque_ids(kind, done.deleted),
+            skipped: skipped(kind, done.skipped, |id, code| SkippedTarget { id, code }),
         }
     }
 }
@@ -265,23 +243,77 @@ fn question_selection(
     }
 }
 
-/// The one-record request of a delete mutation's arguments.
-fn request(
-    ctx: &Context<'_>,
-    id: i64,
-    policy: Option<DeletePolicy>,
-    dry_run: Option<bool>,
+/// The arguments every deletion takes besides what it deletes, checked:
+/// the policy (`PROTECT` when left out), `dryRun` as a [`Mode`], the token
+/// of a reviewed plan, and the reason held to the deployment's policy.
+pub(super) struct DeletionArgs {
+    policy: DeletePolicy,
+    mode: Mode,
     plan_token: Option<String>,
-    reason: Option<String>,
-) -> Result<DeleteRequest, AppError> {
-    let mode = Mode::from_dry_run(dry_run);
-    Ok(DeleteRequest {
-        id,
-        policy: policy.unwrap_or_default(),
-        mode,
-        plan_token,
-        reason: ctx.reason(reason, mode)?,
-    })
+    reason: Reason,
+}
+
+impl DeletionArgs {
+    pub(super) fn new(
+        ctx: &Context<'_>,
+        policy: Option<DeletePolicy>,
+        dry_run: Option<bool>,
+        plan_token: Option<String>,
+        reason: Option<String>,
+    ) -> Result<Self, AppError> {
+        let mode = Mode::from_dry_run(dry_run);
+        Ok(DeletionArgs {
+            policy: policy.unwrap_or_default(),
+            mode,
+            plan_token,
+            reason: ctx.reason(reason, mode)?,
+        })
+    }
+
+    /// The request to delete the one record `id`.
+    fn one(self, id: i64) -> DeleteRequest {
+        DeleteRequest {
+            id,
+            policy: self.policy,
+            mode: self.mode,
+            plan_token: self.plan_token,
+            reason: self.reason,
+        }
+    }
+
+    /// The request to delete every record of `selection`.
+    fn bulk<S>(self, selection: S) -> BulkDelete<S> {
+        BulkDelete {
+            selection,
+            policy: self.policy,
+            mode: self.mode,
+            plan_token: self.plan_token,
+            reason: self.reason,
+        }
+    }
+
+    /// The request to delete the user `user_id`, erasing them from the
+    /// audit log as `erase` says.
+    pub(super) fn user(self, user_id: i64, erase: Erase) -> DeleteUser {
+        DeleteUser {
+            user_id,
+            policy: self.policy,
+            mode: self.mode,
+            plan_token: self.plan_token,
+            reason: self.reason,
+            erase,
+        }
+    }
+}
+
+/// Deletes the one record `request` names, of `kind`.
+async fn delete_one(
+    ctx: &Context<'_>,
+    kind: TargetKind,
+    request: DeleteRequest,
+) -> Result<DeletePayload, AppError> {
+    let done = deletion::delete_one(ctx.pool(), &ctx.actor()?, kind, request).await?;
+    Ok(done.into())
 }
 
 #[derive(Default)]
@@ -322,40 +354,73 @@ impl DeletionQuery {
     }
 }
 
+/// The deletions of one record: a group, a question, a choice.
 #[derive(Default)]
 pub struct DeletionMutation;
 
-#[Object]
-impl DeletionMutation {
+/// The bulk deletions: of users, of questions.
+#[derive(Default)]
+pub struct BulkDeletionMutation;
+
+/// Writes the `#[Object]` impl of a deletion object, one resolver per
+/// entry. Every deletion takes `policy`, `dryRun`, `planToken` and `reason`
+/// after its own arguments, described alike: the contract names them one by
+/// one, and async-graphql cannot take arguments from a struct
+/// (async-graphql#1514). So an entry gives only its docs, guard, own
+/// arguments and body, and this writes the four shared arguments once. The
+/// header names the object, the context and the checked [`DeletionArgs`] as
+/// every body calls them, and what `planToken` is the token of.
+macro_rules! deletion_mutation {
+    (impl $object:ident; use $ctx:ident, $args:ident; plan_token = $plan_token:tt; $(
+        $(#[doc = $doc:tt])*
+        #[graphql(guard = $guard:tt)]
+        async fn $name:ident($(#[graphql(desc = $desc:tt)] $arg:ident: $ty:ty),* $(,)?)
+            -> $payload:ty { $($body:tt)* }
+    )*) => {
+        #[Object]
+        impl $object {
+            $(
+                $(#[doc = $doc])*
+                #[graphql(guard = $guard)]
+                #[allow(clippy::too_many_arguments, reason = "one parameter per GraphQL argument")]
+                async fn $name(
+                    &self,
+                    $ctx: &Context<'_>,
+                    $(#[graphql(desc = $desc)] $arg: $ty,)*
+                    #[graphql(
+                        default_with = "Some(DeletePolicy::Protect)",
+                        desc = "What happens to the rows that reference it (see `DeletePolicy`); `PROTECT` by default."
+                    )]
+                    policy: Option<DeletePolicy>,
+                    #[graphql(default_with = "Some(false)", desc = "Only return the plan.")]
+                    dry_run: Option<bool>,
+                    #[graphql(desc = $plan_token)] plan_token: Option<String>,
+                    #[graphql(
+                        desc = "Why, for the audit log; required when the deployment sets `MEMBERDESK_REQUIRE_REASON` (not for a `dryRun`)."
+                    )]
+                    reason: Option<String>,
+                ) -> Result<$payload, AppError> {
+                    let $args = DeletionArgs::new($ctx, policy, dry_run, plan_token, reason)?;
+                    $($body)*
+                }
+            )*
+        }
+    };
+}
+
+deletion_mutation! {
+    impl DeletionMutation;
+    use ctx, args;
+    plan_token = "The `token` of a plan you reviewed.";
+
     /// Deletes the group under `policy`: `PROTECT` (default) refuses while
     /// it has members; `SET_NULL` and `CASCADE` remove its memberships and
     /// permission links with it. `dryRun` only returns the plan; with
     /// `planToken`, deletes only if the plan is unchanged (`PLAN_CHANGED`).
     /// Needs `auth.delete_group` and every permission the group carries.
     #[graphql(guard = "Require::Permission(DELETE_GROUP)")]
-    async fn delete_group(
-        &self,
-        ctx: &Context<'_>,
-        #[graphql(desc = "The group to delete.")] id: ID,
-        #[graphql(
-            default_with = "Some(DeletePolicy::Protect)",
-            desc = "What happens to the rows that reference it (see `DeletePolicy`); `PROTECT` by default."
-        )]
-        policy: Option<DeletePolicy>,
-        #[graphql(default_with = "Some(false)", desc = "Only return the plan.")] dry_run: Option<
-            bool,
-        >,
-        #[graphql(desc = "The `token` of a plan you reviewed.")] plan_token: Option<String>,
-        #[graphql(
-            desc = "Why, for the audit log; required when the deployment sets `MEMBERDESK_REQUIRE_REASON` (not for a `dryRun`)."
-        )]
-        reason: Option<String>,
-    ) -> Result<DeletePayload, AppError> {
-        let id = decode::group_id(&id, "id")?;
-        let request = request(ctx, id, policy, dry_run, plan_token, reason)?;
-        let done =
-            deletion::delete_one(ctx.pool(), &ctx.actor()?, TargetKind::Group, request).await?;
-        Ok(done.into())
+    async fn delete_group(#[graphql(desc = "The group to delete.")] id: ID) -> DeletePayload {
+        delete_one(ctx, TargetKind::Group, args.one(decode::group_id(&id, "id")?)).await
     }
 
     /// Deletes the question under `policy`: `PROTECT` (default) refuses
@@ -363,29 +428,8 @@ impl DeletionMutation {
     /// go with them); `SET_NULL` means nothing here (`INVALID_INPUT`).
     /// `dryRun`, `planToken` as for `deleteGroup`. Needs `polls.delete_question`.
     #[graphql(guard = "Require::Permission(DELETE_QUESTION)")]
-    async fn delete_question(
-        &self,
-        ctx: &Context<'_>,
-        #[graphql(desc = "The question to delete.")] id: ID,
-        #[graphql(
-            default_with = "Some(DeletePolicy::Protect)",
-            desc = "What happens to the rows that reference it (see `DeletePolicy`); `PROTECT` by default."
-        )]
-        policy: Option<DeletePolicy>,
-        #[graphql(default_with = "Some(false)", desc = "Only return the plan.")] dry_run: Option<
-            bool,
-        >,
-        #[graphql(desc = "The `token` of a plan you reviewed.")] plan_token: Option<String>,
-        #[graphql(
-            desc = "Why, for the audit log; required when the deployment sets `MEMBERDESK_REQUIRE_REASON` (not for a `dryRun`)."
-        )]
-        reason: Option<String>,
-    ) -> Result<DeletePayload, AppError> {
-        let id = decode::question_id(&id, "id")?;
-        let request = request(ctx, id, policy, dry_run, plan_token, reason)?;
-        let done =
-            deletion::delete_one(ctx.pool(), &ctx.actor()?, TargetKind::Question, request).await?;
-        Ok(done.into())
+    async fn delete_question(#[graphql(desc = "The question to delete.")] id: ID) -> DeletePayload {
+        delete_one(ctx, TargetKind::Question, args.one(decode::question_id(&id, "id")?)).await
     }
 
     /// Deletes the choice under `policy`: `PROTECT` (default) refuses while
@@ -393,30 +437,15 @@ impl DeletionMutation {
     /// here. Its question keeps at least two choices (`INVALID_INPUT`).
     /// `dryRun`, `planToken` as for `deleteGroup`. Needs `polls.change_question`.
     #[graphql(guard = "Require::Permission(CHANGE_QUESTION)")]
-    async fn delete_choice(
-        &self,
-        ctx: &Context<'_>,
-        #[graphql(desc = "The choice to delete.")] id: ID,
-        #[graphql(
-            default_with = "Some(DeletePolicy::Protect)",
-            desc = "What happens to the rows that reference it (see `DeletePolicy`); `PROTECT` by default."
-        )]
-        policy: Option<DeletePolicy>,
-        #[graphql(default_with = "Some(false)", desc = "Only return the plan.")] dry_run: Option<
-            bool,
-        >,
-        #[graphql(desc = "The `token` of a plan you reviewed.")] plan_token: Option<String>,
-        #[graphql(
-            desc = "Why, for the audit log; required when the deployment sets `MEMBERDESK_REQUIRE_REASON` (not for a `dryRun`)."
-        )]
-        reason: Option<String>,
-    ) -> Result<DeletePayload, AppError> {
-        let id = decode::choice_id(&id, "id")?;
-        let request = request(ctx, id, policy, dry_run, plan_token, reason)?;
-        let done =
-            deletion::delete_one(ctx.pool(), &ctx.actor()?, TargetKind::Choice, request).await?;
-        Ok(done.into())
+    async fn delete_choice(#[graphql(desc = "The choice to delete.")] id: ID) -> DeletePayload {
+        delete_one(ctx, TargetKind::Choice, args.one(decode::choice_id(&id, "id")?)).await
     }
+}
+
+deletion_mutation! {
+    impl BulkDeletionMutation;
+    use ctx, args;
+    plan_token = "The `token` of the bulk plan you reviewed.";
 
     /// Deletes the users named by `ids`, or every user matching `filter`,
     /// under `policy`, in one transaction. Users you may not delete are
@@ -426,41 +455,14 @@ impl DeletionMutation {
     /// that set with those counts or nothing (`PLAN_CHANGED`). One
     /// `USER_DELETED` audit entry per user. Needs `auth.delete_user`.
     #[graphql(guard = "Require::Permission(DELETE_USER)")]
-    // The contract's arguments, one Rust parameter each (as GraphQL sees them).
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one parameter per GraphQL argument"
-    )]
     async fn delete_users(
-        &self,
-        ctx: &Context<'_>,
         #[graphql(desc = "The users to delete; give `ids` or `filter`.")] ids: Option<Vec<ID>>,
         #[graphql(
             desc = "Delete every user it matches. A filter that matches everyone is refused unless it says `all: true`."
         )]
         filter: Option<UserFilter>,
-        #[graphql(
-            default_with = "Some(DeletePolicy::Protect)",
-            desc = "What happens to the rows that reference it (see `DeletePolicy`); `PROTECT` by default."
-        )]
-        policy: Option<DeletePolicy>,
-        #[graphql(default_with = "Some(false)", desc = "Only return the plan.")] dry_run: Option<
-            bool,
-        >,
-        #[graphql(desc = "The `token` of the bulk plan you reviewed.")] plan_token: Option<String>,
-        #[graphql(
-            desc = "Why, for the audit log; required when the deployment sets `MEMBERDESK_REQUIRE_REASON` (not for a `dryRun`)."
-        )]
-        reason: Option<String>,
-    ) -> Result<BulkDeletePayload, AppError> {
-        let mode = Mode::from_dry_run(dry_run);
-        let request = BulkDelete {
-            selection: bulk_selection(ids, filter)?,
-            policy: policy.unwrap_or_default(),
-            mode,
-            plan_token,
-            reason: ctx.reason(reason, mode)?,
-        };
+    ) -> BulkDeletePayload {
+        let request = args.bulk(bulk_selection(ids, filter)?);
         let done = deletion::delete_users(ctx.pool(), &ctx.actor()?, request).await?;
         Ok(BulkDeletePayload::new(done, Kind::User))
     }
@@ -471,42 +473,22 @@ impl DeletionMutation {
     /// questions with votes are skipped (`DELETE_PROTECTED`). `dryRun` and
     /// `planToken` as for `deleteUsers`. Needs `polls.delete_question`.
     #[graphql(guard = "Require::Permission(DELETE_QUESTION)")]
-    // The contract's arguments, one Rust parameter each (as GraphQL sees them).
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one parameter per GraphQL argument"
-    )]
     async fn delete_questions(
-        &self,
-        ctx: &Context<'_>,
         #[graphql(desc = "The questions to delete; give `ids` or `filter`.")] ids: Option<Vec<ID>>,
         #[graphql(desc = "Delete every question it matches.")] filter: Option<QuestionFilter>,
-        #[graphql(
-            default_with = "Some(DeletePolicy::Protect)",
-            desc = "What happens to the rows that reference it (see `DeletePolicy`); `PROTECT` by default."
-        )]
-        policy: Option<DeletePolicy>,
-        #[graphql(default_with = "Some(false)", desc = "Only return the plan.")] dry_run: Option<
-            bool,
-        >,
-        #[graphql(desc = "The `token` of the bulk plan you reviewed.")] plan_token: Option<String>,
-        #[graphql(
-            desc = "Why, for the audit log; required when the deployment sets `MEMBERDESK_REQUIRE_REASON` (not for a `dryRun`)."
-        )]
-        reason: Option<String>,
-    ) -> Result<BulkDeletePayload, AppError> {
-        let mode = Mode::from_dry_run(dry_run);
-        let request = BulkDelete {
-            selection: question_selection(ids, filter)?,
-            policy: policy.unwrap_or_default(),
-            mode,
-            plan_token,
-            reason: ctx.reason(reason, mode)?,
-        };
+    ) -> BulkDeletePayload {
+        let request = args.bulk(question_selection(ids, filter)?);
         let done = deletion::delete_questions(ctx.pool(), &ctx.actor()?, request).await?;
         Ok(BulkDeletePayload::new(done, Kind::Question))
     }
+}
 
+/// The soft delete of questions: `archiveQuestion` and `restoreQuestion`.
+#[derive(Default)]
+pub struct ArchiveMutation;
+
+#[Object]
+impl ArchiveMutation {
     /// Archives the question (a soft delete): it leaves `questions` (unless
     /// `includeArchived: true`) and refuses new votes, while its choices,
     /// votes and tallies stay; `restoreQuestion` brings it back, and

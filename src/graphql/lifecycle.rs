@@ -5,18 +5,20 @@
 
 use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
 
-use super::context::ContextExt;
+use super::context::{ContextExt, wrap_all};
 use super::decode;
-use super::deletion::DeletionPlan;
+use super::deletion::{DeletionArgs, DeletionPlan};
 use super::guards::{EXPORT_USER_DATA, Require};
 use super::query::UserFilter;
 use super::types::{Group, Permission, User};
 use crate::domain::Mode;
 use crate::domain::access::{CHANGE_USER, DELETE_USER};
-use crate::domain::deletion::{self, DeletePolicy, DeleteUser};
-use crate::domain::erasure::Erase;
+use crate::domain::deletion::{self, DeleteOutcome, DeletePolicy};
+use crate::domain::erasure::{Anonymization, Erase};
 use crate::domain::export;
-use crate::domain::lifecycle::{self, DeactivateOptions, Restore, Selection};
+use crate::domain::lifecycle::{
+    self, DeactivateOptions, Deactivation, Reactivation, Restore, Selection, SkipReason,
+};
 use crate::error::AppError;
 use crate::ids::{self, Kind};
 
@@ -71,17 +73,25 @@ pub struct DeactivateUserPayload {
     /// Sessions ended by this deactivation: the user's tokens stop working at once.
     pub sessions_revoked: i32,
     /// Groups the deactivation took the user out of (and remembers).
-    #[graphql(
-        complexity = "crate::graphql::cost::list(crate::graphql::cost::GROUPS, child_complexity)"
-    )]
+    #[graphql(complexity = "crate::graphql::cost::groups(child_complexity)")]
     pub removed_groups: Vec<Group>,
     /// Direct permissions it revoked (and remembers).
-    #[graphql(
-        complexity = "crate::graphql::cost::list(crate::graphql::cost::PERMISSIONS, child_complexity)"
-    )]
+    #[graphql(complexity = "crate::graphql::cost::permissions(child_complexity)")]
     pub removed_permissions: Vec<Permission>,
     /// Whether the staff flag was taken (and remembered).
     pub staff_revoked: bool,
+}
+
+impl From<Deactivation> for DeactivateUserPayload {
+    fn from(done: Deactivation) -> Self {
+        DeactivateUserPayload {
+            user: User::new(done.user),
+            sessions_revoked: done.sessions_revoked as i32,
+            removed_groups: wrap_all(done.removed_groups, Group),
+            removed_permissions: wrap_all(done.removed_permissions, Permission),
+            staff_revoked: done.staff_revoked,
+        }
+    }
 }
 
 /// The result of `reactivateUser`.
@@ -90,22 +100,28 @@ pub struct ReactivateUserPayload {
     /// The user, active again.
     pub user: User,
     /// Groups given back (only with `restoreAccess`).
-    #[graphql(
-        complexity = "crate::graphql::cost::list(crate::graphql::cost::GROUPS, child_complexity)"
-    )]
+    #[graphql(complexity = "crate::graphql::cost::groups(child_complexity)")]
     pub restored_groups: Vec<Group>,
     /// Direct permissions given back (only with `restoreAccess`).
-    #[graphql(
-        complexity = "crate::graphql::cost::list(crate::graphql::cost::PERMISSIONS, child_complexity)"
-    )]
+    #[graphql(complexity = "crate::graphql::cost::permissions(child_complexity)")]
     pub restored_permissions: Vec<Permission>,
     /// Whether the staff flag was given back.
     pub staff_restored: bool,
     /// Groups the deactivation removed that have since been deleted: not restored.
-    #[graphql(
-        complexity = "crate::graphql::cost::list(crate::graphql::cost::GROUPS, child_complexity)"
-    )]
+    #[graphql(complexity = "crate::graphql::cost::groups(child_complexity)")]
     pub missing_group_ids: Vec<ID>,
+}
+
+impl From<Reactivation> for ReactivateUserPayload {
+    fn from(done: Reactivation) -> Self {
+        ReactivateUserPayload {
+            user: User::new(done.user),
+            restored_groups: wrap_all(done.restored_groups, Group),
+            restored_permissions: wrap_all(done.restored_permissions, Permission),
+            staff_restored: done.staff_restored,
+            missing_group_ids: opaque_ids(Kind::Group, done.missing_group_ids),
+        }
+    }
 }
 
 /// A user a bulk deactivation left alone, and why.
@@ -125,9 +141,7 @@ pub struct BulkDeactivatePayload {
     #[graphql(skip)]
     pub deactivated_ids: Vec<i64>,
     /// Users left alone, each with the code that says why.
-    #[graphql(
-        complexity = "crate::graphql::cost::list(crate::graphql::cost::BULK, child_complexity)"
-    )]
+    #[graphql(complexity = "crate::graphql::cost::bulk(child_complexity)")]
     pub skipped: Vec<SkippedUser>,
 }
 
@@ -135,9 +149,7 @@ pub struct BulkDeactivatePayload {
 impl BulkDeactivatePayload {
     /// The users deactivated (with `dryRun`, those that would be), in id order. Loaded only when asked for: a bulk run
     /// over ten thousand dormant accounts need not send them all back.
-    #[graphql(
-        complexity = "crate::graphql::cost::list(crate::graphql::cost::BULK, child_complexity)"
-    )]
+    #[graphql(complexity = "crate::graphql::cost::bulk(child_complexity)")]
     async fn deactivated(&self, ctx: &Context<'_>) -> Result<Vec<User>, AppError> {
         let mut users = crate::store::users::find_many(ctx.pool(), &self.deactivated_ids).await?;
         users.sort_by_key(|u| u.id);
@@ -156,6 +168,16 @@ pub struct DeleteUserPayload {
     pub receipt: Option<Json<serde_json::Value>>,
 }
 
+impl From<DeleteOutcome> for DeleteUserPayload {
+    fn from(done: DeleteOutcome) -> Self {
+        DeleteUserPayload {
+            plan: done.plan.into(),
+            deleted: done.deleted,
+            receipt: done.receipt.map(|r| Json(r.to_json())),
+        }
+    }
+}
+
 /// The result of `anonymizeUser`.
 #[derive(SimpleObject)]
 pub struct AnonymizeUserPayload {
@@ -168,6 +190,33 @@ pub struct AnonymizeUserPayload {
     /// `auditEntriesRedacted`, `sessionsRevoked`, `kept` (relations kept as history), and `export`: the time and
     /// SHA-256 of the last `exportUserData` (null if none was taken), so the person can be shown what was held.
     pub receipt: Json<serde_json::Value>,
+}
+
+impl From<Anonymization> for AnonymizeUserPayload {
+    fn from(done: Anonymization) -> Self {
+        AnonymizeUserPayload {
+            user: User::new(done.user),
+            sessions_revoked: done.sessions_revoked as i32,
+            receipt: Json(done.receipt.to_json()),
+        }
+    }
+}
+
+/// Ids of `kind`, as the API shows them.
+pub(super) fn opaque_ids(kind: Kind, ids: Vec<i64>) -> Vec<ID> {
+    wrap_all(ids, |id| ID(ids::encode(kind, id)))
+}
+
+/// The records of `kind` a bulk operation left alone, as the API shows
+/// them: each id, with the code of the reason, made into a `T` by `row`.
+pub(super) fn skipped<T>(
+    kind: Kind,
+    skipped: Vec<(i64, SkipReason)>,
+    row: impl Fn(ID, String) -> T,
+) -> Vec<T> {
+    wrap_all(skipped, |(id, why)| {
+        row(ID(ids::encode(kind, id)), why.code().to_owned())
+    })
 }
 
 /// The users a bulk operation names: `ids` or `filter`, exactly one.
@@ -236,17 +285,7 @@ impl LifecycleMutation {
         let id = decode::user_id(&id, "id")?;
         let options = input.unwrap_or_default().into_options(ctx, Mode::Execute)?;
         let done = lifecycle::deactivate_user(ctx.pool(), &ctx.actor()?, id, options).await?;
-        Ok(DeactivateUserPayload {
-            user: User::new(done.user),
-            sessions_revoked: done.sessions_revoked as i32,
-            removed_groups: done.removed_groups.into_iter().map(Group).collect(),
-            removed_permissions: done
-                .removed_permissions
-                .into_iter()
-                .map(Permission)
-                .collect(),
-            staff_revoked: done.staff_revoked,
-        })
+        Ok(done.into())
     }
 
     /// Lets the user log in again. With `restoreAccess`, gives back the groups,
@@ -277,21 +316,7 @@ impl LifecycleMutation {
             reason,
         )
         .await?;
-        Ok(ReactivateUserPayload {
-            user: User::new(done.user),
-            restored_groups: done.restored_groups.into_iter().map(Group).collect(),
-            restored_permissions: done
-                .restored_permissions
-                .into_iter()
-                .map(Permission)
-                .collect(),
-            staff_restored: done.staff_restored,
-            missing_group_ids: done
-                .missing_group_ids
-                .into_iter()
-                .map(|id| ID(ids::encode(Kind::Group, id)))
-                .collect(),
-        })
+        Ok(done.into())
     }
 
     /// Deactivates the users named by `ids`, or every user matching `filter`
@@ -325,14 +350,10 @@ impl LifecycleMutation {
                 .await?;
         Ok(BulkDeactivatePayload {
             deactivated_ids: done.deactivated,
-            skipped: done
-                .skipped
-                .into_iter()
-                .map(|(id, why)| SkippedUser {
-                    id: ID(ids::encode(Kind::User, id)),
-                    code: why.code().to_owned(),
-                })
-                .collect(),
+            skipped: skipped(Kind::User, done.skipped, |id, code| SkippedUser {
+                id,
+                code,
+            }),
         })
     }
 
@@ -372,21 +393,11 @@ impl LifecycleMutation {
         )]
         erase: Option<bool>,
     ) -> Result<DeleteUserPayload, AppError> {
-        let mode = Mode::from_dry_run(dry_run);
-        let request = DeleteUser {
-            user_id: decode::user_id(&id, "id")?,
-            policy: policy.unwrap_or_default(),
-            mode,
-            plan_token,
-            reason: ctx.reason(reason, mode)?,
-            erase: Erase::from_flag(erase),
-        };
+        let user_id = decode::user_id(&id, "id")?;
+        let args = DeletionArgs::new(ctx, policy, dry_run, plan_token, reason)?;
+        let request = args.user(user_id, Erase::from_flag(erase));
         let done = deletion::delete_user(ctx.pool(), &ctx.actor()?, request).await?;
-        Ok(DeleteUserPayload {
-            plan: done.plan.into(),
-            deleted: done.deleted,
-            receipt: done.receipt.map(|r| Json(r.to_json())),
-        })
+        Ok(done.into())
     }
 
     /// Erases the person, keeps the history: username becomes
@@ -407,10 +418,6 @@ impl LifecycleMutation {
         let id = decode::user_id(&id, "id")?;
         let reason = ctx.reason(reason, Mode::Execute)?;
         let done = lifecycle::anonymize_user(ctx.pool(), &ctx.actor()?, id, reason).await?;
-        Ok(AnonymizeUserPayload {
-            user: User::new(done.user),
-            sessions_revoked: done.sessions_revoked as i32,
-            receipt: Json(done.receipt.to_json()),
-        })
+        Ok(done.into())
     }
 }

@@ -44,7 +44,7 @@ key! {
     VoteCountOfChoice,
 }
 
-fn ids<K: Copy>(keys: &[K], id: impl Fn(K) -> i64) -> Vec<i64> {
+fn batch_ids<K: Copy>(keys: &[K], id: impl Fn(K) -> i64) -> Vec<i64> {
     keys.iter().map(|k| id(*k)).collect()
 }
 
@@ -73,47 +73,50 @@ fn counted<K: Copy + Eq + std::hash::Hash>(
     map
 }
 
-impl Loader<UserById> for Loaders {
-    type Value = UserRow;
-    type Error = LoadError;
-    async fn load(&self, keys: &[UserById]) -> Result<HashMap<UserById, UserRow>, LoadError> {
-        let rows = users::find_many(&self.pool, &ids(keys, |k| k.0)).await?;
-        Ok(rows.into_iter().map(|u| (UserById(u.id), u)).collect())
-    }
+/// Writes `impl Loader<$key> for Loaders`: one statement, `$fetch`, reads
+/// the rows of the whole batch (its ids as `$ids`, on `$pool`), answered per
+/// key as the first word says: `by_id`, a row per id, keyed by its own `id`;
+/// `lists`, `(owner, value)` rows grouped by owner (an empty list for a key
+/// that owns nothing); `counts`, `(owner, n)` rows (zero for a key with none).
+macro_rules! loader {
+    (by_id $key:ident => $row:ty, |$pool:ident, $ids:ident| $fetch:expr) => {
+        loader!(@impl $key => $row, |keys, $pool, $ids| {
+            let rows = $fetch.await?;
+            Ok(rows.into_iter().map(|row| ($key(row.id), row)).collect())
+        });
+    };
+    (lists $key:ident => $value:ty, |$pool:ident, $ids:ident| $fetch:expr) => {
+        loader!(@impl $key => Vec<$value>, |keys, $pool, $ids| {
+            Ok(grouped(keys, $key, $fetch.await?))
+        });
+    };
+    (counts $key:ident, |$pool:ident, $ids:ident| $fetch:expr) => {
+        loader!(@impl $key => i64, |keys, $pool, $ids| {
+            Ok(counted(keys, $key, $fetch.await?))
+        });
+    };
+    (@impl $key:ident => $value:ty, |$keys:ident, $pool:ident, $ids:ident| $body:block) => {
+        impl Loader<$key> for Loaders {
+            type Value = $value;
+            type Error = LoadError;
+            async fn load(&self, $keys: &[$key]) -> Result<HashMap<$key, $value>, LoadError> {
+                let $pool = &self.pool;
+                let $ids = &batch_ids($keys, |k| k.0);
+                $body
+            }
+        }
+    };
 }
 
-impl Loader<QuestionById> for Loaders {
-    type Value = QuestionRow;
-    type Error = LoadError;
-    async fn load(
-        &self,
-        keys: &[QuestionById],
-    ) -> Result<HashMap<QuestionById, QuestionRow>, LoadError> {
-        let rows = polls::find_questions(&self.pool, &ids(keys, |k| k.0)).await?;
-        Ok(rows.into_iter().map(|q| (QuestionById(q.id), q)).collect())
-    }
-}
-
-impl Loader<ChoiceById> for Loaders {
-    type Value = ChoiceRow;
-    type Error = LoadError;
-    async fn load(&self, keys: &[ChoiceById]) -> Result<HashMap<ChoiceById, ChoiceRow>, LoadError> {
-        let rows = polls::find_choices(&self.pool, &ids(keys, |k| k.0)).await?;
-        Ok(rows.into_iter().map(|c| (ChoiceById(c.id), c)).collect())
-    }
-}
-
-impl Loader<DirectPermissionsOfUser> for Loaders {
-    type Value = Vec<PermissionRow>;
-    type Error = LoadError;
-    async fn load(
-        &self,
-        keys: &[DirectPermissionsOfUser],
-    ) -> Result<HashMap<DirectPermissionsOfUser, Vec<PermissionRow>>, LoadError> {
-        let rows = permissions::direct_for_users(&self.pool, &ids(keys, |k| k.0)).await?;
-        Ok(grouped(keys, DirectPermissionsOfUser, rows))
-    }
-}
+loader!(by_id UserById => UserRow, |pool, ids| users::find_many(pool, ids));
+loader!(by_id QuestionById => QuestionRow, |pool, ids| polls::find_questions(pool, ids));
+loader!(by_id ChoiceById => ChoiceRow, |pool, ids| polls::find_choices(pool, ids));
+loader!(lists DirectPermissionsOfUser => PermissionRow, |pool, ids| {
+    permissions::direct_for_users(pool, ids)
+});
+loader!(lists PermissionsOfGroup => PermissionRow, |pool, ids| permissions::for_groups(pool, ids));
+loader!(counts MemberCountOfGroup, |pool, ids| groups::member_counts(pool, ids));
+loader!(counts VoteCountOfChoice, |pool, ids| polls::vote_counts(pool, VotesOf::Choice, ids));
 
 /// One fact about one user. The groups, effective permissions and vote
 /// count of a page's users are all keys of this one loader, so a batch costs
@@ -135,7 +138,7 @@ impl Loader<FactOfUser> for Loaders {
     type Error = LoadError;
     async fn load(&self, keys: &[FactOfUser]) -> Result<HashMap<FactOfUser, FactValue>, LoadError> {
         let wanted: HashSet<Fact> = keys.iter().map(|k| k.1).collect();
-        let mut users = ids(keys, |k| k.0);
+        let mut users = batch_ids(keys, |k| k.0);
         users.sort_unstable();
         users.dedup();
         let facts = user_facts::of_users(&self.pool, &users, &wanted).await?;
@@ -154,30 +157,6 @@ impl Loader<FactOfUser> for Loaders {
     }
 }
 
-impl Loader<PermissionsOfGroup> for Loaders {
-    type Value = Vec<PermissionRow>;
-    type Error = LoadError;
-    async fn load(
-        &self,
-        keys: &[PermissionsOfGroup],
-    ) -> Result<HashMap<PermissionsOfGroup, Vec<PermissionRow>>, LoadError> {
-        let rows = permissions::for_groups(&self.pool, &ids(keys, |k| k.0)).await?;
-        Ok(grouped(keys, PermissionsOfGroup, rows))
-    }
-}
-
-impl Loader<MemberCountOfGroup> for Loaders {
-    type Value = i64;
-    type Error = LoadError;
-    async fn load(
-        &self,
-        keys: &[MemberCountOfGroup],
-    ) -> Result<HashMap<MemberCountOfGroup, i64>, LoadError> {
-        let rows = groups::member_counts(&self.pool, &ids(keys, |k| k.0)).await?;
-        Ok(counted(keys, MemberCountOfGroup, rows))
-    }
-}
-
 impl Loader<ChoicesOfQuestion> for Loaders {
     type Value = Vec<ChoiceRow>;
     type Error = LoadError;
@@ -185,23 +164,11 @@ impl Loader<ChoicesOfQuestion> for Loaders {
         &self,
         keys: &[ChoicesOfQuestion],
     ) -> Result<HashMap<ChoicesOfQuestion, Vec<ChoiceRow>>, LoadError> {
-        let rows = polls::choices_of_questions(&self.pool, &ids(keys, |k| k.0)).await?;
+        let rows = polls::choices_of_questions(&self.pool, &batch_ids(keys, |k| k.0)).await?;
         Ok(grouped(
             keys,
             ChoicesOfQuestion,
             rows.into_iter().map(|c| (c.question_id, c)).collect(),
         ))
-    }
-}
-
-impl Loader<VoteCountOfChoice> for Loaders {
-    type Value = i64;
-    type Error = LoadError;
-    async fn load(
-        &self,
-        keys: &[VoteCountOfChoice],
-    ) -> Result<HashMap<VoteCountOfChoice, i64>, LoadError> {
-        let rows = polls::vote_counts(&self.pool, VotesOf::Choice, &ids(keys, |k| k.0)).await?;
-        Ok(counted(keys, VoteCountOfChoice, rows))
     }
 }

@@ -43,6 +43,8 @@ pub struct Mutation(
     mutation::MutationRoot,
     lifecycle::LifecycleMutation,
     deletion::DeletionMutation,
+    deletion::BulkDeletionMutation,
+    deletion::ArchiveMutation,
     erasure::ErasureMutation,
     webhooks::WebhookMutation,
 );

@@ -13,7 +13,6 @@ use crate::domain::access::{ADD_GROUP, ADD_QUESTION, ADD_USER, CHANGE_GROUP, CHA
 use crate::domain::groups::{Access, Change};
 use crate::domain::{accounts, groups, polls};
 use crate::error::AppError;
-use crate::ids::{self, Kind};
 
 #[derive(Default)]
 pub struct MutationRoot;
@@ -162,7 +161,7 @@ impl MutationRoot {
         current_password: Option<String>,
     ) -> Result<bool, AppError> {
         let change = accounts::PasswordChange {
-            user_id: ids::decode(Kind::User, &user_id, "userId")?,
+            user_id: decode::user_id(&user_id, "userId")?,
             new_password: SecretString::from(password),
             current_password: current_password.map(SecretString::from),
         };
@@ -288,7 +287,7 @@ impl MutationRoot {
         )]
         choice_id: ID,
     ) -> Result<Vote, AppError> {
-        let choice = ids::decode(Kind::Choice, &choice_id, "choiceId")?;
+        let choice = decode::choice_id(&choice_id, "choiceId")?;
         polls::cast_vote(ctx.pool(), ctx.current_user()?, choice)
             .await
             .map(Vote)

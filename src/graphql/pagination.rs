@@ -141,3 +141,46 @@ pub fn id_after(after: Option<&str>) -> Result<Option<i64>, AppError> {
 pub fn id_cursor(id: i64) -> String {
     Cursor { key: None, id }.encode()
 }
+
+/// The `first` and `after` of a list in id order (votes, audit entries,
+/// webhook deliveries), checked: read [`Self::rows`] rows after the id
+/// [`Self::after`], then make them a [`Self::connection`].
+pub struct IdPage {
+    limit: i64,
+    /// The id of the last row of the previous page; none for the first page.
+    pub after: Option<i64>,
+}
+
+impl IdPage {
+    pub fn new(first: Option<i32>, after: Option<String>) -> Result<Self, AppError> {
+        Ok(IdPage {
+            limit: page_size(first)?,
+            after: id_after(after.as_deref())?,
+        })
+    }
+
+    /// How many rows to read: the page, and one more that only tells that
+    /// there is a next page.
+    pub fn rows(&self) -> i64 {
+        self.limit + 1
+    }
+
+    /// The page of `rows`, each row's cursor its `id_of`, each node its `node`.
+    pub fn connection<R, N: OutputType>(
+        &self,
+        rows: Vec<R>,
+        id_of: impl Fn(&R) -> i64,
+        node: impl FnMut(R) -> N,
+        total: TotalCount,
+    ) -> CountedConnection<N> {
+        let cursor_of = |row: &R| id_cursor(id_of(row));
+        connection(
+            rows,
+            self.limit,
+            self.after.is_some(),
+            cursor_of,
+            node,
+            total,
+        )
+    }
+}

@@ -4,17 +4,15 @@
 use async_graphql::{Context, Enum, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 
-use super::context::ContextExt;
+use super::context::{ContextExt, wrap_all};
 use super::cost;
+use super::decode;
 use super::guards::{Require, VIEW_AUDIT, VIEW_GROUP, VIEW_USER, VIEW_VOTE};
-use super::pagination::{
-    CountedConnection, TotalCount, connection, id_after, id_cursor, page_size, users_page,
-};
+use super::pagination::{CountedConnection, IdPage, TotalCount, page_size, users_page};
 use super::types::{AuditEntry, Group, Permission, Question, User, Vote, votes_of_user};
 use crate::domain::audit::AuditAction;
 use crate::domain::validation;
 use crate::error::AppError;
-use crate::ids::{self, Kind};
 use crate::store::{audit, groups, permissions, polls, users};
 
 #[derive(Default)]
@@ -86,7 +84,7 @@ impl UserFilter {
             group_id: self
                 .group_id
                 .as_ref()
-                .map(|id| ids::decode(Kind::Group, id, "groupId"))
+                .map(|id| decode::group_id(id, "groupId"))
                 .transpose()?,
             last_login_before: self
                 .last_login_before
@@ -144,9 +142,7 @@ impl AuditFilter {
     /// The store's filter, every id decoded and instant checked.
     fn to_store(&self) -> Result<audit::AuditFilter, AppError> {
         let user = |id: &Option<ID>, field: &str| {
-            id.as_ref()
-                .map(|id| ids::decode(Kind::User, id, field))
-                .transpose()
+            id.as_ref().map(|id| decode::user_id(id, field)).transpose()
         };
         let name = |name: &Option<String>, field: &str| {
             name.as_deref()
@@ -195,7 +191,7 @@ impl QueryRoot {
             // The contract: an id that names nothing is NOT_FOUND; a
             // username is a search, so an unknown one is simply null.
             (Some(id), None) => Some(
-                users::find(ctx.pool(), ids::decode(Kind::User, &id, "id")?)
+                users::find(ctx.pool(), decode::user_id(&id, "id")?)
                     .await?
                     .ok_or(AppError::NotFound("user"))?,
             ),
@@ -239,41 +235,33 @@ impl QueryRoot {
         ctx: &Context<'_>,
         #[graphql(desc = "The group's id.")] id: ID,
     ) -> Result<Option<Group>, AppError> {
-        let group = groups::find(ctx.pool(), ids::decode(Kind::Group, &id, "id")?).await?;
+        let group = groups::find(ctx.pool(), decode::group_id(&id, "id")?).await?;
         Ok(Some(Group(group.ok_or(AppError::NotFound("group"))?)))
     }
 
     /// Every group, by name. Needs `auth.view_group`.
     #[graphql(
         guard = "Require::AnyPermission(VIEW_GROUP)",
-        complexity = "cost::list(cost::GROUPS, child_complexity)"
+        complexity = "cost::groups(child_complexity)"
     )]
     async fn groups(&self, ctx: &Context<'_>) -> Result<Vec<Group>, AppError> {
-        Ok(groups::all(ctx.pool())
-            .await?
-            .into_iter()
-            .map(Group)
-            .collect())
+        Ok(wrap_all(groups::all(ctx.pool()).await?, Group))
     }
 
     /// Every permission there is. Any active staff member.
     #[graphql(
         guard = "Require::Staff",
-        complexity = "cost::list(cost::PERMISSIONS, child_complexity)"
+        complexity = "cost::permissions(child_complexity)"
     )]
     async fn permissions(&self, ctx: &Context<'_>) -> Result<Vec<Permission>, AppError> {
-        Ok(permissions::all(ctx.pool())
-            .await?
-            .into_iter()
-            .map(Permission)
-            .collect())
+        Ok(wrap_all(permissions::all(ctx.pool()).await?, Permission))
     }
 
     /// Every live question, newest first (archived ones too with
     /// `includeArchived`). Any logged-in user.
     #[graphql(
         guard = "Require::Authenticated",
-        complexity = "cost::list(cost::QUESTIONS, child_complexity)"
+        complexity = "cost::questions(child_complexity)"
     )]
     async fn questions(
         &self,
@@ -288,11 +276,10 @@ impl QueryRoot {
             Some(true) => polls::Listing::WithArchived,
             _ => polls::Listing::LiveOnly,
         };
-        Ok(polls::questions(ctx.pool(), listing)
-            .await?
-            .into_iter()
-            .map(Question)
-            .collect())
+        Ok(wrap_all(
+            polls::questions(ctx.pool(), listing).await?,
+            Question,
+        ))
     }
 
     /// One question by id, with its choices. Any logged-in user.
@@ -302,7 +289,7 @@ impl QueryRoot {
         ctx: &Context<'_>,
         #[graphql(desc = "The question's id.")] id: ID,
     ) -> Result<Option<Question>, AppError> {
-        let id = ids::decode(Kind::Question, &id, "id")?;
+        let id = decode::question_id(&id, "id")?;
         let question = polls::find_questions(ctx.pool(), &[id]).await?.pop();
         Ok(Some(Question(
             question.ok_or(AppError::NotFound("question"))?,
@@ -322,7 +309,7 @@ impl QueryRoot {
         #[graphql(desc = "Continue after this cursor (a previous page's `endCursor`).")]
         after: Option<String>,
     ) -> Result<CountedConnection<Vote>, AppError> {
-        let user_id = ids::decode(Kind::User, &user_id, "userId")?;
+        let user_id = decode::user_id(&user_id, "userId")?;
         users::find(ctx.pool(), user_id)
             .await?
             .ok_or(AppError::NotFound("user"))?;
@@ -342,19 +329,9 @@ impl QueryRoot {
         #[graphql(desc = "Continue after this cursor (a previous page's `endCursor`).")]
         after: Option<String>,
     ) -> Result<CountedConnection<AuditEntry>, AppError> {
-        let limit = page_size(first)?;
+        let page = IdPage::new(first, after)?;
         let filter = filter.unwrap_or_default().to_store()?;
-        let after = id_after(after.as_deref())?;
-        let rows = audit::page(ctx.pool(), &filter, after, limit + 1).await?;
-        let total = TotalCount::Audit(filter);
-        let cursor_of = |e: &audit::AuditRow| id_cursor(e.id);
-        Ok(connection(
-            rows,
-            limit,
-            after.is_some(),
-            cursor_of,
-            AuditEntry,
-            total,
-        ))
+        let rows = audit::page(ctx.pool(), &filter, page.after, page.rows()).await?;
+        Ok(page.connection(rows, |e| e.id, AuditEntry, TotalCount::Audit(filter)))
     }
 }

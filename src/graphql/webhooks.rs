@@ -6,11 +6,9 @@
 use async_graphql::{Context, Enum, ID, Json, Object};
 use chrono::{DateTime, Utc};
 
-use super::context::ContextExt;
+use super::context::{ContextExt, wrap_all};
 use super::guards::Require;
-use super::pagination::{
-    CountedConnection, TotalCount, connection, id_after, id_cursor, page_size,
-};
+use super::pagination::{CountedConnection, IdPage, TotalCount};
 use crate::domain::webhooks::{self, WebhookRequest};
 use crate::error::AppError;
 use crate::ids::{self, Kind};
@@ -22,6 +20,14 @@ pub struct Webhook {
     row: WebhookRow,
     /// Only in `createWebhook`'s answer.
     secret: Option<String>,
+}
+
+impl Webhook {
+    /// An endpoint as every answer but `createWebhook`'s shows it: without
+    /// its secret.
+    fn listed(row: WebhookRow) -> Self {
+        Webhook { row, secret: None }
+    }
 }
 
 /// An endpoint that receives lifecycle events, signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
@@ -135,11 +141,7 @@ impl WebhookQuery {
     /// Every webhook endpoint, oldest first (without secrets). Superusers only.
     #[graphql(guard = "Require::Superuser")]
     async fn webhooks(&self, ctx: &Context<'_>) -> Result<Vec<Webhook>, AppError> {
-        let rows = store::all(ctx.pool()).await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| Webhook { row, secret: None })
-            .collect())
+        Ok(wrap_all(store::all(ctx.pool()).await?, Webhook::listed))
     }
 
     /// An endpoint's deliveries, newest first. Superusers only.
@@ -153,18 +155,10 @@ impl WebhookQuery {
         after: Option<String>,
     ) -> Result<CountedConnection<WebhookDelivery>, AppError> {
         let webhook_id = ids::decode(Kind::Webhook, &webhook_id, "webhookId")?;
-        let limit = page_size(first)?;
-        let after = id_after(after.as_deref())?;
-        let rows = store::deliveries_page(ctx.pool(), webhook_id, after, limit + 1).await?;
-        let cursor_of = |d: &DeliveryRow| id_cursor(d.id);
-        Ok(connection(
-            rows,
-            limit,
-            after.is_some(),
-            cursor_of,
-            WebhookDelivery,
-            TotalCount::WebhookDeliveries(webhook_id),
-        ))
+        let page = IdPage::new(first, after)?;
+        let rows = store::deliveries_page(ctx.pool(), webhook_id, page.after, page.rows()).await?;
+        let total = TotalCount::WebhookDeliveries(webhook_id);
+        Ok(page.connection(rows, |d| d.id, WebhookDelivery, total))
     }
 }
 
@@ -212,7 +206,7 @@ impl WebhookMutation {
     ) -> Result<Webhook, AppError> {
         let id = ids::decode(Kind::Webhook, &id, "id")?;
         let row = webhooks::delete_webhook(ctx.pool(), &ctx.actor()?, id).await?;
-        Ok(Webhook { row, secret: None })
+        Ok(Webhook::listed(row))
     }
 
     /// Sends a delivery's event again (a failed one, or one the receiver

@@ -26,9 +26,7 @@ impl Group {
         &self.0.name
     }
     /// What every member holds through this group.
-    #[graphql(
-        complexity = "crate::graphql::cost::list(crate::graphql::cost::PERMISSIONS, child_complexity)"
-    )]
+    #[graphql(complexity = "crate::graphql::cost::permissions(child_complexity)")]
     async fn permissions(&self, ctx: &Context<'_>) -> Result<Vec<Permission>, AppError> {
         load_list(ctx, PermissionsOfGroup(self.0.id), Permission).await
     }

@@ -42,9 +42,7 @@ impl Question {
         Ok(load(ctx, UserById(id)).await?.map(User::new))
     }
     /// Its answers, in the order given at creation.
-    #[graphql(
-        complexity = "crate::graphql::cost::list(crate::graphql::cost::CHOICES, child_complexity)"
-    )]
+    #[graphql(complexity = "crate::graphql::cost::choices(child_complexity)")]
     async fn choices(&self, ctx: &Context<'_>) -> Result<Vec<Choice>, AppError> {
         load_list(ctx, ChoicesOfQuestion(self.0.id), Choice).await
     }

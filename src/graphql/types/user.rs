@@ -9,9 +9,7 @@ use crate::graphql::context::ContextExt;
 use crate::graphql::context::{load, load_list};
 use crate::graphql::guards::{Require, VIEW_VOTE, ensure_may_see_personal, ensure_self_or};
 use crate::graphql::loaders::{DirectPermissionsOfUser, FactOfUser, FactValue};
-use crate::graphql::pagination::{
-    CountedConnection, TotalCount, connection, id_after, id_cursor, page_size,
-};
+use crate::graphql::pagination::{CountedConnection, IdPage, TotalCount};
 use crate::ids::{self, Kind};
 use crate::store::groups::GroupRow;
 use crate::store::polls;
@@ -234,9 +232,7 @@ impl User {
         Ok(self.personal(ctx)?.erasure_due_at)
     }
     /// The groups the user belongs to.
-    #[graphql(
-        complexity = "crate::graphql::cost::list(crate::graphql::cost::GROUPS, child_complexity)"
-    )]
+    #[graphql(complexity = "crate::graphql::cost::groups(child_complexity)")]
     async fn groups(&self, ctx: &Context<'_>) -> Result<Option<Vec<Group>>, AppError> {
         match self.fact(ctx, Fact::Groups).await? {
             Some(FactValue::Groups(groups)) => Ok(Some(groups.into_iter().map(Group).collect())),
@@ -244,9 +240,7 @@ impl User {
         }
     }
     /// Permissions granted to the user directly (not through groups).
-    #[graphql(
-        complexity = "crate::graphql::cost::list(crate::graphql::cost::PERMISSIONS, child_complexity)"
-    )]
+    #[graphql(complexity = "crate::graphql::cost::permissions(child_complexity)")]
     async fn user_permissions(
         &self,
         ctx: &Context<'_>,
@@ -258,9 +252,7 @@ impl User {
     }
     /// Effective permissions as `app.codename`: direct grants and those of the
     /// user's groups; every permission for an active superuser; none for an inactive user.
-    #[graphql(
-        complexity = "crate::graphql::cost::list(crate::graphql::cost::PERMISSIONS, child_complexity)"
-    )]
+    #[graphql(complexity = "crate::graphql::cost::permissions(child_complexity)")]
     async fn all_permissions(&self, ctx: &Context<'_>) -> Result<Option<Vec<String>>, AppError> {
         match self.fact(ctx, Fact::PermissionKeys).await? {
             Some(FactValue::PermissionKeys(keys)) => Ok(Some(keys)),
@@ -298,17 +290,8 @@ pub async fn votes_of_user(
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<CountedConnection<Vote>, AppError> {
-    let limit = page_size(first)?;
-    let after = id_after(after.as_deref())?;
-    let rows = polls::votes_of_user(ctx.pool(), user_id, after, limit + 1).await?;
-    let cursor_of = |v: &polls::VoteRow| id_cursor(v.id);
+    let page = IdPage::new(first, after)?;
+    let rows = polls::votes_of_user(ctx.pool(), user_id, page.after, page.rows()).await?;
     let total = TotalCount::VotesOfUser(user_id);
-    Ok(connection(
-        rows,
-        limit,
-        after.is_some(),
-        cursor_of,
-        Vote,
-        total,
-    ))
+    Ok(page.connection(rows, |v| v.id, Vote, total))
 }

@@ -303,7 +303,7 @@ pub async fn deactivate_users_in(
     users::lock_superuser_changes(&mut tx).await?;
     let actor = &authority::recheck(&mut tx, actor, Rule::Permission(CHANGE_USER)).await?;
     ensure_may_revoke_staff(actor, &options)?;
-    let (found, missing) = lock_selection(&mut tx, selection).await?;
+    let (found, missing) = lock_selection(&mut tx, &selection).await?;
     let (eligible, mut skipped) = sort_out(&mut tx, actor, &found, Anonymized::Skip).await?;
     let (eligible, unchanged) = without_unchanged(&mut tx, eligible, removal(&options)).await?;
     skipped.extend(unchanged);
@@ -396,16 +396,16 @@ async fn without_unchanged<'a>(
 /// come back as skipped.
 pub(crate) async fn lock_selection(
     tx: &mut PgConnection,
-    selection: Selection,
+    selection: &Selection,
 ) -> AppResult<(Vec<UserRow>, Vec<(i64, SkipReason)>)> {
     match selection {
         Selection::Ids(ids) => {
-            let found = users::lock_many(&mut *tx, &ids).await?;
-            let missing = not_found(&ids, found.iter().map(|u| u.id));
+            let found = users::lock_many(&mut *tx, ids).await?;
+            let missing = not_found(ids, found.iter().map(|u| u.id));
             Ok((found, missing))
         }
         Selection::Filter(filter) => {
-            Ok((users::lock_matching(&mut *tx, &filter).await?, Vec::new()))
+            Ok((users::lock_matching(&mut *tx, filter).await?, Vec::new()))
         }
     }
 }

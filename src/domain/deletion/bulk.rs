@@ -14,7 +14,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use super::registry::Step;
 use super::token::{self, MadeFor};
@@ -76,7 +76,56 @@ struct Locked {
     skipped: Vec<(i64, SkipReason)>,
 }
 
-/// The selection's canonical form, which a token's `made for` digests.
+impl Locked {
+    fn new(
+        kind: TargetKind,
+        made_for: MadeFor,
+        eligible: Vec<i64>,
+        skipped: Vec<(i64, SkipReason)>,
+    ) -> Self {
+        Locked {
+            kind,
+            made_for,
+            eligible,
+            skipped,
+        }
+    }
+}
+
+/// What sets the bulk deletions of users and of questions apart at their
+/// opening.
+struct Opening<S> {
+    kind: TargetKind,
+    /// The permission a caller needs.
+    permission: &'static str,
+    superuser_lock: SuperuserLock,
+    /// The selection's canonical form, which a token's `made for` digests.
+    made_for: fn(&S) -> MadeFor,
+}
+
+/// Whether a bulk deletion takes the superuser lock before any row lock.
+#[derive(PartialEq)]
+enum SuperuserLock {
+    /// Deleting users may delete superusers: as in a bulk deactivation, the
+    /// lock comes first, or the run could deadlock with a single change.
+    Take,
+    NotNeeded,
+}
+
+const USERS: Opening<Selection> = Opening {
+    kind: TargetKind::User,
+    permission: DELETE_USER,
+    superuser_lock: SuperuserLock::Take,
+    made_for: user_selection,
+};
+
+const QUESTIONS: Opening<QuestionSelection> = Opening {
+    kind: TargetKind::Question,
+    permission: DELETE_QUESTION,
+    superuser_lock: SuperuserLock::NotNeeded,
+    made_for: question_selection,
+};
+
 fn user_selection(selection: &Selection) -> MadeFor {
     let canonical = match selection {
         Selection::Ids(ids) => json!({ "ids": sorted(ids) }),
@@ -105,18 +154,42 @@ fn sorted(ids: &[i64]) -> Vec<i64> {
     ids
 }
 
-/// The checks of a bulk request before any transaction: the policy's
-/// meaning for `kind`, and what the token was made for.
-fn check_request<S>(
+/// A bulk deletion past its opening: the transaction, the actor as
+/// re-read in it, the steps its policy takes and what its token is made for.
+struct Opened<'p> {
+    tx: Transaction<'p, Postgres>,
+    actor: Actor,
     kind: TargetKind,
+    steps: Vec<Step>,
+    made_for: MadeFor,
+}
+
+/// The opening both bulk deletions share: the checks before any
+/// transaction (the policy's meaning for the kind, what the token was made
+/// for), then the transaction and the actor's permission re-read in it.
+async fn open<'p, S>(
+    pool: &'p PgPool,
+    actor: &Actor,
+    opening: &Opening<S>,
     request: &BulkDelete<S>,
-    made_for: &MadeFor,
-) -> AppResult<Vec<Step>> {
-    let steps = run::steps_for(kind, request.policy)?;
+) -> AppResult<Opened<'p>> {
+    let made_for = (opening.made_for)(&request.selection);
+    let steps = run::steps_for(opening.kind, request.policy)?;
     if let Some(token) = &request.plan_token {
-        token::ensure_fits(token, made_for, request.policy)?;
+        token::ensure_fits(token, &made_for, request.policy)?;
     }
-    Ok(steps)
+    let mut tx = pool.begin().await?;
+    if opening.superuser_lock == SuperuserLock::Take {
+        users::lock_superuser_changes(&mut tx).await?;
+    }
+    let actor = authority::recheck(&mut tx, actor, Rule::Permission(opening.permission)).await?;
+    Ok(Opened {
+        tx,
+        actor,
+        kind: opening.kind,
+        steps,
+        made_for,
+    })
 }
 
 /// The plan of a bulk deletion of `deleted` (skipping `skipped`).
@@ -211,6 +284,49 @@ async fn plan_and_apply(
     })
 }
 
+/// What both bulk deletions do once their records are locked and sorted
+/// out: plan, apply unless previewing, then let `audit` record what was
+/// deleted and commit. A preview, or a run that deleted nothing, rolls back
+/// instead: it leaves nothing to audit.
+async fn conclude<S>(
+    opened: Opened<'_>,
+    eligible: Vec<i64>,
+    skipped: Vec<(i64, SkipReason)>,
+    request: &BulkDelete<S>,
+    audit: impl AsyncFnOnce(&mut PgConnection, &Actor, &BulkDeletion) -> AppResult<u64>,
+) -> AppResult<BulkDeletion> {
+    let Opened {
+        mut tx,
+        actor,
+        kind,
+        steps,
+        made_for,
+    } = opened;
+    let locked = Locked::new(kind, made_for, eligible, skipped);
+    let token = request.plan_token.as_deref();
+    let done = plan_and_apply(&mut tx, locked, &steps, request.policy, request.mode, token).await?;
+    if request.mode == Mode::Preview || done.deleted.is_empty() {
+        tx.rollback().await?;
+        return Ok(done);
+    }
+    audit(&mut tx, &actor, &done).await?;
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// The audit batch of a bulk deletion: one `action` entry per record
+/// deleted, all sharing the run's reason and [`bulk_details`].
+fn bulk_batch<'a>(
+    action: AuditAction,
+    actor: &'a Actor,
+    reason: &'a Reason,
+    done: &BulkDeletion,
+) -> AuditBatch<'a> {
+    AuditBatch::new(action, actor)
+        .reason(reason.as_deref())
+        .shared_details(bulk_details(&done.plan))
+}
+
 /// The audit details of every entry of a bulk deletion: the policy and the
 /// plan of the whole run (the counts are the run's, not each record's).
 fn bulk_details(plan: &DeletionPlan) -> Value {
@@ -234,67 +350,56 @@ pub async fn delete_users(
     actor: &Actor,
     request: BulkDelete<Selection>,
 ) -> AppResult<BulkDeletion> {
-    let made_for = user_selection(&request.selection);
-    let steps = check_request(TargetKind::User, &request, &made_for)?;
-    let mut tx = pool.begin().await?;
-    // As in a bulk deactivation: the superuser lock before any row lock.
-    users::lock_superuser_changes(&mut tx).await?;
-    let actor = &authority::recheck(&mut tx, actor, Rule::Permission(DELETE_USER)).await?;
-    let (found, missing) = lifecycle::lock_selection(&mut tx, request.selection).await?;
+    let mut opened = open(pool, actor, &USERS, &request).await?;
+    let tx = &mut opened.tx;
+    let (found, missing) = lifecycle::lock_selection(tx, &request.selection).await?;
     let (eligible, mut skipped) =
-        lifecycle::sort_out(&mut tx, actor, &found, Anonymized::Include).await?;
+        lifecycle::sort_out(tx, &opened.actor, &found, Anonymized::Include).await?;
     skipped.extend(missing);
     skipped.sort_by_key(|(id, _)| *id);
-    let locked = Locked {
-        kind: TargetKind::User,
-        made_for,
-        eligible: eligible.iter().map(|u| u.id).collect(),
+    let eligible = eligible.iter().map(|u| u.id).collect();
+    conclude(
+        opened,
+        eligible,
         skipped,
-    };
-    let token = request.plan_token.as_deref();
-    let done = plan_and_apply(&mut tx, locked, &steps, request.policy, request.mode, token).await?;
-    if request.mode == Mode::Preview || done.deleted.is_empty() {
-        tx.rollback().await?;
-        return Ok(done);
-    }
-    let gone: Vec<&UserRow> = found
-        .iter()
-        .filter(|u| done.deleted.binary_search(&u.id).is_ok())
-        .collect();
-    let scrubbed = erasure::scrub_pending(&mut tx, &gone, actor.into()).await?;
-    let entries: Vec<BatchEntry> = gone
-        .iter()
-        .map(|user| match scrubbed.get(&user.id) {
-            Some(erased) => BatchEntry {
-                target: AuditTarget::Former(&erased.former),
-                own_details: Some(json!({ "receipt": erased.receipt.to_json() })),
-            },
-            None => BatchEntry::about(AuditTarget::Former(user)),
-        })
-        .collect();
-    AuditBatch::new(AuditAction::UserDeleted, actor)
-        .reason(request.reason.as_deref())
-        .shared_details(bulk_details(&done.plan))
-        .record(&mut tx, &entries)
-        .await?;
-    tx.commit().await?;
-    Ok(done)
+        &request,
+        async |tx, actor, done| {
+            let gone: Vec<&UserRow> = found
+                .iter()
+                .filter(|u| done.deleted.binary_search(&u.id).is_ok())
+                .collect();
+            let scrubbed = erasure::scrub_pending(&mut *tx, &gone, actor.into()).await?;
+            let entries: Vec<BatchEntry> = gone
+                .iter()
+                .map(|user| match scrubbed.get(&user.id) {
+                    Some(erased) => BatchEntry {
+                        target: AuditTarget::Former(&erased.former),
+                        own_details: Some(json!({ "receipt": erased.receipt.to_json() })),
+                    },
+                    None => BatchEntry::about(AuditTarget::Former(user)),
+                })
+                .collect();
+            let batch = bulk_batch(AuditAction::UserDeleted, actor, &request.reason, done);
+            Ok(batch.record(tx, &entries).await?)
+        },
+    )
+    .await
 }
 
 /// Locks the questions a bulk deletion is about, in id order; ids that
 /// name none come back as skipped.
 async fn lock_questions(
     tx: &mut PgConnection,
-    selection: QuestionSelection,
+    selection: &QuestionSelection,
 ) -> AppResult<(Vec<QuestionRow>, Vec<(i64, SkipReason)>)> {
     match selection {
         QuestionSelection::Ids(ids) => {
-            let found = polls::lock_questions(&mut *tx, &ids).await?;
-            let missing = lifecycle::not_found(&sorted(&ids), found.iter().map(|q| q.id));
+            let found = polls::lock_questions(&mut *tx, ids).await?;
+            let missing = lifecycle::not_found(&sorted(ids), found.iter().map(|q| q.id));
             Ok((found, missing))
         }
         QuestionSelection::Filter(filter) => Ok((
-            polls::lock_matching_questions(&mut *tx, &filter).await?,
+            polls::lock_matching_questions(&mut *tx, filter).await?,
             Vec::new(),
         )),
         QuestionSelection::ArchivedBatch {
@@ -302,7 +407,7 @@ async fn lock_questions(
             after,
             limit,
         } => Ok((
-            polls::lock_archived_batch(&mut *tx, before, after, limit).await?,
+            polls::lock_archived_batch(&mut *tx, *before, *after, *limit).await?,
             Vec::new(),
         )),
     }
@@ -317,36 +422,20 @@ pub async fn delete_questions(
     actor: &Actor,
     request: BulkDelete<QuestionSelection>,
 ) -> AppResult<BulkDeletion> {
-    let made_for = question_selection(&request.selection);
-    let steps = check_request(TargetKind::Question, &request, &made_for)?;
-    let mut tx = pool.begin().await?;
-    let actor = &authority::recheck(&mut tx, actor, Rule::Permission(DELETE_QUESTION)).await?;
-    let (found, skipped) = lock_questions(&mut tx, request.selection).await?;
-    let locked = Locked {
-        kind: TargetKind::Question,
-        made_for,
-        eligible: found.iter().map(|q| q.id).collect(),
-        skipped,
-    };
-    let token = request.plan_token.as_deref();
-    let done = plan_and_apply(&mut tx, locked, &steps, request.policy, request.mode, token).await?;
-    if request.mode == Mode::Preview || done.deleted.is_empty() {
-        tx.rollback().await?;
-        return Ok(done);
-    }
-    let entries: Vec<BatchEntry> = found
-        .iter()
-        .filter(|q| done.deleted.binary_search(&q.id).is_ok())
-        .map(|q| BatchEntry {
-            target: AuditTarget::Described(format!("question {}", q.id)),
-            own_details: Some(json!({ "questionId": q.id, "text": q.text })),
-        })
-        .collect();
-    AuditBatch::new(AuditAction::QuestionDeleted, actor)
-        .reason(request.reason.as_deref())
-        .shared_details(bulk_details(&done.plan))
-        .record(&mut tx, &entries)
-        .await?;
-    tx.commit().await?;
-    Ok(done)
+    let mut opened = open(pool, actor, &QUESTIONS, &request).await?;
+    let (found, skipped) = lock_questions(&mut opened.tx, &request.selection).await?;
+    let ids = found.iter().map(|q| q.id).collect();
+    conclude(opened, ids, skipped, &request, async |tx, actor, done| {
+        let entries: Vec<BatchEntry> = found
+            .iter()
+            .filter(|q| done.deleted.binary_search(&q.id).is_ok())
+            .map(|q| BatchEntry {
+                target: AuditTarget::Described(format!("question {}", q.id)),
+                own_details: Some(json!({ "questionId": q.id, "text": q.text })),
+            })
+            .collect();
+        let batch = bulk_batch(AuditAction::QuestionDeleted, actor, &request.reason, done);
+        Ok(batch.record(tx, &entries).await?)
+    })
+    .await
 }

@@ -23,6 +23,33 @@ pub fn choice_id(id: &ID, field: &str) -> Result<i64, AppError> {
     ids::decode(Kind::Choice, id, field)
 }
 
+/// What a bulk operation names: its `ids`, decoded, or its `filter`.
+pub enum IdsOrFilter<F> {
+    Ids(Vec<i64>),
+    Filter(F),
+}
+
+/// The `ids` or the `filter` of a bulk operation, exactly one
+/// (`INVALID_INPUT` on `ids` otherwise); each id decoded by `decode_id`.
+pub fn ids_or_filter<F>(
+    ids: Option<Vec<ID>>,
+    filter: Option<F>,
+    decode_id: fn(&ID, &str) -> Result<i64, AppError>,
+) -> Result<IdsOrFilter<F>, AppError> {
+    match (ids, filter) {
+        (Some(ids), None) => Ok(IdsOrFilter::Ids(
+            ids.iter()
+                .map(|id| decode_id(id, "ids"))
+                .collect::<Result<_, _>>()?,
+        )),
+        (None, Some(filter)) => Ok(IdsOrFilter::Filter(filter)),
+        _ => Err(AppError::invalid(
+            "ids",
+            "give exactly one of ids and filter",
+        )),
+    }
+}
+
 /// The id of any record that can be deleted: its kind and number. An id of
 /// another kind (a vote, a permission) names nothing deletable: `NOT_FOUND`.
 pub fn deletable(id: &ID, field: &str) -> Result<(TargetKind, i64), AppError> {

@@ -9,7 +9,7 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject, Union};
 use chrono::{DateTime, Utc};
 
 use super::context::{ContextExt, wrap_all};
-use super::decode;
+use super::decode::{self, IdsOrFilter};
 use super::guards::{DELETE_ANYTHING, Require};
 use super::lifecycle::{bulk_selection, opaque_ids, skipped};
 use super::query::UserFilter;
@@ -225,22 +225,17 @@ impl QuestionFilter {
     }
 }
 
+/// The questions a bulk deletion names: `ids` or `filter`, exactly one.
 fn question_selection(
     ids: Option<Vec<ID>>,
     filter: Option<QuestionFilter>,
 ) -> Result<QuestionSelection, AppError> {
-    match (ids, filter) {
-        (Some(ids), None) => Ok(QuestionSelection::Ids(
-            ids.iter()
-                .map(|id| decode::question_id(id, "ids"))
-                .collect::<Result<_, _>>()?,
-        )),
-        (None, Some(filter)) => Ok(QuestionSelection::Filter(filter.to_store()?)),
-        _ => Err(AppError::invalid(
-            "ids",
-            "give exactly one of ids and filter",
-        )),
-    }
+    Ok(
+        match decode::ids_or_filter(ids, filter, decode::question_id)? {
+            IdsOrFilter::Ids(ids) => QuestionSelection::Ids(ids),
+            IdsOrFilter::Filter(filter) => QuestionSelection::Filter(filter.to_store()?),
+        },
+    )
 }
 
 /// The arguments every deletion takes besides what it deletes, checked:

@@ -6,7 +6,7 @@
 use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
 
 use super::context::{ContextExt, wrap_all};
-use super::decode;
+use super::decode::{self, IdsOrFilter};
 use super::deletion::{DeletionArgs, DeletionPlan};
 use super::guards::{EXPORT_USER_DATA, Require};
 use super::query::UserFilter;
@@ -224,18 +224,10 @@ pub(super) fn bulk_selection(
     ids: Option<Vec<ID>>,
     filter: Option<UserFilter>,
 ) -> Result<Selection, AppError> {
-    match (ids, filter) {
-        (Some(ids), None) => Ok(Selection::Ids(
-            ids.iter()
-                .map(|id| decode::user_id(id, "ids"))
-                .collect::<Result<_, _>>()?,
-        )),
-        (None, Some(filter)) => Ok(Selection::Filter(filter.to_store_for_bulk()?)),
-        _ => Err(AppError::invalid(
-            "ids",
-            "give exactly one of ids and filter",
-        )),
-    }
+    Ok(match decode::ids_or_filter(ids, filter, decode::user_id)? {
+        IdsOrFilter::Ids(ids) => Selection::Ids(ids),
+        IdsOrFilter::Filter(filter) => Selection::Filter(filter.to_store_for_bulk()?),
+    })
 }
 
 #[derive(Default)]

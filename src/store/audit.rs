@@ -168,13 +168,13 @@ pub async fn last_export(
     ex: impl PgExecutor<'_>,
     user_id: i64,
 ) -> sqlx::Result<Option<(DateTime<Utc>, Option<String>)>> {
-    sqlx::query_as(
+    super::row_by_key(
+        ex,
         "SELECT at, details->>'sha256' FROM audit_entries
           WHERE target_user_ref = $1 AND action = 'USER_DATA_EXPORTED'
           ORDER BY id DESC LIMIT 1",
+        user_id,
     )
-    .bind(user_id)
-    .fetch_optional(ex)
     .await
 }
 

@@ -119,12 +119,12 @@ pub async fn close_open(
     ex: &mut PgConnection,
     user_id: i64,
 ) -> sqlx::Result<Option<DeactivationRecord>> {
-    sqlx::query_as(
+    super::row_by_key(
+        ex,
         "UPDATE deactivations SET ended_at = now() WHERE user_id = $1 AND ended_at IS NULL
          RETURNING user_id, group_ids, permission_ids, staff_revoked",
+        user_id,
     )
-    .bind(user_id)
-    .fetch_optional(ex)
     .await
 }
 
@@ -227,11 +227,11 @@ pub async fn find_open(
     ex: &mut PgConnection,
     user_id: i64,
 ) -> sqlx::Result<Option<DeactivationRecord>> {
-    sqlx::query_as(
+    super::row_by_key(
+        ex,
         "SELECT user_id, group_ids, permission_ids, staff_revoked FROM deactivations
           WHERE user_id = $1 AND ended_at IS NULL",
+        user_id,
     )
-    .bind(user_id)
-    .fetch_optional(ex)
     .await
 }

@@ -327,21 +327,37 @@ pub enum Resource {
     Group,
 }
 
+/// The statements on a table's `externalId` column: the same two for
+/// users and groups, each table's spelled out once.
+struct ExternalIdSql {
+    /// The `(id, externalId)` of each row of the ids bound as `$1` that has one.
+    read: &'static str,
+    /// Sets row `$1`'s to `$2`, touching the row only if that changes it.
+    write: &'static str,
+}
+
+impl Resource {
+    fn external_id_sql(self) -> ExternalIdSql {
+        match self {
+            Resource::User => ExternalIdSql {
+                read: "SELECT id, scim_external_id FROM users WHERE id = ANY($1) AND scim_external_id IS NOT NULL",
+                write: "UPDATE users SET scim_external_id = $2 WHERE id = $1 AND scim_external_id IS DISTINCT FROM $2",
+            },
+            Resource::Group => ExternalIdSql {
+                read: "SELECT id, scim_external_id FROM groups WHERE id = ANY($1) AND scim_external_id IS NOT NULL",
+                write: "UPDATE groups SET scim_external_id = $2 WHERE id = $1 AND scim_external_id IS DISTINCT FROM $2",
+            },
+        }
+    }
+}
+
 /// The `externalId` of each of `ids` that has one.
 pub async fn external_ids(
     ex: impl PgExecutor<'_>,
     resource: Resource,
     ids: &[i64],
 ) -> sqlx::Result<Vec<(i64, String)>> {
-    let sql = match resource {
-        Resource::User => {
-            "SELECT id, scim_external_id FROM users WHERE id = ANY($1) AND scim_external_id IS NOT NULL"
-        }
-        Resource::Group => {
-            "SELECT id, scim_external_id FROM groups WHERE id = ANY($1) AND scim_external_id IS NOT NULL"
-        }
-    };
-    sqlx::query_as(sql).bind(ids).fetch_all(ex).await
+    super::rows_for_ids(ex, resource.external_id_sql().read, ids).await
 }
 
 /// Sets (or with `None` clears) a row's `externalId`; whether it changed.
@@ -351,15 +367,7 @@ pub async fn set_external_id(
     id: i64,
     external_id: Option<&str>,
 ) -> sqlx::Result<bool> {
-    let sql = match resource {
-        Resource::User => {
-            "UPDATE users SET scim_external_id = $2 WHERE id = $1 AND scim_external_id IS DISTINCT FROM $2"
-        }
-        Resource::Group => {
-            "UPDATE groups SET scim_external_id = $2 WHERE id = $1 AND scim_external_id IS DISTINCT FROM $2"
-        }
-    };
-    let done = sqlx::query(sql)
+    let done = sqlx::query(resource.external_id_sql().write)
         .bind(id)
         .bind(external_id)
         .execute(ex)

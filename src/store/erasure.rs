@@ -33,27 +33,22 @@ pub async fn redact_audit_entries(ex: &mut PgConnection, user_id: i64) -> sqlx::
     Ok(done.rows_affected())
 }
 
+/// Sets (or with `None` clears) when a user's erasure is due.
+const SET_ERASURE_DUE: &str = "UPDATE users SET erasure_due_at = $2 WHERE id = $1";
+
 /// Schedules the erasure of `user_id` at `due` (no earlier request pending).
 pub async fn schedule(
     ex: impl PgExecutor<'_>,
     user_id: i64,
     due: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET erasure_due_at = $2 WHERE id = $1")
-        .bind(user_id)
-        .bind(due)
-        .execute(ex)
-        .await?;
-    Ok(())
+    super::update_by_id(ex, SET_ERASURE_DUE, user_id, Some(due)).await
 }
 
 /// Ends the pending request of `user_id`.
 pub async fn cancel(ex: impl PgExecutor<'_>, user_id: i64) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET erasure_due_at = NULL WHERE id = $1")
-        .bind(user_id)
-        .execute(ex)
-        .await?;
-    Ok(())
+    let none: Option<DateTime<Utc>> = None;
+    super::update_by_id(ex, SET_ERASURE_DUE, user_id, none).await
 }
 
 /// The next due request that no other transaction is working on, its row

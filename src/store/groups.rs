@@ -12,12 +12,12 @@ pub struct GroupRow {
 pub const NAME_UNIQUE: &str = "groups_name_unique";
 
 pub async fn find(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<GroupRow>> {
-    super::row_by_id(ex, "SELECT id, name FROM groups WHERE id = $1", id).await
+    super::row_by_key(ex, "SELECT id, name FROM groups WHERE id = $1", id).await
 }
 
 /// The group, locked until the transaction ends (for read-modify-write).
 pub async fn find_for_update(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<GroupRow>> {
-    super::row_by_id(
+    super::row_by_key(
         ex,
         "SELECT id, name FROM groups WHERE id = $1 FOR UPDATE",
         id,
@@ -30,10 +30,7 @@ pub async fn find_many(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec
 }
 
 pub async fn find_by_name(ex: impl PgExecutor<'_>, name: &str) -> sqlx::Result<Option<GroupRow>> {
-    sqlx::query_as("SELECT id, name FROM groups WHERE name = $1")
-        .bind(name)
-        .fetch_optional(ex)
-        .await
+    super::row_by_key(ex, "SELECT id, name FROM groups WHERE name = $1", name).await
 }
 
 pub async fn all(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<GroupRow>> {

@@ -59,17 +59,34 @@ where
     sqlx::query_as(sql).bind(ids).fetch_all(ex).await
 }
 
-/// The row `sql` reads for the id bound as `$1`, if there is one: a lookup
-/// by primary key, plain or locked (`FOR UPDATE`).
-async fn row_by_id<T>(
+/// The row `sql` reads for the key bound as `$1`, if there is one: a
+/// lookup by primary key (plain or locked, `FOR UPDATE`) or by another
+/// unique key (a token's digest, a name).
+async fn row_by_key<'q, T, K>(
     ex: impl PgExecutor<'_>,
     sql: &'static str,
-    id: i64,
+    key: K,
 ) -> sqlx::Result<Option<T>>
 where
     T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    K: 'q + Send + sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres>,
 {
-    sqlx::query_as(sql).bind(id).fetch_optional(ex).await
+    sqlx::query_as(sql).bind(key).fetch_optional(ex).await
+}
+
+/// Runs `sql`, a write to the row whose id is bound as `$1` of the value
+/// bound as `$2`: the shape of the single-column updates.
+async fn update_by_id<'q, V>(
+    ex: impl PgExecutor<'_>,
+    sql: &'static str,
+    id: i64,
+    value: V,
+) -> sqlx::Result<()>
+where
+    V: 'q + Send + sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres>,
+{
+    sqlx::query(sql).bind(id).bind(value).execute(ex).await?;
+    Ok(())
 }
 
 /// Adds `AND <column> IS NOT NULL` when `set` is true, `AND <column> IS

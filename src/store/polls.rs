@@ -187,7 +187,7 @@ pub async fn insert_vote(
 /// The question, locked until the transaction ends: no vote, choice or
 /// deletion touches it meanwhile (votes and choices need a share lock on it).
 pub async fn lock_question(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<QuestionRow>> {
-    super::row_by_id(ex, questions_where!("id = $1 FOR UPDATE"), id).await
+    super::row_by_key(ex, questions_where!("id = $1 FOR UPDATE"), id).await
 }
 
 /// The question, share-locked until the transaction ends: a vote reads
@@ -195,7 +195,7 @@ pub async fn lock_question(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Opt
 /// update) waits for the vote, or the vote sees it archived. Votes on one
 /// question do not wait for each other.
 pub async fn share_question(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<QuestionRow>> {
-    super::row_by_id(ex, questions_where!("id = $1 FOR SHARE"), id).await
+    super::row_by_key(ex, questions_where!("id = $1 FOR SHARE"), id).await
 }
 
 /// Archives the question now, or brings it back (`Live`); the row after.
@@ -249,7 +249,7 @@ pub async fn lock_archived_batch(
 /// The choice, locked until the transaction ends.
 pub async fn lock_choice(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<ChoiceRow>> {
     let sql = "SELECT id, question_id, text FROM choices WHERE id = $1 FOR UPDATE";
-    super::row_by_id(ex, sql, id).await
+    super::row_by_key(ex, sql, id).await
 }
 
 /// How many choices the question has.

@@ -39,13 +39,9 @@ pub async fn find_live_by_digest(
     ex: impl PgExecutor<'_>,
     digest: &[u8],
 ) -> sqlx::Result<Option<ScimTokenRow>> {
-    sqlx::query_as(
-        "SELECT id, name, permissions, created_at, revoked_at FROM scim_tokens \
-         WHERE token_hash = $1 AND revoked_at IS NULL",
-    )
-    .bind(digest)
-    .fetch_optional(ex)
-    .await
+    let sql = "SELECT id, name, permissions, created_at, revoked_at FROM scim_tokens \
+               WHERE token_hash = $1 AND revoked_at IS NULL";
+    super::row_by_key(ex, sql, digest).await
 }
 
 /// The client as it stands now, share-locked until the transaction ends:
@@ -54,13 +50,9 @@ pub async fn find_live_for_share(
     ex: impl PgExecutor<'_>,
     id: i64,
 ) -> sqlx::Result<Option<ScimTokenRow>> {
-    sqlx::query_as(
-        "SELECT id, name, permissions, created_at, revoked_at FROM scim_tokens \
-         WHERE id = $1 AND revoked_at IS NULL FOR SHARE",
-    )
-    .bind(id)
-    .fetch_optional(ex)
-    .await
+    let sql = "SELECT id, name, permissions, created_at, revoked_at FROM scim_tokens \
+               WHERE id = $1 AND revoked_at IS NULL FOR SHARE";
+    super::row_by_key(ex, sql, id).await
 }
 
 pub async fn all(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<ScimTokenRow>> {
@@ -74,11 +66,7 @@ pub async fn all(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<ScimTokenRow>> {
 /// Revokes the named token; `None` when there is no such token, the row
 /// (with its first revocation time) when there is.
 pub async fn revoke(ex: impl PgExecutor<'_>, name: &str) -> sqlx::Result<Option<ScimTokenRow>> {
-    sqlx::query_as(
-        "UPDATE scim_tokens SET revoked_at = COALESCE(revoked_at, now()) WHERE name = $1 \
-         RETURNING id, name, permissions, created_at, revoked_at",
-    )
-    .bind(name)
-    .fetch_optional(ex)
-    .await
+    let sql = "UPDATE scim_tokens SET revoked_at = COALESCE(revoked_at, now()) WHERE name = $1 \
+               RETURNING id, name, permissions, created_at, revoked_at";
+    super::row_by_key(ex, sql, name).await
 }

@@ -82,16 +82,14 @@ pub async fn find_live_for_share(
     ex: impl PgExecutor<'_>,
     session_id: i64,
 ) -> sqlx::Result<Option<SessionUser>> {
-    sqlx::query_as(concat!(
+    let sql = concat!(
         "SELECT s.id AS session_id, u.id AS user_id, u.username, u.is_staff, u.is_superuser, ",
         effective_permissions!(),
         " FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > now() AND u.is_active \
          FOR SHARE OF u",
-    ))
-    .bind(session_id)
-    .fetch_optional(ex)
-    .await
+    );
+    super::row_by_key(ex, sql, session_id).await
 }
 
 pub async fn revoke(ex: impl PgExecutor<'_>, session_id: i64) -> sqlx::Result<bool> {

@@ -49,12 +49,12 @@ macro_rules! users_where {
 }
 
 pub async fn find(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<UserRow>> {
-    super::row_by_id(ex, users_where!("id = $1"), id).await
+    super::row_by_key(ex, users_where!("id = $1"), id).await
 }
 
 /// Reads the user and locks the row until the transaction ends.
 pub async fn find_for_update(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<UserRow>> {
-    super::row_by_id(ex, users_where!("id = $1 FOR UPDATE"), id).await
+    super::row_by_key(ex, users_where!("id = $1 FOR UPDATE"), id).await
 }
 
 pub async fn find_many(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<UserRow>> {
@@ -65,10 +65,7 @@ pub async fn find_by_username_key(
     ex: impl PgExecutor<'_>,
     key: &str,
 ) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as(users_where!("username_key = $1"))
-        .bind(key)
-        .fetch_optional(ex)
-        .await
+    super::row_by_key(ex, users_where!("username_key = $1"), key).await
 }
 
 /// What `login` needs to decide: the row id, whether it may log in, and the hash.
@@ -178,12 +175,8 @@ pub async fn update_profile(
 }
 
 pub async fn set_password_hash(ex: impl PgExecutor<'_>, id: i64, hash: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
-        .bind(id)
-        .bind(hash)
-        .execute(ex)
-        .await?;
-    Ok(())
+    let sql = "UPDATE users SET password_hash = $2 WHERE id = $1";
+    super::update_by_id(ex, sql, id, hash).await
 }
 
 pub async fn touch_last_login(
@@ -191,12 +184,7 @@ pub async fn touch_last_login(
     id: i64,
     at: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET last_login = $2 WHERE id = $1")
-        .bind(id)
-        .bind(at)
-        .execute(ex)
-        .await?;
-    Ok(())
+    super::update_by_id(ex, "UPDATE users SET last_login = $2 WHERE id = $1", id, at).await
 }
 
 /// The filters of the `users` query. `None` means "any".

@@ -72,13 +72,15 @@ pub async fn all(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<WebhookRow>> {
 
 /// The endpoint, locked until the transaction ends.
 pub async fn find_for_update(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<WebhookRow>> {
-    sqlx::query_as(concat!(
-        "SELECT ",
-        webhook_columns!(),
-        " FROM webhooks WHERE id = $1 FOR UPDATE"
-    ))
-    .bind(id)
-    .fetch_optional(ex)
+    super::row_by_key(
+        ex,
+        concat!(
+            "SELECT ",
+            webhook_columns!(),
+            " FROM webhooks WHERE id = $1 FOR UPDATE"
+        ),
+        id,
+    )
     .await
 }
 
@@ -171,7 +173,7 @@ pub async fn redeliver(
     ex: impl PgExecutor<'_>,
     delivery_id: i64,
 ) -> sqlx::Result<Option<DeliveryRow>> {
-    sqlx::query_as(concat!(
+    let sql = concat!(
         "WITH d AS (
              INSERT INTO webhook_deliveries (webhook_id, audit_entry_id, event)
              SELECT o.webhook_id, o.audit_entry_id, o.event
@@ -182,10 +184,8 @@ pub async fn redeliver(
          SELECT ",
         delivery_columns!(),
         " FROM d JOIN audit_entries a ON a.id = d.audit_entry_id"
-    ))
-    .bind(delivery_id)
-    .fetch_optional(ex)
-    .await
+    );
+    super::row_by_key(ex, sql, delivery_id).await
 }
 
 /// A delivery the worker claimed, with what it needs to send it.

@@ -15,7 +15,9 @@ bin="$target/debug/memberdesk"
 db="memberdesk_ecosystem_$$"
 base="${MEMBERDESK_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export DATABASE_URL="${base%/*}/$db"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# shellcheck source=server.sh
+source "$here/server.sh"
+port=$(free_port)
 
 if ! command -v chromium >/dev/null; then
   echo "installing Chromium (Debian package) for the playground test"
@@ -24,18 +26,13 @@ fi
 (cd "$here" && npm ci --no-audit --no-fund --silent)
 python3 -m pip install -q --disable-pip-version-check -r "$here/requirements.txt" 2>/dev/null
 
-"$bin" serve --demo --bind "127.0.0.1:$port" >"$here/server.log" 2>&1 &
-server=$!
+start_server "$port" "$here/server.log" --demo
 cleanup() {
-  kill "$server" 2>/dev/null || true
-  wait "$server" 2>/dev/null || true
+  stop_servers
   psql "$base" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-for _ in $(seq 1 150); do
-  curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break
-  sleep 0.2
-done
+wait_ready "$port" "$here/server.log"
 
 node "$here/graphql-http-audit.mjs" "http://127.0.0.1:$port/graphql"
 node "$here/schema-check.mjs" "$here/../../schema.graphql"

@@ -19,7 +19,8 @@ target="$(realpath -m "${CARGO_TARGET_DIR:-$here/../../target}")"
 bin="$target/debug/memberdesk"
 base="${MEMBERDESK_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 db="memberdesk_scale_out_$$"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# shellcheck source=server.sh
+source "$here/server.sh"
 
 pgb_version=1.24.1
 pgb_sha256=da72a3aba13072876d055a3e58dd4aba4a5de4ed6148e73033185245598fd3e0
@@ -78,10 +79,8 @@ if [ "$(id -u)" = 0 ]; then
   as_user=(-u postgres)
 fi
 
-servers=()
 cleanup() {
-  for pid in "${servers[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${servers[@]}"; do wait "$pid" 2>/dev/null || true; done
+  stop_servers
   [ -f "$run_dir/pgbouncer.pid" ] && kill "$(cat "$run_dir/pgbouncer.pid")" 2>/dev/null || true
   psql "$base" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
   rm -rf "$run_dir"
@@ -105,16 +104,10 @@ ports=()
 for name in a b; do
   port=$(free_port)
   ports+=("$port")
-  "$bin" serve --bind "127.0.0.1:$port" >"$target/scale-out-$name.log" 2>&1 &
-  servers+=("$!")
+  start_server "$port" "$target/scale-out-$name.log"
 done
 for port in "${ports[@]}"; do
-  for _ in $(seq 1 150); do
-    curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break
-    sleep 0.2
-  done
-  curl -fs "http://127.0.0.1:$port/readyz" >/dev/null ||
-    { echo "error: an instance behind PgBouncer did not become ready; see $target/scale-out-*.log" >&2; exit 1; }
+  wait_ready "$port" "$target/scale-out-*.log"
 done
 "$bin" seed-demo >/dev/null
 

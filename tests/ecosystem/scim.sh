@@ -15,7 +15,9 @@ bin="$target/debug/memberdesk"
 base="${MEMBERDESK_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 db="memberdesk_scim_$$"
 export DATABASE_URL="${base%/*}/$db"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# shellcheck source=server.sh
+source "$here/server.sh"
+port=$(free_port)
 
 "$bin" seed-demo >/dev/null
 provision=auth.view_user,auth.add_user,auth.change_user,auth.view_group,auth.add_group,auth.change_group,auth.delete_group
@@ -23,18 +25,13 @@ okta=$("$bin" scim-token create --name okta --permissions "$provision" 2>/dev/nu
 entra=$("$bin" scim-token create --name entra --permissions "$provision" 2>/dev/null)
 tester=$("$bin" scim-token create --name conformance --permissions "$provision,auth.delete_user" 2>/dev/null)
 
-MEMBERDESK_SCIM_DELETE=anonymize "$bin" serve --bind "127.0.0.1:$port" >"$here/scim-server.log" 2>&1 &
-server=$!
+MEMBERDESK_SCIM_DELETE=anonymize start_server "$port" "$here/scim-server.log"
 cleanup() {
-  kill "$server" 2>/dev/null || true
-  wait "$server" 2>/dev/null || true
+  stop_servers
   psql "$base" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-for _ in $(seq 1 150); do
-  curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break
-  sleep 0.2
-done
+wait_ready "$port" "$here/scim-server.log"
 
 python3 "$here/scim_conformance.py" "http://127.0.0.1:$port/scim/v2" "$tester"
 python3 "$here/scim_deprovisioning.py" "http://127.0.0.1:$port/graphql" "http://127.0.0.1:$port/scim/v2" "$okta" "$entra"

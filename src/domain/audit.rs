@@ -51,6 +51,11 @@ pub enum AuditAction {
     WebhookDeleted,
     /// `redeliverWebhook`: an event queued again for its endpoint.
     WebhookRedelivered,
+    /// `memberdesk scim-token create`: a provisioning client may now call
+    /// `/scim/v2` with the permissions the entry lists.
+    ScimTokenCreated,
+    /// `memberdesk scim-token revoke`: it may no longer.
+    ScimTokenRevoked,
 }
 
 impl AuditAction {

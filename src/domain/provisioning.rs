@@ -31,11 +31,12 @@ use super::lifecycle::{self, DeactivateOptions, Restore};
 use super::validation::Reason;
 use super::{Actor, Mode};
 use crate::auth::token;
-use crate::config::{PasswordPolicy, ScimDelete};
+use crate::config::{LoginLimit, PasswordPolicy, ScimDelete};
 use crate::error::{AppError, AppResult, OnConstraint};
 pub use crate::store::directory::Resource;
 use crate::store::directory::{self, Condition, GroupColumn, UserColumn, Window};
 use crate::store::groups::GroupRow;
+use crate::store::login_failures::{self, Scope};
 use crate::store::scim_tokens::{self, ScimTokenRow};
 use crate::store::user_facts::Fact;
 use crate::store::users::{self, UserRow};
@@ -87,7 +88,8 @@ pub async fn create_token(
         ));
     }
     let issued = token::issue();
-    let row = scim_tokens::insert(pool, name, &issued.digest, &keys)
+    let mut tx = pool.begin().await?;
+    let row = scim_tokens::insert(&mut *tx, name, &issued.digest, &keys)
         .await
         .on_constraint(scim_tokens::NAME_UNIQUE, || {
             AppError::invalid(
@@ -95,6 +97,12 @@ pub async fn create_token(
                 format!("a SCIM token named '{name}' exists already"),
             )
         })?;
+    // The name and what it may do, never the token nor its digest.
+    AuditEntry::new(AuditAction::ScimTokenCreated, token_target(&row))
+        .by(&Actor::System)
+        .details(json!({ "name": row.name, "permissions": row.permissions }))
+        .record_and_commit(tx)
+        .await?;
     Ok(IssuedScimToken {
         row,
         secret: issued.reveal(),
@@ -107,15 +115,65 @@ pub async fn list_tokens(pool: &PgPool) -> AppResult<Vec<ScimTokenRow>> {
 
 /// Revokes the named token: every request with it is refused from now on,
 /// including those in flight (the domain re-reads the token under lock).
+/// Audited once, by the revocation that changed it; revoking it again
+/// changes nothing and records nothing.
 pub async fn revoke_token(pool: &PgPool, name: &str) -> AppResult<ScimTokenRow> {
-    scim_tokens::revoke(pool, name.trim())
+    let mut tx = pool.begin().await?;
+    let found = scim_tokens::find_by_name_for_update(&mut *tx, name.trim())
         .await?
-        .ok_or(AppError::NotFound("SCIM token"))
+        .ok_or(AppError::NotFound("SCIM token"))?;
+    if found.revoked_at.is_some() {
+        return Ok(found);
+    }
+    let row = scim_tokens::revoke(&mut *tx, &found.name)
+        .await?
+        .ok_or(AppError::NotFound("SCIM token"))?;
+    AuditEntry::new(AuditAction::ScimTokenRevoked, token_target(&row))
+        .by(&Actor::System)
+        .details(json!({ "name": row.name }))
+        .record_and_commit(tx)
+        .await?;
+    Ok(row)
+}
+
+/// The audit target of an entry about a token (its client's name).
+fn token_target(row: &ScimTokenRow) -> Target<'static> {
+    Target::Described(format!("SCIM token {}", row.name))
+}
+
+/// The key of the failed-bearer counter of a client address: a budget of
+/// its own (SCIM clients' failures do not lock people's logins out of an
+/// address, nor the reverse), under the per-address limit of logins.
+/// Addresses hold no space, so it names no login counter.
+fn bearer_key(client_address: Option<&str>) -> String {
+    format!("scim {}", client_address.unwrap_or("unknown"))
 }
 
 /// The provisioning client a bearer token belongs to, if it is live.
-pub async fn authenticate(pool: &PgPool, bearer: &str) -> AppResult<Option<Actor>> {
+///
+/// Failed bearers are limited per client address as failed logins are
+/// (`MEMBERDESK_LOGIN_LIMIT_PER_ADDRESS` attempts per window): over the
+/// limit, every request from the address is `RATE_LIMITED` before its token
+/// is looked at, so guessing goes no further, and a refused request counts
+/// nothing and changes nothing. Unlike a login, a good token costs no write
+/// (a SCIM client calls often): a failure is counted after the check, so a
+/// burst of parallel guesses may pass the limit by the burst's size, which
+/// 256-bit tokens make harmless.
+pub async fn authenticate(
+    pool: &PgPool,
+    bearer: &str,
+    client_address: Option<&str>,
+    limit: &LoginLimit,
+) -> AppResult<Option<Actor>> {
+    let key = bearer_key(client_address);
+    let (window, max) = (limit.window, limit.per_address);
+    if login_failures::is_over(pool, Scope::Address, &key, window, max).await? {
+        return Err(AppError::RateLimited);
+    }
     let found = scim_tokens::find_live_by_digest(pool, &token::digest(bearer)).await?;
+    if found.is_none() {
+        login_failures::reserve(pool, Scope::Address, &key, window, max).await?;
+    }
     Ok(found.map(|row| Actor::Service(ServiceActor::from(row))))
 }
 

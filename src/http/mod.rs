@@ -1,7 +1,7 @@
 //! The HTTP server: routes, the hardened GraphQL endpoint, the playground,
 //! the admin console, health checks, and graceful shutdown.
 
-mod client_address;
+pub(crate) mod client_address;
 mod console;
 mod embedded;
 mod errors;

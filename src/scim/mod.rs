@@ -113,7 +113,10 @@ impl From<AppError> for ScimError {
             AppError::LastSuperuser | AppError::DeleteProtected(_) | AppError::PlanChanged => {
                 ScimError::new(409, None, detail)
             }
-            AppError::RateLimited => ScimError::new(429, None, detail),
+            // Failed bearer tokens from this address (`provisioning::authenticate`).
+            AppError::RateLimited => {
+                ScimError::new(429, None, "too many failed attempts; try again later")
+            }
             AppError::Internal(inner) => {
                 tracing::error!(error = %inner, debug = ?inner, "internal error");
                 ScimError::new(500, None, "internal error")
@@ -241,7 +244,9 @@ impl ScimEndpoint {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(AppError::Unauthenticated)?;
-        provisioning::authenticate(&self.pool, bearer)
+        let address = crate::http::client_address::of(req, &self.settings.trusted_proxies);
+        let limit = &self.settings.login_limit;
+        provisioning::authenticate(&self.pool, bearer, address.as_deref(), limit)
             .await?
             .ok_or_else(|| AppError::Unauthenticated.into())
     }

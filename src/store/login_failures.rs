@@ -73,6 +73,32 @@ pub async fn reserve(
     Ok(counted.is_some())
 }
 
+/// Whether the window still open for `key` already holds `limit` attempts
+/// (a read only: for limits that count failures after the check, see
+/// `domain::provisioning::authenticate`).
+pub async fn is_over(
+    ex: impl PgExecutor<'_>,
+    scope: Scope,
+    key: &str,
+    window: Duration,
+    limit: i32,
+) -> sqlx::Result<bool> {
+    if limit <= 0 {
+        return Ok(true);
+    }
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM login_failures \
+          WHERE scope = $1 AND key = name_digest($2) AND failures >= $4 \
+            AND window_start > now() - make_interval(secs => $3))",
+    )
+    .bind(scope.as_str())
+    .bind(key)
+    .bind(window.as_secs_f64())
+    .bind(limit)
+    .fetch_one(ex)
+    .await
+}
+
 /// Takes back one attempt counted by [`reserve`] that turned out not to be
 /// a failed guess (the right password).
 pub async fn release(ex: impl PgExecutor<'_>, scope: Scope, key: &str) -> sqlx::Result<()> {

@@ -63,6 +63,20 @@ pub async fn all(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<ScimTokenRow>> {
     .await
 }
 
+/// The named token, locked until the transaction ends.
+pub async fn find_by_name_for_update(
+    ex: impl PgExecutor<'_>,
+    name: &str,
+) -> sqlx::Result<Option<ScimTokenRow>> {
+    sqlx::query_as(
+        "SELECT id, name, permissions, created_at, revoked_at FROM scim_tokens \
+         WHERE name = $1 FOR UPDATE",
+    )
+    .bind(name)
+    .fetch_optional(ex)
+    .await
+}
+
 /// Revokes the named token; `None` when there is no such token, the row
 /// (with its first revocation time) when there is.
 pub async fn revoke(ex: impl PgExecutor<'_>, name: &str) -> sqlx::Result<Option<ScimTokenRow>> {

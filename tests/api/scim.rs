@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use memberdesk::config::{ScimDelete, Settings};
+use memberdesk::config::{LoginLimit, ScimDelete, Settings, TrustedProxies};
 use memberdesk::domain::groups::{self, Access, Change};
 use memberdesk::domain::{Actor, provisioning};
 use reqwest::StatusCode;
@@ -602,4 +602,178 @@ async fn delete_deactivates_by_default_and_anonymizes_when_configured() {
         0,
         "the provider's id goes with the person"
     );
+}
+
+/// The audit entries about SCIM tokens: action, actor, target, details.
+async fn token_entries(app: &TestApp) -> Vec<(String, String, String, Value)> {
+    sqlx::query_as(
+        "SELECT action, actor_username, target_repr, details FROM audit_entries
+          WHERE action LIKE 'SCIM_TOKEN_%' ORDER BY id",
+    )
+    .fetch_all(app.pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scim_token_create_and_revoke_are_audited_as_the_operator() {
+    let app = TestApp::spawn().await;
+    let env = [("DATABASE_URL", app.db.url.as_str())];
+    let limit = Duration::from_secs(30);
+    let create = [
+        "scim-token",
+        "create",
+        "--name",
+        "entra",
+        "--permissions",
+        "auth.view_user,auth.change_user",
+    ];
+    let (out, _) = memberdesk_within(&create, &env, limit);
+    assert!(out.status.success(), "{out:?}");
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let entries = token_entries(&app).await;
+    assert_eq!(
+        entries,
+        [(
+            "SCIM_TOKEN_CREATED".to_owned(),
+            "system".to_owned(),
+            "SCIM token entra".to_owned(),
+            json!({ "name": "entra", "permissions": ["auth.change_user", "auth.view_user"] })
+        )]
+    );
+    let everything: String =
+        sqlx::query_scalar("SELECT string_agg(to_jsonb(a)::text, ' ') FROM audit_entries a")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert!(!everything.contains(&token), "the token is never audited");
+
+    // Refused or idle commands write nothing.
+    let before = snapshot(app.pool()).await;
+    let (again, _) = memberdesk_within(&create, &env, limit);
+    assert!(!again.status.success(), "a name is taken once");
+    let (missing, _) = memberdesk_within(&["scim-token", "revoke", "nobody"], &env, limit);
+    assert!(!missing.status.success());
+    assert_eq!(snapshot(app.pool()).await, before);
+    assert_eq!(token_entries(&app).await.len(), 1);
+
+    let (revoked, _) = memberdesk_within(&["scim-token", "revoke", "entra"], &env, limit);
+    assert!(revoked.status.success(), "{revoked:?}");
+    let (twice, _) = memberdesk_within(&["scim-token", "revoke", "entra"], &env, limit);
+    assert!(twice.status.success(), "revoking again is no error");
+    let entries = token_entries(&app).await;
+    assert_eq!(entries.len(), 2, "one entry per change: {entries:?}");
+    assert_eq!(
+        entries[1],
+        (
+            "SCIM_TOKEN_REVOKED".to_owned(),
+            "system".to_owned(),
+            "SCIM token entra".to_owned(),
+            json!({ "name": "entra" })
+        )
+    );
+}
+
+/// A SCIM request from `address` (believed: the test server trusts
+/// 127.0.0.1 as its proxy) with `token`.
+async fn scim_from(
+    app: &TestApp,
+    address: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let req = match body {
+        Some(body) => app
+            .client
+            .post(app.url("/scim/v2/Users"))
+            .header("content-type", "application/scim+json")
+            .body(body.to_string()),
+        None => app.get("/scim/v2/ServiceProviderConfig"),
+    };
+    let resp = req
+        .bearer_auth(token)
+        .header("x-forwarded-for", address)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_scim_bearers_are_rate_limited_per_address_and_refusals_change_nothing() {
+    let app = TestApp::spawn_with(Settings {
+        trusted_proxies: TrustedProxies::parse("MEMBERDESK_TRUSTED_PROXIES", "127.0.0.1").unwrap(),
+        login_limit: LoginLimit {
+            per_address: 3,
+            ..Settings::default().login_limit
+        },
+        ..Settings::default()
+    })
+    .await;
+    let scim = Scim::new(&app, "okta", PROVISIONER).await;
+    let (guesser, idp) = ("203.0.113.7", "198.51.100.2");
+    // A good token costs nothing against the limit.
+    for _ in 0..5 {
+        assert_eq!(scim_from(&app, guesser, &scim.token, None).await.0, 200);
+    }
+    for _ in 0..3 {
+        let (status, body) = scim_from(&app, guesser, "a-wrong-token", None).await;
+        assert_eq!(status, 401, "{body}");
+    }
+    let (status, body) = scim_from(&app, guesser, "a-wrong-token", None).await;
+    assert_eq!(status, 429);
+    assert_eq!(
+        body["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:Error"
+    );
+    assert_eq!(body["status"], "429");
+    assert!(!body.to_string().contains("a-wrong-token"), "{body}");
+
+    // Over the limit, even a good token is refused from that address (no
+    // guess is checked any more) and the refused request changes nothing,
+    // not even the counter.
+    let counters =
+        "SELECT coalesce(json_agg(t ORDER BY scope, key), '[]')::text FROM login_failures t";
+    let before = (
+        snapshot(app.pool()).await,
+        sqlx::query_scalar::<_, String>(counters)
+            .fetch_one(app.pool())
+            .await
+            .unwrap(),
+    );
+    let person = new_user("refused.person", "Refused", "refused@example.org");
+    let (status, _) = scim_from(&app, guesser, &scim.token, Some(person.clone())).await;
+    assert_eq!(status, 429);
+    assert_eq!(scim_from(&app, guesser, "another-guess", None).await.0, 429);
+    let after = (
+        snapshot(app.pool()).await,
+        sqlx::query_scalar::<_, String>(counters)
+            .fetch_one(app.pool())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(after, before);
+
+    // Another address is not held back, and neither are logins from the
+    // limited one (a budget of its own).
+    let (status, created) = scim_from(&app, idp, &scim.token, Some(person)).await;
+    assert_eq!(status, 201, "{created}");
+    app.user("member", false, false).await;
+    let login = json!({
+        "query": "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token } }",
+        "variables": { "u": "member", "p": PASSWORD },
+    });
+    let answer: Value = app
+        .client
+        .post(app.url("/graphql"))
+        .header("x-forwarded-for", guesser)
+        .json(&login)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(answer["data"]["login"]["token"].is_string(), "{answer}");
 }

@@ -149,23 +149,38 @@ impl<'a> AuditBatch<'a> {
 
 impl BatchEntry<'_> {
     fn entry_target(&self) -> EntryTarget<'_> {
-        let (target_user_id, target_user_ref, target_repr) = self.target.reference();
+        let target = self.target.reference();
         EntryTarget {
-            target_user_id,
-            target_user_ref,
-            target_repr,
+            target_user_id: target.user_id,
+            target_user_ref: target.user_ref,
+            target_repr: target.repr,
             own_details: self.own_details.as_ref(),
         }
     }
 }
 
+/// What an entry holds about its target.
+struct TargetReference<'a> {
+    /// The live user it is about (a reference the database keeps valid).
+    user_id: Option<i64>,
+    /// The id of a user it is about, kept after the user is deleted.
+    user_ref: Option<i64>,
+    /// The snapshot: the username then, or a description.
+    repr: &'a str,
+}
+
 impl Target<'_> {
     /// The reference, kept id and snapshot an entry about this target holds.
-    fn reference(&self) -> (Option<i64>, Option<i64>, &str) {
-        match self {
+    fn reference(&self) -> TargetReference<'_> {
+        let (user_id, user_ref, repr) = match self {
             Target::User(user) => (Some(user.id), None, user.username.as_str()),
             Target::Former(user) => (None, Some(user.id), user.username.as_str()),
             Target::Described(repr) => (None, None, repr.as_str()),
+        };
+        TargetReference {
+            user_id,
+            user_ref,
+            repr,
         }
     }
 }
@@ -256,16 +271,16 @@ impl<'a> AuditEntry<'a> {
     /// Writes the entry (inside the caller's transaction, so it lands with
     /// the change it records, or not at all).
     pub async fn record(self, ex: impl PgExecutor<'_>) -> sqlx::Result<i64> {
-        let (target_user_id, target_user_ref, target_repr) = self.target.reference();
+        let target = self.target.reference();
         audit::insert(
             ex,
             NewEntry {
                 action: self.action.as_str(),
                 actor_id: self.by.and_then(|b| b.id),
                 actor_username: self.by.map(|b| b.username),
-                target_user_id,
-                target_user_ref,
-                target_repr,
+                target_user_id: target.user_id,
+                target_user_ref: target.user_ref,
+                target_repr: target.repr,
                 reason: self.reason,
                 details: self.details,
             },

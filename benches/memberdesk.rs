@@ -29,6 +29,10 @@
 //! client): exact per-request latencies, nothing extra to install, and the
 //! same client for memberdesk and its floor. See benches/README.md.
 //!
+//! `--serve-floor PORT` serves only the read floor on `DATABASE_URL` until
+//! killed, for counting its instructions per request (`valgrind
+//! --tool=callgrind`) beside the server's; see benches/README.md.
+//!
 //! The bench creates `memberdesk_bench_<pid>` on `MEMBERDESK_TEST_DATABASE_URL`'s
 //! server (default `postgres://postgres@127.0.0.1:5432/postgres`) and drops it
 //! at the end, also when a scenario panics.
@@ -811,31 +815,44 @@ async fn floor_page(
     Ok(Json(json!({ "data": { "users": { "edges": edges } } })))
 }
 
-/// Serves the floor on its own 2-thread runtime, like memberdesk's server.
+/// Serves the floor on `port` on its own 2-thread runtime, like memberdesk's
+/// server; returns only if the server fails.
+fn serve_floor(url: String, port: u16) -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let pool = memberdesk::db::connect(&url, false)
+            .await
+            .expect("floor pool");
+        let app = poem::Route::new()
+            .at("/graphql", poem::post(floor_page))
+            .at("/readyz", poem::get(poem::endpoint::make_sync(|_| "ok")))
+            .data(pool);
+        poem::Server::new(poem::listener::TcpListener::bind(format!(
+            "127.0.0.1:{port}"
+        )))
+        .run(app)
+        .await
+    })
+}
+
+/// Starts the floor on a thread of its own; returns its base URL once ready.
 async fn start_floor(url: String) -> String {
     let port = free_port();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let pool = memberdesk::db::connect(&url, false)
-                .await
-                .expect("floor pool");
-            let app = poem::Route::new()
-                .at("/graphql", poem::post(floor_page))
-                .at("/readyz", poem::get(poem::endpoint::make_sync(|_| "ok")))
-                .data(pool);
-            poem::Server::new(poem::listener::TcpListener::bind(format!(
-                "127.0.0.1:{port}"
-            )))
-            .run(app)
-            .await
-        })
-    });
+    std::thread::spawn(move || serve_floor(url, port));
     ready(port).await
+}
+
+/// `--serve-floor PORT`: only the read floor, on `DATABASE_URL`, until
+/// killed, so that a profiler (e.g. `valgrind --tool=callgrind`) can count
+/// its instructions per request apart from the load generator's.
+fn floor_only() -> Option<u16> {
+    let mut it = std::env::args()
+        .skip_while(|a| a != "--serve-floor")
+        .skip(1);
+    it.next().map(|p| p.parse().expect("--serve-floor PORT"))
 }
 
 struct Load {
@@ -1351,7 +1368,10 @@ impl LoggingServer {
         let (stderr, seen) = (server.stderr.take().unwrap(), statements.clone());
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("sqlx::query") {
+                // The webhook delivery worker polls its outbox once a second
+                // on its own: its statement is not the page's (it was the
+                // fourth statement a count window of 0.3 s caught now and then).
+                if line.contains("sqlx::query") && !line.contains("webhook_deliveries") {
                     seen.fetch_add(1, Ordering::SeqCst);
                 }
             }
@@ -2027,6 +2047,12 @@ impl Receiver {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    if let Some(port) = floor_only() {
+        let url = std::env::var("DATABASE_URL").expect("--serve-floor needs DATABASE_URL");
+        let floor = std::thread::spawn(move || serve_floor(url, port));
+        floor.join().unwrap().expect("the floor server");
+        return;
+    }
     let args = args();
     let mut cleanup = Cleanup::for_this_process();
     let bench = setup(&args.size, &mut cleanup).await;

@@ -9,6 +9,7 @@ pub mod erasure;
 pub mod guards;
 pub mod lifecycle;
 pub mod limits;
+pub mod lists;
 pub mod loader_tasks;
 pub mod loaders;
 pub mod mutation;

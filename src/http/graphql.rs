@@ -20,6 +20,7 @@ use super::metrics::{Metrics, RootFields, error_code};
 use super::request_id::{GraphqlSummary, RequestId};
 use sqlx::PgPool;
 
+use super::documents::ParsedDocuments;
 use super::playground;
 use crate::config::{DocumentLimits, Settings};
 use crate::domain::accounts;
@@ -34,6 +35,8 @@ pub struct GraphqlEndpoint {
     pub pool: PgPool,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
+    /// Documents already parsed, by their text (see [`super::documents`]).
+    pub documents: ParsedDocuments,
 }
 
 /// The log line's summary of a request: its root fields and error codes.
@@ -361,6 +364,7 @@ impl Endpoint for GraphqlEndpoint {
             Ok(gql) => gql,
             Err(resp) => return Ok(resp),
         };
+        self.documents.prepare(&mut gql);
         if req.method() == Method::GET && operation_type(&mut gql) == Some(OperationType::Mutation)
         {
             return Ok(refuse(

@@ -3,6 +3,7 @@
 
 pub(crate) mod client_address;
 mod console;
+mod documents;
 mod embedded;
 mod errors;
 mod graphql;
@@ -108,6 +109,7 @@ fn routes(
         pool: pool.clone(),
         settings,
         metrics: metrics.clone(),
+        documents: Default::default(),
     };
     let mut route = Route::new()
         .at("/graphql", graphql)

@@ -8,10 +8,10 @@ use crate::error::AppError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::context::{load, load_list};
 use crate::graphql::guards::{Require, VIEW_VOTE, ensure_may_see_personal, ensure_self_or};
+use crate::graphql::lists::{Listed, Texts};
 use crate::graphql::loaders::{DirectPermissionsOfUser, FactOfUser, FactValue};
 use crate::graphql::pagination::{CountedConnection, IdPage, TotalCount};
 use crate::ids::{self, Kind};
-use crate::store::groups::GroupRow;
 use crate::store::polls;
 use crate::store::user_facts::{self, Fact};
 use crate::store::users::UserRow;
@@ -30,10 +30,11 @@ pub struct User {
 }
 
 /// The facts about a user that their page read ahead (see [`read_ahead`]);
-/// a fact left `None` goes through the DataLoader when asked for.
+/// a fact left `None` goes through the DataLoader when asked for. A field
+/// lends its fact from here ([`Listed`]) rather than copying it.
 #[derive(Default)]
 pub struct FactsReadAhead {
-    groups: Option<Vec<GroupRow>>,
+    groups: Option<Vec<Group>>,
     permission_keys: Option<Vec<String>>,
     vote_count: Option<i64>,
 }
@@ -45,14 +46,6 @@ impl FactsReadAhead {
             groups: wanted.contains(&Fact::Groups).then(Vec::new),
             permission_keys: wanted.contains(&Fact::PermissionKeys).then(Vec::new),
             vote_count: wanted.contains(&Fact::VoteCount).then_some(0),
-        }
-    }
-
-    fn get(&self, fact: Fact) -> Option<FactValue> {
-        match fact {
-            Fact::Groups => self.groups.clone().map(FactValue::Groups),
-            Fact::PermissionKeys => self.permission_keys.clone().map(FactValue::PermissionKeys),
-            Fact::VoteCount => self.vote_count.map(FactValue::VoteCount),
         }
     }
 }
@@ -79,7 +72,7 @@ pub async fn read_ahead(
         .collect();
     for (id, group) in facts.groups {
         if let Some(list) = by_user.get_mut(&id).and_then(|f| f.groups.as_mut()) {
-            list.push(group);
+            list.push(Group(group));
         }
     }
     for (id, key) in facts.permission_keys {
@@ -161,14 +154,16 @@ impl User {
         Ok(&self.row)
     }
 
-    /// One of the user's facts, once the personal-fields rule allows it:
-    /// read ahead with the page, or through the DataLoader.
-    async fn fact(&self, ctx: &Context<'_>, fact: Fact) -> Result<Option<FactValue>, AppError> {
+    /// One of the user's facts through the DataLoader, once the
+    /// personal-fields rule allows it, for a user whose page did not read it
+    /// ahead (a field checks [`FactsReadAhead`] first, under the same rule).
+    async fn loaded_fact(
+        &self,
+        ctx: &Context<'_>,
+        fact: Fact,
+    ) -> Result<Option<FactValue>, AppError> {
         let id = self.personal(ctx)?.id;
-        match self.read_ahead.get(fact) {
-            Some(value) => Ok(Some(value)),
-            None => load(ctx, FactOfUser(id, fact)).await,
-        }
+        load(ctx, FactOfUser(id, fact)).await
     }
 }
 
@@ -233,11 +228,16 @@ impl User {
     }
     /// The groups the user belongs to.
     #[graphql(complexity = "crate::graphql::cost::groups(child_complexity)")]
-    async fn groups(&self, ctx: &Context<'_>) -> Result<Option<Vec<Group>>, AppError> {
-        match self.fact(ctx, Fact::Groups).await? {
-            Some(FactValue::Groups(groups)) => Ok(Some(groups.into_iter().map(Group).collect())),
-            _ => Ok(Some(Vec::new())),
+    async fn groups(&self, ctx: &Context<'_>) -> Result<Option<Listed<'_, Group>>, AppError> {
+        if let Some(groups) = &self.read_ahead.groups {
+            self.personal(ctx)?;
+            return Ok(Some(Listed::Borrowed(groups)));
         }
+        let groups = match self.loaded_fact(ctx, Fact::Groups).await? {
+            Some(FactValue::Groups(groups)) => groups.into_iter().map(Group).collect(),
+            _ => Vec::new(),
+        };
+        Ok(Some(Listed::Owned(groups)))
     }
     /// Permissions granted to the user directly (not through groups).
     #[graphql(complexity = "crate::graphql::cost::permissions(child_complexity)")]
@@ -253,11 +253,16 @@ impl User {
     /// Effective permissions as `app.codename`: direct grants and those of the
     /// user's groups; every permission for an active superuser; none for an inactive user.
     #[graphql(complexity = "crate::graphql::cost::permissions(child_complexity)")]
-    async fn all_permissions(&self, ctx: &Context<'_>) -> Result<Option<Vec<String>>, AppError> {
-        match self.fact(ctx, Fact::PermissionKeys).await? {
-            Some(FactValue::PermissionKeys(keys)) => Ok(Some(keys)),
-            _ => Ok(Some(Vec::new())),
+    async fn all_permissions(&self, ctx: &Context<'_>) -> Result<Option<Texts<'_>>, AppError> {
+        if let Some(keys) = &self.read_ahead.permission_keys {
+            self.personal(ctx)?;
+            return Ok(Some(Texts(Listed::Borrowed(keys))));
         }
+        let keys = match self.loaded_fact(ctx, Fact::PermissionKeys).await? {
+            Some(FactValue::PermissionKeys(keys)) => keys,
+            _ => Vec::new(),
+        };
+        Ok(Some(Texts(Listed::Owned(keys))))
     }
     /// The user's votes, newest first. Visible to the user and to staff with both `auth.view_user` and `polls.view_vote`.
     #[graphql(complexity = "crate::graphql::cost::page(first, child_complexity)")]
@@ -276,7 +281,11 @@ impl User {
     }
     /// How many votes the user has cast (detached votes no longer count).
     async fn vote_count(&self, ctx: &Context<'_>) -> Result<Option<i64>, AppError> {
-        match self.fact(ctx, Fact::VoteCount).await? {
+        if let Some(count) = self.read_ahead.vote_count {
+            self.personal(ctx)?;
+            return Ok(Some(count));
+        }
+        match self.loaded_fact(ctx, Fact::VoteCount).await? {
             Some(FactValue::VoteCount(count)) => Ok(Some(count)),
             _ => Ok(Some(0)),
         }

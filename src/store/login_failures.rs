@@ -17,6 +17,8 @@
 use std::time::Duration;
 
 use sqlx::PgExecutor;
+use sqlx::postgres::{PgArguments, Postgres};
+use sqlx::query::QueryScalar;
 
 #[derive(Debug, Clone, Copy)]
 pub enum Scope {
@@ -53,7 +55,7 @@ pub async fn reserve(
     if limit <= 0 {
         return Ok(false);
     }
-    let counted: Option<i32> = sqlx::query_scalar(
+    let counted = sqlx::query_scalar::<_, i32>(
         "INSERT INTO login_failures (scope, key, failures, window_start) VALUES ($1, name_digest($2), 1, now()) \
          ON CONFLICT (scope, key) DO UPDATE SET \
            failures = CASE WHEN login_failures.window_start > now() - make_interval(secs => $3) \
@@ -63,13 +65,10 @@ pub async fn reserve(
          WHERE login_failures.window_start <= now() - make_interval(secs => $3) \
             OR login_failures.failures < $4 \
          RETURNING failures",
-    )
-    .bind(scope.as_str())
-    .bind(key)
-    .bind(window.as_secs_f64())
-    .bind(limit)
-    .fetch_optional(ex)
-    .await?;
+    );
+    let counted = bind_window(counted, scope, key, window, limit)
+        .fetch_optional(ex)
+        .await?;
     Ok(counted.is_some())
 }
 
@@ -86,17 +85,30 @@ pub async fn is_over(
     if limit <= 0 {
         return Ok(true);
     }
-    sqlx::query_scalar(
+    let over = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM login_failures \
           WHERE scope = $1 AND key = name_digest($2) AND failures >= $4 \
             AND window_start > now() - make_interval(secs => $3))",
-    )
-    .bind(scope.as_str())
-    .bind(key)
-    .bind(window.as_secs_f64())
-    .bind(limit)
-    .fetch_one(ex)
-    .await
+    );
+    bind_window(over, scope, key, window, limit)
+        .fetch_one(ex)
+        .await
+}
+
+/// Binds a counter's `$1` scope, `$2` key, `$3` window (seconds) and `$4`
+/// limit, the order both limit statements above use.
+fn bind_window<'q, O>(
+    statement: QueryScalar<'q, Postgres, O, PgArguments>,
+    scope: Scope,
+    key: &'q str,
+    window: Duration,
+    limit: i32,
+) -> QueryScalar<'q, Postgres, O, PgArguments> {
+    statement
+        .bind(scope.as_str())
+        .bind(key)
+        .bind(window.as_secs_f64())
+        .bind(limit)
 }
 
 /// Takes back one attempt counted by [`reserve`] that turned out not to be

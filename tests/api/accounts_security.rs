@@ -22,20 +22,6 @@ fn code(resp: &Value) -> String {
     Refusal::of(resp).code
 }
 
-/// A login as if relayed by a proxy for `client` (the test server's peer is
-/// always 127.0.0.1).
-async fn login_via(app: &TestApp, client: &str, username: &str, password: &str) -> Value {
-    app.post("/graphql")
-        .header("x-forwarded-for", client)
-        .json(&json!({ "query": LOGIN, "variables": { "u": username, "p": password } }))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("JSON response")
-}
-
 fn behind_proxy(limit: LoginLimit) -> Settings {
     Settings {
         trusted_proxies: TrustedProxies::parse("MEMBERDESK_TRUSTED_PROXIES", "127.0.0.1").unwrap(),
@@ -238,18 +224,20 @@ async fn guesses_lock_out_the_guessers_address_not_the_owner() {
     let (root, _) = app.superuser("root").await;
     let attacker = "203.0.113.66";
     for i in 0..5 {
-        let resp = login_via(&app, attacker, "root", &format!("guess number {i}")).await;
+        let resp = app
+            .login_from(attacker, "root", &format!("guess number {i}"))
+            .await;
         assert_eq!(code(&resp), "INVALID_CREDENTIALS", "{resp}");
     }
     // The attacker's address is out of guesses for this account, even with the password.
-    let resp = login_via(&app, attacker, "root", PASSWORD).await;
+    let resp = app.login_from(attacker, "root", PASSWORD).await;
     assert_eq!(code(&resp), "RATE_LIMITED", "{resp}");
     // The owner, from elsewhere, is not: a superuser cannot be locked out by anyone.
-    let resp = login_via(&app, "198.51.100.7", "root", PASSWORD).await;
+    let resp = app.login_from("198.51.100.7", "root", PASSWORD).await;
     assert!(resp.get("errors").is_none(), "{resp}");
     assert_eq!(resp["data"]["login"]["user"]["id"], user_id(&root));
     // The attacker is still locked out; their guesses are still counted overall.
-    let resp = login_via(&app, attacker, "root", PASSWORD).await;
+    let resp = app.login_from(attacker, "root", PASSWORD).await;
     assert_eq!(code(&resp), "RATE_LIMITED", "{resp}");
     let overall: i32 = sqlx::query_scalar(
         "SELECT failures FROM login_failures WHERE scope = 'username' AND key = name_digest($1)",
@@ -285,11 +273,13 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
     app.user("rani", false, false).await;
     for i in 0..3 {
         let spoofed = format!("192.0.2.{i}");
-        let resp = login_via(&app, &spoofed, "rani", "not the password at all").await;
+        let resp = app
+            .login_from(&spoofed, "rani", "not the password at all")
+            .await;
         assert_eq!(code(&resp), "INVALID_CREDENTIALS", "{resp}");
     }
     // A fresh made-up address buys no fresh guesses.
-    let resp = login_via(&app, "192.0.2.99", "rani", PASSWORD).await;
+    let resp = app.login_from("192.0.2.99", "rani", PASSWORD).await;
     assert_eq!(code(&resp), "RATE_LIMITED", "{resp}");
     let spoofed: i64 = app
         .count(
@@ -302,10 +292,14 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
     app.user("rani", false, false).await;
     for i in 0..3 {
         let chain = format!("192.0.2.{i}, 203.0.113.5");
-        let resp = login_via(&app, &chain, "rani", "not the password at all").await;
+        let resp = app
+            .login_from(&chain, "rani", "not the password at all")
+            .await;
         assert_eq!(code(&resp), "INVALID_CREDENTIALS", "{resp}");
     }
-    let resp = login_via(&app, "192.0.2.99, 203.0.113.5", "rani", PASSWORD).await;
+    let resp = app
+        .login_from("192.0.2.99, 203.0.113.5", "rani", PASSWORD)
+        .await;
     assert_eq!(code(&resp), "RATE_LIMITED", "{resp}");
 }
 
@@ -317,13 +311,8 @@ async fn guessing_spread_over_addresses_is_bounded_per_username() {
     let attempts = (0..12).map(|i| {
         let app = &app;
         async move {
-            login_via(
-                app,
-                &format!("198.51.100.{i}"),
-                "rani",
-                &format!("guess {i}"),
-            )
-            .await
+            app.login_from(&format!("198.51.100.{i}"), "rani", &format!("guess {i}"))
+                .await
         }
     });
     let results = futures_util::future::join_all(attempts).await;
@@ -337,10 +326,10 @@ async fn guessing_spread_over_addresses_is_bounded_per_username() {
         (8, 4),
         "12 addresses, one username, limit 8"
     );
-    let resp = login_via(&app, "203.0.113.200", "rani", PASSWORD).await;
+    let resp = app.login_from("203.0.113.200", "rani", PASSWORD).await;
     assert_eq!(code(&resp), "RATE_LIMITED", "{resp}");
     // Another account is untouched.
-    let resp = login_via(&app, "198.51.100.1", "sam", PASSWORD).await;
+    let resp = app.login_from("198.51.100.1", "sam", PASSWORD).await;
     assert!(resp.get("errors").is_none(), "{resp}");
 }
 

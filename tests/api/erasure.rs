@@ -113,21 +113,6 @@ fn sha256_hex(text: &str) -> String {
         .collect()
 }
 
-/// A login relayed by the trusted proxy for `address`; the whole response.
-async fn login_from(app: &TestApp, address: &str, username: &str, password: &str) -> Value {
-    let login =
-        "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token } }";
-    app.post("/graphql")
-        .header("x-forwarded-for", address)
-        .json(&json!({ "query": login, "variables": { "u": username, "p": password } }))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("JSON response")
-}
-
 /// The person, with a history that names them wherever it can: created and
 /// edited, logged in from their address (and failed once), deactivated and
 /// reactivated with reasons about them, a vote, and, as staff, a
@@ -155,9 +140,11 @@ async fn story() -> Story {
         .create_question(&root, "Lunch?", &["Yes", "No"])
         .ok()
         .await;
-    let failed = login_from(&app, ADDRESS, USERNAME, "not the password at all").await;
+    let failed = app
+        .login_from(ADDRESS, USERNAME, "not the password at all")
+        .await;
     assert_eq!(Refusal::of(&failed).code, "INVALID_CREDENTIALS");
-    let token = login_from(&app, ADDRESS, USERNAME, PASSWORD).await["data"]["login"]["token"]
+    let token = app.login_from(ADDRESS, USERNAME, PASSWORD).await["data"]["login"]["token"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -184,7 +171,7 @@ async fn story() -> Story {
         .await;
     // Two live sessions when the erasure comes.
     for _ in 0..2 {
-        login_from(&app, ADDRESS, USERNAME, PASSWORD).await;
+        app.login_from(ADDRESS, USERNAME, PASSWORD).await;
     }
     let key = memberdesk::domain::validation::username_key(USERNAME);
     let person = memberdesk::store::users::find_by_username_key(app.pool(), &key)
@@ -497,11 +484,15 @@ async fn typed_unknown_usernames_are_kept_nowhere_but_still_counted() {
     let (_, root) = app.superuser("root").await;
     let typed = "Hunter2-Typed-In-The-Wrong-Box";
     for _ in 0..2 {
-        let resp = login_from(&app, "198.51.100.9", typed, "whatever it was").await;
+        let resp = app
+            .login_from("198.51.100.9", typed, "whatever it was")
+            .await;
         assert_eq!(Refusal::of(&resp).code, "INVALID_CREDENTIALS", "{resp}");
     }
     // Counted under its digest all the same.
-    let resp = login_from(&app, "198.51.100.9", typed, "whatever it was").await;
+    let resp = app
+        .login_from("198.51.100.9", typed, "whatever it was")
+        .await;
     assert_eq!(Refusal::of(&resp).code, "RATE_LIMITED", "{resp}");
 
     let entries = app

@@ -271,6 +271,23 @@ impl TestApp {
         data["login"]["token"].as_str().unwrap().to_owned()
     }
 
+    /// A login relayed by a proxy for `address` (the test server's peer is
+    /// always 127.0.0.1; the app must trust it): the whole response, with the
+    /// token and the user's `id` and `username`.
+    pub async fn login_from(&self, address: &str, username: &str, password: &str) -> Value {
+        let login = "mutation($u: String!, $p: String!) { \
+                     login(username: $u, password: $p) { token user { id username } } }";
+        self.post("/graphql")
+            .header("x-forwarded-for", address)
+            .json(&json!({ "query": login, "variables": { "u": username, "p": password } }))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("JSON response")
+    }
+
     /// Creates a user directly through the domain layer (as the system).
     pub async fn user(&self, username: &str, staff: bool, superuser: bool) -> UserRow {
         let input = accounts::NewUserInput {

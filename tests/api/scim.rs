@@ -760,20 +760,6 @@ async fn failed_scim_bearers_are_rate_limited_per_address_and_refusals_change_no
     let (status, created) = scim_from(&app, idp, &scim.token, Some(person)).await;
     assert_eq!(status, 201, "{created}");
     app.user("member", false, false).await;
-    let login = json!({
-        "query": "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token } }",
-        "variables": { "u": "member", "p": PASSWORD },
-    });
-    let answer: Value = app
-        .client
-        .post(app.url("/graphql"))
-        .header("x-forwarded-for", guesser)
-        .json(&login)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = app.login_from(guesser, "member", PASSWORD).await;
     assert!(answer["data"]["login"]["token"].is_string(), "{answer}");
 }

@@ -14,7 +14,7 @@ use super::{Actor, validation};
 use crate::auth::{password, token};
 use crate::config::{LoginLimit, PasswordPolicy, Settings};
 use crate::error::{AppError, AppResult, OnConstraint};
-use crate::store::login_failures::{self, Scope};
+use crate::store::login_failures::{self, Counter, Limit, Scope};
 use crate::store::sessions;
 use crate::store::users::{self, UserRow};
 
@@ -141,7 +141,11 @@ async fn start_session(
     users::touch_last_login(&mut *tx, user.id, now).await?;
     // The owner's own typos from this address are forgiven; guesses from
     // elsewhere still count against the username's overall limit.
-    login_failures::clear(&mut *tx, Scope::UsernameAndAddress, &attempt.pair_key()).await?;
+    let pair = Counter {
+        scope: Scope::UsernameAndAddress,
+        key: &attempt.pair_key(),
+    };
+    pair.clear(&mut *tx).await?;
     let details = json!({ "clientAddress": client_address });
     AuditEntry::new(AuditAction::Login, Target::User(&user))
         .by(AuditActor::user(&user))
@@ -233,7 +237,12 @@ impl Attempt {
                 Scope::Username => limit.per_username,
                 Scope::Address => limit.per_address,
             };
-            if !login_failures::reserve(&mut *conn, scope, &key, limit.window, max).await? {
+            let counter = Counter { scope, key: &key };
+            let limit = Limit {
+                window: limit.window,
+                max,
+            };
+            if !counter.reserve(&mut *conn, limit).await? {
                 return Ok(false);
             }
         }
@@ -244,7 +253,7 @@ impl Attempt {
 /// Takes back the attempt `login` counted before checking the password.
 async fn release_attempt(conn: &mut PgConnection, attempt: &Attempt) -> sqlx::Result<()> {
     for (scope, key) in attempt.counters() {
-        login_failures::release(&mut *conn, scope, &key).await?;
+        Counter { scope, key: &key }.release(&mut *conn).await?;
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ use crate::config::{LoginLimit, PasswordPolicy, Settings};
 use crate::error::{AppError, AppResult, OnConstraint};
 use crate::store::login_failures::{self, Counter, Limit, Scope};
 use crate::store::sessions;
-use crate::store::users::{self, UserRow};
+use crate::store::users::{self, LoginKeys, UserRow};
 
 pub struct LoginOutcome {
     pub token: String,
@@ -48,9 +48,7 @@ pub async fn login(
     reserve_attempt(pool, settings, &attempt).await?;
 
     let checked = async {
-        let credentials =
-            users::find_credentials(pool, &attempt.key, &attempt.fold, &attempt.grandfathered)
-                .await?;
+        let credentials = users::find_credentials(pool, attempt.login_keys()).await?;
         let (user_id, is_active, stored) = match credentials {
             Some(c) => (Some(c.id), c.is_active, c.password_hash),
             None => (None, false, None),
@@ -180,8 +178,7 @@ async fn reserve_attempt(pool: &PgPool, settings: &Settings, attempt: &Attempt) 
 /// older-style key when the name as typed is exactly that.
 pub async fn find_by_username(pool: &PgPool, username: &str) -> AppResult<Option<UserRow>> {
     let attempt = Attempt::new(username, None);
-    let found =
-        users::find_by_username(pool, &attempt.key, &attempt.fold, &attempt.grandfathered).await?;
+    let found = users::find_by_username(pool, attempt.login_keys()).await?;
     Ok(found)
 }
 
@@ -210,6 +207,14 @@ impl Attempt {
             grandfathered: crate::db::grandfathered_key(&fold),
             fold,
             address: client_address.unwrap_or("unknown").to_owned(),
+        }
+    }
+
+    fn login_keys(&self) -> LoginKeys<'_> {
+        LoginKeys {
+            key: &self.key,
+            fold: &self.fold,
+            grandfathered: &self.grandfathered,
         }
     }
 
@@ -684,7 +689,7 @@ async fn verify_current_password(
             "give your current password to change it",
         ));
     };
-    let stored = users::find_credentials(pool, &attempt.key, &attempt.fold, &attempt.grandfathered)
+    let stored = users::find_credentials(pool, attempt.login_keys())
         .await?
         .filter(|c| c.id == me.id)
         .and_then(|c| c.password_hash);

@@ -1,7 +1,7 @@
 //! The `users` table.
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgArguments;
+use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::QueryAs;
 use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder};
 
@@ -43,7 +43,7 @@ pub(super) const COLUMNS: &str = user_columns!();
 /// The `SELECT` of a [`UserRow`] from `users` where `$condition` holds (with
 /// any order or lock clause after it), as one literal for `sqlx`.
 macro_rules! users_where {
-    ($condition:literal) => {
+    ($condition:expr) => {
         concat!("SELECT ", user_columns!(), " FROM users WHERE ", $condition)
     };
 }
@@ -76,41 +76,58 @@ pub struct Credentials {
     pub password_hash: Option<String>,
 }
 
-/// The account `login` checks: the one whose key is `key`, unless the
-/// name as typed (`fold`: `validation::username_fold`) is exactly an
-/// account's older-style key, plain or grandfathered (`db::username_keys`).
+/// The keys `login` finds an account by: its `key`, unless the name as
+/// typed (`fold`: `validation::username_fold`) is exactly an account's
+/// older-style key, plain or `grandfathered` (`db::username_keys`).
+#[derive(Debug, Clone, Copy)]
+pub struct LoginKeys<'a> {
+    pub key: &'a str,
+    pub fold: &'a str,
+    pub grandfathered: &'a str,
+}
+
+/// The condition on `users` that picks the account for [`LoginKeys`] bound
+/// as `$1` to `$3`: the key itself over an older-style one.
+macro_rules! login_match {
+    () => {
+        "username_key IN ($1, $2, $3) ORDER BY username_key = $1 LIMIT 1"
+    };
+}
+
+impl LoginKeys<'_> {
+    /// The row `sql`, a statement ending in `login_match!()`, reads for
+    /// these keys.
+    async fn find<T>(self, ex: impl PgExecutor<'_>, sql: &'static str) -> sqlx::Result<Option<T>>
+    where
+        T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        sqlx::query_as(sql)
+            .bind(self.key)
+            .bind(self.fold)
+            .bind(self.grandfathered)
+            .fetch_optional(ex)
+            .await
+    }
+}
+
 /// A user by name as `login` finds them (see [`find_credentials`]).
 pub async fn find_by_username(
     ex: impl PgExecutor<'_>,
-    key: &str,
-    fold: &str,
-    grandfathered: &str,
+    keys: LoginKeys<'_>,
 ) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as(users_where!(
-        "username_key IN ($1, $2, $3) ORDER BY username_key = $1 LIMIT 1"
-    ))
-    .bind(key)
-    .bind(fold)
-    .bind(grandfathered)
-    .fetch_optional(ex)
-    .await
+    keys.find(ex, users_where!(login_match!())).await
 }
 
+/// The account `login` checks.
 pub async fn find_credentials(
     ex: impl PgExecutor<'_>,
-    key: &str,
-    fold: &str,
-    grandfathered: &str,
+    keys: LoginKeys<'_>,
 ) -> sqlx::Result<Option<Credentials>> {
-    sqlx::query_as(
-        "SELECT id, is_active, password_hash FROM users WHERE username_key IN ($1, $2, $3) \
-         ORDER BY username_key = $1 LIMIT 1",
-    )
-    .bind(key)
-    .bind(fold)
-    .bind(grandfathered)
-    .fetch_optional(ex)
-    .await
+    let sql = concat!(
+        "SELECT id, is_active, password_hash FROM users WHERE ",
+        login_match!()
+    );
+    keys.find(ex, sql).await
 }
 
 /// The profile fields of a user as written: at creation, and after an edit

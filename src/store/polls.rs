@@ -219,10 +219,8 @@ pub async fn count_archived_before(
     ex: impl PgExecutor<'_>,
     before: DateTime<Utc>,
 ) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM questions WHERE archived_at < $1")
-        .bind(before)
-        .fetch_one(ex)
-        .await
+    let sql = "SELECT count(*) FROM questions WHERE archived_at < $1";
+    super::count_by_key(ex, sql, before).await
 }
 
 /// The next `limit` questions after id `after` that were archived before
@@ -254,10 +252,8 @@ pub async fn lock_choice(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Optio
 
 /// How many choices the question has.
 pub async fn count_choices(ex: impl PgExecutor<'_>, question_id: i64) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM choices WHERE question_id = $1")
-        .bind(question_id)
-        .fetch_one(ex)
-        .await
+    let sql = "SELECT count(*) FROM choices WHERE question_id = $1";
+    super::count_by_key(ex, sql, question_id).await
 }
 
 /// Which questions a bulk deletion is about. `None` means "any".

@@ -1,7 +1,7 @@
 //! The `users` table.
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::postgres::PgArguments;
 use sqlx::query::QueryAs;
 use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder};
 
@@ -97,10 +97,11 @@ macro_rules! login_match {
 impl LoginKeys<'_> {
     /// The row `sql`, a statement ending in `login_match!()`, reads for
     /// these keys.
-    async fn find<T>(self, ex: impl PgExecutor<'_>, sql: &'static str) -> sqlx::Result<Option<T>>
-    where
-        T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
-    {
+    async fn find<T: super::Row>(
+        self,
+        ex: impl PgExecutor<'_>,
+        sql: &'static str,
+    ) -> sqlx::Result<Option<T>> {
         sqlx::query_as(sql)
             .bind(self.key)
             .bind(self.fold)
@@ -443,12 +444,8 @@ pub async fn count_other_active_superusers(
     ex: &mut sqlx::PgConnection,
     except: &[i64],
 ) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM users WHERE is_active AND is_superuser AND NOT id = ANY($1)",
-    )
-    .bind(except)
-    .fetch_one(ex)
-    .await
+    let sql = "SELECT count(*) FROM users WHERE is_active AND is_superuser AND NOT id = ANY($1)";
+    super::count_by_key(ex, sql, except).await
 }
 
 /// What [`anonymize`] took away, counted for the erasure's receipt.
@@ -536,11 +533,11 @@ pub async fn others_than(
     keys: &[String],
     sample: i64,
 ) -> sqlx::Result<(i64, Vec<String>)> {
-    let count: i64 = sqlx::query_scalar(
+    let count = super::count_by_key(
+        &mut *ex,
         "SELECT count(*) FROM users WHERE username_key <> ALL($1) AND anonymized_at IS NULL",
+        keys,
     )
-    .bind(keys)
-    .fetch_one(&mut *ex)
     .await?;
     let names: Vec<String> = sqlx::query_scalar(
         "SELECT username FROM users WHERE username_key <> ALL($1) AND anonymized_at IS NULL \

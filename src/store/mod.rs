@@ -101,6 +101,16 @@ async fn update_by_id<'q>(
     Ok(())
 }
 
+/// [`update_by_id`] for a statement that returns the row it wrote.
+async fn updated_row<'q, T: Row>(
+    ex: impl PgExecutor<'_>,
+    sql: &'static str,
+    id: i64,
+    value: impl Param<'q>,
+) -> sqlx::Result<T> {
+    sqlx::query_as(sql).bind(id).bind(value).fetch_one(ex).await
+}
+
 /// Adds `AND <column> IS NOT NULL` when `set` is true, `AND <column> IS
 /// NULL` when false, nothing when `None`: the filters on whether something
 /// happened to a row (deactivated, anonymized, archived). `column` is a

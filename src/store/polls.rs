@@ -204,14 +204,11 @@ pub async fn set_standing(
     id: i64,
     standing: Standing,
 ) -> sqlx::Result<QuestionRow> {
-    sqlx::query_as(concat!(
+    let sql = concat!(
         "UPDATE questions SET archived_at = CASE WHEN $2 THEN now() END WHERE id = $1 RETURNING ",
         question_columns!()
-    ))
-    .bind(id)
-    .bind(standing == Standing::Archived)
-    .fetch_one(ex)
-    .await
+    );
+    super::updated_row(ex, sql, id, standing == Standing::Archived).await
 }
 
 /// How many questions were archived before `before`.

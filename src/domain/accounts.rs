@@ -14,9 +14,9 @@ use super::{Actor, validation};
 use crate::auth::{password, token};
 use crate::config::{LoginLimit, PasswordPolicy, Settings};
 use crate::error::{AppError, AppResult, OnConstraint};
-use crate::store::login_failures::{self, Scope};
+use crate::store::login_failures::{self, Counter, Limit, Scope};
 use crate::store::sessions;
-use crate::store::users::{self, UserRow};
+use crate::store::users::{self, LoginKeys, UserRow};
 
 pub struct LoginOutcome {
     pub token: String,
@@ -48,9 +48,7 @@ pub async fn login(
     reserve_attempt(pool, settings, &attempt).await?;
 
     let checked = async {
-        let credentials =
-            users::find_credentials(pool, &attempt.key, &attempt.fold, &attempt.grandfathered)
-                .await?;
+        let credentials = users::find_credentials(pool, attempt.login_keys()).await?;
         let (user_id, is_active, stored) = match credentials {
             Some(c) => (Some(c.id), c.is_active, c.password_hash),
             None => (None, false, None),
@@ -141,7 +139,11 @@ async fn start_session(
     users::touch_last_login(&mut *tx, user.id, now).await?;
     // The owner's own typos from this address are forgiven; guesses from
     // elsewhere still count against the username's overall limit.
-    login_failures::clear(&mut *tx, Scope::UsernameAndAddress, &attempt.pair_key()).await?;
+    let pair = Counter {
+        scope: Scope::UsernameAndAddress,
+        key: &attempt.pair_key(),
+    };
+    pair.clear(&mut *tx).await?;
     let details = json!({ "clientAddress": client_address });
     AuditEntry::new(AuditAction::Login, Target::User(&user))
         .by(AuditActor::user(&user))
@@ -176,8 +178,7 @@ async fn reserve_attempt(pool: &PgPool, settings: &Settings, attempt: &Attempt) 
 /// older-style key when the name as typed is exactly that.
 pub async fn find_by_username(pool: &PgPool, username: &str) -> AppResult<Option<UserRow>> {
     let attempt = Attempt::new(username, None);
-    let found =
-        users::find_by_username(pool, &attempt.key, &attempt.fold, &attempt.grandfathered).await?;
+    let found = users::find_by_username(pool, attempt.login_keys()).await?;
     Ok(found)
 }
 
@@ -209,6 +210,14 @@ impl Attempt {
         }
     }
 
+    fn login_keys(&self) -> LoginKeys<'_> {
+        LoginKeys {
+            key: &self.key,
+            fold: &self.fold,
+            grandfathered: &self.grandfathered,
+        }
+    }
+
     /// Addresses hold no space, so the pair cannot be read two ways.
     fn pair_key(&self) -> String {
         format!("{} {}", self.address, self.key)
@@ -233,7 +242,12 @@ impl Attempt {
                 Scope::Username => limit.per_username,
                 Scope::Address => limit.per_address,
             };
-            if !login_failures::reserve(&mut *conn, scope, &key, limit.window, max).await? {
+            let counter = Counter { scope, key: &key };
+            let limit = Limit {
+                window: limit.window,
+                max,
+            };
+            if !counter.reserve(&mut *conn, limit).await? {
                 return Ok(false);
             }
         }
@@ -244,7 +258,7 @@ impl Attempt {
 /// Takes back the attempt `login` counted before checking the password.
 async fn release_attempt(conn: &mut PgConnection, attempt: &Attempt) -> sqlx::Result<()> {
     for (scope, key) in attempt.counters() {
-        login_failures::release(&mut *conn, scope, &key).await?;
+        Counter { scope, key: &key }.release(&mut *conn).await?;
     }
     Ok(())
 }
@@ -675,7 +689,7 @@ async fn verify_current_password(
             "give your current password to change it",
         ));
     };
-    let stored = users::find_credentials(pool, &attempt.key, &attempt.fold, &attempt.grandfathered)
+    let stored = users::find_credentials(pool, attempt.login_keys())
         .await?
         .filter(|c| c.id == me.id)
         .and_then(|c| c.password_hash);

@@ -36,7 +36,7 @@ use crate::error::{AppError, AppResult, OnConstraint};
 pub use crate::store::directory::Resource;
 use crate::store::directory::{self, Condition, GroupColumn, UserColumn, Window};
 use crate::store::groups::GroupRow;
-use crate::store::login_failures::{self, Scope};
+use crate::store::login_failures::{Counter, Limit, Scope};
 use crate::store::scim_tokens::{self, ScimTokenRow};
 use crate::store::user_facts::Fact;
 use crate::store::users::{self, UserRow};
@@ -166,13 +166,20 @@ pub async fn authenticate(
     limit: &LoginLimit,
 ) -> AppResult<Option<Actor>> {
     let key = bearer_key(client_address);
-    let (window, max) = (limit.window, limit.per_address);
-    if login_failures::is_over(pool, Scope::Address, &key, window, max).await? {
+    let counter = Counter {
+        scope: Scope::Address,
+        key: &key,
+    };
+    let limit = Limit {
+        window: limit.window,
+        max: limit.per_address,
+    };
+    if counter.is_over(pool, limit).await? {
         return Err(AppError::RateLimited);
     }
     let found = scim_tokens::find_live_by_digest(pool, &token::digest(bearer)).await?;
     if found.is_none() {
-        login_failures::reserve(pool, Scope::Address, &key, window, max).await?;
+        counter.reserve(pool, limit).await?;
     }
     Ok(found.map(|row| Actor::Service(ServiceActor::from(row))))
 }

@@ -47,11 +47,8 @@ pub async fn insert(ex: impl PgExecutor<'_>, name: &str) -> sqlx::Result<GroupRo
 }
 
 pub async fn rename(ex: impl PgExecutor<'_>, id: i64, name: &str) -> sqlx::Result<GroupRow> {
-    sqlx::query_as("UPDATE groups SET name = $2 WHERE id = $1 RETURNING id, name")
-        .bind(id)
-        .bind(name)
-        .fetch_one(ex)
-        .await
+    let sql = "UPDATE groups SET name = $2 WHERE id = $1 RETURNING id, name";
+    super::updated_row(ex, sql, id, name).await
 }
 
 /// Replaces the group's permissions with exactly `permission_ids`: removes

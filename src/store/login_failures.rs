@@ -38,100 +38,114 @@ impl Scope {
     }
 }
 
-/// Counts one attempt against `key` before its password is checked, unless
-/// the window still open already holds `limit` attempts; `false` means the
-/// caller is over the limit and nothing was counted.
-///
-/// The check and the count are one statement, so parallel attempts
-/// serialize on the row lock: a burst cannot all pass a check made before
-/// any of them has been counted. A closed window restarts at one.
-pub async fn reserve(
-    ex: impl PgExecutor<'_>,
-    scope: Scope,
-    key: &str,
-    window: Duration,
-    limit: i32,
-) -> sqlx::Result<bool> {
-    if limit <= 0 {
-        return Ok(false);
-    }
-    let counted = sqlx::query_scalar::<_, i32>(
-        "INSERT INTO login_failures (scope, key, failures, window_start) VALUES ($1, name_digest($2), 1, now()) \
-         ON CONFLICT (scope, key) DO UPDATE SET \
-           failures = CASE WHEN login_failures.window_start > now() - make_interval(secs => $3) \
-                           THEN login_failures.failures + 1 ELSE 1 END, \
-           window_start = CASE WHEN login_failures.window_start > now() - make_interval(secs => $3) \
-                               THEN login_failures.window_start ELSE now() END \
-         WHERE login_failures.window_start <= now() - make_interval(secs => $3) \
-            OR login_failures.failures < $4 \
-         RETURNING failures",
-    );
-    let counted = bind_window(counted, scope, key, window, limit)
-        .fetch_optional(ex)
-        .await?;
-    Ok(counted.is_some())
+/// One counter: what it counts (`scope`) and of whom (`key`, digested in
+/// SQL). The two always travel together, so every statement on a counter
+/// is a method of it.
+#[derive(Debug, Clone, Copy)]
+pub struct Counter<'a> {
+    pub scope: Scope,
+    pub key: &'a str,
 }
 
-/// Whether the window still open for `key` already holds `limit` attempts
-/// (a read only: for limits that count failures after the check, see
-/// `domain::provisioning::authenticate`).
-pub async fn is_over(
-    ex: impl PgExecutor<'_>,
-    scope: Scope,
-    key: &str,
-    window: Duration,
-    limit: i32,
-) -> sqlx::Result<bool> {
-    if limit <= 0 {
-        return Ok(true);
+/// How many attempts a counter allows (`max`) within `window`; a `max` of
+/// zero or less allows none.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub window: Duration,
+    pub max: i32,
+}
+
+impl Limit {
+    fn allows_none(self) -> bool {
+        self.max <= 0
     }
-    let over = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM login_failures \
-          WHERE scope = $1 AND key = name_digest($2) AND failures >= $4 \
-            AND window_start > now() - make_interval(secs => $3))",
-    );
-    bind_window(over, scope, key, window, limit)
-        .fetch_one(ex)
+}
+
+impl<'a> Counter<'a> {
+    /// Counts one attempt before its password is checked, unless the window
+    /// still open already holds `limit.max` attempts; `false` means the
+    /// caller is over the limit and nothing was counted.
+    ///
+    /// The check and the count are one statement, so parallel attempts
+    /// serialize on the row lock: a burst cannot all pass a check made before
+    /// any of them has been counted. A closed window restarts at one.
+    pub async fn reserve(self, ex: impl PgExecutor<'_>, limit: Limit) -> sqlx::Result<bool> {
+        if limit.allows_none() {
+            return Ok(false);
+        }
+        let counted = sqlx::query_scalar::<_, i32>(
+            "INSERT INTO login_failures (scope, key, failures, window_start) VALUES ($1, name_digest($2), 1, now()) \
+             ON CONFLICT (scope, key) DO UPDATE SET \
+               failures = CASE WHEN login_failures.window_start > now() - make_interval(secs => $3) \
+                               THEN login_failures.failures + 1 ELSE 1 END, \
+               window_start = CASE WHEN login_failures.window_start > now() - make_interval(secs => $3) \
+                                   THEN login_failures.window_start ELSE now() END \
+             WHERE login_failures.window_start <= now() - make_interval(secs => $3) \
+                OR login_failures.failures < $4 \
+             RETURNING failures",
+        );
+        let counted = self.bind_limit(counted, limit).fetch_optional(ex).await?;
+        Ok(counted.is_some())
+    }
+
+    /// Whether the window still open already holds `limit.max` attempts (a
+    /// read only: for limits that count failures after the check, see
+    /// `domain::provisioning::authenticate`).
+    pub async fn is_over(self, ex: impl PgExecutor<'_>, limit: Limit) -> sqlx::Result<bool> {
+        if limit.allows_none() {
+            return Ok(true);
+        }
+        let over = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM login_failures \
+              WHERE scope = $1 AND key = name_digest($2) AND failures >= $4 \
+                AND window_start > now() - make_interval(secs => $3))",
+        );
+        self.bind_limit(over, limit).fetch_one(ex).await
+    }
+
+    /// Binds the counter's `$1` scope and `$2` key, and the limit's `$3`
+    /// window (seconds) and `$4` maximum, the order both limit statements
+    /// above use.
+    fn bind_limit<'q, O>(
+        self,
+        statement: QueryScalar<'q, Postgres, O, PgArguments>,
+        limit: Limit,
+    ) -> QueryScalar<'q, Postgres, O, PgArguments>
+    where
+        'a: 'q,
+    {
+        statement
+            .bind(self.scope.as_str())
+            .bind(self.key)
+            .bind(limit.window.as_secs_f64())
+            .bind(limit.max)
+    }
+
+    /// Takes back one attempt counted by [`Counter::reserve`] that turned
+    /// out not to be a failed guess (the right password).
+    pub async fn release(self, ex: impl PgExecutor<'_>) -> sqlx::Result<()> {
+        self.write(
+            ex,
+            "UPDATE login_failures SET failures = failures - 1 \
+             WHERE scope = $1 AND key = name_digest($2) AND failures > 0",
+        )
         .await
-}
+    }
 
-/// Binds a counter's `$1` scope, `$2` key, `$3` window (seconds) and `$4`
-/// limit, the order both limit statements above use.
-fn bind_window<'q, O>(
-    statement: QueryScalar<'q, Postgres, O, PgArguments>,
-    scope: Scope,
-    key: &'q str,
-    window: Duration,
-    limit: i32,
-) -> QueryScalar<'q, Postgres, O, PgArguments> {
-    statement
-        .bind(scope.as_str())
-        .bind(key)
-        .bind(window.as_secs_f64())
-        .bind(limit)
-}
+    pub async fn clear(self, ex: impl PgExecutor<'_>) -> sqlx::Result<()> {
+        let sql = "DELETE FROM login_failures WHERE scope = $1 AND key = name_digest($2)";
+        self.write(ex, sql).await
+    }
 
-/// Takes back one attempt counted by [`reserve`] that turned out not to be
-/// a failed guess (the right password).
-pub async fn release(ex: impl PgExecutor<'_>, scope: Scope, key: &str) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE login_failures SET failures = failures - 1 \
-         WHERE scope = $1 AND key = name_digest($2) AND failures > 0",
-    )
-    .bind(scope.as_str())
-    .bind(key)
-    .execute(ex)
-    .await?;
-    Ok(())
-}
-
-pub async fn clear(ex: impl PgExecutor<'_>, scope: Scope, key: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM login_failures WHERE scope = $1 AND key = name_digest($2)")
-        .bind(scope.as_str())
-        .bind(key)
-        .execute(ex)
-        .await?;
-    Ok(())
+    /// Runs `sql`, a write to this counter's row (`$1` scope, `$2` key).
+    async fn write(self, ex: impl PgExecutor<'_>, sql: &'static str) -> sqlx::Result<()> {
+        sqlx::query(sql)
+            .bind(self.scope.as_str())
+            .bind(self.key)
+            .execute(ex)
+            .await?;
+        Ok(())
+    }
 }
 
 /// Removes the per-username counter of `username_key` (an erasure: the old

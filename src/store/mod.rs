@@ -26,7 +26,7 @@
 //! to check `QueryBuilder` output.
 
 use sqlx::postgres::PgRow;
-use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder};
+use sqlx::{Encode, FromRow, PgExecutor, Postgres, QueryBuilder, Type};
 
 pub mod access;
 pub mod audit;
@@ -45,48 +45,70 @@ pub mod user_facts;
 pub mod users;
 pub mod webhooks;
 
+/// A row type the store reads whole (`query_as`): the bound every helper
+/// below puts on what it reads, named once.
+trait Row: for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+
+impl<T> Row for T where T: for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+
+/// A value bound as one parameter of a statement: the bound every helper
+/// below puts on a key or a value, named once.
+trait Param<'q>: 'q + Send + Encode<'q, Postgres> + Type<Postgres> {}
+
+impl<'q, T> Param<'q> for T where T: 'q + Send + Encode<'q, Postgres> + Type<Postgres> {}
+
 /// Every row `sql` reads for the batch of ids bound as `$1` (`= ANY($1)`):
 /// the one shape of the statements behind the DataLoaders and the bulk
 /// reads, so each of them is its SQL and nothing else.
-async fn rows_for_ids<T>(
+async fn rows_for_ids<T: Row>(
     ex: impl PgExecutor<'_>,
     sql: &'static str,
     ids: &[i64],
-) -> sqlx::Result<Vec<T>>
-where
-    T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
-{
+) -> sqlx::Result<Vec<T>> {
     sqlx::query_as(sql).bind(ids).fetch_all(ex).await
 }
 
 /// The row `sql` reads for the key bound as `$1`, if there is one: a
 /// lookup by primary key (plain or locked, `FOR UPDATE`) or by another
 /// unique key (a token's digest, a name).
-async fn row_by_key<'q, T, K>(
+async fn row_by_key<'q, T: Row>(
     ex: impl PgExecutor<'_>,
     sql: &'static str,
-    key: K,
-) -> sqlx::Result<Option<T>>
-where
-    T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
-    K: 'q + Send + sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres>,
-{
+    key: impl Param<'q>,
+) -> sqlx::Result<Option<T>> {
     sqlx::query_as(sql).bind(key).fetch_optional(ex).await
+}
+
+/// The `count(*)` `sql` makes for the key bound as `$1`: the shape of the
+/// plain counts, so each of them is its SQL and nothing else.
+async fn count_by_key<'q>(
+    ex: impl PgExecutor<'_>,
+    sql: &'static str,
+    key: impl Param<'q>,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(sql).bind(key).fetch_one(ex).await
 }
 
 /// Runs `sql`, a write to the row whose id is bound as `$1` of the value
 /// bound as `$2`: the shape of the single-column updates.
-async fn update_by_id<'q, V>(
+async fn update_by_id<'q>(
     ex: impl PgExecutor<'_>,
     sql: &'static str,
     id: i64,
-    value: V,
-) -> sqlx::Result<()>
-where
-    V: 'q + Send + sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres>,
-{
+    value: impl Param<'q>,
+) -> sqlx::Result<()> {
     sqlx::query(sql).bind(id).bind(value).execute(ex).await?;
     Ok(())
+}
+
+/// [`update_by_id`] for a statement that returns the row it wrote.
+async fn updated_row<'q, T: Row>(
+    ex: impl PgExecutor<'_>,
+    sql: &'static str,
+    id: i64,
+    value: impl Param<'q>,
+) -> sqlx::Result<T> {
+    sqlx::query_as(sql).bind(id).bind(value).fetch_one(ex).await
 }
 
 /// Adds `AND <column> IS NOT NULL` when `set` is true, `AND <column> IS

@@ -204,14 +204,11 @@ pub async fn set_standing(
     id: i64,
     standing: Standing,
 ) -> sqlx::Result<QuestionRow> {
-    sqlx::query_as(concat!(
+    let sql = concat!(
         "UPDATE questions SET archived_at = CASE WHEN $2 THEN now() END WHERE id = $1 RETURNING ",
         question_columns!()
-    ))
-    .bind(id)
-    .bind(standing == Standing::Archived)
-    .fetch_one(ex)
-    .await
+    );
+    super::updated_row(ex, sql, id, standing == Standing::Archived).await
 }
 
 /// How many questions were archived before `before`.
@@ -219,10 +216,8 @@ pub async fn count_archived_before(
     ex: impl PgExecutor<'_>,
     before: DateTime<Utc>,
 ) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM questions WHERE archived_at < $1")
-        .bind(before)
-        .fetch_one(ex)
-        .await
+    let sql = "SELECT count(*) FROM questions WHERE archived_at < $1";
+    super::count_by_key(ex, sql, before).await
 }
 
 /// The next `limit` questions after id `after` that were archived before
@@ -254,10 +249,8 @@ pub async fn lock_choice(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Optio
 
 /// How many choices the question has.
 pub async fn count_choices(ex: impl PgExecutor<'_>, question_id: i64) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM choices WHERE question_id = $1")
-        .bind(question_id)
-        .fetch_one(ex)
-        .await
+    let sql = "SELECT count(*) FROM choices WHERE question_id = $1";
+    super::count_by_key(ex, sql, question_id).await
 }
 
 /// Which questions a bulk deletion is about. `None` means "any".

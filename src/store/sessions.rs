@@ -121,10 +121,7 @@ pub async fn revoke_all_for_user(
 /// How many of the user's sessions are neither revoked nor expired (those a
 /// deactivation would revoke).
 pub async fn count_unexpired_for_user(ex: impl PgExecutor<'_>, user_id: i64) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()",
-    )
-    .bind(user_id)
-    .fetch_one(ex)
-    .await
+    let sql = "SELECT count(*) FROM sessions \
+               WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()";
+    super::count_by_key(ex, sql, user_id).await
 }

@@ -43,7 +43,7 @@ pub(super) const COLUMNS: &str = user_columns!();
 /// The `SELECT` of a [`UserRow`] from `users` where `$condition` holds (with
 /// any order or lock clause after it), as one literal for `sqlx`.
 macro_rules! users_where {
-    ($condition:literal) => {
+    ($condition:expr) => {
         concat!("SELECT ", user_columns!(), " FROM users WHERE ", $condition)
     };
 }
@@ -76,41 +76,59 @@ pub struct Credentials {
     pub password_hash: Option<String>,
 }
 
-/// The account `login` checks: the one whose key is `key`, unless the
-/// name as typed (`fold`: `validation::username_fold`) is exactly an
-/// account's older-style key, plain or grandfathered (`db::username_keys`).
+/// The keys `login` finds an account by: its `key`, unless the name as
+/// typed (`fold`: `validation::username_fold`) is exactly an account's
+/// older-style key, plain or `grandfathered` (`db::username_keys`).
+#[derive(Debug, Clone, Copy)]
+pub struct LoginKeys<'a> {
+    pub key: &'a str,
+    pub fold: &'a str,
+    pub grandfathered: &'a str,
+}
+
+/// The condition on `users` that picks the account for [`LoginKeys`] bound
+/// as `$1` to `$3`: the key itself over an older-style one.
+macro_rules! login_match {
+    () => {
+        "username_key IN ($1, $2, $3) ORDER BY username_key = $1 LIMIT 1"
+    };
+}
+
+impl LoginKeys<'_> {
+    /// The row `sql`, a statement ending in `login_match!()`, reads for
+    /// these keys.
+    async fn find<T: super::Row>(
+        self,
+        ex: impl PgExecutor<'_>,
+        sql: &'static str,
+    ) -> sqlx::Result<Option<T>> {
+        sqlx::query_as(sql)
+            .bind(self.key)
+            .bind(self.fold)
+            .bind(self.grandfathered)
+            .fetch_optional(ex)
+            .await
+    }
+}
+
 /// A user by name as `login` finds them (see [`find_credentials`]).
 pub async fn find_by_username(
     ex: impl PgExecutor<'_>,
-    key: &str,
-    fold: &str,
-    grandfathered: &str,
+    keys: LoginKeys<'_>,
 ) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as(users_where!(
-        "username_key IN ($1, $2, $3) ORDER BY username_key = $1 LIMIT 1"
-    ))
-    .bind(key)
-    .bind(fold)
-    .bind(grandfathered)
-    .fetch_optional(ex)
-    .await
+    keys.find(ex, users_where!(login_match!())).await
 }
 
+/// The account `login` checks.
 pub async fn find_credentials(
     ex: impl PgExecutor<'_>,
-    key: &str,
-    fold: &str,
-    grandfathered: &str,
+    keys: LoginKeys<'_>,
 ) -> sqlx::Result<Option<Credentials>> {
-    sqlx::query_as(
-        "SELECT id, is_active, password_hash FROM users WHERE username_key IN ($1, $2, $3) \
-         ORDER BY username_key = $1 LIMIT 1",
-    )
-    .bind(key)
-    .bind(fold)
-    .bind(grandfathered)
-    .fetch_optional(ex)
-    .await
+    let sql = concat!(
+        "SELECT id, is_active, password_hash FROM users WHERE ",
+        login_match!()
+    );
+    keys.find(ex, sql).await
 }
 
 /// The profile fields of a user as written: at creation, and after an edit
@@ -426,12 +444,8 @@ pub async fn count_other_active_superusers(
     ex: &mut sqlx::PgConnection,
     except: &[i64],
 ) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM users WHERE is_active AND is_superuser AND NOT id = ANY($1)",
-    )
-    .bind(except)
-    .fetch_one(ex)
-    .await
+    let sql = "SELECT count(*) FROM users WHERE is_active AND is_superuser AND NOT id = ANY($1)";
+    super::count_by_key(ex, sql, except).await
 }
 
 /// What [`anonymize`] took away, counted for the erasure's receipt.
@@ -519,11 +533,11 @@ pub async fn others_than(
     keys: &[String],
     sample: i64,
 ) -> sqlx::Result<(i64, Vec<String>)> {
-    let count: i64 = sqlx::query_scalar(
+    let count = super::count_by_key(
+        &mut *ex,
         "SELECT count(*) FROM users WHERE username_key <> ALL($1) AND anonymized_at IS NULL",
+        keys,
     )
-    .bind(keys)
-    .fetch_one(&mut *ex)
     .await?;
     let names: Vec<String> = sqlx::query_scalar(
         "SELECT username FROM users WHERE username_key <> ALL($1) AND anonymized_at IS NULL \

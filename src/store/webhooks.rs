@@ -158,13 +158,9 @@ pub async fn deliveries_page(
 }
 
 pub async fn count_deliveries(ex: impl PgExecutor<'_>, webhook_id: i64) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-          WHERE d.webhook_id = $1",
-    )
-    .bind(webhook_id)
-    .fetch_one(ex)
-    .await
+    let sql = "SELECT count(*) FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                WHERE d.webhook_id = $1";
+    super::count_by_key(ex, sql, webhook_id).await
 }
 
 /// Queues `delivery_id`'s event again for its endpoint, as a new delivery

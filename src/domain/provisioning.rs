@@ -321,6 +321,8 @@ pub trait Listed: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpi
     /// The permission a caller needs to see any of these rows.
     const VIEW: &'static str;
     const LISTING: Lister<Self::Column>;
+    /// Which table holds the `externalId` of these rows.
+    const RESOURCE: Resource;
 }
 
 /// Builds a directory listing of rows matching a condition on `C`.
@@ -331,12 +333,14 @@ impl Listed for UserRow {
     type Column = UserColumn;
     const VIEW: &'static str = VIEW_USER;
     const LISTING: Lister<UserColumn> = directory::users;
+    const RESOURCE: Resource = Resource::User;
 }
 
 impl Listed for GroupRow {
     type Column = GroupColumn;
     const VIEW: &'static str = VIEW_GROUP;
     const LISTING: Lister<GroupColumn> = directory::groups;
+    const RESOURCE: Resource = Resource::Group;
 }
 
 /// A page of the rows matching `condition`, and how many match in all; a

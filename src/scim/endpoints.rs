@@ -46,19 +46,13 @@ pub async fn dispatch(
         ("POST", ["Users", ".search"]) => list::<UserRow>(pool, &searched(call)?).await,
         ("POST", ["Groups", ".search"]) => list::<GroupRow>(pool, &searched(call)?).await,
         ("POST", ["Users"]) => create_user(pool, settings, &call).await,
-        ("GET", ["Users", id]) => {
-            let shown = resource::<UserRow>(pool, &call, parse_id(id)?).await?;
-            Ok(Answer::ok(projection(&call).apply(shown)))
-        }
-        ("PUT" | "PATCH", ["Users", id]) => change_user(pool, method, &call, parse_id(id)?).await,
+        ("GET", ["Users", id]) => show::<UserRow>(pool, &call, parse_id(id)?).await,
+        ("PUT" | "PATCH", ["Users", id]) => change_user(pool, &call, Edit::of(method, id)?).await,
         ("DELETE", ["Users", id]) => delete_user(pool, settings, &call, parse_id(id)?).await,
         ("GET", ["Groups"]) => list::<GroupRow>(pool, &call).await,
         ("POST", ["Groups"]) => create_group(pool, &call).await,
-        ("GET", ["Groups", id]) => {
-            let shown = resource::<GroupRow>(pool, &call, parse_id(id)?).await?;
-            Ok(Answer::ok(projection(&call).apply(shown)))
-        }
-        ("PUT" | "PATCH", ["Groups", id]) => change_group(pool, method, &call, parse_id(id)?).await,
+        ("GET", ["Groups", id]) => show::<GroupRow>(pool, &call, parse_id(id)?).await,
+        ("PUT" | "PATCH", ["Groups", id]) => change_group(pool, &call, Edit::of(method, id)?).await,
         ("DELETE", ["Groups", id]) => delete_group(pool, &call, parse_id(id)?).await,
         (
             _,
@@ -233,31 +227,55 @@ fn store_op(op: CompareOp) -> Op {
 }
 
 /// A resource as SCIM shows it: the attribute paths a filter may name,
-/// and how rows are rendered. Users and groups are listed alike ([`list`]).
-trait Shown: provisioning::Listed {
+/// how rows are rendered and how one is found. Users and groups are
+/// listed, read, created and changed through the same functions over it.
+trait Shown: provisioning::Listed<Column: Common> {
+    /// The column a filter on one of the resource's own attributes tests
+    /// (the common ones are [`filtered_column`]'s).
     fn column(path: &AttrPath) -> Option<Self::Column>;
+
+    async fn render(pool: &PgPool, call: &Call, rows: &[Self]) -> Result<Vec<Value>, ScimError>;
 
     /// The row, if the caller may see it.
     async fn find(pool: &PgPool, actor: &Actor, id: i64) -> AppResult<Self>;
+}
 
-    async fn render(pool: &PgPool, call: &Call, rows: &[Self]) -> Result<Vec<Value>, ScimError>;
+/// The attributes every resource has (RFC 7643 §3.1), as a column of each
+/// resource's listing.
+trait Common {
+    const ID: Self;
+    const EXTERNAL_ID: Self;
+}
+
+impl Common for UserColumn {
+    const ID: Self = UserColumn::Id;
+    const EXTERNAL_ID: Self = UserColumn::ExternalId;
+}
+
+impl Common for GroupColumn {
+    const ID: Self = GroupColumn::Id;
+    const EXTERNAL_ID: Self = GroupColumn::ExternalId;
+}
+
+/// The column a filter on `path` tests, `None` for an attribute no
+/// filter may name.
+fn filtered_column<R: Shown>(path: &AttrPath) -> Option<R::Column> {
+    match path.0.as_str() {
+        "id" => Some(Common::ID),
+        "externalid" => Some(Common::EXTERNAL_ID),
+        _ => R::column(path),
+    }
 }
 
 impl Shown for UserRow {
-    async fn find(pool: &PgPool, actor: &Actor, id: i64) -> AppResult<Self> {
-        provisioning::find_user(pool, actor, id).await
-    }
-
     fn column(path: &AttrPath) -> Option<UserColumn> {
         Some(match path.0.as_str() {
-            "id" => UserColumn::Id,
             "username" => UserColumn::Username,
             "emails" | "emails.value" => UserColumn::Email,
             "name.givenname" => UserColumn::GivenName,
             "name.familyname" => UserColumn::FamilyName,
             "displayname" | "name.formatted" => UserColumn::DisplayName,
             "active" => UserColumn::Active,
-            "externalid" => UserColumn::ExternalId,
             _ => return None,
         })
     }
@@ -281,19 +299,17 @@ impl Shown for UserRow {
             })
             .collect())
     }
+
+    async fn find(pool: &PgPool, actor: &Actor, id: i64) -> AppResult<Self> {
+        provisioning::find_user(pool, actor, id).await
+    }
 }
 
 impl Shown for GroupRow {
-    async fn find(pool: &PgPool, actor: &Actor, id: i64) -> AppResult<Self> {
-        provisioning::find_group(pool, actor, id).await
-    }
-
     fn column(path: &AttrPath) -> Option<GroupColumn> {
         Some(match path.0.as_str() {
-            "id" => GroupColumn::Id,
             "displayname" => GroupColumn::DisplayName,
             "members" | "members.value" => GroupColumn::MemberId,
-            "externalid" => GroupColumn::ExternalId,
             _ => return None,
         })
     }
@@ -311,11 +327,15 @@ impl Shown for GroupRow {
             })
             .collect())
     }
+
+    async fn find(pool: &PgPool, actor: &Actor, id: i64) -> AppResult<Self> {
+        provisioning::find_group(pool, actor, id).await
+    }
 }
 
 /// A list response: the page of resources the filter selects, projected.
 async fn list<R: Shown>(pool: &PgPool, call: &Call) -> Result<Answer, ScimError> {
-    let condition = condition(call, R::column)?;
+    let condition = condition(call, filtered_column::<R>)?;
     let window = window(call);
     let (rows, total) =
         provisioning::list::<R>(pool, &call.actor, condition.as_ref(), window).await?;
@@ -333,6 +353,12 @@ async fn render_one<R: Shown>(pool: &PgPool, call: &Call, row: R) -> Result<Valu
 async fn resource<R: Shown>(pool: &PgPool, call: &Call, id: i64) -> Result<Value, ScimError> {
     let row = R::find(pool, &call.actor, id).await?;
     render_one(pool, call, row).await
+}
+
+/// A read of one resource, projected.
+async fn show<R: Shown>(pool: &PgPool, call: &Call, id: i64) -> Result<Answer, ScimError> {
+    let shown = resource::<R>(pool, call, id).await?;
+    Ok(Answer::ok(projection(call).apply(shown)))
 }
 
 /// The resource as shown now, which a change or a deletion is about:
@@ -365,66 +391,77 @@ async fn create_user(pool: &PgPool, settings: &Settings, call: &Call) -> Result<
     };
     let policy = &settings.password_policy;
     let user = provisioning::provision_user(pool, &call.actor, &person, password, policy).await?;
+    created::<UserRow>(pool, call, user.id).await
+}
+
+/// The answer to a creation (201): the new resource, with the `externalId`
+/// the body names set first.
+async fn created<R: Shown>(pool: &PgPool, call: &Call, id: i64) -> Result<Answer, ScimError> {
     if let Some(external_id) = resources::external_id(&call.body)? {
-        provisioning::set_external_id(
-            pool,
-            &call.actor,
-            Resource::User,
-            user.id,
-            Some(&external_id),
-        )
-        .await?;
+        provisioning::set_external_id(pool, &call.actor, R::RESOURCE, id, Some(&external_id))
+            .await?;
     }
-    Ok(Answer::created(
-        resource::<UserRow>(pool, call, user.id).await?,
-    ))
+    Ok(Answer::created(resource::<R>(pool, call, id).await?))
 }
 
-/// What the client wants the resource to be: a PUT's body, or the
-/// resource as shown with a PATCH's operations applied.
-fn wanted_state(method: &str, current: &Value, body: &Value) -> Result<Value, ScimError> {
-    match method {
-        "PATCH" => {
-            let mut edited = current.clone();
-            patch::apply(&mut edited, body)?;
-            Ok(edited)
-        }
-        _ => Ok(body.clone()),
-    }
-}
-
-/// The new `externalId` (`Some(None)`: cleared) when it changes.
-fn changed_external_id(
-    current: &Value,
-    wanted: &Value,
-) -> Result<Option<Option<String>>, ScimError> {
-    let external_id = resources::external_id(wanted)?;
-    Ok((external_id != resources::external_id(current)?).then_some(external_id))
-}
-
-/// PUT replaces the user with the body; PATCH applies its operations to
-/// the user as shown and replaces the user with the result.
-async fn change_user(
-    pool: &PgPool,
-    method: &str,
-    call: &Call,
+/// A PUT or a PATCH of the resource `id`: PUT replaces the resource with
+/// the body; PATCH applies its operations to the resource as shown and
+/// replaces the resource with the result.
+#[derive(Clone, Copy)]
+struct Edit<'a> {
+    method: &'a str,
     id: i64,
-) -> Result<Answer, ScimError> {
-    let current = current::<UserRow>(pool, call, id).await?;
-    let wanted = wanted_state(method, &current, &call.body)?;
+}
+
+impl<'a> Edit<'a> {
+    fn of(method: &'a str, id: &str) -> Result<Self, ScimError> {
+        Ok(Edit {
+            method,
+            id: parse_id(id)?,
+        })
+    }
+
+    /// The resource as shown now (refused, 412, when `If-Match` names
+    /// another version) and as the client wants it.
+    async fn read<R: Shown>(self, pool: &PgPool, call: &Call) -> Result<(Value, Value), ScimError> {
+        let current = current::<R>(pool, call, self.id).await?;
+        let wanted = match self.method {
+            "PATCH" => {
+                let mut edited = current.clone();
+                patch::apply(&mut edited, &call.body)?;
+                edited
+            }
+            _ => call.body.clone(),
+        };
+        Ok((current, wanted))
+    }
+
+    /// Sets the `externalId` the client wants when it is not the one shown
+    /// (none wanted: cleared).
+    async fn set_external_id<R: Shown>(
+        self,
+        pool: &PgPool,
+        call: &Call,
+        current: &Value,
+        wanted: &Value,
+    ) -> Result<(), ScimError> {
+        let external_id = resources::external_id(wanted)?;
+        if external_id != resources::external_id(current)? {
+            let external_id = external_id.as_deref();
+            provisioning::set_external_id(pool, &call.actor, R::RESOURCE, self.id, external_id)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+async fn change_user(pool: &PgPool, call: &Call, edit: Edit<'_>) -> Result<Answer, ScimError> {
+    let (current, wanted) = edit.read::<UserRow>(pool, call).await?;
     refuse_password(&wanted)?;
     let person = resources::person(&wanted)?;
-    if let Some(external_id) = changed_external_id(&current, &wanted)? {
-        provisioning::set_external_id(
-            pool,
-            &call.actor,
-            Resource::User,
-            id,
-            external_id.as_deref(),
-        )
+    edit.set_external_id::<UserRow>(pool, call, &current, &wanted)
         .await?;
-    }
-    let user = provisioning::update_user(pool, &call.actor, id, &person).await?;
+    let user = provisioning::update_user(pool, &call.actor, edit.id, &person).await?;
     let shown = render_one(pool, call, user).await?;
     Ok(Answer::ok(projection(call).apply(shown)))
 }
@@ -443,46 +480,19 @@ async fn delete_user(
 async fn create_group(pool: &PgPool, call: &Call) -> Result<Answer, ScimError> {
     let (name, members) = resources::group_parts(&call.body)?;
     let group = provisioning::provision_group(pool, &call.actor, &name, &members).await?;
-    if let Some(external_id) = resources::external_id(&call.body)? {
-        provisioning::set_external_id(
-            pool,
-            &call.actor,
-            Resource::Group,
-            group.id,
-            Some(&external_id),
-        )
-        .await?;
-    }
-    Ok(Answer::created(
-        resource::<GroupRow>(pool, call, group.id).await?,
-    ))
+    created::<GroupRow>(pool, call, group.id).await
 }
 
-async fn change_group(
-    pool: &PgPool,
-    method: &str,
-    call: &Call,
-    id: i64,
-) -> Result<Answer, ScimError> {
-    let current = current::<GroupRow>(pool, call, id).await?;
-    let wanted = wanted_state(method, &current, &call.body)?;
+async fn change_group(pool: &PgPool, call: &Call, edit: Edit<'_>) -> Result<Answer, ScimError> {
+    let (current, wanted) = edit.read::<GroupRow>(pool, call).await?;
     let (name, members) = resources::group_parts(&wanted)?;
     if name != current["displayName"] {
-        provisioning::rename_group(pool, &call.actor, id, &name).await?;
+        provisioning::rename_group(pool, &call.actor, edit.id, &name).await?;
     }
-    if let Some(external_id) = changed_external_id(&current, &wanted)? {
-        provisioning::set_external_id(
-            pool,
-            &call.actor,
-            Resource::Group,
-            id,
-            external_id.as_deref(),
-        )
+    edit.set_external_id::<GroupRow>(pool, call, &current, &wanted)
         .await?;
-    }
-    provisioning::set_members(pool, &call.actor, id, &members).await?;
-    let shown = resource::<GroupRow>(pool, call, id).await?;
-    Ok(Answer::ok(projection(call).apply(shown)))
+    provisioning::set_members(pool, &call.actor, edit.id, &members).await?;
+    show::<GroupRow>(pool, call, edit.id).await
 }
 
 async fn delete_group(pool: &PgPool, call: &Call, id: i64) -> Result<Answer, ScimError> {

@@ -500,3 +500,24 @@ async fn delete_group(pool: &PgPool, call: &Call, id: i64) -> Result<Answer, Sci
     provisioning::remove_group(pool, &call.actor, id).await?;
     Ok(Answer::no_content())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_attributes_are_filtered_alike_and_own_ones_per_resource() {
+        let user = |p: &str| filtered_column::<UserRow>(&AttrPath(p.into()));
+        let group = |p: &str| filtered_column::<GroupRow>(&AttrPath(p.into()));
+        let ids = (user("id"), group("id"));
+        assert_eq!(ids, (Some(UserColumn::Id), Some(GroupColumn::Id)));
+        let external = (user("externalid"), group("externalid"));
+        assert_eq!(
+            external,
+            (Some(UserColumn::ExternalId), Some(GroupColumn::ExternalId))
+        );
+        assert_eq!(user("emails.value"), Some(UserColumn::Email));
+        assert_eq!(group("members.value"), Some(GroupColumn::MemberId));
+        assert_eq!((group("username"), user("members")), (None, None));
+    }
+}

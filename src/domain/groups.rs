@@ -65,9 +65,24 @@ async fn keys_of_group(conn: &mut PgConnection, group_id: i64) -> AppResult<Vec<
     Ok(carried.into_iter().map(|(_, p)| p.key()).collect())
 }
 
+/// Opens a change to a group: the caller re-checked against
+/// `auth.change_group` in a new transaction, and the group locked in it
+/// (`NOT_FOUND` when there is none).
+pub(super) async fn begin_change(
+    pool: &PgPool,
+    actor: &Actor,
+    group_id: i64,
+) -> AppResult<(Begun, GroupRow)> {
+    let mut begun = authority::begin(pool, actor, Rule::Permission(CHANGE_GROUP)).await?;
+    let group = groups::find_for_update(&mut *begun.tx, group_id)
+        .await?
+        .ok_or(AppError::NotFound("group"))?;
+    Ok((begun, group))
+}
+
 /// The audit entry of a change to the group itself, written as the last
 /// step of `tx`, which it commits.
-async fn record_group_change(
+pub(super) async fn record_group_change(
     tx: Transaction<'_, Postgres>,
     actor: &Actor,
     action: AuditAction,
@@ -112,11 +127,7 @@ pub async fn set_group_permissions(
     group_id: i64,
     permission_keys: &[String],
 ) -> AppResult<GroupRow> {
-    let Begun { mut tx, actor } =
-        authority::begin(pool, actor, Rule::Permission(CHANGE_GROUP)).await?;
-    let group = groups::find_for_update(&mut *tx, group_id)
-        .await?
-        .ok_or(AppError::NotFound("group"))?;
+    let (Begun { mut tx, actor }, group) = begin_change(pool, actor, group_id).await?;
     let perms = resolve_permissions(&mut tx, "permissions", permission_keys).await?;
     let before = keys_of_group(&mut tx, group.id).await?;
     let added: Vec<String> = keys_of(&perms)
@@ -155,11 +166,7 @@ pub async fn rename_group(
     name: &str,
 ) -> AppResult<GroupRow> {
     let name = validation::line("name", name, MAX_GROUP_NAME, true)?;
-    let Begun { mut tx, actor } =
-        authority::begin(pool, actor, Rule::Permission(CHANGE_GROUP)).await?;
-    let before = groups::find_for_update(&mut *tx, group_id)
-        .await?
-        .ok_or(AppError::NotFound("group"))?;
+    let (Begun { mut tx, actor }, before) = begin_change(pool, actor, group_id).await?;
     if before.name == name {
         tx.commit().await?;
         return Ok(before);

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::json;
 
-use super::access::{CHANGE_GROUP, Rule, VIEW_GROUP, VIEW_USER};
+use super::access::{Rule, VIEW_GROUP, VIEW_USER};
 use super::accounts::{self, NewProfileInput, NewUserInput, UserPatch};
 use super::actor::ServiceActor;
 use super::audit::{AuditAction, AuditEntry, Target};
@@ -319,27 +319,48 @@ pub async fn find_user(pool: &PgPool, actor: &Actor, user_id: i64) -> AppResult<
         .ok_or(AppError::NotFound("user"))
 }
 
-/// A page of users matching `condition`, and how many match in all.
-pub async fn list_users(
-    pool: &PgPool,
-    actor: &Actor,
-    condition: Option<&Condition<UserColumn>>,
-    window: Window,
-) -> AppResult<(Vec<UserRow>, i64)> {
-    Rule::Permission(VIEW_USER).check_actor(actor)?;
-    run_listing(pool, directory::users(condition, window)).await
+/// A kind of row a directory lists: the columns a filter may test, the
+/// permission that shows it, and the listing that reads it. Users and
+/// groups are listed by the one [`list`], so the permission check and a
+/// bad filter's error have one home.
+pub trait Listed: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin {
+    type Column: directory::Column;
+    /// The permission a caller needs to see any of these rows.
+    const VIEW: &'static str;
+    const LISTING: Lister<Self::Column>;
+    /// Which table holds the `externalId` of these rows.
+    const RESOURCE: Resource;
 }
 
-/// Runs a directory listing; a filter it cannot run is `INVALID_INPUT`
-/// on `filter`.
-async fn run_listing<T>(
+/// Builds a directory listing of rows matching a condition on `C`.
+pub type Lister<C> =
+    fn(Option<&Condition<C>>, Window) -> Result<directory::Listing, directory::Unrunnable>;
+
+impl Listed for UserRow {
+    type Column = UserColumn;
+    const VIEW: &'static str = VIEW_USER;
+    const LISTING: Lister<UserColumn> = directory::users;
+    const RESOURCE: Resource = Resource::User;
+}
+
+impl Listed for GroupRow {
+    type Column = GroupColumn;
+    const VIEW: &'static str = VIEW_GROUP;
+    const LISTING: Lister<GroupColumn> = directory::groups;
+    const RESOURCE: Resource = Resource::Group;
+}
+
+/// A page of the rows matching `condition`, and how many match in all; a
+/// filter the directory cannot run is `INVALID_INPUT` on `filter`.
+pub async fn list<R: Listed>(
     pool: &PgPool,
-    listing: Result<directory::Listing, directory::Unrunnable>,
-) -> AppResult<(Vec<T>, i64)>
-where
-    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
-{
-    let listing = listing.map_err(|why| AppError::invalid("filter", why.0))?;
+    actor: &Actor,
+    condition: Option<&Condition<R::Column>>,
+    window: Window,
+) -> AppResult<(Vec<R>, i64)> {
+    Rule::Permission(R::VIEW).check_actor(actor)?;
+    let listing =
+        (R::LISTING)(condition, window).map_err(|why| AppError::invalid("filter", why.0))?;
     Ok(listing.run(&mut *pool.acquire().await?).await?)
 }
 
@@ -370,17 +391,6 @@ pub async fn find_group(pool: &PgPool, actor: &Actor, group_id: i64) -> AppResul
     store::groups::find(pool, group_id)
         .await?
         .ok_or(AppError::NotFound("group"))
-}
-
-/// A page of groups matching `condition`, and how many match in all.
-pub async fn list_groups(
-    pool: &PgPool,
-    actor: &Actor,
-    condition: Option<&Condition<GroupColumn>>,
-    window: Window,
-) -> AppResult<(Vec<GroupRow>, i64)> {
-    Rule::Permission(VIEW_GROUP).check_actor(actor)?;
-    run_listing(pool, directory::groups(condition, window)).await
 }
 
 /// The members of each of `group_ids`.
@@ -427,55 +437,44 @@ pub async fn set_members(
     Ok(())
 }
 
-/// Sets the identifier the client keeps for a user (`externalId`): a change
-/// to the user (`auth.change_user`, within scope), audited `USER_UPDATED`.
-pub async fn set_user_external_id(
+/// Sets the identifier the client keeps for a user or a group
+/// (`externalId`): a change to it like any other, held to the same rules
+/// (`auth.change_user` within scope, or `auth.change_group`) and audited
+/// the same way (`USER_UPDATED`, `GROUP_UPDATED`) when it changes.
+pub async fn set_external_id(
     pool: &PgPool,
     actor: &Actor,
-    user_id: i64,
+    resource: Resource,
+    id: i64,
     external_id: Option<&str>,
 ) -> AppResult<()> {
     let external_id = checked_external_id(external_id)?;
-    let mut tx = pool.begin().await?;
-    let Acting { actor, target } = authority::lock_manageable_user(&mut tx, actor, user_id).await?;
-    if directory::set_external_id(&mut *tx, Resource::User, user_id, external_id).await? {
-        AuditEntry::new(AuditAction::UserUpdated, Target::User(&target))
-            .by(&actor)
-            .details(json!({ "changed": ["externalId"] }))
-            .record(&mut *tx)
-            .await?;
+    match resource {
+        Resource::User => {
+            let mut tx = pool.begin().await?;
+            let Acting { actor, target } =
+                authority::lock_manageable_user(&mut tx, actor, id).await?;
+            if directory::set_external_id(&mut *tx, resource, id, external_id).await? {
+                AuditEntry::new(AuditAction::UserUpdated, Target::User(&target))
+                    .by(&actor)
+                    .details(json!({ "changed": ["externalId"] }))
+                    .record(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+        Resource::Group => {
+            let (Begun { mut tx, actor }, group) = groups::begin_change(pool, actor, id).await?;
+            if !directory::set_external_id(&mut *tx, resource, id, external_id).await? {
+                tx.commit().await?;
+                return Ok(());
+            }
+            let details = json!({ "groupId": group.id, "changed": ["externalId"] });
+            groups::record_group_change(tx, &actor, AuditAction::GroupUpdated, &group, details)
+                .await
+        }
     }
-    tx.commit().await?;
-    Ok(())
-}
-
-/// Sets the identifier the client keeps for a group (`auth.change_group`),
-/// audited `GROUP_UPDATED`.
-pub async fn set_group_external_id(
-    pool: &PgPool,
-    actor: &Actor,
-    group_id: i64,
-    external_id: Option<&str>,
-) -> AppResult<()> {
-    let external_id = checked_external_id(external_id)?;
-    let Begun { mut tx, actor } =
-        authority::begin(pool, actor, Rule::Permission(CHANGE_GROUP)).await?;
-    let group = store::groups::find_for_update(&mut *tx, group_id)
-        .await?
-        .ok_or(AppError::NotFound("group"))?;
-    if directory::set_external_id(&mut *tx, Resource::Group, group_id, external_id).await? {
-        let details = json!({ "groupId": group.id, "changed": ["externalId"] });
-        AuditEntry::new(
-            AuditAction::GroupUpdated,
-            Target::Described(format!("group {}", group.name)),
-        )
-        .by(&actor)
-        .details(details)
-        .record(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(())
 }
 
 /// At most 256 characters; blank is none.

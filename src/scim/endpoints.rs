@@ -1,5 +1,6 @@
-//! The SCIM operations, one function per method and resource: each reads
-//! the request, calls `domain::provisioning`, and renders the outcome.
+//! The SCIM operations, one function per method and resource (a listing,
+//! the same for users and groups, is one function over [`Shown`]): each
+//! reads the request, calls `domain::provisioning`, and renders the outcome.
 //! PATCH is applied to the resource as the client sees it and then handled
 //! as a PUT of the result (see `patch`).
 
@@ -12,7 +13,9 @@ use super::filter::{self, AttrPath, CompareOp, Filter};
 use super::resources::{self, LIST_SCHEMA, Projection};
 use super::{Answer, Call, ScimError, discovery, patch};
 use crate::config::Settings;
+use crate::domain::Actor;
 use crate::domain::provisioning::{self, Resource};
+use crate::error::AppResult;
 use crate::store::directory::{self, Condition, GroupColumn, Op, UserColumn, Window};
 use crate::store::groups::GroupRow;
 use crate::store::users::UserRow;
@@ -34,28 +37,22 @@ pub async fn dispatch(
         ("GET", ["ResourceTypes", id]) => one_of(discovery::resource_types(&call.base), id),
         ("GET", ["Schemas"]) => Ok(Answer::ok(discovery::list(discovery::schemas(&call.base)))),
         ("GET", ["Schemas", id]) => one_of(discovery::schemas(&call.base), id),
-        ("GET", ["Users"]) => list_users(pool, &call).await,
+        ("GET", ["Users"]) => list::<UserRow>(pool, &call).await,
         ("POST", [".search"]) => Err(ScimError::new(
             501,
             None,
             "searching several resource types at once is not supported: POST /Users/.search or /Groups/.search",
         )),
-        ("POST", ["Users", ".search"]) => list_users(pool, &searched(call)?).await,
-        ("POST", ["Groups", ".search"]) => list_groups(pool, &searched(call)?).await,
+        ("POST", ["Users", ".search"]) => list::<UserRow>(pool, &searched(call)?).await,
+        ("POST", ["Groups", ".search"]) => list::<GroupRow>(pool, &searched(call)?).await,
         ("POST", ["Users"]) => create_user(pool, settings, &call).await,
-        ("GET", ["Users", id]) => {
-            let shown = user_resource(pool, &call, parse_id(id)?).await?;
-            Ok(Answer::ok(projection(&call).apply(shown)))
-        }
-        ("PUT" | "PATCH", ["Users", id]) => change_user(pool, method, &call, parse_id(id)?).await,
+        ("GET", ["Users", id]) => show::<UserRow>(pool, &call, parse_id(id)?).await,
+        ("PUT" | "PATCH", ["Users", id]) => change_user(pool, &call, Edit::of(method, id)?).await,
         ("DELETE", ["Users", id]) => delete_user(pool, settings, &call, parse_id(id)?).await,
-        ("GET", ["Groups"]) => list_groups(pool, &call).await,
+        ("GET", ["Groups"]) => list::<GroupRow>(pool, &call).await,
         ("POST", ["Groups"]) => create_group(pool, &call).await,
-        ("GET", ["Groups", id]) => {
-            let shown = group_resource(pool, &call, parse_id(id)?).await?;
-            Ok(Answer::ok(projection(&call).apply(shown)))
-        }
-        ("PUT" | "PATCH", ["Groups", id]) => change_group(pool, method, &call, parse_id(id)?).await,
+        ("GET", ["Groups", id]) => show::<GroupRow>(pool, &call, parse_id(id)?).await,
+        ("PUT" | "PATCH", ["Groups", id]) => change_group(pool, &call, Edit::of(method, id)?).await,
         ("DELETE", ["Groups", id]) => delete_group(pool, &call, parse_id(id)?).await,
         (
             _,
@@ -229,73 +226,147 @@ fn store_op(op: CompareOp) -> Op {
     }
 }
 
-fn user_column(path: &AttrPath) -> Option<UserColumn> {
-    Some(match path.0.as_str() {
-        "id" => UserColumn::Id,
-        "username" => UserColumn::Username,
-        "emails" | "emails.value" => UserColumn::Email,
-        "name.givenname" => UserColumn::GivenName,
-        "name.familyname" => UserColumn::FamilyName,
-        "displayname" | "name.formatted" => UserColumn::DisplayName,
-        "active" => UserColumn::Active,
-        "externalid" => UserColumn::ExternalId,
-        _ => return None,
-    })
+/// A resource as SCIM shows it: the attribute paths a filter may name,
+/// how rows are rendered and how one is found. Users and groups are
+/// listed, read, created and changed through the same functions over it.
+trait Shown: provisioning::Listed<Column: Common> {
+    /// The column a filter on one of the resource's own attributes tests
+    /// (the common ones are [`filtered_column`]'s).
+    fn column(path: &AttrPath) -> Option<Self::Column>;
+
+    async fn render(pool: &PgPool, call: &Call, rows: &[Self]) -> Result<Vec<Value>, ScimError>;
+
+    /// The row, if the caller may see it.
+    async fn find(pool: &PgPool, actor: &Actor, id: i64) -> AppResult<Self>;
 }
 
-fn group_column(path: &AttrPath) -> Option<GroupColumn> {
-    Some(match path.0.as_str() {
-        "id" => GroupColumn::Id,
-        "displayname" => GroupColumn::DisplayName,
-        "members" | "members.value" => GroupColumn::MemberId,
-        "externalid" => GroupColumn::ExternalId,
-        _ => return None,
-    })
+/// The attributes every resource has (RFC 7643 §3.1), as a column of each
+/// resource's listing.
+trait Common {
+    const ID: Self;
+    const EXTERNAL_ID: Self;
 }
 
-/// Users as SCIM resources, each with its groups.
-async fn render_users(
-    pool: &PgPool,
-    call: &Call,
-    rows: &[UserRow],
-) -> Result<Vec<Value>, ScimError> {
-    let ids: Vec<i64> = rows.iter().map(|u| u.id).collect();
-    let mut groups: BTreeMap<i64, Vec<(i64, String)>> = BTreeMap::new();
-    for (user_id, group) in provisioning::groups_of(pool, &call.actor, &ids).await? {
-        groups
-            .entry(user_id)
-            .or_default()
-            .push((group.id, group.name));
+impl Common for UserColumn {
+    const ID: Self = UserColumn::Id;
+    const EXTERNAL_ID: Self = UserColumn::ExternalId;
+}
+
+impl Common for GroupColumn {
+    const ID: Self = GroupColumn::Id;
+    const EXTERNAL_ID: Self = GroupColumn::ExternalId;
+}
+
+/// The column a filter on `path` tests, `None` for an attribute no
+/// filter may name.
+fn filtered_column<R: Shown>(path: &AttrPath) -> Option<R::Column> {
+    match path.0.as_str() {
+        "id" => Some(Common::ID),
+        "externalid" => Some(Common::EXTERNAL_ID),
+        _ => R::column(path),
     }
-    let external = provisioning::external_ids(pool, Resource::User, &ids).await?;
-    Ok(rows
-        .iter()
-        .map(|u| {
-            let own = groups.get(&u.id).map_or(&[][..], Vec::as_slice);
-            resources::user(&call.base, u, external.get(&u.id), own)
-        })
-        .collect())
 }
 
-async fn render_user(pool: &PgPool, call: &Call, row: UserRow) -> Result<Value, ScimError> {
-    let mut shown = render_users(pool, call, &[row]).await?;
+impl Shown for UserRow {
+    fn column(path: &AttrPath) -> Option<UserColumn> {
+        Some(match path.0.as_str() {
+            "username" => UserColumn::Username,
+            "emails" | "emails.value" => UserColumn::Email,
+            "name.givenname" => UserColumn::GivenName,
+            "name.familyname" => UserColumn::FamilyName,
+            "displayname" | "name.formatted" => UserColumn::DisplayName,
+            "active" => UserColumn::Active,
+            _ => return None,
+        })
+    }
+
+    /// Users as SCIM resources, each with its groups.
+    async fn render(pool: &PgPool, call: &Call, rows: &[Self]) -> Result<Vec<Value>, ScimError> {
+        let ids: Vec<i64> = rows.iter().map(|u| u.id).collect();
+        let mut groups: BTreeMap<i64, Vec<(i64, String)>> = BTreeMap::new();
+        for (user_id, group) in provisioning::groups_of(pool, &call.actor, &ids).await? {
+            groups
+                .entry(user_id)
+                .or_default()
+                .push((group.id, group.name));
+        }
+        let external = provisioning::external_ids(pool, Resource::User, &ids).await?;
+        Ok(rows
+            .iter()
+            .map(|u| {
+                let own = groups.get(&u.id).map_or(&[][..], Vec::as_slice);
+                resources::user(&call.base, u, external.get(&u.id), own)
+            })
+            .collect())
+    }
+
+    async fn find(pool: &PgPool, actor: &Actor, id: i64) -> AppResult<Self> {
+        provisioning::find_user(pool, actor, id).await
+    }
+}
+
+impl Shown for GroupRow {
+    fn column(path: &AttrPath) -> Option<GroupColumn> {
+        Some(match path.0.as_str() {
+            "displayname" => GroupColumn::DisplayName,
+            "members" | "members.value" => GroupColumn::MemberId,
+            _ => return None,
+        })
+    }
+
+    async fn render(pool: &PgPool, call: &Call, rows: &[Self]) -> Result<Vec<Value>, ScimError> {
+        let ids: Vec<i64> = rows.iter().map(|g| g.id).collect();
+        let members = provisioning::members_of(pool, &ids).await?;
+        let external = provisioning::external_ids(pool, Resource::Group, &ids).await?;
+        Ok(rows
+            .iter()
+            .map(|g| {
+                let own: Vec<&provisioning::Member> =
+                    members.iter().filter(|m| m.group_id == g.id).collect();
+                resources::group(&call.base, g, external.get(&g.id), &own)
+            })
+            .collect())
+    }
+
+    async fn find(pool: &PgPool, actor: &Actor, id: i64) -> AppResult<Self> {
+        provisioning::find_group(pool, actor, id).await
+    }
+}
+
+/// A list response: the page of resources the filter selects, projected.
+async fn list<R: Shown>(pool: &PgPool, call: &Call) -> Result<Answer, ScimError> {
+    let condition = condition(call, filtered_column::<R>)?;
+    let window = window(call);
+    let (rows, total) =
+        provisioning::list::<R>(pool, &call.actor, condition.as_ref(), window).await?;
+    let projection = projection(call);
+    let shown = R::render(pool, call, &rows).await?;
+    let shown = shown.into_iter().map(|r| projection.apply(r)).collect();
+    Ok(list_response(shown, total, window))
+}
+
+async fn render_one<R: Shown>(pool: &PgPool, call: &Call, row: R) -> Result<Value, ScimError> {
+    let mut shown = R::render(pool, call, &[row]).await?;
     Ok(shown.remove(0))
 }
 
-async fn user_resource(pool: &PgPool, call: &Call, id: i64) -> Result<Value, ScimError> {
-    let row = provisioning::find_user(pool, &call.actor, id).await?;
-    render_user(pool, call, row).await
+async fn resource<R: Shown>(pool: &PgPool, call: &Call, id: i64) -> Result<Value, ScimError> {
+    let row = R::find(pool, &call.actor, id).await?;
+    render_one(pool, call, row).await
 }
 
-async fn list_users(pool: &PgPool, call: &Call) -> Result<Answer, ScimError> {
-    let condition = condition(call, user_column)?;
-    let window = window(call);
-    let (rows, total) =
-        provisioning::list_users(pool, &call.actor, condition.as_ref(), window).await?;
-    let projection = projection(call);
-    let shown = render_users(pool, call, &rows).await?;
-    let shown = shown.into_iter().map(|r| projection.apply(r)).collect();
-    Ok(list_response(shown, total, window))
+/// A read of one resource, projected.
+async fn show<R: Shown>(pool: &PgPool, call: &Call, id: i64) -> Result<Answer, ScimError> {
+    let shown = resource::<R>(pool, call, id).await?;
+    Ok(Answer::ok(projection(call).apply(shown)))
+}
+
+/// The resource as shown now, which a change or a deletion is about:
+/// refused (412) when `If-Match` names another version of it.
+async fn current<R: Shown>(pool: &PgPool, call: &Call, id: i64) -> Result<Value, ScimError> {
+    let current = resource::<R>(pool, call, id).await?;
+    check_if_match(call, &current)?;
+    Ok(current)
 }
 
 /// Passwords are set at creation only: people sign in at their identity
@@ -320,52 +391,78 @@ async fn create_user(pool: &PgPool, settings: &Settings, call: &Call) -> Result<
     };
     let policy = &settings.password_policy;
     let user = provisioning::provision_user(pool, &call.actor, &person, password, policy).await?;
+    created::<UserRow>(pool, call, user.id).await
+}
+
+/// The answer to a creation (201): the new resource, with the `externalId`
+/// the body names set first.
+async fn created<R: Shown>(pool: &PgPool, call: &Call, id: i64) -> Result<Answer, ScimError> {
     if let Some(external_id) = resources::external_id(&call.body)? {
-        provisioning::set_user_external_id(pool, &call.actor, user.id, Some(&external_id)).await?;
+        provisioning::set_external_id(pool, &call.actor, R::RESOURCE, id, Some(&external_id))
+            .await?;
     }
-    Ok(Answer::created(user_resource(pool, call, user.id).await?))
+    Ok(Answer::created(resource::<R>(pool, call, id).await?))
 }
 
-/// What the client wants the resource to be: a PUT's body, or the
-/// resource as shown with a PATCH's operations applied.
-fn wanted_state(method: &str, current: &Value, body: &Value) -> Result<Value, ScimError> {
-    match method {
-        "PATCH" => {
-            let mut edited = current.clone();
-            patch::apply(&mut edited, body)?;
-            Ok(edited)
-        }
-        _ => Ok(body.clone()),
-    }
-}
-
-/// The new `externalId` (`Some(None)`: cleared) when it changes.
-fn changed_external_id(
-    current: &Value,
-    wanted: &Value,
-) -> Result<Option<Option<String>>, ScimError> {
-    let external_id = resources::external_id(wanted)?;
-    Ok((external_id != resources::external_id(current)?).then_some(external_id))
-}
-
-/// PUT replaces the user with the body; PATCH applies its operations to
-/// the user as shown and replaces the user with the result.
-async fn change_user(
-    pool: &PgPool,
-    method: &str,
-    call: &Call,
+/// A PUT or a PATCH of the resource `id`: PUT replaces the resource with
+/// the body; PATCH applies its operations to the resource as shown and
+/// replaces the resource with the result.
+#[derive(Clone, Copy)]
+struct Edit<'a> {
+    method: &'a str,
     id: i64,
-) -> Result<Answer, ScimError> {
-    let current = user_resource(pool, call, id).await?;
-    check_if_match(call, &current)?;
-    let wanted = wanted_state(method, &current, &call.body)?;
+}
+
+impl<'a> Edit<'a> {
+    fn of(method: &'a str, id: &str) -> Result<Self, ScimError> {
+        Ok(Edit {
+            method,
+            id: parse_id(id)?,
+        })
+    }
+
+    /// The resource as shown now (refused, 412, when `If-Match` names
+    /// another version) and as the client wants it.
+    async fn read<R: Shown>(self, pool: &PgPool, call: &Call) -> Result<(Value, Value), ScimError> {
+        let current = current::<R>(pool, call, self.id).await?;
+        let wanted = match self.method {
+            "PATCH" => {
+                let mut edited = current.clone();
+                patch::apply(&mut edited, &call.body)?;
+                edited
+            }
+            _ => call.body.clone(),
+        };
+        Ok((current, wanted))
+    }
+
+    /// Sets the `externalId` the client wants when it is not the one shown
+    /// (none wanted: cleared).
+    async fn set_external_id<R: Shown>(
+        self,
+        pool: &PgPool,
+        call: &Call,
+        current: &Value,
+        wanted: &Value,
+    ) -> Result<(), ScimError> {
+        let external_id = resources::external_id(wanted)?;
+        if external_id != resources::external_id(current)? {
+            let external_id = external_id.as_deref();
+            provisioning::set_external_id(pool, &call.actor, R::RESOURCE, self.id, external_id)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+async fn change_user(pool: &PgPool, call: &Call, edit: Edit<'_>) -> Result<Answer, ScimError> {
+    let (current, wanted) = edit.read::<UserRow>(pool, call).await?;
     refuse_password(&wanted)?;
     let person = resources::person(&wanted)?;
-    if let Some(external_id) = changed_external_id(&current, &wanted)? {
-        provisioning::set_user_external_id(pool, &call.actor, id, external_id.as_deref()).await?;
-    }
-    let user = provisioning::update_user(pool, &call.actor, id, &person).await?;
-    let shown = render_user(pool, call, user).await?;
+    edit.set_external_id::<UserRow>(pool, call, &current, &wanted)
+        .await?;
+    let user = provisioning::update_user(pool, &call.actor, edit.id, &person).await?;
+    let shown = render_one(pool, call, user).await?;
     Ok(Answer::ok(projection(call).apply(shown)))
 }
 
@@ -375,81 +472,52 @@ async fn delete_user(
     call: &Call,
     id: i64,
 ) -> Result<Answer, ScimError> {
-    let current = user_resource(pool, call, id).await?;
-    check_if_match(call, &current)?;
+    current::<UserRow>(pool, call, id).await?;
     provisioning::remove_user(pool, &call.actor, id, settings.scim_delete).await?;
     Ok(Answer::no_content())
-}
-
-async fn render_groups(
-    pool: &PgPool,
-    call: &Call,
-    rows: &[GroupRow],
-) -> Result<Vec<Value>, ScimError> {
-    let ids: Vec<i64> = rows.iter().map(|g| g.id).collect();
-    let members = provisioning::members_of(pool, &ids).await?;
-    let external = provisioning::external_ids(pool, Resource::Group, &ids).await?;
-    Ok(rows
-        .iter()
-        .map(|g| {
-            let own: Vec<&provisioning::Member> =
-                members.iter().filter(|m| m.group_id == g.id).collect();
-            resources::group(&call.base, g, external.get(&g.id), &own)
-        })
-        .collect())
-}
-
-async fn group_resource(pool: &PgPool, call: &Call, id: i64) -> Result<Value, ScimError> {
-    let row = provisioning::find_group(pool, &call.actor, id).await?;
-    let mut shown = render_groups(pool, call, &[row]).await?;
-    Ok(shown.remove(0))
-}
-
-async fn list_groups(pool: &PgPool, call: &Call) -> Result<Answer, ScimError> {
-    let condition = condition(call, group_column)?;
-    let window = window(call);
-    let (rows, total) =
-        provisioning::list_groups(pool, &call.actor, condition.as_ref(), window).await?;
-    let projection = projection(call);
-    let shown = render_groups(pool, call, &rows).await?;
-    let shown = shown.into_iter().map(|r| projection.apply(r)).collect();
-    Ok(list_response(shown, total, window))
 }
 
 async fn create_group(pool: &PgPool, call: &Call) -> Result<Answer, ScimError> {
     let (name, members) = resources::group_parts(&call.body)?;
     let group = provisioning::provision_group(pool, &call.actor, &name, &members).await?;
-    if let Some(external_id) = resources::external_id(&call.body)? {
-        provisioning::set_group_external_id(pool, &call.actor, group.id, Some(&external_id))
-            .await?;
-    }
-    Ok(Answer::created(group_resource(pool, call, group.id).await?))
+    created::<GroupRow>(pool, call, group.id).await
 }
 
-async fn change_group(
-    pool: &PgPool,
-    method: &str,
-    call: &Call,
-    id: i64,
-) -> Result<Answer, ScimError> {
-    let current = group_resource(pool, call, id).await?;
-    check_if_match(call, &current)?;
-    let wanted = wanted_state(method, &current, &call.body)?;
+async fn change_group(pool: &PgPool, call: &Call, edit: Edit<'_>) -> Result<Answer, ScimError> {
+    let (current, wanted) = edit.read::<GroupRow>(pool, call).await?;
     let (name, members) = resources::group_parts(&wanted)?;
     if name != current["displayName"] {
-        provisioning::rename_group(pool, &call.actor, id, &name).await?;
+        provisioning::rename_group(pool, &call.actor, edit.id, &name).await?;
     }
-    if let Some(external_id) = changed_external_id(&current, &wanted)? {
-        provisioning::set_group_external_id(pool, &call.actor, id, external_id.as_deref()).await?;
-    }
-    provisioning::set_members(pool, &call.actor, id, &members).await?;
-    let shown = group_resource(pool, call, id).await?;
-    Ok(Answer::ok(projection(call).apply(shown)))
+    edit.set_external_id::<GroupRow>(pool, call, &current, &wanted)
+        .await?;
+    provisioning::set_members(pool, &call.actor, edit.id, &members).await?;
+    show::<GroupRow>(pool, call, edit.id).await
 }
 
 async fn delete_group(pool: &PgPool, call: &Call, id: i64) -> Result<Answer, ScimError> {
-    let current = group_resource(pool, call, id).await?;
-    check_if_match(call, &current)?;
+    current::<GroupRow>(pool, call, id).await?;
     provisioning::remove_group(pool, &call.actor, id).await?;
     Ok(Answer::no_content())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_attributes_are_filtered_alike_and_own_ones_per_resource() {
+        let user = |p: &str| filtered_column::<UserRow>(&AttrPath(p.into()));
+        let group = |p: &str| filtered_column::<GroupRow>(&AttrPath(p.into()));
+        let ids = (user("id"), group("id"));
+        assert_eq!(ids, (Some(UserColumn::Id), Some(GroupColumn::Id)));
+        let external = (user("externalid"), group("externalid"));
+        assert_eq!(
+            external,
+            (Some(UserColumn::ExternalId), Some(GroupColumn::ExternalId))
+        );
+        assert_eq!(user("emails.value"), Some(UserColumn::Email));
+        assert_eq!(group("members.value"), Some(GroupColumn::MemberId));
+        assert_eq!((group("username"), user("members")), (None, None));
+    }
 }

@@ -35,19 +35,26 @@ impl<T> Listed<'_, T> {
     }
 }
 
+/// The type functions of an [`OutputType`] that is the GraphQL type of
+/// `$list` (a `Vec`), so that the schema cannot tell the two apart; only
+/// `resolve` is a list's own.
+macro_rules! type_of {
+    ($list:ty) => {
+        fn type_name() -> Cow<'static, str> {
+            <$list as OutputType>::type_name()
+        }
+
+        fn qualified_type_name() -> String {
+            <$list as OutputType>::qualified_type_name()
+        }
+
+        fn create_type_info(registry: &mut registry::Registry) -> String {
+            <$list as OutputType>::create_type_info(registry)
+        }
+    };
+}
+
 impl<T: OutputType> OutputType for Listed<'_, T> {
-    fn type_name() -> Cow<'static, str> {
-        <Vec<T> as OutputType>::type_name()
-    }
-
-    fn qualified_type_name() -> String {
-        <Vec<T> as OutputType>::qualified_type_name()
-    }
-
-    fn create_type_info(registry: &mut registry::Registry) -> String {
-        <Vec<T> as OutputType>::create_type_info(registry)
-    }
-
     async fn resolve(
         &self,
         ctx: &ContextSelectionSet<'_>,
@@ -56,6 +63,8 @@ impl<T: OutputType> OutputType for Listed<'_, T> {
         let items = self.items();
         resolve_list(ctx, field, items, Some(items.len())).await
     }
+
+    type_of!(Vec<T>);
 }
 
 /// A list of strings (`[String!]!`), borrowed or made for the response,
@@ -63,18 +72,6 @@ impl<T: OutputType> OutputType for Listed<'_, T> {
 pub struct Texts<'a>(pub Listed<'a, String>);
 
 impl OutputType for Texts<'_> {
-    fn type_name() -> Cow<'static, str> {
-        <Vec<String> as OutputType>::type_name()
-    }
-
-    fn qualified_type_name() -> String {
-        <Vec<String> as OutputType>::qualified_type_name()
-    }
-
-    fn create_type_info(registry: &mut registry::Registry) -> String {
-        <Vec<String> as OutputType>::create_type_info(registry)
-    }
-
     async fn resolve(
         &self,
         _ctx: &ContextSelectionSet<'_>,
@@ -83,6 +80,8 @@ impl OutputType for Texts<'_> {
         let items = self.0.items().iter().cloned().map(Value::String);
         Ok(Value::List(items.collect()))
     }
+
+    type_of!(Vec<String>);
 }
 
 #[cfg(test)]

@@ -254,7 +254,10 @@ impl QueryRoot {
         complexity = "cost::permissions(child_complexity)"
     )]
     async fn permissions(&self, ctx: &Context<'_>) -> Result<Vec<Permission>, AppError> {
-        Ok(wrap_all(permissions::all(ctx.pool()).await?, Permission))
+        Ok(wrap_all(
+            permissions::all(ctx.pool()).await?,
+            Permission::from,
+        ))
     }
 
     /// Every live question, newest first (archived ones too with

@@ -3,7 +3,7 @@
 //! only. Thin resolvers over `domain::webhooks`; the sending is
 //! `crate::webhooks`.
 
-use async_graphql::{Context, Enum, ID, Json, Object};
+use async_graphql::{Context, Enum, ID, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::context::{ContextExt, wrap_all};
@@ -15,10 +15,22 @@ use crate::ids::{self, Kind};
 use crate::store::webhooks::{self as store, DeliveryRow, WebhookRow};
 use crate::webhooks::address::AddressPolicy;
 
-/// An endpoint that receives lifecycle events, signed per Standard Webhooks.
+/// An endpoint that receives lifecycle events, signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
+#[derive(SimpleObject)]
 pub struct Webhook {
-    row: WebhookRow,
-    /// Only in `createWebhook`'s answer.
+    /// Opaque id of the endpoint.
+    id: ID,
+    /// Where events are posted.
+    url: String,
+    /// The events it receives (`user.created`, `user.deactivated`, …).
+    events: Vec<String>,
+    /// What it is for, as its creator wrote it.
+    description: String,
+    /// When it was registered.
+    created_at: DateTime<Utc>,
+    /// Whether deliveries to it are held back.
+    disabled: bool,
+    /// The signing secret (`whsec_…`): only in `createWebhook`'s answer, null everywhere else. Keep it; it is never shown again.
     secret: Option<String>,
 }
 
@@ -26,40 +38,20 @@ impl Webhook {
     /// An endpoint as every answer but `createWebhook`'s shows it: without
     /// its secret.
     fn listed(row: WebhookRow) -> Self {
-        Webhook { row, secret: None }
+        Webhook::with_secret(row, None)
     }
-}
 
-/// An endpoint that receives lifecycle events, signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
-#[Object]
-impl Webhook {
-    /// Opaque id of the endpoint.
-    async fn id(&self) -> ID {
-        ID(ids::encode(Kind::Webhook, self.row.id))
-    }
-    /// Where events are posted.
-    async fn url(&self) -> &str {
-        &self.row.url
-    }
-    /// The events it receives (`user.created`, `user.deactivated`, …).
-    async fn events(&self) -> &[String] {
-        &self.row.events
-    }
-    /// What it is for, as its creator wrote it.
-    async fn description(&self) -> &str {
-        &self.row.description
-    }
-    /// When it was registered.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.row.created_at
-    }
-    /// Whether deliveries to it are held back.
-    async fn disabled(&self) -> bool {
-        self.row.disabled
-    }
-    /// The signing secret (`whsec_…`): only in `createWebhook`'s answer, null everywhere else. Keep it; it is never shown again.
-    async fn secret(&self) -> Option<&str> {
-        self.secret.as_deref()
+    /// An endpoint, with the secret only `createWebhook`'s answer holds.
+    fn with_secret(row: WebhookRow, secret: Option<String>) -> Self {
+        Webhook {
+            id: ID(ids::encode(Kind::Webhook, row.id)),
+            url: row.url,
+            events: row.events,
+            description: row.description,
+            created_at: row.created_at,
+            disabled: row.disabled,
+            secret,
+        }
     }
 }
 
@@ -190,10 +182,7 @@ impl WebhookMutation {
             description,
         };
         let created = webhooks::create_webhook(ctx.pool(), &ctx.actor()?, request, policy).await?;
-        Ok(Webhook {
-            row: created.webhook,
-            secret: Some(created.secret),
-        })
+        Ok(Webhook::with_secret(created.webhook, Some(created.secret)))
     }
 
     /// Removes an endpoint and its deliveries; nothing more is sent to it.

@@ -1,4 +1,4 @@
-use async_graphql::{Context, ID, Object};
+use async_graphql::{Context, ID, Object, SimpleObject};
 
 use super::User;
 use crate::error::AppError;
@@ -28,7 +28,7 @@ impl Group {
     /// What every member holds through this group.
     #[graphql(complexity = "crate::graphql::cost::permissions(child_complexity)")]
     async fn permissions(&self, ctx: &Context<'_>) -> Result<Vec<Permission>, AppError> {
-        load_list(ctx, PermissionsOfGroup(self.0.id), Permission).await
+        load_list(ctx, PermissionsOfGroup(self.0.id), Permission::from).await
     }
     /// The group's members, by id. Needs `auth.view_user`.
     #[graphql(
@@ -55,30 +55,29 @@ impl Group {
     }
 }
 
-/// A permission, Django-style: `appLabel.codename`, e.g. `auth.change_user`.
-pub struct Permission(pub PermissionRow);
-
 /// A permission, Django-style: `appLabel.codename`, e.g. `auth.change_user`. Seeded by migration; granted directly or through groups.
-#[Object]
-impl Permission {
+#[derive(SimpleObject)]
+pub struct Permission {
     /// Opaque id of the permission.
-    async fn id(&self) -> ID {
-        ID(ids::encode(Kind::Permission, self.0.id))
-    }
+    pub id: ID,
     /// e.g. `change_user`.
-    async fn codename(&self) -> &str {
-        &self.0.codename
-    }
+    pub codename: String,
     /// e.g. `auth`.
-    async fn app_label(&self) -> &str {
-        &self.0.app_label
-    }
+    pub app_label: String,
     /// Human-readable, e.g. "Can change user".
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
+    pub name: String,
     /// `appLabel.codename`, the form every permission argument takes.
-    async fn key(&self) -> String {
-        self.0.key()
+    pub key: String,
+}
+
+impl From<PermissionRow> for Permission {
+    fn from(row: PermissionRow) -> Self {
+        Permission {
+            id: ID(ids::encode(Kind::Permission, row.id)),
+            key: row.key(),
+            codename: row.codename,
+            app_label: row.app_label,
+            name: row.name,
+        }
     }
 }

@@ -246,7 +246,7 @@ impl User {
         ctx: &Context<'_>,
     ) -> Result<Option<Vec<Permission>>, AppError> {
         let id = self.personal(ctx)?.id;
-        load_list(ctx, DirectPermissionsOfUser(id), Permission)
+        load_list(ctx, DirectPermissionsOfUser(id), Permission::from)
             .await
             .map(Some)
     }

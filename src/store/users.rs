@@ -5,6 +5,7 @@ use sqlx::postgres::PgArguments;
 use sqlx::query::QueryAs;
 use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder};
 
+use crate::domain::filters::UserFlagFilter;
 use crate::domain::username::Username;
 use crate::ids::Cursor;
 
@@ -190,9 +191,7 @@ pub async fn touch_last_login(
 /// The filters of the `users` query. `None` means "any".
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UserFilter {
-    pub is_active: Option<bool>,
-    pub is_staff: Option<bool>,
-    pub is_superuser: Option<bool>,
+    pub flags: UserFlagFilter,
     /// Substring of username, email, first or last name, case-insensitive.
     pub search: Option<String>,
     pub group_id: Option<i64>,
@@ -283,9 +282,9 @@ fn timestamp_key(at: DateTime<Utc>) -> String {
 fn push_filter(qb: &mut QueryBuilder<Postgres>, f: &UserFilter) {
     qb.push(" WHERE TRUE");
     for (test, value) in [
-        (" AND is_active = ", f.is_active),
-        (" AND is_staff = ", f.is_staff),
-        (" AND is_superuser = ", f.is_superuser),
+        (" AND is_active = ", f.flags.is_active),
+        (" AND is_staff = ", f.flags.is_staff),
+        (" AND is_superuser = ", f.flags.is_superuser),
     ] {
         if let Some(v) = value {
             qb.push(test).push_bind(v);

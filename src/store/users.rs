@@ -115,9 +115,10 @@ pub async fn find_credentials(
 }
 
 /// The profile fields of a user as written: at creation, and after an edit
-/// (the caller fills every field).
-pub struct Profile<'a> {
-    pub username: &'a Username,
+/// (the caller fills every field). Only a checked [`Username`] is written;
+/// `Profile<str>` is the same fields as typed, before the name is checked.
+pub struct Profile<'a, Name: ?Sized = Username> {
+    pub username: &'a Name,
     pub email: &'a str,
     pub first_name: &'a str,
     pub last_name: &'a str,

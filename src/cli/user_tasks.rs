@@ -11,6 +11,7 @@ use sqlx::PgPool;
 use super::{describe_error, open, prompt_password_twice, read_password_line};
 use crate::config::Settings;
 use crate::domain::accounts;
+use crate::domain::filters::UserFlagFilter;
 use crate::error::AppError;
 use crate::store::users::{self, UserFilter, UserRow};
 
@@ -70,8 +71,11 @@ const BATCH: i64 = 1000;
 pub(super) async fn list_users(inactive: bool, staff: bool) -> Result<(), String> {
     let (pool, _) = open(false).await?;
     let filter = UserFilter {
-        is_active: inactive.then_some(false),
-        is_staff: staff.then_some(true),
+        flags: UserFlagFilter {
+            is_active: inactive.then_some(false),
+            is_staff: staff.then_some(true),
+            ..UserFlagFilter::default()
+        },
         ..UserFilter::default()
     };
     let mut found = all_matching(&pool, &filter).await?;

@@ -322,15 +322,9 @@ pub async fn create_user(
     insert_user(pool, actor, &profile, Some(&hash)).await
 }
 
-/// A new account's fields besides its password.
-pub struct NewProfileInput<'a> {
-    pub username: &'a str,
-    pub email: &'a str,
-    pub first_name: &'a str,
-    pub last_name: &'a str,
-    pub is_staff: bool,
-    pub is_superuser: bool,
-}
+/// A new account's fields besides its password, as typed: the store's
+/// profile before its username is checked.
+pub type NewProfileInput<'a> = users::Profile<'a, str>;
 
 impl NewUserInput {
     fn profile(&self) -> NewProfileInput<'_> {

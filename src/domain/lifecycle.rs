@@ -20,6 +20,7 @@ use super::access::{
 use super::audit::{AuditAction, AuditBatch, AuditEntry, BatchEntry, Target};
 use super::authority::{self, Acting};
 use super::erasure::{self, Anonymization};
+use super::filters::UserFlagFilter;
 use super::validation::{self, Reason};
 use super::{Actor, Mode};
 use crate::error::{AppError, AppResult};
@@ -646,10 +647,13 @@ pub enum DormantStaff {
 /// never logged in) is older than `days`; without staff if so asked.
 pub fn dormant_filter(days: u32, staff: DormantStaff) -> UserFilter {
     UserFilter {
-        is_active: Some(true),
-        is_staff: match staff {
-            DormantStaff::Include => None,
-            DormantStaff::Exclude => Some(false),
+        flags: UserFlagFilter {
+            is_active: Some(true),
+            is_staff: match staff {
+                DormantStaff::Include => None,
+                DormantStaff::Exclude => Some(false),
+            },
+            ..UserFlagFilter::default()
         },
         anonymized: Some(false),
         last_login_before: Some(chrono::Utc::now() - chrono::Duration::days(i64::from(days))),

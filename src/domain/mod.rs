@@ -9,7 +9,7 @@
 //! It knows nothing of how GraphQL runs: no `Context`, no resolver, no
 //! request. A few of its value types are also the API's shapes
 //! ([`audit::AuditAction`], [`deletion::DeletePolicy`],
-//! [`accounts::UserPatch`]): they derive async-graphql's `Enum` or
+//! [`accounts::UserPatch`], the criteria in [`filters`]): they derive async-graphql's `Enum` or
 //! `InputObject` here, once, so that the names the API shows, the names the
 //! audit log stores and the rules that use them cannot drift apart. A
 //! second, hand-copied type in `graphql/` would be the drift waiting to
@@ -24,6 +24,7 @@ pub mod authority;
 pub mod deletion;
 pub mod erasure;
 pub mod export;
+pub mod filters;
 pub mod groups;
 pub mod lifecycle;
 pub mod polls;

@@ -5,6 +5,7 @@ use async_graphql::{Context, Object, OutputType};
 
 use super::context::ContextExt;
 use super::types::User;
+use crate::domain::filters::AuditFilter;
 use crate::error::AppError;
 use crate::ids::Cursor;
 use crate::store::polls::{self, VotesOf};
@@ -31,7 +32,7 @@ pub fn page_size(first: Option<i32>) -> Result<i64, AppError> {
 pub enum TotalCount {
     Users(users::UserFilter),
     VotesOfUser(i64),
-    Audit(audit::AuditFilter),
+    Audit(AuditFilter),
     /// An endpoint's deliveries, by its id.
     WebhookDeliveries(i64),
 }

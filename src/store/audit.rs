@@ -11,6 +11,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgExecutor};
 
+use crate::domain::filters::AuditFilter;
 use crate::domain::validation::username_fold;
 
 #[derive(Debug, Clone, FromRow)]
@@ -178,21 +179,9 @@ pub async fn last_export(
     .await
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct AuditFilter {
-    /// Matched against the kept id, so a deleted actor's entries are found too.
-    pub actor_id: Option<i64>,
-    /// Likewise for the target.
-    pub target_user_id: Option<i64>,
-    /// A username as typed; matched folded against the actor snapshot.
-    pub actor_username: Option<String>,
-    /// A username as typed; matched folded against the target snapshot.
-    pub target_username: Option<String>,
-    pub action: Option<String>,
-    pub since: Option<DateTime<Utc>>,
-    pub until: Option<DateTime<Utc>>,
-}
-
+/// The ids are matched against the kept ones (`actor_ref`,
+/// `target_user_ref`), so a deleted user's entries are found too; the
+/// usernames, as typed, folded against the snapshots.
 fn push_filter(qb: &mut sqlx::QueryBuilder<sqlx::Postgres>, f: &AuditFilter) {
     qb.push(" WHERE TRUE");
     if let Some(id) = f.actor_id {
@@ -209,8 +198,8 @@ fn push_filter(qb: &mut sqlx::QueryBuilder<sqlx::Postgres>, f: &AuditFilter) {
         qb.push(" AND target_repr_fold = ")
             .push_bind(username_fold(name));
     }
-    if let Some(action) = &f.action {
-        qb.push(" AND action = ").push_bind(action.clone());
+    if let Some(action) = f.action {
+        qb.push(" AND action = ").push_bind(action.as_str());
     }
     if let Some(since) = f.since {
         qb.push(" AND at >= ").push_bind(since);

@@ -5,6 +5,7 @@ use sqlx::postgres::PgArguments;
 use sqlx::query::QueryAs;
 use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder};
 
+use crate::domain::filters::UserFlagFilter;
 use crate::domain::username::Username;
 use crate::ids::Cursor;
 
@@ -132,9 +133,10 @@ pub async fn find_credentials(
 }
 
 /// The profile fields of a user as written: at creation, and after an edit
-/// (the caller fills every field).
-pub struct Profile<'a> {
-    pub username: &'a Username,
+/// (the caller fills every field). Only a checked [`Username`] is written;
+/// `Profile<str>` is the same fields as typed, before the name is checked.
+pub struct Profile<'a, Name: ?Sized = Username> {
+    pub username: &'a Name,
     pub email: &'a str,
     pub first_name: &'a str,
     pub last_name: &'a str,
@@ -208,9 +210,7 @@ pub async fn touch_last_login(
 /// The filters of the `users` query. `None` means "any".
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UserFilter {
-    pub is_active: Option<bool>,
-    pub is_staff: Option<bool>,
-    pub is_superuser: Option<bool>,
+    pub flags: UserFlagFilter,
     /// Substring of username, email, first or last name, case-insensitive.
     pub search: Option<String>,
     pub group_id: Option<i64>,
@@ -301,9 +301,9 @@ fn timestamp_key(at: DateTime<Utc>) -> String {
 fn push_filter(qb: &mut QueryBuilder<Postgres>, f: &UserFilter) {
     qb.push(" WHERE TRUE");
     for (test, value) in [
-        (" AND is_active = ", f.is_active),
-        (" AND is_staff = ", f.is_staff),
-        (" AND is_superuser = ", f.is_superuser),
+        (" AND is_active = ", f.flags.is_active),
+        (" AND is_staff = ", f.flags.is_staff),
+        (" AND is_superuser = ", f.flags.is_superuser),
     ] {
         if let Some(v) = value {
             qb.push(test).push_bind(v);

@@ -20,7 +20,7 @@ use super::access::{
 use super::audit::{AuditAction, AuditBatch, AuditEntry, BatchEntry, Target};
 use super::authority::{self, Acting};
 use super::erasure::{self, Anonymization};
-use super::filters::UserFlagFilter;
+use super::filters::{UserFlagFilter, UserLifecycleFilter};
 use super::validation::{self, Reason};
 use super::{Actor, Mode};
 use crate::error::{AppError, AppResult};
@@ -655,7 +655,10 @@ pub fn dormant_filter(days: u32, staff: DormantStaff) -> UserFilter {
             },
             ..UserFlagFilter::default()
         },
-        anonymized: Some(false),
+        lifecycle: UserLifecycleFilter {
+            anonymized: Some(false),
+            ..UserLifecycleFilter::default()
+        },
         last_login_before: Some(chrono::Utc::now() - chrono::Duration::days(i64::from(days))),
         ..UserFilter::default()
     }

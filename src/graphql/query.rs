@@ -1,7 +1,7 @@
 //! The read side of the API. Resolvers are thin: decode ids and arguments,
 //! call the store, wrap rows in types. Who may read what is the guard on each field.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object};
+use async_graphql::{Context, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 
 use super::context::{ContextExt, wrap_all};
@@ -10,7 +10,7 @@ use super::decode;
 use super::guards::{Require, VIEW_AUDIT, VIEW_GROUP, VIEW_USER, VIEW_VOTE};
 use super::pagination::{CountedConnection, IdPage, TotalCount, page_size, users_page};
 use super::types::{AuditEntry, Group, Permission, Question, User, Vote, votes_of_user};
-use crate::domain::filters::{AuditFilter, UserFlagFilter};
+use crate::domain::filters::{AuditFilter, UserFlagFilter, UserLifecycleFilter, UserOrder};
 use crate::domain::validation;
 use crate::error::AppError;
 use crate::store::{audit, groups, permissions, polls, users};
@@ -22,9 +22,10 @@ pub struct QueryRoot;
 // which only bulk operations read. `to_store` parses it into the store's
 // `users::UserFilter` (decoded ids, trimmed search, checked instants): two
 // types because they hold different things, the unchecked and the checked,
-// as zero2prod's `FormData` and `NewSubscriber` do. The account flags need
-// no checking, so both hold the same `UserFlagFilter` (flattened here: the
-// API shows its fields in place, first, as ever). The rest stays apart: a
+// as zero2prod's `FormData` and `NewSubscriber` do. The account's flags and
+// lifecycle states need no checking, so both hold the same
+// `UserFlagFilter` and `UserLifecycleFilter` (flattened here: the API shows
+// their fields in place, as ever). What needs checking stays apart: a
 // shared, flattened `lastLoginBefore` would name the inner type in
 // async-graphql's parse error for a malformed instant.
 /// Filters for `users`; every field left out matches everything.
@@ -39,10 +40,8 @@ pub struct UserFilter {
     /// Users whose last login (or, if they never logged in, whose joining) is
     /// before this instant: the dormant accounts.
     pub last_login_before: Option<DateTime<Utc>>,
-    /// True: users deactivated (and not reactivated since); false: the others.
-    pub deactivated: Option<bool>,
-    /// True: anonymized users only; false: the others.
-    pub anonymized: Option<bool>,
+    #[graphql(flatten)]
+    pub lifecycle: UserLifecycleFilter,
     /// True: a bulk operation given no other field acts on every user it
     /// may. Without it such a filter (a blank `search` counts as none) is
     /// refused there, so a forgotten field cannot hit everyone. Reads ignore it.
@@ -88,30 +87,9 @@ impl UserFilter {
                 .last_login_before
                 .map(|at| validation::instant("lastLoginBefore", at))
                 .transpose()?,
-            deactivated: self.deactivated,
-            anonymized: self.anonymized,
+            lifecycle: self.lifecycle,
         })
     }
-}
-
-// The store's `users::UserOrder` as the API shows it: `remote` derives the
-// conversion, so a new order is one variant in each place and the compiler
-// checks they match.
-/// The order of a `users` page.
-#[derive(Enum, Clone, Copy, PartialEq, Eq, Default)]
-#[graphql(remote = "users::UserOrder")]
-pub enum UserOrderBy {
-    #[default]
-    IdAsc,
-    IdDesc,
-    UsernameAsc,
-    UsernameDesc,
-    DateJoinedAsc,
-    DateJoinedDesc,
-    /// Never-logged-in users first.
-    LastLoginAsc,
-    /// Never-logged-in users last.
-    LastLoginDesc,
 }
 
 // The input is the domain's filter with the client's ids; checking it here,
@@ -196,14 +174,14 @@ impl QueryRoot {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Which users; all when left out.")] filter: Option<UserFilter>,
-        #[graphql(default, desc = "Sort order (default `ID_ASC`).")] order_by: UserOrderBy,
+        #[graphql(default, desc = "Sort order (default `ID_ASC`).")] order_by: UserOrder,
         #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
         #[graphql(desc = "Continue after this cursor (a previous page's `endCursor`).")]
         after: Option<String>,
     ) -> Result<CountedConnection<User>, AppError> {
         let limit = page_size(first)?;
         let filter = filter.unwrap_or_default().to_store()?;
-        users_page(ctx, filter, order_by.into(), limit, after.as_deref()).await
+        users_page(ctx, filter, order_by, limit, after.as_deref()).await
     }
 
     /// Needs `auth.view_group`.

@@ -5,7 +5,10 @@ use sqlx::postgres::PgArguments;
 use sqlx::query::QueryAs;
 use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder};
 
-use crate::domain::filters::UserFlagFilter;
+use crate::domain::filters::{UserFlagFilter, UserLifecycleFilter};
+// Declared in the domain, as the API's enum too; what each order means in
+// SQL is here.
+pub use crate::domain::filters::UserOrder;
 use crate::domain::username::Username;
 use crate::ids::Cursor;
 
@@ -215,8 +218,7 @@ pub struct UserFilter {
     pub search: Option<String>,
     pub group_id: Option<i64>,
     pub last_login_before: Option<DateTime<Utc>>,
-    pub deactivated: Option<bool>,
-    pub anonymized: Option<bool>,
+    pub lifecycle: UserLifecycleFilter,
 }
 
 impl UserFilter {
@@ -227,19 +229,6 @@ impl UserFilter {
         // left out here.
         *self == Self::default()
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum UserOrder {
-    #[default]
-    IdAsc,
-    IdDesc,
-    UsernameAsc,
-    UsernameDesc,
-    DateJoinedAsc,
-    DateJoinedDesc,
-    LastLoginAsc,
-    LastLoginDesc,
 }
 
 impl UserOrder {
@@ -330,8 +319,8 @@ fn push_filter(qb: &mut QueryBuilder<Postgres>, f: &UserFilter) {
         qb.push(" AND COALESCE(last_login, date_joined) < ")
             .push_bind(before);
     }
-    super::push_is_set(qb, "deactivated_at", f.deactivated);
-    super::push_is_set(qb, "anonymized_at", f.anonymized);
+    super::push_is_set(qb, "deactivated_at", f.lifecycle.deactivated);
+    super::push_is_set(qb, "anonymized_at", f.lifecycle.anonymized);
 }
 
 fn escape_like(s: &str) -> String {

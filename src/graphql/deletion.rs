@@ -60,9 +60,9 @@ impl From<Target> for DeletionTarget {
     fn from(target: Target) -> Self {
         match target {
             Target::User(row) => DeletionTarget::User(User::new(row)),
-            Target::Group(row) => DeletionTarget::Group(Group(row)),
-            Target::Question(row) => DeletionTarget::Question(Question(row)),
-            Target::Choice(row) => DeletionTarget::Choice(Choice(row)),
+            Target::Group(row) => DeletionTarget::Group(Group::from(row)),
+            Target::Question(row) => DeletionTarget::Question(Question::from(row)),
+            Target::Choice(row) => DeletionTarget::Choice(Choice::from(row)),
         }
     }
 }
@@ -505,7 +505,7 @@ impl ArchiveMutation {
         let reason = ctx.reason(reason, Mode::Execute)?;
         archive::archive_question(ctx.pool(), &ctx.actor()?, id, reason)
             .await
-            .map(Question)
+            .map(Question::from)
     }
 
     /// Brings an archived question back as it was: listed again, open to
@@ -520,6 +520,6 @@ impl ArchiveMutation {
         let id = decode::question_id(&id, "id")?;
         archive::restore_question(ctx.pool(), &ctx.actor()?, id)
             .await
-            .map(Question)
+            .map(Question::from)
     }
 }

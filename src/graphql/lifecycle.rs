@@ -87,7 +87,7 @@ impl From<Deactivation> for DeactivateUserPayload {
         DeactivateUserPayload {
             user: User::new(done.user),
             sessions_revoked: done.sessions_revoked as i32,
-            removed_groups: wrap_all(done.removed_groups, Group),
+            removed_groups: wrap_all(done.removed_groups, Group::from),
             removed_permissions: wrap_all(done.removed_permissions, Permission::from),
             staff_revoked: done.staff_revoked,
         }
@@ -116,7 +116,7 @@ impl From<Reactivation> for ReactivateUserPayload {
     fn from(done: Reactivation) -> Self {
         ReactivateUserPayload {
             user: User::new(done.user),
-            restored_groups: wrap_all(done.restored_groups, Group),
+            restored_groups: wrap_all(done.restored_groups, Group::from),
             restored_permissions: wrap_all(done.restored_permissions, Permission::from),
             staff_restored: done.staff_restored,
             missing_group_ids: opaque_ids(Kind::Group, done.missing_group_ids),

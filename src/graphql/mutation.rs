@@ -190,7 +190,7 @@ impl MutationRoot {
     ) -> Result<Group, AppError> {
         groups::create_group(ctx.pool(), &ctx.actor()?, &name, &permissions)
             .await
-            .map(Group)
+            .map(Group::from)
     }
 
     /// Replaces the group's permissions (as `app.codename`). Needs
@@ -206,7 +206,7 @@ impl MutationRoot {
         let id = decode::group_id(&group_id, "groupId")?;
         groups::set_group_permissions(ctx.pool(), &ctx.actor()?, id, &permissions)
             .await
-            .map(Group)
+            .map(Group::from)
     }
 
     /// Needs `auth.change_user`, and holding every permission the group carries.
@@ -274,7 +274,7 @@ impl MutationRoot {
     ) -> Result<Question, AppError> {
         polls::create_question(ctx.pool(), &ctx.actor()?, &text, &choices)
             .await
-            .map(Question)
+            .map(Question::from)
     }
 
     /// One vote per user per question. Any active user.

@@ -192,7 +192,7 @@ impl QueryRoot {
         #[graphql(desc = "The group's id.")] id: ID,
     ) -> Result<Option<Group>, AppError> {
         let group = groups::find(ctx.pool(), decode::group_id(&id, "id")?).await?;
-        Ok(Some(Group(group.ok_or(AppError::NotFound("group"))?)))
+        Ok(Some(Group::from(group.ok_or(AppError::NotFound("group"))?)))
     }
 
     /// Every group, by name. Needs `auth.view_group`.
@@ -201,7 +201,7 @@ impl QueryRoot {
         complexity = "cost::groups(child_complexity)"
     )]
     async fn groups(&self, ctx: &Context<'_>) -> Result<Vec<Group>, AppError> {
-        Ok(wrap_all(groups::all(ctx.pool()).await?, Group))
+        Ok(wrap_all(groups::all(ctx.pool()).await?, Group::from))
     }
 
     /// Every permission there is. Any active staff member.
@@ -237,7 +237,7 @@ impl QueryRoot {
         };
         Ok(wrap_all(
             polls::questions(ctx.pool(), listing).await?,
-            Question,
+            Question::from,
         ))
     }
 
@@ -250,7 +250,7 @@ impl QueryRoot {
     ) -> Result<Option<Question>, AppError> {
         let id = decode::question_id(&id, "id")?;
         let question = polls::find_questions(ctx.pool(), &[id]).await?.pop();
-        Ok(Some(Question(
+        Ok(Some(Question::from(
             question.ok_or(AppError::NotFound("question"))?,
         )))
     }

@@ -1,4 +1,4 @@
-use async_graphql::{Context, ID, Object, SimpleObject};
+use async_graphql::{ComplexObject, Context, ID, SimpleObject};
 
 use super::User;
 use crate::error::AppError;
@@ -11,24 +11,35 @@ use crate::store::groups::GroupRow;
 use crate::store::permissions::PermissionRow;
 use crate::store::users::{UserFilter, UserOrder};
 
-/// A named set of permissions; members hold all of them.
-pub struct Group(pub GroupRow);
-
 /// A named set of permissions; its members hold all of them.
-#[Object]
-impl Group {
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Group {
     /// Opaque id of the group.
-    async fn id(&self) -> ID {
-        ID(ids::encode(Kind::Group, self.0.id))
-    }
+    id: ID,
     /// The group's unique name.
-    async fn name(&self) -> &str {
-        &self.0.name
+    name: String,
+    /// The id the store knows it by, for the fields loaded through it.
+    #[graphql(skip)]
+    row_id: i64,
+}
+
+impl From<GroupRow> for Group {
+    fn from(row: GroupRow) -> Self {
+        Group {
+            id: ID(ids::encode(Kind::Group, row.id)),
+            name: row.name,
+            row_id: row.id,
+        }
     }
+}
+
+#[ComplexObject]
+impl Group {
     /// What every member holds through this group.
     #[graphql(complexity = "crate::graphql::cost::permissions(child_complexity)")]
     async fn permissions(&self, ctx: &Context<'_>) -> Result<Vec<Permission>, AppError> {
-        load_list(ctx, PermissionsOfGroup(self.0.id), Permission::from).await
+        load_list(ctx, PermissionsOfGroup(self.row_id), Permission::from).await
     }
     /// The group's members, by id. Needs `auth.view_user`.
     #[graphql(
@@ -44,14 +55,14 @@ impl Group {
     ) -> Result<CountedConnection<User>, AppError> {
         let limit = page_size(first)?;
         let filter = UserFilter {
-            group_id: Some(self.0.id),
+            group_id: Some(self.row_id),
             ..Default::default()
         };
         users_page(ctx, filter, UserOrder::IdAsc, limit, after.as_deref()).await
     }
     /// How many users are in the group.
     async fn member_count(&self, ctx: &Context<'_>) -> Result<i64, AppError> {
-        load_count(ctx, MemberCountOfGroup(self.0.id)).await
+        load_count(ctx, MemberCountOfGroup(self.row_id)).await
     }
 }
 

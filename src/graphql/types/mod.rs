@@ -1,5 +1,10 @@
-//! The GraphQL object types. Each wraps a row from the store and resolves its
-//! nested fields through the request's DataLoader.
+//! The GraphQL object types, made from rows of the store; nested fields
+//! resolve through the request's DataLoader. A type whose plain fields (the
+//! row's columns) come first holds them (`SimpleObject`, built by `From`),
+//! with the store ids its nested fields load by. The others wrap their row:
+//! `User`, whose fields go through the personal-fields rule, and `Vote` and
+//! `AuditEntry`, whose plain fields come between loaded ones (a
+//! `SimpleObject`'s fields always precede its resolved ones in the schema).
 
 mod audit;
 mod group;

@@ -1,4 +1,4 @@
-use async_graphql::{Context, ID, Object};
+use async_graphql::{ComplexObject, Context, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::User;
@@ -10,33 +10,46 @@ use crate::graphql::loaders::{
 use crate::ids::{self, Kind};
 use crate::store::polls::{ChoiceRow, QuestionRow, VoteRow};
 
-/// A poll question. Its author may be deleted; the question stays.
-pub struct Question(pub QuestionRow);
-
 /// A poll question. Its author may be deleted; the question stays, detached.
-#[Object]
-impl Question {
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Question {
     /// Opaque id of the question.
-    async fn id(&self) -> ID {
-        ID(ids::encode(Kind::Question, self.0.id))
-    }
+    id: ID,
     /// The question as asked.
-    async fn text(&self) -> &str {
-        &self.0.text
-    }
+    text: String,
     /// When it was published.
-    async fn pub_date(&self) -> DateTime<Utc> {
-        self.0.pub_date
-    }
+    pub_date: DateTime<Utc>,
     /// When it was archived (`archiveQuestion`); null while it is live.
     /// An archived question is left out of `questions` and takes no votes.
-    async fn archived_at(&self) -> Option<DateTime<Utc>> {
-        self.0.archived_at
+    archived_at: Option<DateTime<Utc>>,
+    /// The id the store knows it by, for the fields loaded through it.
+    #[graphql(skip)]
+    row_id: i64,
+    /// Its author's id, for `createdBy`.
+    #[graphql(skip)]
+    author_id: Option<i64>,
+}
+
+impl From<QuestionRow> for Question {
+    fn from(row: QuestionRow) -> Self {
+        Question {
+            id: ID(ids::encode(Kind::Question, row.id)),
+            text: row.text,
+            pub_date: row.pub_date,
+            archived_at: row.archived_at,
+            row_id: row.id,
+            author_id: row.created_by,
+        }
     }
+}
+
+#[ComplexObject]
+impl Question {
     /// Who created the question; null once that user is deleted. Its fields
     /// other than `id` and `username` need `auth.view_user` (see `User`).
     async fn created_by(&self, ctx: &Context<'_>) -> Result<Option<User>, AppError> {
-        let Some(id) = self.0.created_by else {
+        let Some(id) = self.author_id else {
             return Ok(None);
         };
         Ok(load(ctx, UserById(id)).await?.map(User::new))
@@ -44,33 +57,49 @@ impl Question {
     /// Its answers, in the order given at creation.
     #[graphql(complexity = "crate::graphql::cost::choices(child_complexity)")]
     async fn choices(&self, ctx: &Context<'_>) -> Result<Vec<Choice>, AppError> {
-        load_list(ctx, ChoicesOfQuestion(self.0.id), Choice).await
+        load_list(ctx, ChoicesOfQuestion(self.row_id), Choice::from).await
     }
 }
 
-pub struct Choice(pub ChoiceRow);
-
 /// One answer of a question; `voteCount` is its tally.
-#[Object]
-impl Choice {
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Choice {
     /// Opaque id of the choice; pass it to `castVote`.
-    async fn id(&self) -> ID {
-        ID(ids::encode(Kind::Choice, self.0.id))
-    }
+    id: ID,
     /// The answer as shown.
-    async fn text(&self) -> &str {
-        &self.0.text
+    text: String,
+    /// The id the store knows it by, for the fields loaded through it.
+    #[graphql(skip)]
+    row_id: i64,
+    /// Its question's id, for `question`.
+    #[graphql(skip)]
+    question_id: i64,
+}
+
+impl From<ChoiceRow> for Choice {
+    fn from(row: ChoiceRow) -> Self {
+        Choice {
+            id: ID(ids::encode(Kind::Choice, row.id)),
+            text: row.text,
+            row_id: row.id,
+            question_id: row.question_id,
+        }
     }
+}
+
+#[ComplexObject]
+impl Choice {
     /// The question this answers.
     async fn question(&self, ctx: &Context<'_>) -> Result<Question, AppError> {
-        load(ctx, QuestionById(self.0.question_id))
+        load(ctx, QuestionById(self.question_id))
             .await?
-            .map(Question)
+            .map(Question::from)
             .ok_or(AppError::NotFound("question"))
     }
     /// The tally: every vote on this choice, detached ones included.
     async fn vote_count(&self, ctx: &Context<'_>) -> Result<i64, AppError> {
-        load_count(ctx, VoteCountOfChoice(self.0.id)).await
+        load_count(ctx, VoteCountOfChoice(self.row_id)).await
     }
 }
 
@@ -88,7 +117,7 @@ impl Vote {
     async fn choice(&self, ctx: &Context<'_>) -> Result<Choice, AppError> {
         load(ctx, ChoiceById(self.0.choice_id))
             .await?
-            .map(Choice)
+            .map(Choice::from)
             .ok_or(AppError::NotFound("choice"))
     }
     /// When the vote was cast.

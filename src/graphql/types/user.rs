@@ -72,7 +72,7 @@ pub async fn read_ahead(
         .collect();
     for (id, group) in facts.groups {
         if let Some(list) = by_user.get_mut(&id).and_then(|f| f.groups.as_mut()) {
-            list.push(Group(group));
+            list.push(Group::from(group));
         }
     }
     for (id, key) in facts.permission_keys {
@@ -234,7 +234,7 @@ impl User {
             return Ok(Some(Listed::Borrowed(groups)));
         }
         let groups = match self.loaded_fact(ctx, Fact::Groups).await? {
-            Some(FactValue::Groups(groups)) => groups.into_iter().map(Group).collect(),
+            Some(FactValue::Groups(groups)) => groups.into_iter().map(Group::from).collect(),
             _ => Vec::new(),
         };
         Ok(Some(Listed::Owned(groups)))

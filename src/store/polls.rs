@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgExecutor, QueryBuilder};
 
+use super::PageAfter;
+
 #[derive(Debug, Clone, FromRow)]
 pub struct QuestionRow {
     pub id: i64,
@@ -124,22 +126,15 @@ pub async fn vote_counts(
     super::rows_for_ids(ex, sql, ids).await
 }
 
-/// One page of a user's votes, newest first, after vote id `after`.
+/// One page of a user's votes, newest first.
 pub async fn votes_of_user(
     ex: impl PgExecutor<'_>,
     user_id: i64,
-    after: Option<i64>,
-    limit: i64,
+    page: PageAfter,
 ) -> sqlx::Result<Vec<VoteRow>> {
-    sqlx::query_as(
-        "SELECT id, choice_id, question_id, user_id, created_at FROM votes \
-         WHERE user_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
-    )
-    .bind(user_id)
-    .bind(after)
-    .bind(limit)
-    .fetch_all(ex)
-    .await
+    let sql = "SELECT id, choice_id, question_id, user_id, created_at FROM votes \
+               WHERE user_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3";
+    super::page_of_owner(ex, sql, user_id, page).await
 }
 
 /// Inserts a question with its choices, in order.

@@ -42,6 +42,13 @@ pub struct ChoiceRow {
     pub text: String,
 }
 
+/// The columns of a [`ChoiceRow`], for every statement that reads one.
+macro_rules! choice_columns {
+    () => {
+        "id, question_id, text"
+    };
+}
+
 #[derive(Debug, Clone, FromRow)]
 pub struct VoteRow {
     pub id: i64,
@@ -88,7 +95,11 @@ pub async fn find_questions(
 }
 
 pub async fn find_choices(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<ChoiceRow>> {
-    let sql = "SELECT id, question_id, text FROM choices WHERE id = ANY($1)";
+    let sql = concat!(
+        "SELECT ",
+        choice_columns!(),
+        " FROM choices WHERE id = ANY($1)"
+    );
     super::rows_for_ids(ex, sql, ids).await
 }
 
@@ -97,7 +108,11 @@ pub async fn choices_of_questions(
     ex: impl PgExecutor<'_>,
     question_ids: &[i64],
 ) -> sqlx::Result<Vec<ChoiceRow>> {
-    let sql = "SELECT id, question_id, text FROM choices WHERE question_id = ANY($1) ORDER BY question_id, position";
+    let sql = concat!(
+        "SELECT ",
+        choice_columns!(),
+        " FROM choices WHERE question_id = ANY($1) ORDER BY question_id, position"
+    );
     super::rows_for_ids(ex, sql, question_ids).await
 }
 
@@ -238,7 +253,11 @@ pub async fn lock_archived_batch(
 
 /// The choice, locked until the transaction ends.
 pub async fn lock_choice(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<ChoiceRow>> {
-    let sql = "SELECT id, question_id, text FROM choices WHERE id = $1 FOR UPDATE";
+    let sql = concat!(
+        "SELECT ",
+        choice_columns!(),
+        " FROM choices WHERE id = $1 FOR UPDATE"
+    );
     super::row_by_key(ex, sql, id).await
 }
 

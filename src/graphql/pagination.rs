@@ -9,7 +9,7 @@ use crate::domain::filters::AuditFilter;
 use crate::error::AppError;
 use crate::ids::Cursor;
 use crate::store::polls::{self, VotesOf};
-use crate::store::{audit, users, webhooks};
+use crate::store::{PageAfter, audit, users, webhooks};
 
 pub const DEFAULT_PAGE: i32 = 20;
 pub const MAX_PAGE: i32 = 100;
@@ -164,6 +164,14 @@ impl IdPage {
     /// there is a next page.
     pub fn rows(&self) -> i64 {
         self.limit + 1
+    }
+
+    /// The rows to read, as the store takes them.
+    pub fn read(&self) -> PageAfter {
+        PageAfter {
+            after: self.after,
+            limit: self.rows(),
+        }
     }
 
     /// The page of `rows`, each row's cursor its `id_of`, each node its `node`.

@@ -148,7 +148,7 @@ impl WebhookQuery {
     ) -> Result<CountedConnection<WebhookDelivery>, AppError> {
         let webhook_id = ids::decode(Kind::Webhook, &webhook_id, "webhookId")?;
         let page = IdPage::new(first, after)?;
-        let rows = store::deliveries_page(ctx.pool(), webhook_id, page.after, page.rows()).await?;
+        let rows = store::deliveries_page(ctx.pool(), webhook_id, page.read()).await?;
         let total = TotalCount::WebhookDeliveries(webhook_id);
         Ok(page.connection(rows, |d| d.id, WebhookDelivery, total))
     }

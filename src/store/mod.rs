@@ -111,6 +111,33 @@ async fn updated_row<'q, T: Row>(
     sqlx::query_as(sql).bind(id).bind(value).fetch_one(ex).await
 }
 
+/// One page of a list read newest first: the rows with an id below `after`
+/// (the last row of the page before; none for the first page), at most
+/// `limit` of them.
+#[derive(Debug, Clone, Copy)]
+pub struct PageAfter {
+    pub after: Option<i64>,
+    pub limit: i64,
+}
+
+/// The `page` of the rows `sql` reads for the owner bound as `$1`, with
+/// the page's `after` bound as `$2` and its limit as `$3`: the shape of the
+/// newest-first lists of one owner's rows (a user's votes, an endpoint's
+/// deliveries).
+async fn page_of_owner<T: Row>(
+    ex: impl PgExecutor<'_>,
+    sql: &'static str,
+    owner: i64,
+    page: PageAfter,
+) -> sqlx::Result<Vec<T>> {
+    sqlx::query_as(sql)
+        .bind(owner)
+        .bind(page.after)
+        .bind(page.limit)
+        .fetch_all(ex)
+        .await
+}
+
 /// Adds `AND <column> IS NOT NULL` when `set` is true, `AND <column> IS
 /// NULL` when false, nothing when `None`: the filters on whether something
 /// happened to a row (deactivated, anonymized, archived). `column` is a

@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgExecutor, QueryBuilder};
 
+use super::PageAfter;
+
 #[derive(Debug, Clone, FromRow)]
 pub struct QuestionRow {
     pub id: i64,
@@ -38,6 +40,13 @@ pub struct ChoiceRow {
     pub id: i64,
     pub question_id: i64,
     pub text: String,
+}
+
+/// The columns of a [`ChoiceRow`], for every statement that reads one.
+macro_rules! choice_columns {
+    () => {
+        "id, question_id, text"
+    };
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -86,7 +95,11 @@ pub async fn find_questions(
 }
 
 pub async fn find_choices(ex: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<ChoiceRow>> {
-    let sql = "SELECT id, question_id, text FROM choices WHERE id = ANY($1)";
+    let sql = concat!(
+        "SELECT ",
+        choice_columns!(),
+        " FROM choices WHERE id = ANY($1)"
+    );
     super::rows_for_ids(ex, sql, ids).await
 }
 
@@ -95,7 +108,11 @@ pub async fn choices_of_questions(
     ex: impl PgExecutor<'_>,
     question_ids: &[i64],
 ) -> sqlx::Result<Vec<ChoiceRow>> {
-    let sql = "SELECT id, question_id, text FROM choices WHERE question_id = ANY($1) ORDER BY question_id, position";
+    let sql = concat!(
+        "SELECT ",
+        choice_columns!(),
+        " FROM choices WHERE question_id = ANY($1) ORDER BY question_id, position"
+    );
     super::rows_for_ids(ex, sql, question_ids).await
 }
 
@@ -124,22 +141,15 @@ pub async fn vote_counts(
     super::rows_for_ids(ex, sql, ids).await
 }
 
-/// One page of a user's votes, newest first, after vote id `after`.
+/// One page of a user's votes, newest first.
 pub async fn votes_of_user(
     ex: impl PgExecutor<'_>,
     user_id: i64,
-    after: Option<i64>,
-    limit: i64,
+    page: PageAfter,
 ) -> sqlx::Result<Vec<VoteRow>> {
-    sqlx::query_as(
-        "SELECT id, choice_id, question_id, user_id, created_at FROM votes \
-         WHERE user_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
-    )
-    .bind(user_id)
-    .bind(after)
-    .bind(limit)
-    .fetch_all(ex)
-    .await
+    let sql = "SELECT id, choice_id, question_id, user_id, created_at FROM votes \
+               WHERE user_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3";
+    super::page_of_owner(ex, sql, user_id, page).await
 }
 
 /// Inserts a question with its choices, in order.
@@ -243,7 +253,11 @@ pub async fn lock_archived_batch(
 
 /// The choice, locked until the transaction ends.
 pub async fn lock_choice(ex: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<ChoiceRow>> {
-    let sql = "SELECT id, question_id, text FROM choices WHERE id = $1 FOR UPDATE";
+    let sql = concat!(
+        "SELECT ",
+        choice_columns!(),
+        " FROM choices WHERE id = $1 FOR UPDATE"
+    );
     super::row_by_key(ex, sql, id).await
 }
 

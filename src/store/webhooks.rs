@@ -11,6 +11,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgExecutor};
 
+use super::PageAfter;
+
 /// An endpoint, without its secret (read only by the worker, see [`Claimed`]).
 #[derive(Debug, Clone, FromRow)]
 pub struct WebhookRow {
@@ -135,26 +137,21 @@ macro_rules! delivery_columns {
     };
 }
 
-/// A page of an endpoint's deliveries, newest first, with ids below `before_id`.
+/// A page of an endpoint's deliveries, newest first.
 pub async fn deliveries_page(
     ex: impl PgExecutor<'_>,
     webhook_id: i64,
-    before_id: Option<i64>,
-    limit: i64,
+    page: PageAfter,
 ) -> sqlx::Result<Vec<DeliveryRow>> {
-    sqlx::query_as(concat!(
+    let sql = concat!(
         "SELECT ",
         delivery_columns!(),
         " FROM webhook_deliveries d JOIN audit_entries a ON a.id = d.audit_entry_id
            JOIN webhooks w ON w.id = d.webhook_id
           WHERE d.webhook_id = $1 AND ($2::bigint IS NULL OR d.id < $2)
           ORDER BY d.id DESC LIMIT $3"
-    ))
-    .bind(webhook_id)
-    .bind(before_id)
-    .bind(limit)
-    .fetch_all(ex)
-    .await
+    );
+    super::page_of_owner(ex, sql, webhook_id, page).await
 }
 
 pub async fn count_deliveries(ex: impl PgExecutor<'_>, webhook_id: i64) -> sqlx::Result<i64> {

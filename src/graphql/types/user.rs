@@ -300,7 +300,7 @@ pub async fn votes_of_user(
     after: Option<String>,
 ) -> Result<CountedConnection<Vote>, AppError> {
     let page = IdPage::new(first, after)?;
-    let rows = polls::votes_of_user(ctx.pool(), user_id, page.after, page.rows()).await?;
+    let rows = polls::votes_of_user(ctx.pool(), user_id, page.read()).await?;
     let total = TotalCount::VotesOfUser(user_id);
     Ok(page.connection(rows, |v| v.id, Vote, total))
 }

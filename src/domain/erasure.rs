@@ -177,6 +177,11 @@ pub enum Via {
 }
 
 impl Via {
+    /// This operation, carried out by `actor`.
+    pub fn by(self, actor: AuditActor<'_>) -> ErasedBy<'_> {
+        ErasedBy { actor, via: self }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Via::AnonymizeUser => "anonymizeUser",
@@ -184,6 +189,14 @@ impl Via {
             Via::DeleteUser => "deleteUser",
         }
     }
+}
+
+/// Who erased the person and through which operation: the receipt's
+/// `erasedBy` and `via`, which are known together or not at all.
+#[derive(Clone, Copy)]
+pub struct ErasedBy<'a> {
+    pub actor: AuditActor<'a>,
+    pub via: Via,
 }
 
 /// The last export of the person's data, as the receipt names it.
@@ -291,26 +304,15 @@ fn mentions(text: &str, name: &str) -> bool {
 pub async fn anonymize_locked(
     tx: &mut PgConnection,
     target: &UserRow,
-    by: AuditActor<'_>,
-    via: Via,
+    by: ErasedBy<'_>,
 ) -> AppResult<Receipt> {
-    let export = last_export(&mut *tx, target.id).await?;
     let done = users::anonymize(&mut *tx, target.id).await?;
-    let redacted = erasure::redact_audit_entries(&mut *tx, target.id).await?;
     let removed = BTreeMap::from([
         ("groupMemberships", done.group_memberships),
         ("userPermissions", done.user_permissions),
         ("loginFailureCounters", done.login_counters),
     ]);
-    Ok(receipt(
-        target.id,
-        by,
-        via,
-        removed,
-        redacted,
-        export,
-        done.sessions_revoked,
-    ))
+    redact_with_receipt(tx, target.id, by, removed, done.sessions_revoked).await
 }
 
 /// What a deletion did with the rows of each relation, by name.
@@ -329,13 +331,11 @@ pub async fn scrub_deleted(
     by: AuditActor<'_>,
     rows: DeletedRows,
 ) -> AppResult<Receipt> {
-    let export = last_export(&mut *tx, former.id).await?;
     let key = validation::username_key(&former.username);
     login_failures::forget_username(&mut *tx, &key).await?;
-    let redacted = erasure::redact_audit_entries(&mut *tx, former.id).await?;
     let sessions = rows.removed.get("sessions").copied().unwrap_or(0);
-    let (removed, via) = (rows.removed, Via::DeleteUser);
-    let mut receipt = receipt(former.id, by, via, removed, redacted, export, sessions);
+    let by = Via::DeleteUser.by(by);
+    let mut receipt = redact_with_receipt(tx, former.id, by, rows.removed, sessions).await?;
     receipt.fields_erased.push("the user row (deleted)");
     receipt.kept = rows.kept;
     Ok(receipt)
@@ -372,6 +372,28 @@ pub async fn scrub_pending(
     Ok(scrubbed)
 }
 
+/// What every erasure ends with, once the person's row is anonymized or
+/// gone (the database redacts nothing before): the receipt, with the digest
+/// of the last export read before the redaction rewrites the entries.
+async fn redact_with_receipt(
+    tx: &mut PgConnection,
+    user_id: i64,
+    by: ErasedBy<'_>,
+    removed: BTreeMap<&'static str, i64>,
+    sessions_revoked: i64,
+) -> AppResult<Receipt> {
+    let export = last_export(&mut *tx, user_id).await?;
+    let redacted = erasure::redact_audit_entries(&mut *tx, user_id).await?;
+    Ok(receipt(
+        user_id,
+        by,
+        removed,
+        redacted,
+        export,
+        sessions_revoked,
+    ))
+}
+
 async fn last_export(tx: &mut PgConnection, user_id: i64) -> AppResult<Option<ExportDigest>> {
     Ok(audit::last_export(&mut *tx, user_id)
         .await?
@@ -384,8 +406,7 @@ async fn last_export(tx: &mut PgConnection, user_id: i64) -> AppResult<Option<Ex
 
 fn receipt(
     user_id: i64,
-    by: AuditActor<'_>,
-    via: Via,
+    by: ErasedBy<'_>,
     removed: BTreeMap<&'static str, i64>,
     audit_entries_redacted: u64,
     export: Option<ExportDigest>,
@@ -396,8 +417,8 @@ fn receipt(
         user_id: ids::encode(Kind::User, user_id),
         pseudonym: pseudonym(user_id),
         erased_at: Utc::now(),
-        erased_by: by.username.to_owned(),
-        via: via.name(),
+        erased_by: by.actor.username.to_owned(),
+        via: by.via.name(),
         fields_erased: FIELDS_ERASED.to_vec(),
         removed,
         audit_entries_redacted,
@@ -520,8 +541,8 @@ async fn erase_due(tx: &mut PgConnection, user_id: i64) -> AppResult<Receipt> {
         .await?
         .ok_or(AppError::NotFound("user"))?;
     authority::ensure_superusers_remain(&mut *tx, &[&target]).await?;
-    let system = AuditActor::from(&Actor::System);
-    let receipt = anonymize_locked(&mut *tx, &target, system, Via::ErasureRequest).await?;
+    let by = Via::ErasureRequest.by(AuditActor::from(&Actor::System));
+    let receipt = anonymize_locked(&mut *tx, &target, by).await?;
     let user = users::find(&mut *tx, user_id)
         .await?
         .ok_or(AppError::NotFound("user"))?;

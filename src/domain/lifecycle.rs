@@ -616,9 +616,8 @@ pub async fn anonymize_user(
     let actor = &actor;
     erasure::ensure_reason_spares(&target, reason.as_deref())?;
     authority::ensure_superusers_remain(&mut tx, &[&target]).await?;
-    let receipt =
-        erasure::anonymize_locked(&mut tx, &target, actor.into(), erasure::Via::AnonymizeUser)
-            .await?;
+    let by = erasure::Via::AnonymizeUser.by(actor.into());
+    let receipt = erasure::anonymize_locked(&mut tx, &target, by).await?;
     let user = users::find(&mut *tx, target.id)
         .await?
         .ok_or(AppError::NotFound("user"))?;

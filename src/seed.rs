@@ -246,8 +246,11 @@ async fn ensure_alice_session(
     {
         return Ok(false);
     }
-    let password = SecretString::from(DEMO_PASSWORD);
-    accounts::login(pool, settings, &alice.username, password, None).await?;
+    let credentials = accounts::Credentials {
+        username: &alice.username,
+        password: SecretString::from(DEMO_PASSWORD),
+    };
+    accounts::login(pool, settings, credentials, None).await?;
     Ok(true)
 }
 

@@ -18,6 +18,12 @@ use crate::store::login_failures::{self, Counter, Limit, Scope};
 use crate::store::sessions;
 use crate::store::users::{self, LoginKeys, UserRow};
 
+/// What a person types to log in.
+pub struct Credentials<'a> {
+    pub username: &'a str,
+    pub password: SecretString,
+}
+
 pub struct LoginOutcome {
     pub token: String,
     pub expires_at: DateTime<Utc>,
@@ -40,10 +46,10 @@ pub struct LoginOutcome {
 pub async fn login(
     pool: &PgPool,
     settings: &Settings,
-    username: &str,
-    password: SecretString,
+    credentials: Credentials<'_>,
     client_address: Option<&str>,
 ) -> AppResult<LoginOutcome> {
+    let Credentials { username, password } = credentials;
     let attempt = Attempt::new(username, client_address);
     reserve_attempt(pool, settings, &attempt).await?;
 

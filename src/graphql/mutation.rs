@@ -85,15 +85,12 @@ impl MutationRoot {
         )]
         password: String,
     ) -> Result<LoginPayload, AppError> {
+        let credentials = accounts::Credentials {
+            username: &username,
+            password: SecretString::from(password),
+        };
         let address = ctx.request().client_address.as_deref();
-        let outcome = accounts::login(
-            ctx.pool(),
-            ctx.settings(),
-            &username,
-            SecretString::from(password),
-            address,
-        )
-        .await?;
+        let outcome = accounts::login(ctx.pool(), ctx.settings(), credentials, address).await?;
         Ok(LoginPayload {
             token: outcome.token,
             user: User::seen_by_owner(outcome.user),

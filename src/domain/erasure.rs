@@ -373,8 +373,8 @@ pub async fn scrub_pending(
 }
 
 /// What every erasure ends with, once the person's row is anonymized or
-/// gone (the database redacts nothing before): the receipt, with the digest
-/// of the last export read before the redaction rewrites the entries.
+/// gone (the database refuses the redaction before): the receipt, with the
+/// digest of the last export read before the redaction rewrites the entries.
 async fn redact_with_receipt(
     tx: &mut PgConnection,
     user_id: i64,

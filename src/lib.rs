@@ -28,4 +28,6 @@ pub mod logging;
 pub mod scim;
 pub mod seed;
 pub mod store;
+#[cfg(test)]
+mod test_support;
 pub mod webhooks;

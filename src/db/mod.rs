@@ -4,7 +4,7 @@ mod startup_error;
 mod url_check;
 mod username_keys;
 
-pub use startup_error::{StartupError, describe};
+pub use startup_error::{Failure, StartupError, describe};
 pub use username_keys::grandfathered_key;
 
 use std::str::FromStr;
@@ -207,8 +207,10 @@ impl Migrated {
 /// transaction also means a failed migration leaves nothing half-applied.
 pub async fn migrate(pool: &PgPool, url: &str) -> Result<Migrated, StartupError> {
     let failed = |reason: String| StartupError::Migration {
-        target: describe(url),
-        reason,
+        at: Failure {
+            target: describe(url),
+            reason,
+        },
     };
     let db_failed = |e: sqlx::Error| StartupError::migrating(url, &e);
     let mut tx = pool.begin().await.map_err(db_failed)?;

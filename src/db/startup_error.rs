@@ -44,9 +44,10 @@ pub enum StartupError {
     ForeignScheme { scheme: String },
     /// Something answered on the port, but not in PostgreSQL's protocol.
     #[error(
-        "what answers at {target} is not PostgreSQL: {reason}. Check the port in DATABASE_URL (PostgreSQL's default is 5432)"
+        "what answers at {} is not PostgreSQL: {}. Check the port in DATABASE_URL (PostgreSQL's default is 5432)",
+        .at.target, .at.reason
     )]
-    NotPostgres { target: String, reason: String },
+    NotPostgres { at: Failure },
     /// Something accepts connections on the port but gave no PostgreSQL
     /// answer within the connect timeout.
     #[error(
@@ -56,41 +57,57 @@ pub enum StartupError {
     /// A database setting from the environment that is not valid.
     #[error("{0}")]
     BadSetting(String),
-    #[error("cannot reach PostgreSQL at {target}: {reason}. {advice}")]
-    Unreachable {
-        target: String,
-        reason: String,
-        advice: String,
-    },
-    #[error("PostgreSQL at {target} refused memberdesk: {reason}. {advice}")]
-    Refused {
-        target: String,
-        reason: String,
-        advice: String,
-    },
+    #[error("cannot reach PostgreSQL at {}: {}. {advice}", .at.target, .at.reason)]
+    Unreachable { at: Failure, advice: String },
+    #[error("PostgreSQL at {} refused memberdesk: {}. {advice}", .at.target, .at.reason)]
+    Refused { at: Failure, advice: String },
     /// What PgBouncer answers to startup parameters it does not pass on.
     #[error(
-        "{target} refused a connection option: {reason}. Behind PgBouncer, set MEMBERDESK_STATEMENT_TIMEOUT_SECONDS=0 and set statement_timeout in PgBouncer's connect_query or on the role, and list extra_float_digits in its ignore_startup_parameters"
+        "{} refused a connection option: {}. Behind PgBouncer, set MEMBERDESK_STATEMENT_TIMEOUT_SECONDS=0 and set statement_timeout in PgBouncer's connect_query or on the role, and list extra_float_digits in its ignore_startup_parameters",
+        .at.target, .at.reason
     )]
-    OptionRefused { target: String, reason: String },
+    OptionRefused { at: Failure },
     /// What a pooler in transaction mode that does not carry prepared
     /// statements between server connections leads to.
     #[error(
-        "{target} lost track of a prepared statement: {reason}. This is a connection pooler in transaction mode without prepared statement support; use PgBouncer 1.21 or later with max_prepared_statements > 0"
+        "{} lost track of a prepared statement: {}. This is a connection pooler in transaction mode without prepared statement support; use PgBouncer 1.21 or later with max_prepared_statements > 0",
+        .at.target, .at.reason
     )]
-    PreparedStatementsUnsupported { target: String, reason: String },
+    PreparedStatementsUnsupported { at: Failure },
     /// The TLS connection that `sslmode` asks for could not be made: the
     /// server's certificate is not trusted or not for this host name, the
     /// server has no TLS, or a certificate file cannot be read.
-    #[error("PostgreSQL at {target} failed the TLS check of sslmode={mode}: {reason}. {advice}")]
+    #[error(
+        "PostgreSQL at {} failed the TLS check of sslmode={mode}: {}. {advice}",
+        .at.target, .at.reason
+    )]
     Tls {
-        target: String,
+        at: Failure,
         mode: &'static str,
-        reason: String,
         advice: String,
     },
-    #[error("applying migrations to {target} failed: {reason}")]
-    Migration { target: String, reason: String },
+    #[error("applying migrations to {} failed: {}", .at.target, .at.reason)]
+    Migration { at: Failure },
+}
+
+/// Where a failed connection or migration was headed and what it was told
+/// there: the two facts those messages all name, around their own advice.
+#[derive(Debug)]
+pub struct Failure {
+    /// The server and database, without the password ([`describe`]).
+    pub target: String,
+    /// What the server or the network said, without sqlx's decorations.
+    pub reason: String,
+}
+
+impl Failure {
+    /// `err`, met on the way to `url`.
+    pub(super) fn of(url: &str, err: &sqlx::Error) -> Failure {
+        Failure {
+            target: describe(url),
+            reason: short_reason(err),
+        }
+    }
 }
 
 impl StartupError {
@@ -99,33 +116,27 @@ impl StartupError {
         if let Some(pooler) = pooler_error(url, err) {
             return pooler;
         }
-        let (target, reason) = (describe(url), short_reason(err));
+        let at = Failure::of(url, err);
         let opts = PgConnectOptions::from_str(url).ok();
-        if let Some(tls) = opts.as_ref().and_then(|o| tls_error(o, err)) {
-            return tls;
+        if let Some((mode, advice)) = opts.as_ref().and_then(|o| tls_advice(o, err)) {
+            return StartupError::Tls { at, mode, advice };
         }
         match (err, &opts) {
             (sqlx::Error::Database(db), Some(opts)) => {
-                let advice = refusal_advice(db.code().as_deref(), &reason, opts);
-                StartupError::Refused {
-                    target,
-                    reason,
-                    advice,
-                }
+                let advice = refusal_advice(db.code().as_deref(), &at.reason, opts);
+                StartupError::Refused { at, advice }
             }
-            _ if reason.contains("password") => StartupError::Refused {
+            _ if at.reason.contains("password") => StartupError::Refused {
                 advice: opts.map_or_else(String::new, |o| password_advice(&o)),
-                target,
-                reason,
+                at,
             },
-            (sqlx::Error::Protocol(_), _) => StartupError::NotPostgres { target, reason },
+            (sqlx::Error::Protocol(_), _) => StartupError::NotPostgres { at },
             _ => StartupError::Unreachable {
                 advice: opts.map_or_else(
                     || "Set DATABASE_URL".to_owned(),
                     |o| network_advice(&o, err),
                 ),
-                target,
-                reason,
+                at,
             },
         }
     }
@@ -151,8 +162,7 @@ impl StartupError {
     /// A failure while applying migrations to the database at `url`.
     pub(super) fn migrating(url: &str, err: &sqlx::Error) -> StartupError {
         pooler_error(url, err).unwrap_or_else(|| StartupError::Migration {
-            target: describe(url),
-            reason: short_reason(err),
+            at: Failure::of(url, err),
         })
     }
 }
@@ -194,22 +204,22 @@ fn pooler_error(url: &str, err: &sqlx::Error) -> Option<StartupError> {
     let sqlx::Error::Database(db) = err else {
         return None;
     };
-    let (target, reason) = (describe(url), db.message().to_owned());
+    let at = Failure::of(url, err);
     match db.code().as_deref() {
         Some(DUPLICATE_PREPARED_STATEMENT | UNKNOWN_PREPARED_STATEMENT) => {
-            Some(StartupError::PreparedStatementsUnsupported { target, reason })
+            Some(StartupError::PreparedStatementsUnsupported { at })
         }
-        _ if reason.starts_with("unsupported startup parameter") => {
-            Some(StartupError::OptionRefused { target, reason })
+        _ if at.reason.starts_with("unsupported startup parameter") => {
+            Some(StartupError::OptionRefused { at })
         }
         _ => None,
     }
 }
 
-/// A failure of the TLS that `sslmode` asks for, told apart from a server
-/// that is not there: the fix is in the URL or the certificates, not in
-/// starting PostgreSQL.
-fn tls_error(opts: &PgConnectOptions, err: &sqlx::Error) -> Option<StartupError> {
+/// The `sslmode` of a failure of the TLS it asks for, and what to do about
+/// it: told apart from a server that is not there, since the fix is in the
+/// URL or the certificates, not in starting PostgreSQL.
+fn tls_advice(opts: &PgConnectOptions, err: &sqlx::Error) -> Option<(&'static str, String)> {
     let mode = match opts.get_ssl_mode() {
         PgSslMode::Require => "require",
         PgSslMode::VerifyCa => "verify-ca",
@@ -246,12 +256,7 @@ fn tls_error(opts: &PgConnectOptions, err: &sqlx::Error) -> Option<StartupError>
         }
         _ => return None,
     };
-    Some(StartupError::Tls {
-        target: describe_opts(opts),
-        mode,
-        reason,
-        advice,
-    })
+    Some((mode, advice))
 }
 
 fn refusal_advice(code: Option<&str>, reason: &str, opts: &PgConnectOptions) -> String {

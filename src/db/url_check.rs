@@ -105,6 +105,7 @@ fn key_value_as_url(value: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{assert_accepts, assert_refuses};
 
     fn refusal(url: &str) -> String {
         check(url).unwrap_err().to_string()
@@ -112,25 +113,27 @@ mod tests {
 
     #[test]
     fn a_database_name_in_the_path_or_as_dbname_is_required() {
-        for named in [
-            "postgres://u@h:5432/m",
-            "postgresql://u@h/m?sslmode=require",
-            "postgres:///m?host=/var/run/postgresql",
-            "postgres://u@h:5432/?dbname=m",
-            "POSTGRES://h/m",
-        ] {
-            assert!(check(named).is_ok(), "{named}");
-        }
-        for unnamed in [
+        assert_accepts(
+            check,
+            &[
+                "postgres://u@h:5432/m",
+                "postgresql://u@h/m?sslmode=require",
+                "postgres:///m?host=/var/run/postgresql",
+                "postgres://u@h:5432/?dbname=m",
+                "POSTGRES://h/m",
+            ],
+        );
+        let unnamed = [
             "postgres://u@h:5432/",
             "postgres://u@h:5432",
             "postgres://u:secret@h/?sslmode=require",
             "postgres://u@h/#m",
-        ] {
-            let message = refusal(unnamed);
+        ];
+        for (url, err) in assert_refuses(check, &unnamed) {
+            let message = err.to_string();
             assert!(
                 message.starts_with("DATABASE_URL names no database"),
-                "{message}"
+                "{url}: {message}"
             );
             assert!(!message.contains("secret"), "{message}");
         }

@@ -86,126 +86,62 @@ const fn per_policy(
     }
 }
 
+impl Edge {
+    /// The same reference kept as ids in an array column, counting only the
+    /// rows that match `condition`.
+    const fn in_array(self, condition: &'static str) -> Edge {
+        Edge {
+            link: Link::Array,
+            condition: Some(condition),
+            ..self
+        }
+    }
+
+    /// The same reference, marked as the shortcut of `parent`'s relation
+    /// named `relation` (see the field `shortcut_of`).
+    const fn shortcutting(self, relation: &'static str) -> Edge {
+        Edge {
+            shortcut_of: Some(relation),
+            ..self
+        }
+    }
+}
+
 /// Every reference between records. Order matters for execution: a
 /// record's references are handled in this order (a shortcut before the
 /// relation it shortcuts), each after the rows referencing it in turn.
+// One edge a line, its columns aligned: the table is read down its columns.
+#[rustfmt::skip]
 pub const EDGES: &[Edge] = &[
     // A user's contributions: PROTECT keeps the user while any exist.
-    per_policy(
-        "votes",
-        ("votes", "user_id"),
-        "users",
-        [Protect, Detach, Delete],
-    ),
+    per_policy("votes",             ("votes", "user_id"),                   "users",              [Protect, Detach, Delete]),
     // Other people's votes hang on a question, so it is never deleted with its author.
-    per_policy(
-        "questions",
-        ("questions", "created_by"),
-        "users",
-        [Protect, Detach, Detach],
-    ),
-    always("sessions", ("sessions", "user_id"), "users", Delete),
-    always(
-        "groupMemberships",
-        ("user_groups", "user_id"),
-        "users",
-        Delete,
-    ),
-    always(
-        "userPermissions",
-        ("user_permissions", "user_id"),
-        "users",
-        Delete,
-    ),
-    always(
-        "deactivations",
-        ("deactivations", "user_id"),
-        "users",
-        Delete,
-    ),
+    per_policy("questions",         ("questions", "created_by"),            "users",              [Protect, Detach, Detach]),
+    always("sessions",              ("sessions", "user_id"),                "users",              Delete),
+    always("groupMemberships",      ("user_groups", "user_id"),             "users",              Delete),
+    always("userPermissions",       ("user_permissions", "user_id"),        "users",              Delete),
+    always("deactivations",         ("deactivations", "user_id"),           "users",              Delete),
     // The audit trail outlives the user; entries keep the username snapshot and the id.
-    always(
-        "auditEntries",
-        ("audit_entries", "actor_id"),
-        "users",
-        Detach,
-    ),
-    always(
-        "auditEntriesAsTarget",
-        ("audit_entries", "target_user_id"),
-        "users",
-        Detach,
-    ),
+    always("auditEntries",          ("audit_entries", "actor_id"),          "users",              Detach),
+    always("auditEntriesAsTarget",  ("audit_entries", "target_user_id"),    "users",              Detach),
     // A group: PROTECT keeps it while it has members.
-    per_policy(
-        "members",
-        ("user_groups", "group_id"),
-        "groups",
-        [Protect, Delete, Delete],
-    ),
-    always(
-        "groupPermissions",
-        ("group_permissions", "group_id"),
-        "groups",
-        Delete,
-    ),
+    per_policy("members",           ("user_groups", "group_id"),            "groups",             [Protect, Delete, Delete]),
+    always("groupPermissions",      ("group_permissions", "group_id"),      "groups",             Delete),
     // Open deactivations remember the group; restoreAccess reports it missing later.
-    Edge {
-        link: Link::Array,
-        condition: Some("ended_at IS NULL"),
-        ..always(
-            "rememberedMemberships",
-            ("deactivations", "group_ids"),
-            "groups",
-            Detach,
-        )
-    },
+    always("rememberedMemberships", ("deactivations", "group_ids"),         "groups",             Detach).in_array("ended_at IS NULL"),
     // A question: PROTECT keeps it while it has votes. Choices and votes
     // cannot exist without it, so SET_NULL means nothing here.
-    Edge {
-        shortcut_of: Some("choices"),
-        ..per_policy(
-            "votes",
-            ("votes", "question_id"),
-            "questions",
-            [Protect, Invalid, Delete],
-        )
-    },
-    per_policy(
-        "choices",
-        ("choices", "question_id"),
-        "questions",
-        [Delete, Invalid, Delete],
-    ),
-    per_policy(
-        "votes",
-        ("votes", "choice_id"),
-        "choices",
-        [Protect, Invalid, Delete],
-    ),
+    per_policy("votes",             ("votes", "question_id"),               "questions",          [Protect, Invalid, Delete]).shortcutting("choices"),
+    per_policy("choices",           ("choices", "question_id"),             "questions",          [Delete, Invalid, Delete]),
+    per_policy("votes",             ("votes", "choice_id"),                 "choices",            [Protect, Invalid, Delete]),
     // Webhook deliveries are not records a deletion plan reaches:
     // `deleteWebhook` removes an endpoint's deliveries and their attempts
     // itself (store::webhooks::delete; deliveries name their endpoint
     // without a key, see migration 0009).
-    always(
-        "attempts",
-        ("webhook_attempts", "delivery_id"),
-        "webhook_deliveries",
-        Delete,
-    ),
+    always("attempts",              ("webhook_attempts", "delivery_id"),    "webhook_deliveries", Delete),
     // The permission catalog is seeded and never deleted.
-    always(
-        "userGrants",
-        ("user_permissions", "permission_id"),
-        "permissions",
-        Protect,
-    ),
-    always(
-        "groupGrants",
-        ("group_permissions", "permission_id"),
-        "permissions",
-        Protect,
-    ),
+    always("userGrants",            ("user_permissions", "permission_id"),  "permissions",        Protect),
+    always("groupGrants",           ("group_permissions", "permission_id"), "permissions",        Protect),
 ];
 
 /// The table of a kind of record.

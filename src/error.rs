@@ -129,6 +129,25 @@ impl<T> OnConstraint<T> for Result<T, sqlx::Error> {
     }
 }
 
+/// A lookup that found nothing as the contract's `NOT_FOUND` for `what`:
+/// the tail of every read whose id must name a row, in one call
+/// (`users::find(..).await.or_not_found("user")?`).
+pub trait OrNotFound<T> {
+    fn or_not_found(self, what: &'static str) -> AppResult<T>;
+}
+
+impl<T> OrNotFound<T> for Option<T> {
+    fn or_not_found(self, what: &'static str) -> AppResult<T> {
+        self.ok_or(AppError::NotFound(what))
+    }
+}
+
+impl<T, E: Into<AppError>> OrNotFound<T> for Result<Option<T>, E> {
+    fn or_not_found(self, what: &'static str) -> AppResult<T> {
+        self.map_err(Into::into)?.or_not_found(what)
+    }
+}
+
 impl From<AppError> for async_graphql::Error {
     fn from(err: AppError) -> Self {
         if let AppError::Internal(inner) = &err {

@@ -13,7 +13,7 @@ use super::username::Username;
 use super::{Actor, validation};
 use crate::auth::{password, token};
 use crate::config::{LoginLimit, PasswordPolicy, Settings};
-use crate::error::{AppError, AppResult, OnConstraint};
+use crate::error::{AppError, AppResult, OnConstraint, OrNotFound};
 use crate::store::login_failures::{self, Counter, Limit, Scope};
 use crate::store::sessions;
 use crate::store::users::{self, LoginKeys, UserRow};
@@ -582,8 +582,8 @@ pub async fn set_password(
         AppError::forbidden("you may only change your own password without 'auth.change_user'")
     })?;
     let target = users::find(pool, change.user_id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
+        .await
+        .or_not_found("user")?;
     ensure_password_settable(&mut *pool.acquire().await?, &acting, &target).await?;
     let personal = [
         target.username.as_str(),
@@ -636,8 +636,8 @@ pub async fn reset_password_as_system(
     new_password: SecretString,
 ) -> AppResult<PasswordReset> {
     let target = find_by_username(pool, username)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
+        .await
+        .or_not_found("user")?;
     if target.anonymized_at.is_some() {
         return Err(AppError::Anonymized);
     }
@@ -653,8 +653,8 @@ pub async fn reset_password_as_system(
     let mut tx = pool.begin().await?;
     // Re-read under the lock: the account may have been erased meanwhile.
     let target = users::find_for_update(&mut *tx, target.id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
+        .await
+        .or_not_found("user")?;
     if target.anonymized_at.is_some() {
         return Err(AppError::Anonymized);
     }

@@ -28,7 +28,7 @@ use super::authority::{self, Begun};
 use super::deletion::{self, BulkDelete, BulkDeletion, DeletePolicy, QuestionSelection};
 use super::validation::Reason;
 use super::{Actor, Mode};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, OrNotFound};
 use crate::store::polls::{self, QuestionFilter, QuestionRow, Standing};
 
 /// Archives the question: it leaves `questions` and takes no new votes;
@@ -73,8 +73,8 @@ async fn set_standing(
     let Begun { mut tx, actor } =
         authority::begin(pool, actor, Rule::Permission(DELETE_QUESTION)).await?;
     let question = polls::lock_question(&mut *tx, id)
-        .await?
-        .ok_or(AppError::NotFound("question"))?;
+        .await
+        .or_not_found("question")?;
     let standing = change.standing();
     let already = match standing {
         Standing::Archived => question.archived_at.is_some(),

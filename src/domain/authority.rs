@@ -18,7 +18,7 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use super::Actor;
 use super::access::{CHANGE_USER, Rule, ensure_in_scope, ensure_not_self};
 use super::actor::{CurrentUser, ServiceActor};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, OrNotFound};
 use crate::store::users::{self, UserRow};
 use crate::store::{permissions, scim_tokens, sessions};
 
@@ -70,8 +70,8 @@ pub async fn lock_caller_and_target(
     target_id: i64,
 ) -> AppResult<Acting> {
     let peek = users::find(&mut *conn, target_id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
+        .await
+        .or_not_found("user")?;
     if peek.is_superuser {
         users::lock_superuser_changes(&mut *conn).await?;
     }
@@ -81,8 +81,8 @@ pub async fn lock_caller_and_target(
         false => None,
     };
     let target = users::find_for_update(&mut *conn, target_id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
+        .await
+        .or_not_found("user")?;
     if target.is_superuser && !peek.is_superuser {
         // Promoted in between: rare, and the lock is still taken before any change.
         users::lock_superuser_changes(&mut *conn).await?;

@@ -78,7 +78,7 @@ use super::authority::{self, Acting};
 use super::deletion::registry::{EDGES, Edge};
 use super::export::CANONICAL_FORM;
 use super::validation::{self, Reason};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, OrNotFound};
 use crate::ids::{self, Kind};
 use crate::store::deactivations::{self, AccessRemoval};
 use crate::store::users::{self, UserRow};
@@ -495,8 +495,8 @@ pub async fn request_erasure(
         erase_due(&mut tx, target.id).await?;
     }
     let user = users::find(&mut *tx, target.id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
+        .await
+        .or_not_found("user")?;
     tx.commit().await?;
     Ok(user)
 }
@@ -523,8 +523,8 @@ pub async fn cancel_erasure(
     }
     erasure::cancel(&mut *tx, target.id).await?;
     let user = users::find(&mut *tx, target.id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
+        .await
+        .or_not_found("user")?;
     AuditEntry::new(AuditAction::ErasureCancelled, Target::User(&user))
         .by(&actor)
         .reason(reason.as_deref())
@@ -538,14 +538,12 @@ pub async fn cancel_erasure(
 /// as `system`, and writes the anonymization's entry with the receipt.
 async fn erase_due(tx: &mut PgConnection, user_id: i64) -> AppResult<Receipt> {
     let target = users::find_for_update(&mut *tx, user_id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
+        .await
+        .or_not_found("user")?;
     authority::ensure_superusers_remain(&mut *tx, &[&target]).await?;
     let by = Via::ErasureRequest.by(AuditActor::from(&Actor::System));
     let receipt = anonymize_locked(&mut *tx, &target, by).await?;
-    let user = users::find(&mut *tx, user_id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
+    let user = users::find(&mut *tx, user_id).await.or_not_found("user")?;
     AuditEntry::new(AuditAction::UserAnonymized, Target::User(&user))
         .by(&Actor::System)
         .reason(Some("a requested erasure fell due"))

@@ -18,7 +18,7 @@ use sqlx::PgPool;
 
 use super::audit::{AuditAction, AuditEntry, Target};
 use super::{Actor, authority};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppResult, OrNotFound};
 use crate::store::{export, users};
 
 /// One part of the export and the foreign key to `users` it follows.
@@ -53,13 +53,11 @@ pub const SECTIONS: &[Section] = &[
 /// does not happen.
 pub async fn export_user_data(pool: &PgPool, actor: &Actor, user_id: i64) -> AppResult<Value> {
     let mut tx = pool.begin().await?;
-    let user = users::find(&mut *tx, user_id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
+    let user = users::find(&mut *tx, user_id).await.or_not_found("user")?;
     authority::ensure_scope(&mut tx, actor, &user).await?;
     let document = export::user_data(&mut *tx, user_id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
+        .await
+        .or_not_found("user")?;
     let details = json!({ "sha256": sha256_hex(&document), "format": CANONICAL_FORM });
     AuditEntry::new(AuditAction::UserDataExported, Target::User(&user))
         .by(actor)

@@ -13,7 +13,7 @@ use super::access::{ADD_GROUP, CHANGE_GROUP, Rule, ensure_holds_all};
 use super::audit::{AuditAction, AuditEntry, Target};
 use super::authority::{self, Acting, Begun};
 use super::{Actor, validation};
-use crate::error::{AppError, AppResult, OnConstraint};
+use crate::error::{AppError, AppResult, OnConstraint, OrNotFound};
 use crate::store::access::{self as store_access, Held};
 use crate::store::groups::{self, GroupRow};
 use crate::store::permissions::{self, PermissionRow};
@@ -75,8 +75,8 @@ pub(super) async fn begin_change(
 ) -> AppResult<(Begun, GroupRow)> {
     let mut begun = authority::begin(pool, actor, Rule::Permission(CHANGE_GROUP)).await?;
     let group = groups::find_for_update(&mut *begun.tx, group_id)
-        .await?
-        .ok_or(AppError::NotFound("group"))?;
+        .await
+        .or_not_found("group")?;
     Ok((begun, group))
 }
 
@@ -205,7 +205,7 @@ impl Found {
             Access::Group(id) => groups::find(&mut *conn, id)
                 .await?
                 .map(Found::Group)
-                .ok_or(AppError::NotFound("group")),
+                .or_not_found("group"),
             Access::Permission(key) => {
                 let mut found = resolve_permissions(conn, "permission", &[key.to_owned()]).await?;
                 Ok(Found::Permission(found.remove(0)))

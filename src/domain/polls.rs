@@ -8,7 +8,7 @@ use super::actor::CurrentUser;
 use super::audit::{AuditAction, AuditEntry, Target};
 use super::authority::{self, Begun};
 use super::{Actor, validation};
-use crate::error::{AppError, AppResult, OnConstraint};
+use crate::error::{AppError, AppResult, OnConstraint, OrNotFound};
 use crate::store::polls::{self, QuestionRow, VoteRow};
 
 pub const MAX_CHOICES: usize = 20;
@@ -65,13 +65,13 @@ pub async fn cast_vote(pool: &PgPool, voter: &CurrentUser, choice_id: i64) -> Ap
     let choice = polls::find_choices(pool, &[choice_id])
         .await?
         .pop()
-        .ok_or(AppError::NotFound("choice"))?;
+        .or_not_found("choice")?;
     let mut tx = pool.begin().await?;
     // A voter deactivated since the request started casts nothing.
     authority::recheck(&mut tx, &Actor::User(voter.clone()), Rule::Authenticated).await?;
     let question = polls::share_question(&mut *tx, choice.question_id)
-        .await?
-        .ok_or(AppError::NotFound("choice"))?;
+        .await
+        .or_not_found("choice")?;
     if question.archived_at.is_some() {
         return Err(AppError::invalid(
             "choiceId",

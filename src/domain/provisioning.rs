@@ -32,7 +32,7 @@ use super::validation::Reason;
 use super::{Actor, Mode};
 use crate::auth::token;
 use crate::config::{LoginLimit, PasswordPolicy, ScimDelete};
-use crate::error::{AppError, AppResult, OnConstraint};
+use crate::error::{AppError, AppResult, OnConstraint, OrNotFound};
 pub use crate::store::directory::Resource;
 use crate::store::directory::{self, Condition, GroupColumn, UserColumn, Window};
 use crate::store::groups::GroupRow;
@@ -120,14 +120,14 @@ pub async fn list_tokens(pool: &PgPool) -> AppResult<Vec<ScimTokenRow>> {
 pub async fn revoke_token(pool: &PgPool, name: &str) -> AppResult<ScimTokenRow> {
     let mut tx = pool.begin().await?;
     let found = scim_tokens::find_by_name_for_update(&mut *tx, name.trim())
-        .await?
-        .ok_or(AppError::NotFound("SCIM token"))?;
+        .await
+        .or_not_found("SCIM token")?;
     if found.revoked_at.is_some() {
         return Ok(found);
     }
     let row = scim_tokens::revoke(&mut *tx, &found.name)
-        .await?
-        .ok_or(AppError::NotFound("SCIM token"))?;
+        .await
+        .or_not_found("SCIM token")?;
     AuditEntry::new(AuditAction::ScimTokenRevoked, token_target(&row))
         .by(&Actor::System)
         .details(json!({ "name": row.name }))
@@ -316,7 +316,7 @@ pub async fn find_user(pool: &PgPool, actor: &Actor, user_id: i64) -> AppResult<
     users::find(pool, user_id)
         .await?
         .filter(|u| u.anonymized_at.is_none())
-        .ok_or(AppError::NotFound("user"))
+        .or_not_found("user")
 }
 
 /// A kind of row a directory lists: the columns a filter may test, the
@@ -389,8 +389,8 @@ pub struct Member {
 pub async fn find_group(pool: &PgPool, actor: &Actor, group_id: i64) -> AppResult<GroupRow> {
     Rule::Permission(VIEW_GROUP).check_actor(actor)?;
     store::groups::find(pool, group_id)
-        .await?
-        .ok_or(AppError::NotFound("group"))
+        .await
+        .or_not_found("group")
 }
 
 /// The members of each of `group_ids`.

@@ -14,7 +14,7 @@ use super::access::Rule;
 use super::audit::{AuditAction, AuditEntry, Target};
 use super::authority::{self, Begun};
 use super::{Actor, validation};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, OrNotFound};
 use crate::store::webhooks::{self as store, DeliveryRow, NewWebhook, WebhookRow};
 use crate::webhooks::address::AddressPolicy;
 use crate::webhooks::signature;
@@ -120,8 +120,8 @@ async fn checked_events(pool: &PgPool, asked: &[String]) -> AppResult<Vec<String
 pub async fn delete_webhook(pool: &PgPool, actor: &Actor, id: i64) -> AppResult<WebhookRow> {
     let Begun { mut tx, actor } = authority::begin(pool, actor, Rule::Superuser).await?;
     let webhook = store::find_for_update(&mut *tx, id)
-        .await?
-        .ok_or(AppError::NotFound("webhook"))?;
+        .await
+        .or_not_found("webhook")?;
     let deliveries = store::delete(&mut tx, id).await?;
     let host = reqwest::Url::parse(&webhook.url)
         .ok()
@@ -141,8 +141,8 @@ pub async fn delete_webhook(pool: &PgPool, actor: &Actor, id: i64) -> AppResult<
 pub async fn redeliver(pool: &PgPool, actor: &Actor, delivery_id: i64) -> AppResult<DeliveryRow> {
     let Begun { mut tx, actor } = authority::begin(pool, actor, Rule::Superuser).await?;
     let delivery = store::redeliver(&mut *tx, delivery_id)
-        .await?
-        .ok_or(AppError::NotFound("webhook delivery"))?;
+        .await
+        .or_not_found("webhook delivery")?;
     let details = json!({
         "webhookId": delivery.webhook_id,
         "deliveryId": delivery_id,

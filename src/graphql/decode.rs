@@ -4,7 +4,7 @@
 use async_graphql::ID;
 
 use crate::domain::deletion::TargetKind;
-use crate::error::AppError;
+use crate::error::{AppError, OrNotFound};
 use crate::ids::{self, Kind};
 
 pub fn user_id(id: &ID, field: &str) -> Result<i64, AppError> {
@@ -55,6 +55,6 @@ pub fn ids_or_filter<F>(
 pub fn deletable(id: &ID, field: &str) -> Result<(TargetKind, i64), AppError> {
     const DELETABLE: [Kind; 4] = [Kind::User, Kind::Group, Kind::Question, Kind::Choice];
     let (kind, id) = ids::decode_one_of(&DELETABLE, id, field)?;
-    let kind = TargetKind::of_id_kind(kind).ok_or(AppError::NotFound("record"))?;
+    let kind = TargetKind::of_id_kind(kind).or_not_found("record")?;
     Ok((kind, id))
 }

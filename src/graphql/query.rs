@@ -12,7 +12,7 @@ use super::pagination::{CountedConnection, IdPage, TotalCount, page_size, users_
 use super::types::{AuditEntry, Group, Permission, Question, User, Vote, votes_of_user};
 use crate::domain::filters::{AuditFilter, UserFlagFilter, UserLifecycleFilter, UserOrder};
 use crate::domain::validation;
-use crate::error::AppError;
+use crate::error::{AppError, OrNotFound};
 use crate::store::{audit, groups, permissions, polls, users};
 
 #[derive(Default)]
@@ -148,8 +148,8 @@ impl QueryRoot {
             // username is a search, so an unknown one is simply null.
             (Some(id), None) => Some(
                 users::find(ctx.pool(), decode::user_id(&id, "id")?)
-                    .await?
-                    .ok_or(AppError::NotFound("user"))?,
+                    .await
+                    .or_not_found("user")?,
             ),
             (None, Some(name)) => {
                 crate::domain::accounts::find_by_username(ctx.pool(), &name).await?
@@ -192,7 +192,7 @@ impl QueryRoot {
         #[graphql(desc = "The group's id.")] id: ID,
     ) -> Result<Option<Group>, AppError> {
         let group = groups::find(ctx.pool(), decode::group_id(&id, "id")?).await?;
-        Ok(Some(Group::from(group.ok_or(AppError::NotFound("group"))?)))
+        Ok(Some(Group::from(group.or_not_found("group")?)))
     }
 
     /// Every group, by name. Needs `auth.view_group`.
@@ -250,9 +250,7 @@ impl QueryRoot {
     ) -> Result<Option<Question>, AppError> {
         let id = decode::question_id(&id, "id")?;
         let question = polls::find_questions(ctx.pool(), &[id]).await?.pop();
-        Ok(Some(Question::from(
-            question.ok_or(AppError::NotFound("question"))?,
-        )))
+        Ok(Some(Question::from(question.or_not_found("question")?)))
     }
 
     /// A user's votes, newest first. Needs `polls.view_vote`.
@@ -270,8 +268,8 @@ impl QueryRoot {
     ) -> Result<CountedConnection<Vote>, AppError> {
         let user_id = decode::user_id(&user_id, "userId")?;
         users::find(ctx.pool(), user_id)
-            .await?
-            .ok_or(AppError::NotFound("user"))?;
+            .await
+            .or_not_found("user")?;
         votes_of_user(ctx, user_id, first, after).await
     }
 

@@ -2,7 +2,7 @@ use async_graphql::{ComplexObject, Context, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::User;
-use crate::error::AppError;
+use crate::error::{AppError, OrNotFound};
 use crate::graphql::context::{load, load_count, load_list};
 use crate::graphql::loaders::{
     ChoiceById, ChoicesOfQuestion, QuestionById, UserById, VoteCountOfChoice,
@@ -95,7 +95,7 @@ impl Choice {
         load(ctx, QuestionById(self.question_id))
             .await?
             .map(Question::from)
-            .ok_or(AppError::NotFound("question"))
+            .or_not_found("question")
     }
     /// The tally: every vote on this choice, detached ones included.
     async fn vote_count(&self, ctx: &Context<'_>) -> Result<i64, AppError> {
@@ -118,7 +118,7 @@ impl Vote {
         load(ctx, ChoiceById(self.0.choice_id))
             .await?
             .map(Choice::from)
-            .ok_or(AppError::NotFound("choice"))
+            .or_not_found("choice")
     }
     /// When the vote was cast.
     async fn created_at(&self) -> DateTime<Utc> {

@@ -134,7 +134,7 @@ pub struct PurgeRun {
 impl PurgeRun {
     fn add(&mut self, done: &BulkDeletion) {
         self.deleted += done.deleted.len();
-        for relation in &done.plan.deleted {
+        for relation in &done.plan.effects.deleted {
             *self.with.entry(relation.relation.clone()).or_default() += relation.count;
         }
     }

@@ -24,7 +24,7 @@ use super::filters::{UserFlagFilter, UserLifecycleFilter};
 use super::validation::{self, Reason};
 use super::{Actor, Mode};
 use crate::error::{AppError, AppResult};
-use crate::store::deactivations::{self, AccessRemoval, DeactivatedUser};
+use crate::store::deactivations::{self, AccessRemoval, DeactivatedUser, DeactivationRecord};
 use crate::store::groups::{self, GroupRow};
 use crate::store::permissions::{self, PermissionRow};
 use crate::store::users::{self, UserFilter, UserRow};
@@ -49,22 +49,53 @@ impl Default for DeactivateOptions {
     }
 }
 
+/// A user's access beyond the login: what a deactivation takes away (and
+/// remembers), and what a reactivation with [`Restore::Access`] gives back.
+/// One type for both, so the two sides of the round trip cannot disagree
+/// on what access is.
+#[derive(Debug, Default)]
+pub struct Access {
+    pub groups: Vec<GroupRow>,
+    /// Direct permissions (those held through a group come with the group).
+    pub permissions: Vec<PermissionRow>,
+    pub staff: bool,
+}
+
+impl Access {
+    /// The access a deactivation `record` remembers, as rows: groups deleted
+    /// since are left out (a reactivation reports them as missing).
+    async fn remembered(conn: &mut PgConnection, record: &DeactivationRecord) -> AppResult<Access> {
+        Ok(Access {
+            groups: groups::find_many(&mut *conn, &record.group_ids).await?,
+            permissions: permissions::by_ids(&mut *conn, &record.permission_ids).await?,
+            staff: record.staff_revoked,
+        })
+    }
+
+    /// How the audit log names the groups (by name, not personal data).
+    fn group_names(&self) -> Vec<&str> {
+        self.groups.iter().map(|g| g.name.as_str()).collect()
+    }
+
+    /// How the audit log names the permissions (`app.codename`).
+    fn permission_keys(&self) -> Vec<String> {
+        self.permissions.iter().map(PermissionRow::key).collect()
+    }
+}
+
 #[derive(Debug)]
 pub struct Deactivation {
     pub user: UserRow,
     pub sessions_revoked: i64,
     /// Everything the user's open deactivation has taken away so far.
-    pub removed_groups: Vec<GroupRow>,
-    pub removed_permissions: Vec<PermissionRow>,
-    pub staff_revoked: bool,
+    pub removed: Access,
 }
 
 #[derive(Debug)]
 pub struct Reactivation {
     pub user: UserRow,
-    pub restored_groups: Vec<GroupRow>,
-    pub restored_permissions: Vec<PermissionRow>,
-    pub staff_restored: bool,
+    /// Nothing unless asked for with [`Restore::Access`].
+    pub restored: Access,
     /// Groups the deactivation removed that no longer exist.
     pub missing_group_ids: Vec<i64>,
 }
@@ -223,17 +254,14 @@ pub async fn deactivate_user(
         .into_iter()
         .next()
         .ok_or_else(|| AppError::internal("no deactivation record"))?;
-    let removed_groups = groups::find_many(&mut *tx, &record.group_ids).await?;
-    let removed_permissions = permissions::by_ids(&mut *tx, &record.permission_ids).await?;
+    let removed = Access::remembered(&mut tx, &record).await?;
     let user = users::find(&mut *tx, target.id)
         .await?
         .ok_or(AppError::NotFound("user"))?;
     let done = Deactivation {
         user,
         sessions_revoked,
-        removed_groups,
-        removed_permissions,
-        staff_revoked: record.staff_revoked,
+        removed,
     };
     AuditEntry::new(AuditAction::UserDeactivated, Target::User(&done.user))
         .by(actor)
@@ -249,9 +277,9 @@ impl Deactivation {
     fn audit_details(&self, was_active: bool) -> serde_json::Value {
         json!({
             "sessionsRevoked": self.sessions_revoked,
-            "removedGroups": self.removed_groups.iter().map(|g| &g.name).collect::<Vec<_>>(),
-            "removedPermissions": self.removed_permissions.iter().map(PermissionRow::key).collect::<Vec<_>>(),
-            "staffRevoked": self.staff_revoked,
+            "removedGroups": self.removed.group_names(),
+            "removedPermissions": self.removed.permission_keys(),
+            "staffRevoked": self.removed.staff,
             "wasActive": was_active,
         })
     }
@@ -260,17 +288,14 @@ impl Deactivation {
 /// What an earlier deactivation of `target` holds, reported as this one's
 /// outcome when there is nothing left to take.
 async fn already_deactivated(tx: &mut PgConnection, target: UserRow) -> AppResult<Deactivation> {
-    let record = deactivations::find_open(&mut *tx, target.id).await?;
-    let (group_ids, permission_ids, staff_revoked) = record
-        .map_or((Vec::new(), Vec::new(), false), |r| {
-            (r.group_ids, r.permission_ids, r.staff_revoked)
-        });
+    let removed = match deactivations::find_open(&mut *tx, target.id).await? {
+        Some(record) => Access::remembered(tx, &record).await?,
+        None => Access::default(),
+    };
     Ok(Deactivation {
         user: target,
         sessions_revoked: 0,
-        removed_groups: groups::find_many(&mut *tx, &group_ids).await?,
-        removed_permissions: permissions::by_ids(&mut *tx, &permission_ids).await?,
-        staff_revoked,
+        removed,
     })
 }
 
@@ -523,15 +548,15 @@ pub async fn reactivate_user(
         }
         _ => Reactivation::nothing_restored(target.clone()),
     };
-    deactivations::reactivate(&mut tx, target.id, outcome.staff_restored).await?;
+    deactivations::reactivate(&mut tx, target.id, outcome.restored.staff).await?;
     outcome.user = users::find(&mut *tx, target.id)
         .await?
         .ok_or(AppError::NotFound("user"))?;
     let details = json!({
         "restoreAccess": restore == Restore::Access,
-        "restoredGroups": outcome.restored_groups.iter().map(|g| &g.name).collect::<Vec<_>>(),
-        "restoredPermissions": outcome.restored_permissions.iter().map(PermissionRow::key).collect::<Vec<_>>(),
-        "staffRestored": outcome.staff_restored,
+        "restoredGroups": outcome.restored.group_names(),
+        "restoredPermissions": outcome.restored.permission_keys(),
+        "staffRestored": outcome.restored.staff,
         "missingGroupIds": outcome.missing_group_ids,
     });
     AuditEntry::new(AuditAction::UserReactivated, Target::User(&outcome.user))
@@ -547,9 +572,7 @@ impl Reactivation {
     fn nothing_restored(user: UserRow) -> Reactivation {
         Reactivation {
             user,
-            restored_groups: Vec::new(),
-            restored_permissions: Vec::new(),
-            staff_restored: false,
+            restored: Access::default(),
             missing_group_ids: Vec::new(),
         }
     }
@@ -562,15 +585,11 @@ async fn restore_access(
     tx: &mut PgConnection,
     actor: &Actor,
     target: UserRow,
-    record: deactivations::DeactivationRecord,
+    record: DeactivationRecord,
 ) -> AppResult<Reactivation> {
-    let restored_permissions = permissions::by_ids(&mut *tx, &record.permission_ids).await?;
-    let existing_groups = groups::find_many(&mut *tx, &record.group_ids).await?;
-    let group_ids: Vec<i64> = existing_groups.iter().map(|g| g.id).collect();
-    let mut granted: Vec<String> = restored_permissions
-        .iter()
-        .map(PermissionRow::key)
-        .collect();
+    let restored = Access::remembered(&mut *tx, &record).await?;
+    let group_ids: Vec<i64> = restored.groups.iter().map(|g| g.id).collect();
+    let mut granted = restored.permission_keys();
     granted.extend(
         permissions::for_groups(&mut *tx, &group_ids)
             .await?
@@ -578,7 +597,7 @@ async fn restore_access(
             .map(|(_, p)| p.key()),
     );
     ensure_holds_all(actor, &granted)?;
-    if record.staff_revoked && !actor.is_superuser() {
+    if restored.staff && !actor.is_superuser() {
         return Err(AppError::forbidden(
             "only a superuser may restore the staff flag",
         ));
@@ -593,9 +612,7 @@ async fn restore_access(
             .copied()
             .collect(),
         user: target,
-        restored_groups: existing_groups,
-        restored_permissions,
-        staff_restored: record.staff_revoked,
+        restored,
     })
 }
 

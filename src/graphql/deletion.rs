@@ -118,9 +118,9 @@ impl From<deletion::DeletionPlan> for DeletionPlan {
             target_count: i32::try_from(target_count).unwrap_or(i32::MAX),
             policy: plan.policy,
             allowed: plan.allowed,
-            protected: relation_counts(plan.protected),
-            deleted: relation_counts(plan.deleted),
-            detached: relation_counts(plan.detached),
+            protected: relation_counts(plan.effects.protected),
+            deleted: relation_counts(plan.effects.deleted),
+            detached: relation_counts(plan.effects.detached),
             token: plan.token,
         }
     }

@@ -84,12 +84,13 @@ pub struct DeactivateUserPayload {
 
 impl From<Deactivation> for DeactivateUserPayload {
     fn from(done: Deactivation) -> Self {
+        let removed = done.removed;
         DeactivateUserPayload {
             user: User::new(done.user),
             sessions_revoked: done.sessions_revoked as i32,
-            removed_groups: wrap_all(done.removed_groups, Group::from),
-            removed_permissions: wrap_all(done.removed_permissions, Permission::from),
-            staff_revoked: done.staff_revoked,
+            removed_groups: wrap_all(removed.groups, Group::from),
+            removed_permissions: wrap_all(removed.permissions, Permission::from),
+            staff_revoked: removed.staff,
         }
     }
 }
@@ -114,11 +115,12 @@ pub struct ReactivateUserPayload {
 
 impl From<Reactivation> for ReactivateUserPayload {
     fn from(done: Reactivation) -> Self {
+        let restored = done.restored;
         ReactivateUserPayload {
             user: User::new(done.user),
-            restored_groups: wrap_all(done.restored_groups, Group::from),
-            restored_permissions: wrap_all(done.restored_permissions, Permission::from),
-            staff_restored: done.staff_restored,
+            restored_groups: wrap_all(restored.groups, Group::from),
+            restored_permissions: wrap_all(restored.permissions, Permission::from),
+            staff_restored: restored.staff,
             missing_group_ids: opaque_ids(Kind::Group, done.missing_group_ids),
         }
     }

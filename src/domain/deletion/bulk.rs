@@ -206,7 +206,6 @@ fn plan_for_set(
         .map(|(id, r)| (*id, r.code()))
         .collect();
     let state = json!([deleted, skipped, counts]);
-    let sorted = run::sort(steps, counts);
     DeletionPlan {
         target: Planned::Many {
             kind: locked.kind,
@@ -214,9 +213,7 @@ fn plan_for_set(
         },
         policy,
         allowed: true,
-        protected: sorted.protected,
-        deleted: sorted.deleted,
-        detached: sorted.detached,
+        effects: run::sort(steps, counts),
         token: token::token(&locked.made_for, policy, state),
     }
 }
@@ -334,8 +331,8 @@ fn bulk_details(plan: &DeletionPlan) -> Value {
         "policy": plan.policy.as_str(),
         "bulk": {
             "count": plan.target_count(),
-            "deleted": plan.deleted,
-            "detached": plan.detached,
+            "deleted": plan.effects.deleted,
+            "detached": plan.effects.detached,
         },
     })
 }

@@ -221,10 +221,16 @@ pub struct DeletionPlan {
     /// False when PROTECT finds protecting rows (a bulk plan skips those
     /// records instead, so it is always allowed).
     pub allowed: bool,
+    pub effects: Effects,
+    pub token: String,
+}
+
+/// A plan's counts, sorted by what the policy does to each relation.
+#[derive(Debug, Clone, Default)]
+pub struct Effects {
     pub protected: Vec<RelationCount>,
     pub deleted: Vec<RelationCount>,
     pub detached: Vec<RelationCount>,
-    pub token: String,
 }
 
 impl DeletionPlan {
@@ -255,8 +261,8 @@ impl DeletionPlan {
     fn audit_details(&self) -> Value {
         json!({
             "policy": self.policy.as_str(),
-            "deleted": self.deleted,
-            "detached": self.detached,
+            "deleted": self.effects.deleted,
+            "detached": self.effects.detached,
         })
     }
 }

@@ -29,14 +29,12 @@ pub(super) fn for_one(
 ) -> DeletionPlan {
     let made_for = MadeFor::One(target.kind(), target.id());
     let token = token::token(&made_for, policy, json!([target.state(), counts]));
-    let sorted = run::sort(steps, counts);
+    let effects = run::sort(steps, counts);
     DeletionPlan {
-        allowed: sorted.protected.is_empty(),
+        allowed: effects.protected.is_empty(),
         target: Planned::One(target),
         policy,
-        protected: sorted.protected,
-        deleted: sorted.deleted,
-        detached: sorted.detached,
+        effects,
         token,
     }
 }
@@ -155,7 +153,7 @@ pub(super) async fn count_first(
         return Ok(Some(plan));
     }
     if !plan.allowed {
-        return Err(AppError::DeleteProtected(plan.protected.clone()));
+        return Err(AppError::DeleteProtected(plan.effects.protected.clone()));
     }
     Ok(None)
 }

@@ -5,7 +5,7 @@
 use sqlx::PgConnection;
 
 use super::registry::{self, Step};
-use super::{DeletePolicy, Effect, RelationCount, TargetKind};
+use super::{DeletePolicy, Effect, Effects, RelationCount, TargetKind};
 use crate::error::{AppError, AppResult};
 use crate::store::deletion::{self, Start};
 
@@ -99,18 +99,10 @@ async fn count_one(tx: &mut PgConnection, step: &Step, ids: &[i64]) -> AppResult
     Ok(counts.first().copied().unwrap_or(0) as u64)
 }
 
-/// Counts sorted by what the policy does to each relation.
-#[derive(Debug, Default)]
-pub(super) struct Sorted {
-    pub protected: Vec<RelationCount>,
-    pub deleted: Vec<RelationCount>,
-    pub detached: Vec<RelationCount>,
-}
-
 /// Sorts each step's count by its effect. A protecting relation without rows
 /// is left out: nothing protects.
-pub(super) fn sort(steps: &[Step], counts: &[i64]) -> Sorted {
-    let mut sorted = Sorted::default();
+pub(super) fn sort(steps: &[Step], counts: &[i64]) -> Effects {
+    let mut sorted = Effects::default();
     for (step, count) in steps.iter().zip(counts) {
         let entry = RelationCount {
             relation: step.name.to_owned(),

@@ -118,9 +118,14 @@ impl Deleted {
         let receipt = match erase {
             Erase::KeepSnapshots => None,
             Erase::Scrub => {
+                let effects = &plan.effects;
                 let rows = DeletedRows {
-                    removed: plan.deleted.iter().map(registry_name).collect(),
-                    kept: plan.detached.iter().map(|c| registry_name(c).0).collect(),
+                    removed: effects.deleted.iter().map(registry_name).collect(),
+                    kept: effects
+                        .detached
+                        .iter()
+                        .map(|c| registry_name(c).0)
+                        .collect(),
                 };
                 let receipt = erasure::scrub_deleted(&mut tx, &user, actor.into(), rows).await?;
                 details["receipt"] = receipt.to_json();

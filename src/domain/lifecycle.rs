@@ -23,7 +23,7 @@ use super::erasure::{self, Anonymization};
 use super::filters::{UserFlagFilter, UserLifecycleFilter};
 use super::validation::{self, Reason};
 use super::{Actor, Mode};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, OrNotFound};
 use crate::store::deactivations::{self, AccessRemoval, DeactivatedUser, DeactivationRecord};
 use crate::store::groups::{self, GroupRow};
 use crate::store::permissions::{self, PermissionRow};
@@ -256,8 +256,8 @@ pub async fn deactivate_user(
         .ok_or_else(|| AppError::internal("no deactivation record"))?;
     let removed = Access::remembered(&mut tx, &record).await?;
     let user = users::find(&mut *tx, target.id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
+        .await
+        .or_not_found("user")?;
     let done = Deactivation {
         user,
         sessions_revoked,
@@ -329,7 +329,7 @@ pub async fn deactivate_users_in(
     users::lock_superuser_changes(&mut tx).await?;
     let actor = &authority::recheck(&mut tx, actor, Rule::Permission(CHANGE_USER)).await?;
     ensure_may_revoke_staff(actor, &options)?;
-    let (found, missing) = lock_selection(&mut tx, &selection).await?;
+    let Selected { found, missing } = lock_selection(&mut tx, &selection).await?;
     let (eligible, mut skipped) = sort_out(&mut tx, actor, &found, Anonymized::Skip).await?;
     let (eligible, unchanged) = without_unchanged(&mut tx, eligible, removal(&options)).await?;
     skipped.extend(unchanged);
@@ -419,36 +419,51 @@ async fn without_unchanged<'a>(
 }
 
 /// Locks the users a bulk run is about, in id order; ids that name nobody
-/// come back as skipped.
+/// come back as missing.
 pub(crate) async fn lock_selection(
     tx: &mut PgConnection,
     selection: &Selection,
-) -> AppResult<(Vec<UserRow>, Vec<(i64, SkipReason)>)> {
-    match selection {
+) -> AppResult<Selected<UserRow>> {
+    Ok(match selection {
         Selection::Ids(ids) => {
-            let found = users::lock_many(&mut *tx, ids).await?;
-            let missing = not_found(ids, found.iter().map(|u| u.id));
-            Ok((found, missing))
+            Selected::by_ids(users::lock_many(&mut *tx, ids).await?, ids, |u| u.id)
         }
-        Selection::Filter(filter) => {
-            Ok((users::lock_matching(&mut *tx, filter).await?, Vec::new()))
-        }
-    }
+        Selection::Filter(filter) => Selected::all(users::lock_matching(&mut *tx, filter).await?),
+    })
 }
 
-/// The ids of `asked`, in its order, that no row `found` has: skipped as
-/// `NOT_FOUND` by every bulk operation (one set look-up per id, so a
-/// selection of ten thousand ids is not a hundred million comparisons).
-pub(crate) fn not_found(
-    asked: &[i64],
-    found: impl IntoIterator<Item = i64>,
-) -> Vec<(i64, SkipReason)> {
-    let found: BTreeSet<i64> = found.into_iter().collect();
-    asked
-        .iter()
-        .filter(|id| !found.contains(id))
-        .map(|id| (*id, SkipReason::NotFound))
-        .collect()
+/// The rows a bulk run holds locked, and the ids it was asked for that name
+/// none: those are skipped as `NOT_FOUND` by every bulk operation, once
+/// each and in id order, however often they were asked.
+pub(crate) struct Selected<R> {
+    pub found: Vec<R>,
+    pub missing: Vec<(i64, SkipReason)>,
+}
+
+impl<R> Selected<R> {
+    /// Rows a filter chose: nothing was asked by id, so nothing is missing.
+    pub(crate) fn all(found: Vec<R>) -> Self {
+        Selected {
+            found,
+            missing: Vec::new(),
+        }
+    }
+
+    /// Rows locked by the ids `asked` (one set look-up per id, so a
+    /// selection of ten thousand ids is not a hundred million comparisons).
+    pub(crate) fn by_ids(found: Vec<R>, asked: &[i64], id_of: impl Fn(&R) -> i64) -> Self {
+        let have: BTreeSet<i64> = found.iter().map(id_of).collect();
+        let missing: BTreeSet<i64> = asked
+            .iter()
+            .copied()
+            .filter(|id| !have.contains(id))
+            .collect();
+        let missing = missing
+            .into_iter()
+            .map(|id| (id, SkipReason::NotFound))
+            .collect();
+        Selected { found, missing }
+    }
 }
 
 /// Whether a bulk run leaves anonymized accounts alone (a deactivation
@@ -550,8 +565,8 @@ pub async fn reactivate_user(
     };
     deactivations::reactivate(&mut tx, target.id, outcome.restored.staff).await?;
     outcome.user = users::find(&mut *tx, target.id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
+        .await
+        .or_not_found("user")?;
     let details = json!({
         "restoreAccess": restore == Restore::Access,
         "restoredGroups": outcome.restored.group_names(),
@@ -636,8 +651,8 @@ pub async fn anonymize_user(
     let by = erasure::Via::AnonymizeUser.by(actor.into());
     let receipt = erasure::anonymize_locked(&mut tx, &target, by).await?;
     let user = users::find(&mut *tx, target.id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
+        .await
+        .or_not_found("user")?;
     AuditEntry::new(AuditAction::UserAnonymized, Target::User(&user))
         .by(actor)
         .reason(reason.as_deref())

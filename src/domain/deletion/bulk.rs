@@ -22,7 +22,7 @@ use super::{DeletePolicy, DeletionPlan, Effect, Planned, TargetKind, run};
 use crate::domain::access::{DELETE_QUESTION, DELETE_USER, Rule};
 use crate::domain::audit::{AuditAction, AuditBatch, BatchEntry, Target as AuditTarget};
 use crate::domain::erasure;
-use crate::domain::lifecycle::{self, Anonymized, Selection, SkipReason};
+use crate::domain::lifecycle::{self, Anonymized, Selected, Selection, SkipReason};
 use crate::domain::validation::Reason;
 use crate::domain::{Actor, Mode, authority};
 use crate::error::{AppError, AppResult};
@@ -349,7 +349,7 @@ pub async fn delete_users(
 ) -> AppResult<BulkDeletion> {
     let mut opened = open(pool, actor, &USERS, &request).await?;
     let tx = &mut opened.tx;
-    let (found, missing) = lifecycle::lock_selection(tx, &request.selection).await?;
+    let Selected { found, missing } = lifecycle::lock_selection(tx, &request.selection).await?;
     let (eligible, mut skipped) =
         lifecycle::sort_out(tx, &opened.actor, &found, Anonymized::Include).await?;
     skipped.extend(missing);
@@ -384,30 +384,25 @@ pub async fn delete_users(
 }
 
 /// Locks the questions a bulk deletion is about, in id order; ids that
-/// name none come back as skipped.
+/// name none come back as missing.
 async fn lock_questions(
     tx: &mut PgConnection,
     selection: &QuestionSelection,
-) -> AppResult<(Vec<QuestionRow>, Vec<(i64, SkipReason)>)> {
-    match selection {
+) -> AppResult<Selected<QuestionRow>> {
+    let tx = &mut *tx;
+    Ok(match selection {
         QuestionSelection::Ids(ids) => {
-            let found = polls::lock_questions(&mut *tx, ids).await?;
-            let missing = lifecycle::not_found(&sorted(ids), found.iter().map(|q| q.id));
-            Ok((found, missing))
+            Selected::by_ids(polls::lock_questions(tx, ids).await?, ids, |q| q.id)
         }
-        QuestionSelection::Filter(filter) => Ok((
-            polls::lock_matching_questions(&mut *tx, filter).await?,
-            Vec::new(),
-        )),
+        QuestionSelection::Filter(filter) => {
+            Selected::all(polls::lock_matching_questions(tx, filter).await?)
+        }
         QuestionSelection::ArchivedBatch {
             before,
             after,
             limit,
-        } => Ok((
-            polls::lock_archived_batch(&mut *tx, *before, *after, *limit).await?,
-            Vec::new(),
-        )),
-    }
+        } => Selected::all(polls::lock_archived_batch(tx, *before, *after, *limit).await?),
+    })
 }
 
 /// Deletes the questions of `request.selection` under its policy, all at
@@ -420,7 +415,10 @@ pub async fn delete_questions(
     request: BulkDelete<QuestionSelection>,
 ) -> AppResult<BulkDeletion> {
     let mut opened = open(pool, actor, &QUESTIONS, &request).await?;
-    let (found, skipped) = lock_questions(&mut opened.tx, &request.selection).await?;
+    let Selected {
+        found,
+        missing: skipped,
+    } = lock_questions(&mut opened.tx, &request.selection).await?;
     let ids = found.iter().map(|q| q.id).collect();
     conclude(opened, ids, skipped, &request, async |tx, actor, done| {
         let entries: Vec<BatchEntry> = found

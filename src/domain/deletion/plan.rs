@@ -16,7 +16,7 @@ use crate::domain::access::Rule;
 use crate::domain::audit::{AuditAction, AuditEntry, Target as AuditTarget};
 use crate::domain::authority::{self, Begun};
 use crate::domain::{Actor, Mode};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, OrNotFound};
 use crate::store::{groups, polls, users};
 
 /// The plan of deleting `target` under `policy`, each step's rows counted
@@ -71,7 +71,7 @@ async fn find(conn: &mut PgConnection, kind: TargetKind, id: i64) -> AppResult<T
             .pop()
             .map(Target::Choice),
     };
-    found.ok_or(AppError::NotFound(kind.noun()))
+    found.or_not_found(kind.noun())
 }
 
 /// The `kind` record `id`, locked for its deletion (a choice after its
@@ -88,7 +88,7 @@ async fn lock(conn: &mut PgConnection, kind: TargetKind, id: i64) -> AppResult<T
             .map(Target::Question),
         TargetKind::Choice => poll::lock_choice(conn, id).await?.map(Target::Choice),
     };
-    found.ok_or(AppError::NotFound(kind.noun()))
+    found.or_not_found(kind.noun())
 }
 
 /// The rules of deleting `target` beyond the permission of its kind: a user

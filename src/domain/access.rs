@@ -103,14 +103,7 @@ impl Rule {
         match actor {
             Actor::User(user) => self.check(user),
             Actor::System => Ok(()),
-            Actor::Service(service) => self.check(&CurrentUser {
-                id: 0,
-                username: service.label.clone(),
-                session_id: 0,
-                is_staff: true,
-                is_superuser: false,
-                permissions: service.permissions.clone(),
-            }),
+            Actor::Service(service) => self.check(&service.acts_as),
         }
     }
 }

@@ -23,17 +23,26 @@ pub enum Actor {
 pub struct ServiceActor {
     /// The token's row id: how the domain re-reads it under lock.
     pub token_id: i64,
-    /// How the audit log names it: `scim:NAME`.
-    pub label: String,
-    pub permissions: BTreeSet<String>,
+    /// Whom the rules see acting: active staff holding exactly the token's
+    /// permissions, never a superuser, named as the audit log names the
+    /// client (`scim:NAME`). Made here once, so every rule, scope included,
+    /// holds the client to what a staff member with those permissions may do.
+    pub acts_as: CurrentUser,
 }
 
 impl From<ScimTokenRow> for ServiceActor {
     fn from(row: ScimTokenRow) -> Self {
+        let acts_as = CurrentUser {
+            id: 0,
+            username: format!("scim:{}", row.name),
+            session_id: 0,
+            is_staff: true,
+            is_superuser: false,
+            permissions: row.permissions.into_iter().collect(),
+        };
         ServiceActor {
             token_id: row.id,
-            label: format!("scim:{}", row.name),
-            permissions: row.permissions.into_iter().collect(),
+            acts_as,
         }
     }
 }
@@ -81,7 +90,7 @@ impl Actor {
         match self {
             Actor::User(u) => &u.username,
             Actor::System => "system",
-            Actor::Service(s) => &s.label,
+            Actor::Service(s) => &s.acts_as.username,
         }
     }
 
@@ -97,7 +106,7 @@ impl Actor {
         match self {
             Actor::User(u) => u.has_perm(key),
             Actor::System => true,
-            Actor::Service(s) => s.permissions.contains(key),
+            Actor::Service(s) => s.acts_as.has_perm(key),
         }
     }
 }

@@ -429,3 +429,33 @@ async fn delete_questions_by_filter_skips_those_with_votes_under_protect() {
     }
     assert_eq!(entries(&app, "QUESTION_DELETED").await.len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_asked_twice_that_names_nobody_is_skipped_once() {
+    let app = TestApp::spawn().await;
+    let (_, root) = app.superuser("root").await;
+    let bob = app.user("bob", false, false).await;
+    let nobody = ids::encode(Kind::User, 987_654);
+    let asked = [nobody.as_str(), &user_id(&bob), &nobody];
+    let once = vec![(nobody.clone(), "NOT_FOUND".to_owned())];
+
+    let before = snapshot(app.pool()).await;
+    let dry = app
+        .ok(
+            Some(&root),
+            DELETE_USERS,
+            by_ids(&asked, "PROTECT", true, None),
+        )
+        .await;
+    assert_eq!(skipped(&dry["deleteUsers"]), once, "{dry:#}");
+    assert_eq!(dry["deleteUsers"]["deleted"], json!([user_id(&bob)]));
+    assert_eq!(
+        snapshot(app.pool()).await,
+        before,
+        "a preview changes nothing"
+    );
+
+    let done = app.deactivate_users(&root).ids(asked.to_vec()).ok().await;
+    assert_eq!(skipped(&done), once, "{done:#}");
+    assert_eq!(done["deactivated"][0]["username"], "bob");
+}

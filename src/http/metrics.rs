@@ -41,6 +41,8 @@ struct PoolState {
     state: &'static str,
 }
 
+// Every operation that removes something, or brings it back: what an
+// operator watches for a spike (a script deleting too eagerly).
 const LIFECYCLE: &[&str] = &[
     "deactivateUser",
     "deactivateUsers",
@@ -48,6 +50,14 @@ const LIFECYCLE: &[&str] = &[
     "deleteUser",
     "deleteUsers",
     "anonymizeUser",
+    "requestErasure",
+    "cancelErasure",
+    "deleteGroup",
+    "deleteQuestion",
+    "deleteChoice",
+    "deleteQuestions",
+    "archiveQuestion",
+    "restoreQuestion",
 ];
 
 pub struct Metrics {

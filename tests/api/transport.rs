@@ -470,3 +470,70 @@ async fn metrics_count_operations_errors_and_lifecycle() {
     }
     assert!(!text.contains("nope"), "client words never become labels");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_record_deletions_archiving_and_erasure_requests_that_went_through() {
+    let app = TestApp::spawn().await;
+    let (_, root) = app.superuser("root").await;
+    let bob = app.user("bob", false, false).await;
+    let made = app
+        .ok(
+            Some(&root),
+            r#"mutation { createQuestion(text: "Lunch?", choices: ["Yes", "No", "Later"]) { id choices { id } } }"#,
+            json!({}),
+        )
+        .await;
+    let question = made["createQuestion"]["id"].as_str().unwrap().to_owned();
+    let choice = made["createQuestion"]["choices"][2]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let group = app
+        .ok(
+            Some(&root),
+            r#"mutation { createGroup(name: "Temp") { id } }"#,
+            json!({}),
+        )
+        .await["createGroup"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bob = user_id(&bob);
+    for (field, arguments) in [
+        ("archiveQuestion", format!("id: \"{question}\"")),
+        ("restoreQuestion", format!("id: \"{question}\"")),
+        ("deleteChoice", format!("id: \"{choice}\"")),
+        ("deleteQuestion", format!("id: \"{question}\"")),
+        ("deleteGroup", format!("id: \"{group}\"")),
+        ("requestErasure", format!("userId: \"{bob}\"")),
+        ("cancelErasure", format!("userId: \"{bob}\"")),
+    ] {
+        let query = format!("mutation {{ {field}({arguments}) {{ __typename }} }}");
+        app.ok(Some(&root), &query, json!({})).await;
+    }
+    // Refused (the group is gone): not counted.
+    let again = format!("mutation {{ deleteGroup(id: \"{group}\") {{ deleted }} }}");
+    let refused = app.gql(Some(&root), &again, json!({})).await;
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "NOT_FOUND");
+
+    let text = app
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for field in [
+        "archiveQuestion",
+        "restoreQuestion",
+        "deleteChoice",
+        "deleteQuestion",
+        "deleteGroup",
+        "requestErasure",
+        "cancelErasure",
+    ] {
+        let line = format!("memberdesk_lifecycle_operations_total{{operation=\"{field}\"}} 1\n");
+        assert!(text.contains(&line), "missing {line}:\n{text}");
+    }
+}

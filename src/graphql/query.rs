@@ -288,7 +288,7 @@ impl QueryRoot {
     ) -> Result<CountedConnection<AuditEntry>, AppError> {
         let page = IdPage::new(first, after)?;
         let filter = filter.unwrap_or_default().to_store()?;
-        let rows = audit::page(ctx.pool(), &filter, page.after, page.rows()).await?;
+        let rows = audit::page(ctx.pool(), &filter, page.read()).await?;
         Ok(page.connection(rows, |e| e.id, AuditEntry, TotalCount::Audit(filter)))
     }
 }

@@ -11,6 +11,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgExecutor};
 
+use super::PageAfter;
 use crate::domain::filters::AuditFilter;
 use crate::domain::validation::username_fold;
 
@@ -209,22 +210,21 @@ fn push_filter(qb: &mut sqlx::QueryBuilder<sqlx::Postgres>, f: &AuditFilter) {
     }
 }
 
-/// A page of entries, newest first, with ids below `before_id`.
+/// A page of the entries `f` matches, newest first (see [`PageAfter`]).
 pub async fn page(
     ex: impl PgExecutor<'_>,
     f: &AuditFilter,
-    before_id: Option<i64>,
-    limit: i64,
+    page: PageAfter,
 ) -> sqlx::Result<Vec<AuditRow>> {
     let mut qb = sqlx::QueryBuilder::new(
         "SELECT id, at, action, actor_id, actor_username, target_user_id, target_repr, reason, details, redacted_at \
          FROM audit_entries",
     );
     push_filter(&mut qb, f);
-    if let Some(id) = before_id {
+    if let Some(id) = page.after {
         qb.push(" AND id < ").push_bind(id);
     }
-    qb.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+    qb.push(" ORDER BY id DESC LIMIT ").push_bind(page.limit);
     qb.build_query_as().fetch_all(ex).await
 }
 

@@ -1,6 +1,7 @@
 //! PostgreSQL restarted (`pg_ctl restart -m fast`) while readers, voters,
 //! a member logging in and admins deactivating and reactivating members
-//! keep the server busy. During the gap every answer is `INTERNAL` and
+//! keep the server busy, and one deactivation waits on a row lock across
+//! the restart (so a request is always cut in flight). During the gap every answer is `INTERNAL` and
 //! `/readyz` is 503, never anything else; the same server process heals by
 //! itself; afterwards the invariants hold, every acknowledged change is
 //! there with its audit entry, and nothing is half done.
@@ -195,6 +196,8 @@ struct World {
     root: String,
     voters: Vec<(i64, String)>,
     targets: Vec<i64>,
+    /// The member whose deactivation is held in flight across the restart.
+    held: i64,
     choices: Arc<Vec<String>>,
 }
 
@@ -205,6 +208,7 @@ async fn seed_world(pool: &PgPool, api: &Api) -> World {
     let targets = seed::members(pool, "target", TARGETS, &hash).await;
     seed::memberships_and_sessions(pool, &targets).await;
     seed::members(pool, "regular", 1, &hash).await;
+    let held = seed::members(pool, "held", 1, &hash).await[0];
     let choices = Arc::new(seed::questions(pool, QUESTIONS).await);
     let root = api.login("root", PASSWORD).await.expect("root logs in");
     let mut voters = Vec::new();
@@ -216,6 +220,7 @@ async fn seed_world(pool: &PgPool, api: &Api) -> World {
         root,
         voters,
         targets,
+        held,
         choices,
     }
 }
@@ -258,12 +263,14 @@ async fn postgresql_restarted_mid_load_costs_only_internal_errors_and_heals_by_i
     clients.push(tokio::spawn(load.clone().probe()));
 
     tokio::time::sleep(LOAD_BEFORE).await;
+    let lock = hold_a_deactivation(&pool, &load, &world).await;
     let restart_began = Instant::now();
     let restarting = cluster.clone();
     tokio::task::spawn_blocking(move || restarting.restart_fast())
         .await
         .unwrap();
     let ready_again = wait_until_ready(&server.base, Duration::from_secs(60)).await;
+    drop(lock);
     println!(
         "PostgreSQL restarted in {:.1} s; /readyz 200 again {:.1} s after the restart began",
         (Instant::now() - restart_began).as_secs_f64(),
@@ -281,6 +288,50 @@ async fn postgresql_restarted_mid_load_costs_only_internal_errors_and_heals_by_i
     invariants::assert_hold(&pool).await;
     assert_tallies_equal_votes(&pool, &Api::new(server.graphql()), &world.root).await;
     server.stop();
+}
+
+/// Sends a deactivation of `world.held` that waits on the row lock the
+/// returned transaction holds, and returns once PostgreSQL shows it
+/// waiting: the restart then always cuts a request in flight. Without it a
+/// fast machine can restart between two requests and every client passes
+/// (the server heals that quickly), which proves nothing.
+async fn hold_a_deactivation(
+    pool: &PgPool,
+    load: &Load,
+    world: &World,
+) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut lock = pool.begin().await.unwrap();
+    let holder: i32 = sqlx::query_scalar(
+        "SELECT pg_backend_pid() FROM (SELECT 1 FROM users WHERE id = $1 FOR UPDATE) AS locked",
+    )
+    .bind(world.held)
+    .fetch_one(&mut *lock)
+    .await
+    .unwrap();
+    let (held, token) = (world.held, world.root.clone());
+    let load = load.clone();
+    tokio::spawn(async move {
+        let deactivate = "mutation($id: ID!) { deactivateUser(id: $id) { user { id } } }";
+        let vars = json!({ "id": user_id(held) });
+        let done = matches!(
+            load.send("admin", &token, deactivate, vars).await,
+            Outcome::Done(_)
+        );
+        load.count_change(held, done);
+    });
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))";
+    for _ in 0..100 {
+        let count: i64 = sqlx::query_scalar(waiting)
+            .bind(holder)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        if count > 0 {
+            return lock;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the held deactivation never waited on its lock");
 }
 
 /// When `/readyz` at `base` first answers 200 (polled every 50 ms).

@@ -2,6 +2,7 @@
 //! the dialects of Okta and Entra ID, and the guarantees a deprovisioning
 //! must keep (the same deactivation, scope rule, one audit entry).
 
+use std::process::Output;
 use std::time::Duration;
 
 use memberdesk::config::{LoginLimit, ScimDelete, Settings, TrustedProxies};
@@ -124,8 +125,6 @@ fn encode(s: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scim_token_cli_prints_once_lists_and_revokes() {
     let app = TestApp::spawn().await;
-    let env = [("DATABASE_URL", app.db.url.as_str())];
-    let limit = Duration::from_secs(30);
     let args = [
         "scim-token",
         "create",
@@ -134,13 +133,13 @@ async fn scim_token_cli_prints_once_lists_and_revokes() {
         "--permissions",
         "auth.view_user,auth.change_user",
     ];
-    let (out, _) = memberdesk_within(&args, &env, limit);
+    let out = memberdesk_cli(&app, &args);
     assert!(out.status.success(), "{out:?}");
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert_eq!(token.len(), 43, "only the token is on stdout");
     let stored: i64 = app.count("SELECT count(*) FROM scim_tokens WHERE permissions = '{auth.change_user,auth.view_user}'").await;
     assert_eq!(stored, 1);
-    let (again, _) = memberdesk_within(&args, &env, limit);
+    let again = memberdesk_cli(&app, &args);
     assert!(!again.status.success(), "a name is taken once");
     let unknown = [
         "scim-token",
@@ -150,7 +149,7 @@ async fn scim_token_cli_prints_once_lists_and_revokes() {
         "--permissions",
         "auth.fly",
     ];
-    let (refused, _) = memberdesk_within(&unknown, &env, limit);
+    let refused = memberdesk_cli(&app, &unknown);
     assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown permission 'auth.fly'"));
 
     let spc = |token: Option<String>| {
@@ -171,20 +170,20 @@ async fn scim_token_cli_prints_once_lists_and_revokes() {
     );
     assert_eq!(spc(Some("not-a-token".into())).await.unwrap().status(), 401);
 
-    let (list, _) = memberdesk_within(&["scim-token", "list"], &env, limit);
+    let list = memberdesk_cli(&app, &["scim-token", "list"]);
     let listed = String::from_utf8(list.stdout).unwrap();
     assert!(listed.contains("okta\tactive\t"), "{listed}");
     assert!(!listed.contains(&token), "a token is never shown again");
-    let (revoked, _) = memberdesk_within(&["scim-token", "revoke", "okta"], &env, limit);
+    let revoked = memberdesk_cli(&app, &["scim-token", "revoke", "okta"]);
     assert!(revoked.status.success());
     assert_eq!(spc(Some(token)).await.unwrap().status(), 401);
-    let (list, _) = memberdesk_within(&["scim-token", "list"], &env, limit);
+    let list = memberdesk_cli(&app, &["scim-token", "list"]);
     assert!(
         String::from_utf8(list.stdout)
             .unwrap()
             .contains("okta\trevoked\t")
     );
-    let (missing, _) = memberdesk_within(&["scim-token", "revoke", "nobody"], &env, limit);
+    let missing = memberdesk_cli(&app, &["scim-token", "revoke", "nobody"]);
     assert!(!missing.status.success());
 }
 
@@ -604,6 +603,12 @@ async fn delete_deactivates_by_default_and_anonymizes_when_configured() {
     );
 }
 
+/// `memberdesk ARGS` against the test app's database, within 30 s.
+fn memberdesk_cli(app: &TestApp, args: &[&str]) -> Output {
+    let env = [("DATABASE_URL", app.db.url.as_str())];
+    memberdesk_within(args, &env, Duration::from_secs(30)).0
+}
+
 /// The audit entries about SCIM tokens: action, actor, target, details.
 async fn token_entries(app: &TestApp) -> Vec<(String, String, String, Value)> {
     sqlx::query_as(
@@ -618,8 +623,6 @@ async fn token_entries(app: &TestApp) -> Vec<(String, String, String, Value)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scim_token_create_and_revoke_are_audited_as_the_operator() {
     let app = TestApp::spawn().await;
-    let env = [("DATABASE_URL", app.db.url.as_str())];
-    let limit = Duration::from_secs(30);
     let create = [
         "scim-token",
         "create",
@@ -628,7 +631,7 @@ async fn scim_token_create_and_revoke_are_audited_as_the_operator() {
         "--permissions",
         "auth.view_user,auth.change_user",
     ];
-    let (out, _) = memberdesk_within(&create, &env, limit);
+    let out = memberdesk_cli(&app, &create);
     assert!(out.status.success(), "{out:?}");
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let entries = token_entries(&app).await;
@@ -650,16 +653,16 @@ async fn scim_token_create_and_revoke_are_audited_as_the_operator() {
 
     // Refused or idle commands write nothing.
     let before = snapshot(app.pool()).await;
-    let (again, _) = memberdesk_within(&create, &env, limit);
+    let again = memberdesk_cli(&app, &create);
     assert!(!again.status.success(), "a name is taken once");
-    let (missing, _) = memberdesk_within(&["scim-token", "revoke", "nobody"], &env, limit);
+    let missing = memberdesk_cli(&app, &["scim-token", "revoke", "nobody"]);
     assert!(!missing.status.success());
     assert_eq!(snapshot(app.pool()).await, before);
     assert_eq!(token_entries(&app).await.len(), 1);
 
-    let (revoked, _) = memberdesk_within(&["scim-token", "revoke", "entra"], &env, limit);
+    let revoked = memberdesk_cli(&app, &["scim-token", "revoke", "entra"]);
     assert!(revoked.status.success(), "{revoked:?}");
-    let (twice, _) = memberdesk_within(&["scim-token", "revoke", "entra"], &env, limit);
+    let twice = memberdesk_cli(&app, &["scim-token", "revoke", "entra"]);
     assert!(twice.status.success(), "revoking again is no error");
     let entries = token_entries(&app).await;
     assert_eq!(entries.len(), 2, "one entry per change: {entries:?}");
